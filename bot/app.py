@@ -1,0 +1,51 @@
+"""Running the bot: every configured channel plus the delivery worker, until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+
+from bot.channel import Channel
+from bot.config import Settings
+from bot.delivery import DeliveryWorker
+from bot.service import ChatService
+from storage.db import open_database
+
+log = logging.getLogger(__name__)
+
+
+def configured_channels(settings: Settings, service: ChatService) -> dict[str, Channel]:
+    """The chat platforms whose credentials are set."""
+    channels: dict[str, Channel] = {}
+    if settings.telegram_token:
+        from bot.telegram import TelegramChannel  # imported only when Telegram is used
+
+        channels["telegram"] = TelegramChannel(
+            settings.telegram_token, settings.telegram_api_url, service
+        )
+    return channels
+
+
+async def run_channels(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Start the channels and deliver broadcasts until `stop` is set (or SIGINT/SIGTERM)."""
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+    async with open_database(settings.database_url) as sessionmaker:
+        service = ChatService(sessionmaker)
+        channels = configured_channels(settings, service)
+        started: list[Channel] = []
+        try:
+            for channel in channels.values():
+                await channel.start()
+                started.append(channel)
+                log.info("%s channel started", channel.name)
+            await DeliveryWorker(sessionmaker, channels).run(stop)
+        finally:
+            for channel in reversed(started):
+                await channel.stop()

@@ -1,0 +1,102 @@
+"""The console channel: the same conversation in a terminal, one line of input at a time.
+
+Buttons appear as a numbered list; typing the number or the label presses one. Reading
+standard input line by line makes it scriptable: `printf '/start\\n1\\n' | ykien console`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from bot.delivery import DeliveryWorker
+from bot.service import ChatService
+from bot.textchoices import NumberedChoices
+from handlers.events import Document, Incoming, Kind, Outgoing, Reply
+
+INTERACTIVE_DELIVERY_SECONDS = 2.0
+
+
+class ConsoleChannel:
+    """A text-only channel on standard input and output."""
+
+    name = "console"
+    messages_per_second = None  # a terminal has no platform limit
+
+    def __init__(
+        self,
+        service: ChatService,
+        user_id: str = "console",
+        stdin: TextIO = sys.stdin,
+        stdout: TextIO = sys.stdout,
+        files_dir: Path = Path(),
+    ) -> None:
+        self.service = service
+        self.user_id = user_id
+        self.stdin = stdin
+        self.stdout = stdout
+        self.files_dir = files_dir
+        self.choices = NumberedChoices()
+        self._message_ids = itertools.count(1)
+
+    async def start(self) -> None:
+        """Nothing to connect to."""
+
+    async def stop(self) -> None:
+        self.stdout.flush()
+
+    async def send(self, user_id: str, message: Outgoing) -> str:
+        """Print a message; one meant for another console user is labelled with their id."""
+        prefix = "" if user_id == self.user_id else f"[→ {user_id}] "
+        if isinstance(message, Reply):
+            body = self.choices.render(user_id, message)
+        else:
+            path = self.files_dir / (
+                message.filename if isinstance(message, Document) else "picture.png"
+            )
+            path.write_bytes(message.data)
+            body = f"{message.caption}\n[{path}]".strip()
+        self.stdout.write(f"{prefix}{body}\n\n")
+        self.stdout.flush()
+        return str(next(self._message_ids))
+
+    def _event(self, line: str) -> Incoming:
+        button = self.choices.resolve(self.user_id, line)
+        if button is not None:
+            return Incoming(self.name, self.user_id, Kind.CHOICE, choice=button.id)
+        return Incoming(self.name, self.user_id, Kind.TEXT, text=line)
+
+    async def _answer(self, line: str) -> None:
+        for message in await self.service.handle(self._event(line)):
+            message_id = await self.send(self.user_id, message)
+            await self.service.sent(self.name, self.user_id, message_id, message)
+
+    async def run(self, worker: DeliveryWorker) -> None:
+        """Read lines until end of input, answering each and showing broadcasts as they come."""
+        interactive = self.stdin.isatty()
+        stop = asyncio.Event()
+        background = (
+            asyncio.create_task(worker.run(stop, idle_seconds=INTERACTIVE_DELIVERY_SECONDS))
+            if interactive
+            else None
+        )
+        try:
+            await worker.run_once()
+            while True:
+                if interactive:
+                    self.stdout.write("> ")
+                    self.stdout.flush()
+                line = await asyncio.to_thread(self.stdin.readline)
+                if not line:
+                    break
+                if line.strip():
+                    await self._answer(line.rstrip("\n"))
+                if not interactive:
+                    await worker.run_once()
+        finally:
+            stop.set()
+            if background is not None:
+                await background

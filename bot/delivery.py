@@ -1,0 +1,187 @@
+"""The delivery worker: sends queued broadcast rows through the channels and records outcomes.
+
+Rows are claimed with a lease (status `sending` until `not_before`), so several workers can
+share one database and a crashed worker's rows are taken up again once the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channel import Channel, PermanentFailure, TemporaryFailure, Throttled, Unreachable
+from handlers.drafts import render_draft
+from handlers.i18n import translator
+from storage import queries
+from storage.models import Delivery, DeliveryStatus, Draft, Resident, utcnow
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+MAX_ATTEMPTS = 5
+BATCH = 100
+
+
+@dataclass
+class Progress:
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    unreachable: int = 0
+    skipped: int = 0
+
+
+class Pacer:
+    """Keeps a channel under its platform's send rate and honours a channel-wide pause."""
+
+    def __init__(self, per_second: float | None) -> None:
+        self.interval = 1 / per_second if per_second else 0.0
+        self.next_at = 0.0
+
+    async def wait(self) -> None:
+        delay = self.next_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.next_at = max(self.next_at, time.monotonic()) + self.interval
+
+    def pause(self, seconds: float) -> None:
+        self.next_at = max(self.next_at, time.monotonic() + seconds)
+
+
+class DeliveryWorker:
+    """Claims due deliveries for its channels and sends them."""
+
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel]
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.channels = dict(channels)
+        self.pacers = {
+            name: Pacer(getattr(channel, "messages_per_second", None))
+            for name, channel in self.channels.items()
+        }
+
+    async def _claim(self, session: AsyncSession) -> list[int]:
+        now = utcnow()
+        due = or_(
+            Delivery.status == DeliveryStatus.PENDING, Delivery.status == DeliveryStatus.SENDING
+        )
+        candidates = (
+            select(Delivery.id)
+            .where(Delivery.channel.in_(self.channels), due, Delivery.not_before <= now)
+            .order_by(Delivery.id)
+            .limit(BATCH)
+            .with_for_update(skip_locked=True)
+        )
+        ids = (await session.scalars(candidates)).all()
+        if not ids:
+            await session.commit()
+            return []
+        # Conditional update: on SQLite (no row locks) a row another worker took is not taken.
+        claimed = await session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), due, Delivery.not_before <= now)
+            .values(
+                status=DeliveryStatus.SENDING,
+                not_before=now + LEASE,
+                attempts=Delivery.attempts + 1,
+            )
+            .returning(Delivery.id)
+        )
+        result = sorted(claimed.all())
+        await session.commit()
+        return result
+
+    async def run_once(self) -> Progress:
+        """Send every delivery that is due now; returns what happened."""
+        progress = Progress()
+        while True:
+            async with self.sessionmaker() as session:
+                ids = await self._claim(session)
+                if not ids:
+                    return progress
+                for delivery_id in ids:
+                    await self._deliver(session, delivery_id, progress)
+
+    async def _deliver(self, session: AsyncSession, delivery_id: int, progress: Progress) -> None:
+        row = (
+            await session.execute(
+                select(Delivery, Resident, Draft)
+                .join(Resident, Resident.id == Delivery.resident_id)
+                .join(Draft, Draft.id == Delivery.draft_id)
+                .where(Delivery.id == delivery_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return
+        delivery, resident, draft = row
+        if not (resident.subscribed and resident.reachable):
+            delivery.status = DeliveryStatus.SKIPPED
+            progress.skipped += 1
+            await session.commit()
+            return
+        channel = self.channels[delivery.channel]
+        message = render_draft(draft, translator(resident.language))
+        pacer = self.pacers[delivery.channel]
+        await pacer.wait()
+        try:
+            message_id = await channel.send(resident.platform_id, message)
+        except Throttled as error:
+            pacer.pause(error.retry_after)
+            self._retry_later(delivery, error.retry_after, str(error), count_attempt=False)
+            progress.retried += 1
+        except Unreachable as error:
+            delivery.status = DeliveryStatus.UNREACHABLE
+            delivery.error = str(error)[:300]
+            resident.reachable = False
+            progress.unreachable += 1
+        except TemporaryFailure as error:
+            if delivery.attempts >= MAX_ATTEMPTS:
+                delivery.status = DeliveryStatus.FAILED
+                delivery.error = str(error)[:300]
+                progress.failed += 1
+            else:
+                self._retry_later(delivery, 2 ** delivery.attempts, str(error))
+                progress.retried += 1
+        except PermanentFailure as error:
+            delivery.status = DeliveryStatus.FAILED
+            delivery.error = str(error)[:300]
+            progress.failed += 1
+        else:
+            delivery.status = DeliveryStatus.SENT
+            delivery.sent_at = utcnow()
+            delivery.error = ""
+            progress.sent += 1
+            if message_id:
+                await queries.remember_message(session, resident, message_id, draft.id)
+        await session.commit()
+
+    @staticmethod
+    def _retry_later(
+        delivery: Delivery, seconds: float, reason: str, count_attempt: bool = True
+    ) -> None:
+        delivery.status = DeliveryStatus.PENDING
+        delivery.not_before = utcnow() + timedelta(seconds=seconds)
+        delivery.error = reason[:300]
+        if not count_attempt:
+            delivery.attempts -= 1  # being told to wait is not a failed attempt
+
+    async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
+        """Deliver until `stop` is set, checking for new work every `idle_seconds`."""
+        while not stop.is_set():
+            try:
+                progress = await self.run_once()
+                if progress.sent or progress.failed or progress.unreachable:
+                    log.info("delivery: %s", progress)
+            except Exception:
+                log.exception("delivery pass failed; trying again shortly")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)

@@ -1,0 +1,185 @@
+"""Drafts as residents see them: the draft message, comments and votes."""
+
+from __future__ import annotations
+
+from handlers.events import Button, Outgoing, Reply
+from handlers.i18n import Translator
+from handlers.turn import COMMENT_LIMIT, Turn, with_menu
+from storage import queries
+from storage.models import Draft, DraftStatus
+
+OPEN_DRAFTS_SHOWN = 5
+
+
+def render_draft(draft: Draft, t: Translator) -> Reply:
+    """The message that presents a draft, with a Comment button and one button per option."""
+    parts = [f"📢 {draft.title}", draft.issuer, "", draft.summary, ""]
+    if draft.poll_question:
+        parts.append(f"❓ {draft.poll_question}")
+    parts.append(t("Comments until: {deadline}", deadline=t.datetime(draft.deadline)))
+    if draft.link:
+        parts.append(t("Full text: {link}", link=draft.link))
+    parts.append(t("Tap Comment, or reply to this message, to send your opinion."))
+    buttons = [[Button(f"comment:{draft.id}", "💬 " + t("Comment"))]]
+    buttons += [[Button(f"vote:{option.id}", f"🗳 {option.label}")] for option in draft.options]
+    return Reply("\n".join(parts), buttons, draft_id=draft.id)
+
+
+async def open_drafts_replies(turn: Turn) -> list[Outgoing]:
+    """The drafts open for the resident's commune, each as its own message."""
+    assert turn.resident is not None and turn.resident.commune_code is not None
+    drafts = await queries.open_drafts(turn.session, turn.resident.commune_code, turn.now)
+    if not drafts:
+        return [Reply(turn.t(
+            "No draft is open for comments in your commune right now. "
+            "I will send you the next one as soon as it is published."
+        ))]
+    header = turn.t.plural(
+        "{count} draft is open for comments:", "{count} drafts are open for comments:",
+        len(drafts),
+    )
+    shown = [render_draft(draft, turn.t) for draft in drafts[:OPEN_DRAFTS_SHOWN]]
+    return [Reply(header), *shown]
+
+
+def _refusal(turn: Turn, draft: Draft) -> str | None:
+    """Why this draft takes no comments or votes now, or None when it does."""
+    t = turn.t
+    if draft.status == DraftStatus.DRAFT or draft.opens_at > turn.now:
+        return t("“{title}” is not open for comments yet.", title=draft.title)
+    if draft.status == DraftStatus.CLOSED or draft.deadline <= turn.now:
+        return t(
+            "Consultation on “{title}” closed at {deadline}. Comments and votes are no "
+            "longer accepted. Thank you for your interest.",
+            title=draft.title,
+            deadline=t.datetime(draft.deadline),
+        )
+    return None
+
+
+async def _usable_draft(turn: Turn, draft_id: int) -> tuple[Draft | None, list[Outgoing]]:
+    draft = await queries.get_draft(turn.session, draft_id)
+    resident = turn.resident
+    assert resident is not None
+    if draft is None or resident.commune_code is None or not await queries.draft_targets(
+        turn.session, draft.id, resident.commune_code
+    ):
+        return None, [with_menu(turn, turn.t("That draft is not open to your commune."))]
+    refusal = _refusal(turn, draft)
+    if refusal:
+        return None, [with_menu(turn, refusal)]
+    return draft, []
+
+
+def too_long(turn: Turn, text: str) -> Reply:
+    """Refuse, never cut: the resident decides what to leave out."""
+    return Reply(turn.t(
+        "Your comment has {length} characters; the limit is {limit}. Nothing was saved: "
+        "please shorten it and send it again.",
+        length=turn.t.number(len(text)),
+        limit=turn.t.number(COMMENT_LIMIT),
+    ))
+
+
+async def ask_comment(turn: Turn, draft_id: int) -> list[Outgoing]:
+    """The Comment button: the next text the resident sends is their comment."""
+    draft, refused = await _usable_draft(turn, draft_id)
+    if draft is None:
+        return refused
+    assert turn.resident is not None
+    turn.resident.awaiting = f"comment:{draft.id}"
+    return [Reply(turn.t(
+        "Type your comment on “{title}” in one message (at most {limit} characters).",
+        title=draft.title,
+        limit=turn.t.number(COMMENT_LIMIT),
+    ))]
+
+
+async def submit_comment(turn: Turn, draft_id: int, text: str) -> list[Outgoing]:
+    """Store a comment, or say exactly why not (and keep waiting for a better one)."""
+    draft, refused = await _usable_draft(turn, draft_id)
+    resident = turn.resident
+    assert resident is not None
+    if draft is None:
+        resident.awaiting = ""
+        return refused
+    text = text.strip()
+    if not text:
+        resident.awaiting = f"comment:{draft.id}"
+        return [Reply(turn.t("Your comment is empty. Type your comment in one message."))]
+    if len(text) > COMMENT_LIMIT:
+        resident.awaiting = f"comment:{draft.id}"
+        return [too_long(turn, text)]
+    comment = await queries.add_comment(turn.session, draft, resident, text)
+    resident.awaiting = ""
+    resident.held_text = ""
+    return [with_menu(turn, turn.t(
+        "Received: your comment no. {number} on “{title}”. Thank you! "
+        "To add more, tap Comment again.",
+        number=comment.id,
+        title=draft.title,
+    ))]
+
+
+async def hold_comment(turn: Turn, text: str) -> list[Outgoing]:
+    """Text sent outside any draft: keep it and ask which draft it is for."""
+    resident = turn.resident
+    assert resident is not None and resident.commune_code is not None
+    drafts = await queries.open_drafts(turn.session, resident.commune_code, turn.now)
+    if not drafts:
+        return [with_menu(turn, turn.t(
+            "No draft is open for comments in your commune right now, so your message was "
+            "not saved. I will send you the next draft as soon as it is published."
+        ))]
+    text = text.strip()
+    if len(text) > COMMENT_LIMIT:
+        return [too_long(turn, text)]
+    resident.held_text = text
+    buttons = [[Button(f"held:{draft.id}", draft.title[:60])] for draft in drafts]
+    buttons.append([Button("held:0", turn.t("Cancel"))])
+    return [Reply(turn.t("Which draft is your comment about?"), buttons)]
+
+
+async def place_held_comment(turn: Turn, draft_id: int) -> list[Outgoing]:
+    resident = turn.resident
+    assert resident is not None
+    if draft_id == 0 or not resident.held_text:
+        resident.held_text = ""
+        return [with_menu(turn, turn.t("Cancelled: your message was not saved."))]
+    return await submit_comment(turn, draft_id, resident.held_text)
+
+
+async def vote(turn: Turn, option_id: int) -> list[Outgoing]:
+    """One vote per resident per poll, changeable until the deadline."""
+    option = await queries.get_option(turn.session, option_id)
+    if option is None:
+        return [with_menu(turn, turn.t("That poll option no longer exists."))]
+    draft, refused = await _usable_draft(turn, option.draft_id)
+    if draft is None:
+        return refused
+    assert turn.resident is not None
+    previous = await queries.get_vote(turn.session, draft.id, turn.resident)
+    previous_label = next(
+        (o.label for o in draft.options if previous and o.id == previous.option_id), ""
+    )
+    _, changed = await queries.cast_vote(turn.session, draft, option, turn.resident)
+    values = {
+        "title": draft.title,
+        "option": option.label,
+        "previous": previous_label,
+        "deadline": turn.t.datetime(draft.deadline),
+    }
+    if not changed:
+        text = turn.t("Your vote on “{title}” is already “{option}”.", **values)
+    elif previous_label:
+        text = turn.t(
+            "Changed your vote on “{title}” from “{previous}” to “{option}”. "
+            "You can change it until {deadline}.",
+            **values,
+        )
+    else:
+        text = turn.t(
+            "Recorded your vote on “{title}”: “{option}”. You can change it until {deadline}.",
+            **values,
+        )
+    return [with_menu(turn, text)]

@@ -1,0 +1,440 @@
+"""The post-July-2025 provinces and communes of Vietnam, and search by (old or new) name.
+
+Data comes from storage/data/communes.json (see scripts/generate_communes.py); it is read on
+first use and indexed once. Search is diacritics-insensitive and returns candidates for the
+resident to choose from: names collide, so the caller always stores the numeric code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from storage.text import fold
+
+__all__ = [
+    "DATA_DATE",
+    "DATA_SOURCE",
+    "Commune",
+    "FormerCommune",
+    "Match",
+    "Province",
+    "communes",
+    "communes_in_province",
+    "find_province",
+    "get_commune",
+    "provinces",
+    "search",
+]
+
+# Filled from the data file on first access (module __getattr__ below), to keep import cheap.
+DATA_SOURCE: str
+DATA_DATE: str
+
+
+@dataclass(frozen=True)
+class Province:
+    """A current province-level unit; name has its prefix ("Tỉnh Thanh Hóa")."""
+
+    code: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Commune:
+    """A current commune-level unit: kind is "xa", "phuong" or "dac_khu"."""
+
+    code: int
+    name: str
+    kind: str
+    province: Province
+
+    @property
+    def label(self) -> str:
+        """Name with its province, e.g. "Xã Cẩm Tú — Tỉnh Thanh Hóa"."""
+        return f"{self.name} — {self.province.name}"
+
+
+@dataclass(frozen=True)
+class FormerCommune:
+    """A pre-July-2025 commune, with its old district and province names and successors."""
+
+    code: int
+    name: str
+    district: str
+    province: str
+    new_codes: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Match:
+    """A search hit; former is set when the commune was found through an old name."""
+
+    commune: Commune
+    former: FormerCommune | None
+
+
+# Unit prefixes as they appear in names (folded) and the kind each one means. "thi_tran" only
+# occurs in former names: towns (thị trấn) were abolished in 2025.
+_NAME_PREFIXES = (
+    ("dac khu ", "dac_khu"),
+    ("thi tran ", "thi_tran"),
+    ("phuong ", "phuong"),
+    ("xa ", "xa"),
+)
+# What people type in front of a name; "p" only before a number ("P.12", an old HCMC habit).
+_QUERY_PREFIXES = (*_NAME_PREFIXES, ("tt ", "thi_tran"))
+_PROVINCE_PREFIXES = ("tinh ", "thanh pho ", "tp ")
+_PROVINCE_ALIASES = {
+    "hcm": 79,
+    "tphcm": 79,
+    "sai gon": 79,
+    "saigon": 79,
+    "hn": 1,
+    "thua thien hue": 46,
+}
+# "thanh pho ho chi minh" is the longest province name a query can end with.
+_MAX_PROVINCE_WORDS = 5
+_NO_MATCH = 99
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
+def _strip_prefix(folded: str, prefixes: Iterable[tuple[str, str]]) -> tuple[str, str | None]:
+    for prefix, kind in prefixes:
+        if folded.startswith(prefix):
+            return folded[len(prefix) :], kind
+    return folded, None
+
+
+def _province_bare(folded: str) -> str:
+    return _strip_prefix(folded, ((prefix, "") for prefix in _PROVINCE_PREFIXES))[0]
+
+
+def _lower_accented(text: str) -> str:
+    # Like fold() but keeping diacritics, to prefer names spelled exactly as typed.
+    return " ".join(_SEPARATORS.sub(" ", unicodedata.normalize("NFC", text.lower())).split())
+
+
+def _query_forms(text: str) -> tuple[str, str | None]:
+    """The folded query and, if it had diacritics, its accented form word-aligned with it."""
+    folded = fold(text)
+    accented = _lower_accented(text)
+    if accented == folded or len(accented.split()) != len(folded.split()):
+        return folded, None
+    return folded, accented
+
+
+def _compact(folded: str) -> str:
+    # Spacing differs between sources and typists ("Ea Bia"/"EaBia", "M'Drắk" -> "m drak").
+    return folded.replace(" ", "")
+
+
+class _Data:
+    """Everything loaded from the data file, plus the search indexes built from it."""
+
+    def __init__(self, raw: dict) -> None:
+        self.source: str = raw["source"]
+        self.date: str = raw["data_date"]
+        self.provinces = [Province(code, name) for code, name in raw["provinces"]]
+        self.province_by_code = {p.code: p for p in self.provinces}
+        self.communes = [
+            Commune(code, name, kind, self.province_by_code[pcode])
+            for code, name, kind, pcode in raw["communes"]
+        ]
+        self.commune_by_code = {c.code: c for c in self.communes}
+        self.by_province: dict[int, list[Commune]] = defaultdict(list)
+        for c in self.communes:
+            self.by_province[c.province.code].append(c)
+
+        old_provinces = {code: (name, new) for code, name, new in raw["former_provinces"]}
+        old_districts = {code: (name, pcode) for code, name, pcode in raw["former_districts"]}
+        formers = []
+        for code, name, dcode, new_codes in raw["former_communes"]:
+            district, pcode = old_districts[dcode]
+            province = old_provinces[pcode][0]
+            formers.append(FormerCommune(code, name, district, province, tuple(new_codes)))
+
+        self._index_provinces(old_provinces.values())
+        self._index_names(formers)
+
+    def _index_provinces(self, old: Iterable[tuple[str, list[int]]]) -> None:
+        # Current names win over aliases and former names, hence the setdefault order.
+        self.province_keys: dict[str, Province] = {}
+        for p in self.provinces:
+            bare = _province_bare(fold(p.name))
+            self.province_keys.setdefault(bare, p)
+            self.province_keys.setdefault(_compact(bare), p)
+        for alias, code in _PROVINCE_ALIASES.items():
+            self.province_keys.setdefault(alias, self.province_by_code[code])
+        for name, new_codes in old:
+            # A former province narrows to the new province that took most of its communes.
+            bare = _province_bare(fold(name))
+            p = self.province_by_code[new_codes[0]]
+            self.province_keys.setdefault(bare, p)
+            self.province_keys.setdefault(_compact(bare), p)
+
+    def _index_names(self, formers: list[FormerCommune]) -> None:
+        # One "pair" per (name, commune it leads to); a split former commune gives several.
+        # Pair ids are assigned in final display order (current before former, then province
+        # name, then code), so ranking inside a quality tier is just sorting small ints.
+        province_order = {p.code: _province_bare(fold(p.name)) for p in self.provinces}
+        raw_pairs = []
+        for c in self.communes:
+            raw_pairs.append((0, province_order[c.province.code], c.code, 0, c, None, c.name))
+        for f in formers:
+            for code in f.new_codes:
+                c = self.commune_by_code[code]
+                raw_pairs.append((1, province_order[c.province.code], code, f.code, c, f, f.name))
+        raw_pairs.sort(key=lambda r: r[:4])
+
+        self.matches: list[Match] = []
+        self.commune_codes: list[int] = []
+        # Per pair: name without prefix, lowercased, diacritics kept.
+        self.accented: list[str] = [""] * len(raw_pairs)
+        pids_of: dict[str, list[int]] = defaultdict(list)  # name as written -> pair ids
+        provinces: dict[int, set[int]] = defaultdict(set)
+        for pid, (*_, commune, former, name) in enumerate(raw_pairs):
+            self.matches.append(Match(commune, former))
+            self.commune_codes.append(commune.code)
+            pids_of[name].append(pid)
+            provinces[commune.province.code].add(pid)
+
+        # Index each distinct name once: most former names recur as current names.
+        exact: dict[str, list[int]] = defaultdict(list)
+        compact: dict[str, list[int]] = defaultdict(list)
+        words: dict[str, set[int]] = defaultdict(set)
+        kinds: dict[str, set[int]] = defaultdict(set)
+        keyed: list[tuple[str, int]] = []
+        for name, pids in pids_of.items():
+            folded = fold(name)
+            key, kind = _strip_prefix(folded, _NAME_PREFIXES)
+            # Same words as the folded key, so drop as many words as the prefix had.
+            accented = _lower_accented(
+                " ".join(name.split()[len(folded.split()) - len(key.split()) :])
+            )
+            for pid in pids:
+                self.accented[pid] = accented
+            exact[key].extend(pids)
+            if _compact(key) != key:
+                compact[_compact(key)].extend(pids)
+            keyed.extend((key, pid) for pid in pids)
+            for word in set(key.split()):
+                words[word].update(pids)
+            kinds[kind or ""].update(pids)
+
+        keyed.sort()
+        self.sorted_keys = [k for k, _ in keyed]
+        self.sorted_key_pids = [pid for _, pid in keyed]
+        self.exact = {k: frozenset(v) for k, v in exact.items()}
+        self.compact = {k: frozenset(v) for k, v in compact.items()}
+        self.words = {k: frozenset(v) for k, v in words.items()}
+        self.vocabulary = sorted(self.words)
+        # Filled on demand: building all ~4,000 word prefixes up front doubled the load time.
+        self.word_prefixes: dict[str, frozenset[int]] = {}
+        self.kind_pids = {k: frozenset(v) for k, v in kinds.items()}
+        self.province_pids = {k: frozenset(v) for k, v in provinces.items()}
+
+    def tier(self, q: str, tier: int) -> frozenset[int]:
+        """Pair ids whose name matches q at a quality tier (0 best); lower tiers included."""
+        empty: frozenset[int] = frozenset()
+        if tier == 0:
+            # Equal, or equal once spaces are ignored ("ea bia" = "EaBia", "mdrak" = "M'Drắk").
+            squeezed = _compact(q)
+            return self.exact.get(q, empty).union(
+                self.exact.get(squeezed, empty), self.compact.get(squeezed, empty)
+            )
+        if tier == 1:
+            # Name starts with the query: a range of the sorted keys.
+            lo = bisect_left(self.sorted_keys, q)
+            hi = bisect_left(self.sorted_keys, q + "\U0010ffff", lo)
+            return frozenset(self.sorted_key_pids[lo:hi])
+        qwords = q.split()
+        sets: list[frozenset[int]] = []
+        if tier == 2:
+            # Every word is a whole name word, except the last may still be being typed.
+            sets = [self.words.get(w, empty) for w in qwords[:-1]]
+            sets.append(self.starting_with(qwords[-1]))
+        else:
+            # Every word occurs inside some name word. The vocabulary is ~1,000 words, so
+            # scanning it is cheap; and this tier only runs when the others found nothing.
+            for w in qwords:
+                sets.append(frozenset().union(*(self.words[v] for v in self.vocabulary if w in v)))
+        sets.sort(key=len)
+        return sets[0].intersection(*sets[1:]) if sets[0] else empty
+
+    def starting_with(self, prefix: str) -> frozenset[int]:
+        """Pair ids with a name word starting with prefix (memoised; prefixes are few)."""
+        found = self.word_prefixes.get(prefix)
+        if found is None:
+            lo = bisect_left(self.vocabulary, prefix)
+            hi = bisect_left(self.vocabulary, prefix + "\U0010ffff", lo)
+            found = frozenset().union(*(self.words[v] for v in self.vocabulary[lo:hi]))
+            self.word_prefixes[prefix] = found
+        return found
+
+    def run(
+        self, q: str, accented: str | None, province: int | None, limit: int
+    ) -> tuple[list[Match], int]:
+        """Ranked matches for a folded query, and the best tier found (_NO_MATCH if none).
+
+        accented is the same query lowercased with its diacritics, when it had any.
+        """
+        # Both readings of a leading unit word are tried: "phuong son" may be "Phường Sơn…" or
+        # "Xã Phương Sơn"; a match of the typed kind ranks first within a tier.
+        readings: list[tuple[str, str | None, str | None]] = [(q, None, accented)]
+        rest, kind = _strip_prefix(q, _QUERY_PREFIXES)
+        qwords = q.split()
+        if kind is None and len(qwords) > 1 and qwords[0] == "p" and qwords[1].isdigit():
+            rest, kind = q[2:], "phuong"
+        if kind is not None and rest:
+            dropped = len(qwords) - len(rest.split())
+            rest_accented = " ".join(accented.split()[dropped:]) if accented else None
+            readings.append((rest, kind, rest_accented))
+        allowed = self.province_pids.get(province, frozenset()) if province else None
+
+        results: list[Match] = []
+        seen: set[int] = set()
+        best = _NO_MATCH
+        for tier in range(4):
+            if tier == 3 and results:
+                break  # substring hits are a last resort: noise next to real matches
+            # Display order inside a tier: typed kind first; among exact names, the ones
+            # spelled with the very diacritics typed ("Tân Thạnh" before "Tân Thành").
+            buckets: list[set[int]] = [set(), set(), set(), set()]
+            for text, kind, acc in readings:
+                pids = self.tier(text, tier)
+                if allowed is not None:
+                    pids = pids & allowed
+                good = pids & self.kind_pids.get(kind, frozenset()) if kind else frozenset()
+                for base, group in ((0, good), (2, pids - good)):
+                    if tier == 0 and acc is not None:
+                        same = {pid for pid in group if self.accented[pid] == acc}
+                        buckets[base].update(same)
+                        buckets[base + 1].update(group - same)
+                    else:
+                        buckets[base + 1].update(group)
+            for bucket in buckets:
+                for pid in sorted(bucket):
+                    code = self.commune_codes[pid]
+                    if code in seen:
+                        continue
+                    seen.add(code)
+                    results.append(self.matches[pid])
+                    best = min(best, tier)
+                    if len(results) >= limit:
+                        # A worse tier never outranks a better one: no need to look further.
+                        return results, best
+        return results, best
+
+    def province_for(self, folded: str) -> Province | None:
+        """Province for a folded name, with or without its "tỉnh"/"thành phố" prefix."""
+        if not folded:
+            return None
+        hit = self.province_keys.get(folded) or self.province_keys.get(_compact(folded))
+        if hit is None:
+            bare = _province_bare(folded)
+            if bare and bare != folded:
+                hit = self.province_keys.get(bare) or self.province_keys.get(_compact(bare))
+        return hit
+
+
+@cache
+def _data() -> _Data:
+    path = resources.files("storage").joinpath("data", "communes.json")
+    return _Data(json.loads(path.read_text(encoding="utf-8")))
+
+
+def __getattr__(name: str) -> str:
+    if name == "DATA_SOURCE":
+        return _data().source
+    if name == "DATA_DATE":
+        return _data().date
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def provinces() -> list[Province]:
+    """All 34 provinces, by code."""
+    return list(_data().provinces)
+
+
+def communes() -> list[Commune]:
+    """All current communes, by code."""
+    return list(_data().communes)
+
+
+def communes_in_province(province_code: int) -> list[Commune]:
+    """The communes of one province, by code ([] for an unknown province)."""
+    return list(_data().by_province.get(province_code, ()))
+
+
+def get_commune(code: int) -> Commune | None:
+    """The current commune with this code, if any."""
+    return _data().commune_by_code.get(code)
+
+
+def find_province(query: str) -> Province | None:
+    """Province named by query: "thanh hoa", "Tỉnh Thanh Hóa", "hcm", or a pre-2025 name."""
+    return _data().province_for(fold(query))
+
+
+def search(query: str, province: str | int | None = None, limit: int = 8) -> list[Match]:
+    """Communes matching a typed name (current or pre-2025), best first, at most limit.
+
+    province (a code or a name) narrows the search; a province may also end the query
+    ("cam tu thanh hoa", "tan thanh, lam dong"). An unknown province gives [].
+    """
+    data = _data()
+    if limit <= 0:
+        return []
+    narrow: int | None = None
+    if province is not None:
+        found = (
+            data.province_by_code.get(province)
+            if isinstance(province, int)
+            else data.province_for(fold(province))
+        )
+        if found is None:
+            return []
+        narrow = found.code
+
+    # After a comma the resident is naming the province: trust it before anything else.
+    head, comma, tail = query.rpartition(",")
+    if comma:
+        p = data.province_for(fold(tail))
+        folded, accented = _query_forms(head)
+        if p is not None and folded and narrow in (None, p.code):
+            found_here = data.run(folded, accented, p.code, limit)[0]
+            if found_here:
+                return found_here
+
+    folded, accented = _query_forms(query)
+    if not folded:
+        return []
+    results, tier = data.run(folded, accented, narrow, limit)
+    if tier <= 1:
+        return results
+
+    # Weak or no match: maybe the query ends with a province name ("cam tu thanh hoa").
+    words = folded.split()
+    accented_words = accented.split() if accented else None
+    fallback: list[Match] = []
+    for n in range(min(len(words) - 1, _MAX_PROVINCE_WORDS), 0, -1):
+        p = data.province_for(" ".join(words[-n:]))
+        if p is None or narrow not in (None, p.code):
+            continue
+        head_accented = " ".join(accented_words[:-n]) if accented_words else None
+        found_here, split_tier = data.run(" ".join(words[:-n]), head_accented, p.code, limit)
+        if split_tier <= 1:
+            return found_here
+        if found_here and not fallback:
+            fallback = found_here
+    if tier <= 2 or not fallback:
+        return results
+    return fallback

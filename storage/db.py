@@ -1,0 +1,70 @@
+"""Engine, sessions and schema upgrades."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ykien.db"
+
+
+def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
+    """An engine for the URL; SQLite gets foreign keys and a busy timeout so processes share it."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config() -> Config:
+    """Alembic configuration without an ini file, so an installed package can migrate itself."""
+    config = Config()
+    config.set_main_option("script_location", str(files("storage") / "migrations"))
+    return config
+
+
+def _upgrade(connection: Connection) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+async def upgrade(engine: AsyncEngine) -> None:
+    """Bring the schema to the latest migration (does nothing when already there)."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+@asynccontextmanager
+async def open_database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    """Open, upgrade and yield a session factory; dispose the engine afterwards."""
+    engine = make_engine(url)
+    try:
+        await upgrade(engine)
+        yield make_sessionmaker(engine)
+    finally:
+        await engine.dispose()

@@ -1,0 +1,220 @@
+"""Database tables. Times are stored in UTC; residents are known by channel + platform id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out, also on SQLite (which keeps no zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: give a timezone")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class DraftStatus(StrEnum):
+    DRAFT = "draft"  # created, not yet broadcast
+    OPEN = "open"  # broadcast; comments accepted until the deadline
+    CLOSED = "closed"
+
+
+class DeliveryStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"  # claimed by a worker until not_before; then claimable again
+    SENT = "sent"
+    FAILED = "failed"  # gave up for a permanent reason
+    UNREACHABLE = "unreachable"  # the resident blocked the bot
+    SKIPPED = "skipped"  # the resident stopped or left before their turn came
+
+
+class Resident(Base):
+    """A person in a chat. Exists only once they consented to the privacy notice."""
+
+    __tablename__ = "residents"
+    __table_args__ = (UniqueConstraint("channel", "platform_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    platform_id: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8), default="vi")
+    commune_code: Mapped[int | None] = mapped_column(Integer, index=True)
+    consent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    consent_version: Mapped[str] = mapped_column(String(16))
+    subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
+    reachable: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What the next typed text means ("commune", "comment:12"); empty when nothing is awaited.
+    awaiting: Mapped[str] = mapped_column(String(32), default="")
+    # Text sent outside any draft, kept until the resident says which draft it is for.
+    held_text: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Draft(Base):
+    """A draft policy put to consultation."""
+
+    __tablename__ = "drafts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(200))
+    issuer: Mapped[str] = mapped_column(String(200))
+    summary: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(String(500), default="")
+    scope: Mapped[str] = mapped_column(String(200))  # how the targets were given, for display
+    opens_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deadline: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), default=DraftStatus.DRAFT)
+    poll_question: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    broadcast_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    options: Mapped[list[PollOption]] = relationship(
+        order_by="PollOption.position", lazy="selectin", cascade="all, delete-orphan"
+    )
+
+
+class DraftCommune(Base):
+    """One target commune of a draft (a province or 'all' is expanded to its communes)."""
+
+    __tablename__ = "draft_communes"
+
+    draft_id: Mapped[int] = mapped_column(
+        ForeignKey("drafts.id", ondelete="CASCADE"), primary_key=True
+    )
+    commune_code: Mapped[int] = mapped_column(Integer, primary_key=True, index=True)
+
+
+class PollOption(Base):
+    __tablename__ = "poll_options"
+    __table_args__ = (UniqueConstraint("draft_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    label: Mapped[str] = mapped_column(String(100))
+
+
+class Delivery(Base):
+    """The outbox: one row per draft and resident, so a broadcast is sent exactly once."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("draft_id", "resident_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"))
+    resident_id: Mapped[int] = mapped_column(
+        ForeignKey("residents.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    error: Mapped[str] = mapped_column(String(300), default="")
+
+
+class DraftMessage(Base):
+    """A chat message that showed a draft, so a reply to it is a comment on that draft."""
+
+    __tablename__ = "draft_messages"
+    __table_args__ = (UniqueConstraint("resident_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("residents.id", ondelete="CASCADE"))
+    message_id: Mapped[str] = mapped_column(String(64))
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"))
+
+
+class Comment(Base):
+    """A resident's comment. resident_id becomes NULL when the resident erases their data."""
+
+    __tablename__ = "comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(
+        ForeignKey("residents.id", ondelete="SET NULL"), index=True
+    )
+    commune_code: Mapped[int | None] = mapped_column(Integer)  # where the resident was then
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Vote(Base):
+    """One vote per resident per poll, changed in place until the deadline."""
+
+    __tablename__ = "votes"
+    __table_args__ = (UniqueConstraint("draft_id", "resident_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"), index=True)
+    resident_id: Mapped[int | None] = mapped_column(ForeignKey("residents.id", ondelete="SET NULL"))
+    option_id: Mapped[int] = mapped_column(ForeignKey("poll_options.id", ondelete="CASCADE"))
+    commune_code: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AppSetting(Base):
+    """Values the application generates once and keeps (the pseudonym key, for instance)."""
+
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(500))
+
+
+class ProcessedUpdate(Base):
+    """Platform update ids already handled: a webhook retried by the platform changes nothing."""
+
+    __tablename__ = "processed_updates"
+    __table_args__ = (UniqueConstraint("channel", "update_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

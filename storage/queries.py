@@ -1,0 +1,184 @@
+"""Reads and writes the conversation needs, one small function each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    Comment,
+    Draft,
+    DraftCommune,
+    DraftMessage,
+    DraftStatus,
+    PollOption,
+    ProcessedUpdate,
+    Resident,
+    Vote,
+    utcnow,
+)
+
+
+async def first_time_update(session: AsyncSession, channel: str, update_id: str) -> bool:
+    """Record an update id; False when it was handled before (a retried webhook)."""
+    if not update_id:
+        return True
+    try:
+        async with session.begin_nested():
+            session.add(ProcessedUpdate(channel=channel, update_id=update_id))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def get_resident(session: AsyncSession, channel: str, platform_id: str) -> Resident | None:
+    return await session.scalar(
+        select(Resident).where(Resident.channel == channel, Resident.platform_id == platform_id)
+    )
+
+
+async def add_resident(
+    session: AsyncSession, channel: str, platform_id: str, language: str, consent_version: str
+) -> Resident:
+    """Create the resident at the moment of consent, recording when and which notice."""
+    resident = await get_resident(session, channel, platform_id)
+    if resident is None:
+        resident = Resident(channel=channel, platform_id=platform_id)
+        session.add(resident)
+    resident.language = language
+    resident.consent_at = utcnow()
+    resident.consent_version = consent_version
+    resident.subscribed = True
+    resident.reachable = True
+    await session.flush()
+    return resident
+
+
+async def erase_resident(session: AsyncSession, resident: Resident) -> None:
+    """Delete a person; their comments and votes stay without any link to them."""
+    await session.execute(
+        update(Comment).where(Comment.resident_id == resident.id).values(resident_id=None)
+    )
+    await session.execute(
+        update(Vote).where(Vote.resident_id == resident.id).values(resident_id=None)
+    )
+    await session.execute(delete(DraftMessage).where(DraftMessage.resident_id == resident.id))
+    await session.delete(resident)
+    await session.flush()
+
+
+def _open_at(now: datetime):
+    return (Draft.status == DraftStatus.OPEN, Draft.opens_at <= now, Draft.deadline > now)
+
+
+async def open_drafts(session: AsyncSession, commune_code: int, now: datetime) -> Sequence[Draft]:
+    """Drafts a commune can comment on now, soonest deadline first."""
+    return (
+        await session.scalars(
+            select(Draft)
+            .join(DraftCommune, DraftCommune.draft_id == Draft.id)
+            .where(DraftCommune.commune_code == commune_code, *_open_at(now))
+            .order_by(Draft.deadline, Draft.id)
+        )
+    ).all()
+
+
+async def get_draft(session: AsyncSession, draft_id: int) -> Draft | None:
+    return await session.get(Draft, draft_id)
+
+
+async def draft_targets(session: AsyncSession, draft_id: int, commune_code: int) -> bool:
+    return (
+        await session.scalar(
+            select(func.count())
+            .select_from(DraftCommune)
+            .where(DraftCommune.draft_id == draft_id, DraftCommune.commune_code == commune_code)
+        )
+    ) > 0
+
+
+async def get_option(session: AsyncSession, option_id: int) -> PollOption | None:
+    return await session.get(PollOption, option_id)
+
+
+async def add_comment(
+    session: AsyncSession, draft: Draft, resident: Resident, text: str
+) -> Comment:
+    comment = Comment(
+        draft_id=draft.id, resident_id=resident.id, commune_code=resident.commune_code, text=text
+    )
+    session.add(comment)
+    await session.flush()
+    return comment
+
+
+async def comments_of(session: AsyncSession, resident: Resident, limit: int) -> Sequence[Comment]:
+    """A resident's latest comments, newest first."""
+    return (
+        await session.scalars(
+            select(Comment)
+            .where(Comment.resident_id == resident.id)
+            .order_by(Comment.created_at.desc(), Comment.id.desc())
+            .limit(limit)
+        )
+    ).all()
+
+
+async def count_comments_of(session: AsyncSession, resident: Resident) -> int:
+    return await session.scalar(
+        select(func.count()).select_from(Comment).where(Comment.resident_id == resident.id)
+    ) or 0
+
+
+async def get_vote(session: AsyncSession, draft_id: int, resident: Resident) -> Vote | None:
+    return await session.scalar(
+        select(Vote).where(Vote.draft_id == draft_id, Vote.resident_id == resident.id)
+    )
+
+
+async def cast_vote(
+    session: AsyncSession, draft: Draft, option: PollOption, resident: Resident
+) -> tuple[Vote, bool]:
+    """Record or change a vote; the flag says whether anything changed."""
+    vote = await get_vote(session, draft.id, resident)
+    if vote is None:
+        vote = Vote(
+            draft_id=draft.id,
+            resident_id=resident.id,
+            option_id=option.id,
+            commune_code=resident.commune_code,
+        )
+        session.add(vote)
+    elif vote.option_id == option.id:
+        return vote, False
+    else:
+        vote.option_id = option.id
+        vote.updated_at = utcnow()
+    await session.flush()
+    return vote, True
+
+
+async def remember_message(
+    session: AsyncSession, resident: Resident, message_id: str, draft_id: int
+) -> None:
+    try:
+        async with session.begin_nested():
+            session.add(
+                DraftMessage(resident_id=resident.id, message_id=message_id, draft_id=draft_id)
+            )
+    except IntegrityError:
+        pass  # already known: the same message recorded twice
+
+
+async def draft_of_message(
+    session: AsyncSession, resident: Resident, message_id: str
+) -> int | None:
+    return await session.scalar(
+        select(DraftMessage.draft_id).where(
+            DraftMessage.resident_id == resident.id, DraftMessage.message_id == message_id
+        )
+    )

@@ -1,0 +1,351 @@
+"""The real Telegram adapter against the fake Bot API server, with a scripted service."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+from telegram import Update
+
+from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
+from bot.telegram import COMMANDS_EN, COMMANDS_VI, TelegramChannel, split_text, to_incoming
+from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
+from tests.fake_telegram import Call, FakeTelegram
+
+ALICE = 42  # a resident's private chat
+
+
+class StubService:
+    """Records events and sent messages; answers with `script(event)`."""
+
+    def __init__(self) -> None:
+        self.events: list[Incoming] = []
+        self.sent_calls: list[tuple[str, str, str, Outgoing]] = []
+        self.script: Callable[[Incoming], list[Outgoing]] = lambda event: [
+            Reply(f"echo {event.text or event.choice}")
+        ]
+        self._changed = asyncio.Condition()
+
+    async def handle(self, event: Incoming) -> list[Outgoing]:
+        async with self._changed:
+            self.events.append(event)
+            self._changed.notify_all()
+        return self.script(event)
+
+    async def sent(self, channel: str, user_id: str, message_id: str, message: Outgoing) -> None:
+        async with self._changed:
+            self.sent_calls.append((channel, user_id, message_id, message))
+            self._changed.notify_all()
+
+    async def wait_event(self, predicate: Callable[[Incoming], bool]) -> Incoming:
+        """The first recorded event matching; bounded wait."""
+        async with asyncio.timeout(5), self._changed:
+            await self._changed.wait_for(lambda: any(map(predicate, self.events)))
+        return next(event for event in self.events if predicate(event))
+
+    async def wait_sent(self, count: int) -> None:
+        async with asyncio.timeout(5), self._changed:
+            await self._changed.wait_for(lambda: len(self.sent_calls) >= count)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+@pytest.fixture
+def service() -> StubService:
+    return StubService()
+
+
+@pytest.fixture
+async def channel(fake: FakeTelegram, service: StubService) -> AsyncIterator[TelegramChannel]:
+    telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=1)
+    await telegram.start()
+    yield telegram
+    async with asyncio.timeout(5):
+        await telegram.stop()
+
+
+def sent_to(chat_id: int, since: int = 0) -> Callable[[Call], bool]:
+    return lambda call: call.method == "sendMessage" and call.chat_id == chat_id and call.ok
+
+
+WELCOME = Reply(
+    "Xin chào! Bạn đồng ý với thông báo về dữ liệu cá nhân?",
+    buttons=[
+        [Button("consent:yes", "Đồng ý"), Button("consent:no", "Từ chối")],
+        [Button("lang:en", "English")],
+    ],
+)
+
+
+async def test_start_sets_command_menus(channel: TelegramChannel, fake: FakeTelegram) -> None:
+    assert [c["command"] for c in fake.commands[""]] == list(COMMANDS_VI)
+    assert [c["description"] for c in fake.commands[""]] == list(COMMANDS_VI.values())
+    assert [c["description"] for c in fake.commands["en"]] == list(COMMANDS_EN.values())
+    assert fake.calls_to("getMe") and fake.calls_to("deleteWebhook")
+    polls = fake.calls_to("getUpdates")
+    assert polls[0].params["allowed_updates"] == ["message", "callback_query"]
+
+
+async def test_start_command_gets_keyboard(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    service.script = lambda event: [WELCOME]
+    fake.push_text(ALICE, "/start@ykien_test_bot", language_code="en")
+
+    call = await fake.wait_for(sent_to(ALICE))
+    assert service.events == [
+        Incoming(
+            channel="telegram",
+            user_id=str(ALICE),
+            kind=Kind.TEXT,
+            text="/start",
+            update_id=str(fake.last_update_id),
+            language_hint="en",
+        )
+    ]
+    assert call.params["text"] == WELCOME.text
+    [shown] = fake.messages_to(ALICE)
+    assert fake.buttons(shown) == [
+        [("Đồng ý", "consent:yes"), ("Từ chối", "consent:no")],
+        [("English", "lang:en")],
+    ]
+
+
+async def test_button_press_is_a_choice_and_is_answered(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    service.script = lambda event: [WELCOME] if event.kind == Kind.TEXT else [Reply("Cảm ơn")]
+    fake.push_text(ALICE, "/start")
+    await fake.wait_for(sent_to(ALICE))
+    [welcome] = fake.messages_to(ALICE)
+
+    query_id = fake.push_callback(ALICE, "consent:yes", welcome["message_id"])
+
+    answered = await fake.wait_for("answerCallbackQuery")
+    assert answered.params["callback_query_id"] == query_id
+    event = await service.wait_event(lambda e: e.kind == Kind.CHOICE)
+    assert (event.user_id, event.choice, event.text) == (str(ALICE), "consent:yes", "")
+    await fake.wait_for(lambda c: sent_to(ALICE)(c) and c.params["text"] == "Cảm ơn")
+
+
+async def test_edit_reply_replaces_the_message_with_the_button(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    page2 = Reply("Trang 2", buttons=[[Button("page:1", "‹ Trước")]], draft_id=3, edit=True)
+    service.script = lambda event: [WELCOME] if event.kind == Kind.TEXT else [page2]
+    fake.push_text(ALICE, "/start")
+    await fake.wait_for(sent_to(ALICE))
+    [welcome] = fake.messages_to(ALICE)
+
+    fake.push_callback(ALICE, "page:2", welcome["message_id"])
+
+    edit = await fake.wait_for("editMessageText")
+    assert edit.params["message_id"] == welcome["message_id"]
+    [shown] = fake.messages_to(ALICE)  # no new message
+    assert shown["text"] == "Trang 2"
+    assert fake.buttons(shown) == [[("‹ Trước", "page:1")]]
+    await service.wait_sent(1)
+    assert service.sent_calls == [("telegram", str(ALICE), str(welcome["message_id"]), page2)]
+
+
+async def test_failed_edit_falls_back_to_a_new_message(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    service.script = lambda event: [Reply("Mới", edit=True)]
+    fake.fail_next("editMessageText", code=400, description="Bad Request: message can't be edited")
+    fake.push_callback(ALICE, "page:2", message_id=99)
+
+    await fake.wait_for(lambda c: sent_to(ALICE)(c) and c.params["text"] == "Mới")
+    assert not fake.calls_to("editMessageText")[0].ok
+
+
+async def test_reply_to_is_filled_from_the_replied_message(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    draft = Reply("Dự thảo: Quy định về chợ", draft_id=7)
+    service.script = lambda event: [draft] if event.text == "/drafts" else [Reply("Đã nhận")]
+    fake.push_text(ALICE, "/drafts")
+    await fake.wait_for(sent_to(ALICE))
+    [shown] = fake.messages_to(ALICE)
+    await service.wait_sent(1)
+    # The service learns the Telegram id of the message showing the draft.
+    assert service.sent_calls[0] == ("telegram", str(ALICE), str(shown["message_id"]), draft)
+
+    fake.push_text(ALICE, "Nên mở cửa sớm hơn", reply_to=shown["message_id"])
+
+    event = await service.wait_event(lambda e: e.text.startswith("Nên"))
+    assert event.reply_to == str(shown["message_id"])
+
+
+@pytest.mark.parametrize(
+    ("push", "kind", "text"),
+    [
+        (lambda fake: fake.push_photo(ALICE, caption="Ổ gà đường thôn"), Kind.PHOTO, "Ổ gà đường thôn"),
+        (lambda fake: fake.push_sticker(ALICE), Kind.STICKER, ""),
+        (lambda fake: fake.push_voice(ALICE), Kind.VOICE, ""),
+        (lambda fake: fake.push_audio(ALICE), Kind.VOICE, ""),
+        (lambda fake: fake.push_location(ALICE), Kind.LOCATION, ""),
+        (lambda fake: fake.push_document(ALICE, caption="Góp ý"), Kind.FILE, "Góp ý"),
+        (lambda fake: fake.push_video(ALICE), Kind.OTHER, ""),
+        (lambda fake: fake.push_contact(ALICE), Kind.OTHER, ""),
+    ],
+)
+async def test_media_map_to_kinds(
+    channel: TelegramChannel,
+    fake: FakeTelegram,
+    service: StubService,
+    push: Callable[[FakeTelegram], int],
+    kind: Kind,
+    text: str,
+) -> None:
+    push(fake)
+    event = await service.wait_event(lambda e: True)
+    assert (event.kind, event.text, event.user_id) == (kind, text, str(ALICE))
+
+
+async def test_group_chats_and_edits_are_ignored(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    fake.push_text(-1001, "/start", chat_type="group")
+    fake.push_text(ALICE, "sửa lại", edited=True)
+    fake.push_text(ALICE, "sau cùng")
+
+    # Updates are handled in order, so once the last is in, the others were skipped.
+    await service.wait_event(lambda e: e.text == "sau cùng")
+    assert [e.text for e in service.events] == ["sau cùng"]
+    assert not fake.calls_to("sendMessage", chat_id=-1001)
+
+
+def test_edited_message_translates_to_nothing() -> None:
+    message = {
+        "message_id": 5,
+        "date": 0,
+        "chat": {"id": ALICE, "type": "private"},
+        "text": "sửa",
+    }
+    assert to_incoming(Update.de_json({"update_id": 1, "edited_message": message}, None)) is None
+    group = {**message, "chat": {"id": -5, "type": "supergroup", "title": "x"}}
+    assert to_incoming(Update.de_json({"update_id": 2, "message": group}, None)) is None
+
+
+async def test_a_failing_service_does_not_stop_polling(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    def script(event: Incoming) -> list[Outgoing]:
+        if event.text == "boom":
+            raise RuntimeError("handler bug")
+        return [Reply("vẫn chạy")]
+
+    service.script = script
+    fake.push_text(ALICE, "boom")
+    fake.push_text(ALICE, "tiếp")
+
+    call = await fake.wait_for(sent_to(ALICE))
+    assert call.params["text"] == "vẫn chạy"
+    assert [e.text for e in service.events] == ["boom", "tiếp"]
+
+
+async def test_a_throttled_reply_is_retried_once(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    fake.fail_next("sendMessage", ALICE, code=429, retry_after=1)
+    fake.push_text(ALICE, "chào")
+
+    call = await fake.wait_for(sent_to(ALICE))
+    assert call.params["text"] == "echo chào"
+    assert [c.ok for c in fake.calls_to("sendMessage", ALICE)] == [False, True]
+
+
+@pytest.mark.parametrize(
+    ("code", "description", "error"),
+    [
+        (403, "Forbidden: bot was blocked by the user", Unreachable),
+        (403, "Forbidden: user is deactivated", Unreachable),
+        (400, "Bad Request: chat not found", Unreachable),
+        (400, "Bad Request: BUTTON_DATA_INVALID", PermanentFailure),
+        (502, "Bad Gateway", TemporaryFailure),
+        (500, "Internal Server Error", TemporaryFailure),
+    ],
+)
+async def test_send_maps_errors(
+    channel: TelegramChannel, fake: FakeTelegram, code: int, description: str, error: type
+) -> None:
+    fake.fail_next("sendMessage", ALICE, code=code, description=description)
+    with pytest.raises(error):
+        await channel.send(str(ALICE), Reply("Dự thảo mới"))
+
+
+async def test_send_maps_flood_control_to_throttled(
+    channel: TelegramChannel, fake: FakeTelegram
+) -> None:
+    fake.fail_next("sendMessage", ALICE, code=429, retry_after=3)
+    with pytest.raises(Throttled) as caught:
+        await channel.send(str(ALICE), Reply("Dự thảo mới"))
+    assert caught.value.retry_after == 3
+    # The next send goes through and returns the message id.
+    message_id = await channel.send(str(ALICE), Reply("Dự thảo mới"))
+    assert message_id == str(fake.messages_to(ALICE)[-1]["message_id"])
+
+
+async def test_message_ids_increase_per_chat(
+    channel: TelegramChannel, fake: FakeTelegram
+) -> None:
+    first = await channel.send(str(ALICE), Reply("một"))
+    second = await channel.send(str(ALICE), Reply("hai"))
+    other = await channel.send("43", Reply("một"))
+    assert (first, second, other) == ("1", "2", "1")
+
+
+async def test_long_text_is_split_on_paragraphs(
+    channel: TelegramChannel, fake: FakeTelegram
+) -> None:
+    paragraphs = [f"Điều {n}. " + "quy định " * 120 for n in range(1, 9)]
+    text = "\n\n".join(p.strip() for p in paragraphs)
+    assert len(text) > 4096
+    reply = Reply(text, buttons=[[Button("comment:1", "Góp ý")]])
+
+    await channel.send(str(ALICE), reply)
+
+    shown = fake.messages_to(ALICE)
+    assert len(shown) == 2
+    assert all(len(m["text"]) <= 4096 for m in shown)
+    assert "\n\n".join(m["text"] for m in shown) == text
+    assert [bool(fake.buttons(m)) for m in shown] == [False, True]
+
+
+def test_split_text_cuts_long_paragraphs_on_lines_then_words() -> None:
+    assert split_text("ngắn") == ["ngắn"]
+    line = "chữ " * 30
+    parts = split_text("\n".join([line] * 5), limit=100)
+    assert all(len(p) <= 100 for p in parts)
+    assert "".join(parts).replace("\n", "").replace(" ", "") == (line * 5).replace(" ", "")
+    # Emoji count twice in Telegram's UTF-16 lengths.
+    assert split_text("😀" * 60, limit=100) == ["😀" * 50, "😀" * 10]
+
+
+async def test_document_and_picture(channel: TelegramChannel, fake: FakeTelegram) -> None:
+    data = "\ufeffbình luận,số\n".encode()
+    await channel.send(str(ALICE), Document("y-kien.csv", data, caption="Xuất dữ liệu"))
+    await channel.send(str(ALICE), Picture(b"\x89PNG fake", caption="Kết quả"))
+
+    [document] = fake.calls_to("sendDocument")
+    assert document.params["document"]["filename"] == "y-kien.csv"
+    assert document.params["document"]["data"] == data
+    assert document.params["caption"] == "Xuất dữ liệu"
+    [photo] = fake.calls_to("sendPhoto")
+    assert photo.params["photo"]["data"] == b"\x89PNG fake"
+    assert [m.get("caption") for m in fake.messages_to(ALICE)] == ["Xuất dữ liệu", "Kết quả"]
+
+
+async def test_stop_is_prompt_and_idempotent(fake: FakeTelegram, service: StubService) -> None:
+    telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=30)
+    await telegram.start()
+    await fake.wait_for("getUpdates")  # a long poll is under way
+    async with asyncio.timeout(5):
+        await telegram.stop()
+        await telegram.stop()
