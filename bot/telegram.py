@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import logging
-import warnings
+import os
 from typing import Any, Protocol
 
 from telegram import (
@@ -41,6 +41,10 @@ from bot.channel import (
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
 
 log = logging.getLogger(__name__)
+
+# Opt in to PTB's future time type (timedelta): with the default, PTB 22 emits a deprecation
+# warning each time it raises RetryAfter. Only this module uses PTB, and it handles both.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
@@ -418,10 +422,8 @@ def send_error(exc: TelegramError) -> SendError:
 
 
 def _retry_seconds(exc: RetryAfter) -> float:
-    # PTB 22 returns int or timedelta depending on PTB_TIMEDELTA and warns about the int form.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        value = exc.retry_after
+    # PTB 22 gives a timedelta with PTB_TIMEDELTA set (see the top), an int otherwise.
+    value = exc.retry_after
     if isinstance(value, dtm.timedelta):
         return value.total_seconds()
     return float(value)

@@ -132,7 +132,8 @@ def _query_forms(text: str) -> tuple[str, str | None]:
 
 
 def _compact(folded: str) -> str:
-    # Spacing differs between sources and typists ("Ea Bia"/"EaBia", "M'Drắk" -> "m drak").
+    # Spacing differs between sources and typists: "Ea Bia"/"EaBia", and "M'Drắk" folds to
+    # "m drak" while people type "mdrak".
     return folded.replace(" ", "")
 
 
@@ -395,6 +396,8 @@ def search(query: str, province: str | int | None = None, limit: int = 8) -> lis
         return []
     narrow: int | None = None
     if province is not None:
+        if isinstance(province, str) and province.strip().isdigit():
+            province = int(province)
         found = (
             data.province_by_code.get(province)
             if isinstance(province, int)
