@@ -40,11 +40,12 @@ class Progress:
 
 
 class Pacer:
-    """Keeps a channel under its platform's send rate and honours a channel-wide pause."""
+    """Keeps a channel under its platform's send rate, and paused after a 429."""
 
     def __init__(self, per_second: float | None) -> None:
         self.interval = 1 / per_second if per_second else 0.0
         self.next_at = 0.0
+        self.paused_until = 0.0
 
     async def wait(self) -> None:
         delay = self.next_at - time.monotonic()
@@ -53,7 +54,11 @@ class Pacer:
         self.next_at = max(self.next_at, time.monotonic()) + self.interval
 
     def pause(self, seconds: float) -> None:
-        self.next_at = max(self.next_at, time.monotonic() + seconds)
+        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
+
+    def paused_for(self) -> float:
+        """Seconds left of a channel-wide pause (0 when sending may go on)."""
+        return max(0.0, self.paused_until - time.monotonic())
 
 
 class DeliveryWorker:
@@ -71,12 +76,13 @@ class DeliveryWorker:
 
     async def _claim(self, session: AsyncSession) -> list[int]:
         now = utcnow()
+        active = [name for name, pacer in self.pacers.items() if not pacer.paused_for()]
         due = or_(
             Delivery.status == DeliveryStatus.PENDING, Delivery.status == DeliveryStatus.SENDING
         )
         candidates = (
             select(Delivery.id)
-            .where(Delivery.channel.in_(self.channels), due, Delivery.not_before <= now)
+            .where(Delivery.channel.in_(active), due, Delivery.not_before <= now)
             .order_by(Delivery.id)
             .limit(BATCH)
             .with_for_update(skip_locked=True)
@@ -131,6 +137,11 @@ class DeliveryWorker:
         channel = self.channels[delivery.channel]
         message = render_draft(draft, translator(resident.language))
         pacer = self.pacers[delivery.channel]
+        if pacer.paused_for():
+            # The platform said to wait: hand the row back rather than hold the worker.
+            self._retry_later(delivery, pacer.paused_for(), "paused", count_attempt=False)
+            await session.commit()
+            return
         await pacer.wait()
         try:
             message_id = await channel.send(resident.platform_id, message)

@@ -119,6 +119,7 @@ class TelegramChannel:
     ) -> None:
         self.service = service
         self.poll_timeout = poll_timeout
+        self._token = token
         api_url = api_url.rstrip("/")
         self.application: Application = (
             ApplicationBuilder()
@@ -135,6 +136,8 @@ class TelegramChannel:
             .get_updates_read_timeout(5.0)
             .get_updates_write_timeout(5.0)
             .get_updates_pool_timeout(5.0)
+            # One update at a time keeps each chat's messages in order.
+            .concurrent_updates(False)
             # No scheduled jobs here: the delivery worker does its own pacing.
             .job_queue(None)
             .build()
@@ -166,8 +169,12 @@ class TelegramChannel:
                 drop_pending_updates=False,
                 error_callback=self._on_polling_error,
             )
-        except BaseException:
+        except BaseException as exc:
             await self._teardown()
+            if isinstance(exc, TelegramError):
+                # Configuration trouble: say so without a PTB type (or the token) in the message.
+                detail = str(exc).replace(self._token, "<token>")
+                raise RuntimeError(f"Telegram could not start: {detail}") from exc
             raise
         self._started = True
         log.info("Telegram: polling as @%s", app.bot.username)
@@ -194,6 +201,8 @@ class TelegramChannel:
         try:
             async with asyncio.timeout(self.stop_timeout):
                 await app.shutdown()
+                # After a failed initialize() the Application skips this: close HTTP clients.
+                await app.bot.shutdown()
         except Exception:
             log.exception("Telegram: error while shutting down")
 
@@ -270,7 +279,7 @@ class TelegramChannel:
     # ---- receiving -----------------------------------------------------------------------
 
     async def _on_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Translate one update, ask the service, deliver its replies; never raises."""
+        """Translate one update, ask the service, deliver its replies; failures are logged."""
         query = update.callback_query
         if query is not None:
             await self._answer(query)

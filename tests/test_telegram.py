@@ -69,7 +69,7 @@ async def channel(fake: FakeTelegram, service: StubService) -> AsyncIterator[Tel
         await telegram.stop()
 
 
-def sent_to(chat_id: int, since: int = 0) -> Callable[[Call], bool]:
+def sent_to(chat_id: int) -> Callable[[Call], bool]:
     return lambda call: call.method == "sendMessage" and call.chat_id == chat_id and call.ok
 
 
@@ -83,6 +83,8 @@ WELCOME = Reply(
 
 
 async def test_start_sets_command_menus(channel: TelegramChannel, fake: FakeTelegram) -> None:
+    fake.push_text(ALICE, "/help")  # so the first long poll returns at once
+    await fake.wait_for("getUpdates")
     assert [c["command"] for c in fake.commands[""]] == list(COMMANDS_VI)
     assert [c["description"] for c in fake.commands[""]] == list(COMMANDS_VI.values())
     assert [c["description"] for c in fake.commands["en"]] == list(COMMANDS_EN.values())
@@ -149,8 +151,8 @@ async def test_edit_reply_replaces_the_message_with_the_button(
     [shown] = fake.messages_to(ALICE)  # no new message
     assert shown["text"] == "Trang 2"
     assert fake.buttons(shown) == [[("‹ Trước", "page:1")]]
-    await service.wait_sent(1)
-    assert service.sent_calls == [("telegram", str(ALICE), str(welcome["message_id"]), page2)]
+    await service.wait_sent(2)  # the welcome, then the edited page
+    assert service.sent_calls[1] == ("telegram", str(ALICE), str(welcome["message_id"]), page2)
 
 
 async def test_failed_edit_falls_back_to_a_new_message(
@@ -185,7 +187,11 @@ async def test_reply_to_is_filled_from_the_replied_message(
 @pytest.mark.parametrize(
     ("push", "kind", "text"),
     [
-        (lambda fake: fake.push_photo(ALICE, caption="Ổ gà đường thôn"), Kind.PHOTO, "Ổ gà đường thôn"),
+        (
+            lambda fake: fake.push_photo(ALICE, caption="Ổ gà đường thôn"),
+            Kind.PHOTO,
+            "Ổ gà đường thôn",
+        ),
         (lambda fake: fake.push_sticker(ALICE), Kind.STICKER, ""),
         (lambda fake: fake.push_voice(ALICE), Kind.VOICE, ""),
         (lambda fake: fake.push_audio(ALICE), Kind.VOICE, ""),
@@ -292,9 +298,7 @@ async def test_send_maps_flood_control_to_throttled(
     assert message_id == str(fake.messages_to(ALICE)[-1]["message_id"])
 
 
-async def test_message_ids_increase_per_chat(
-    channel: TelegramChannel, fake: FakeTelegram
-) -> None:
+async def test_message_ids_increase_per_chat(channel: TelegramChannel, fake: FakeTelegram) -> None:
     first = await channel.send(str(ALICE), Reply("một"))
     second = await channel.send(str(ALICE), Reply("hai"))
     other = await channel.send("43", Reply("một"))
@@ -312,10 +316,10 @@ async def test_long_text_is_split_on_paragraphs(
     await channel.send(str(ALICE), reply)
 
     shown = fake.messages_to(ALICE)
-    assert len(shown) == 2
+    assert len(shown) == 3
     assert all(len(m["text"]) <= 4096 for m in shown)
-    assert "\n\n".join(m["text"] for m in shown) == text
-    assert [bool(fake.buttons(m)) for m in shown] == [False, True]
+    assert "\n\n".join(m["text"] for m in shown) == text  # cut between paragraphs only
+    assert [bool(fake.buttons(m)) for m in shown] == [False, False, True]
 
 
 def test_split_text_cuts_long_paragraphs_on_lines_then_words() -> None:
@@ -345,7 +349,17 @@ async def test_document_and_picture(channel: TelegramChannel, fake: FakeTelegram
 async def test_stop_is_prompt_and_idempotent(fake: FakeTelegram, service: StubService) -> None:
     telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=30)
     await telegram.start()
-    await fake.wait_for("getUpdates")  # a long poll is under way
     async with asyncio.timeout(5):
         await telegram.stop()
         await telegram.stop()
+
+
+async def test_a_rejected_token_fails_start_clearly(
+    fake: FakeTelegram, service: StubService
+) -> None:
+    telegram = TelegramChannel("999:wrong", fake.url, service, poll_timeout=1)
+    with pytest.raises(RuntimeError, match="could not start") as caught:
+        await telegram.start()
+    assert "999:wrong" not in str(caught.value)
+    assert not fake.calls  # every request was refused before reaching a method
+    await telegram.stop()  # harmless after a failed start
