@@ -115,10 +115,10 @@ def build() -> tuple[dict[str, object], dict[str, int]]:
 
 def check(data: dict[str, object]) -> None:
     """Fail loudly when upstream totals differ from the ones the product is written for."""
-    communes = data["communes"]
-    assert isinstance(communes, list)
-    kinds = Counter(row[2] for row in communes)
-    got = {"provinces": len(data["provinces"]), "communes": len(communes), **kinds}  # type: ignore[arg-type]
+    provinces, communes = data["provinces"], data["communes"]
+    assert isinstance(provinces, list) and isinstance(communes, list)
+    got = {"provinces": len(provinces), "communes": len(communes)}
+    got.update(Counter(row[2] for row in communes))
     if got != EXPECTED:
         sys.exit(f"unexpected totals: {got} != {EXPECTED}")
 
@@ -148,7 +148,9 @@ def main() -> None:
         f"data {data['data_date']}"
     )
     for table in COLUMNS:
-        print(f"  {table}: {len(data[table])}")  # type: ignore[arg-type]
+        rows = data[table]
+        assert isinstance(rows, list)
+        print(f"  {table}: {len(rows)}")
     for what, n in skipped.items():
         print(f"  {what}: {n}")
 

@@ -32,7 +32,7 @@ def main() -> None:
     with english.open("rb") as handle:
         catalogue = read_po(handle, locale="en")
     for message in catalogue:
-        if message.id and not message.string or message.string == ("", ""):
+        if (message.id and not message.string) or message.string == ("", ""):
             message.string = message.id
     with english.open("wb") as handle:
         write_po(handle, catalogue, omit_header=True, width=100)
