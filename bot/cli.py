@@ -10,11 +10,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bot.config import Settings
-from handlers.i18n import Translator, translator
+from handlers.i18n import N_, Translator, translator
 from storage import communes
 from storage.db import make_engine, open_database, upgrade
 
 log = logging.getLogger("ykien")
+
+STATUS_WORDS = {"draft": N_("not sent yet"), "open": N_("open"), "closed": N_("closed")}
 
 Command = Callable[[argparse.Namespace, Settings, Translator], Awaitable[int]]
 
@@ -86,7 +88,7 @@ async def cmd_draft_list(args: argparse.Namespace, settings: Settings, t: Transl
         print(t(
             "no. {id} [{status}] {title} — deadline {deadline}; {communes} communes, "
             "{sent}/{queued} sent, {comments} comments",
-            id=row.draft.id, status=row.draft.status, title=row.draft.title,
+            id=row.draft.id, status=t(STATUS_WORDS.get(row.draft.status, row.draft.status)), title=row.draft.title,
             deadline=t.datetime(row.draft.deadline), communes=t.number(row.communes),
             sent=t.number(row.sent), queued=t.number(row.queued),
             comments=t.number(row.comments),
