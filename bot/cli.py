@@ -88,7 +88,8 @@ async def cmd_draft_list(args: argparse.Namespace, settings: Settings, t: Transl
         print(t(
             "no. {id} [{status}] {title} — deadline {deadline}; {communes} communes, "
             "{sent}/{queued} sent, {comments} comments",
-            id=row.draft.id, status=t(STATUS_WORDS.get(row.draft.status, row.draft.status)), title=row.draft.title,
+            id=row.draft.id, title=row.draft.title,
+            status=t(STATUS_WORDS.get(row.draft.status, row.draft.status)),
             deadline=t.datetime(row.draft.deadline), communes=t.number(row.communes),
             sent=t.number(row.sent), queued=t.number(row.queued),
             comments=t.number(row.comments),
