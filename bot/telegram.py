@@ -38,6 +38,7 @@ from bot.channel import (
     Throttled,
     Unreachable,
 )
+from handlers.commands import command_menu
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
 
 log = logging.getLogger(__name__)
@@ -50,28 +51,6 @@ CHANNEL = "telegram"
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH  # 4096
 MAX_CAPTION = MessageLimit.CAPTION_LENGTH  # 1024
-
-# The command menu. Plain tables for now; they may move into the Babel catalogue later.
-COMMANDS_VI: dict[str, str] = {
-    "start": "Bắt đầu và đăng ký nhận dự thảo",
-    "drafts": "Các dự thảo đang lấy ý kiến",
-    "mycomments": "Ý kiến tôi đã gửi",
-    "commune": "Đổi xã, phường",
-    "language": "Đổi ngôn ngữ (Tiếng Việt / English)",
-    "help": "Hướng dẫn sử dụng",
-    "stop": "Ngừng nhận tin",
-    "delete": "Xóa dữ liệu của tôi",
-}
-COMMANDS_EN: dict[str, str] = {
-    "start": "Start and subscribe to drafts",
-    "drafts": "Drafts open for comment",
-    "mycomments": "My comments",
-    "commune": "Change commune",
-    "language": "Change language (Tiếng Việt / English)",
-    "help": "How to use this bot",
-    "stop": "Stop receiving messages",
-    "delete": "Delete my data",
-}
 
 # Message content -> neutral kind, checked in this order: a venue also carries a location, and
 # an animation also carries a document, so the more specific field comes first.
@@ -108,6 +87,8 @@ class TelegramChannel:
     """Telegram through python-telegram-bot: long polling, inline keyboards, typed send errors."""
 
     name = CHANNEL
+    # Telegram allows about 30 messages/s per bot; stay a little under it.
+    messages_per_second = 25.0
     # A conversation reply throttled for at most this long is retried once; longer waits would
     # hold up every chat, since updates are handled one at a time to keep each chat in order.
     reply_retry_cap = 3.0
@@ -208,7 +189,8 @@ class TelegramChannel:
 
     async def _set_commands(self) -> None:
         # The menu is a convenience: a failure here must not keep the bot from running.
-        for language, table in (("", COMMANDS_VI), ("en", COMMANDS_EN)):
+        # Vietnamese for everyone, English for apps set to English.
+        for language, table in (("", command_menu("vi")), ("en", command_menu("en"))):
             commands = [BotCommand(name, text) for name, text in table.items()]
             try:
                 await self.application.bot.set_my_commands(commands, language_code=language or None)
@@ -495,8 +477,6 @@ def _hard_cut(text: str, limit: int) -> list[str]:
 
 
 __all__ = [
-    "COMMANDS_EN",
-    "COMMANDS_VI",
     "Service",
     "TelegramChannel",
     "keyboard",

@@ -31,7 +31,7 @@ class Incoming:
     choice: str = ""  # the compact id of the pressed button
     reply_to: str = ""  # platform id of the message this one answers, if any
     update_id: str = ""  # platform id of the update, so a retried webhook changes nothing
-    language_hint: str = ""  # the app's language, used only to pick a greeting language
+    language_hint: str = ""  # the chat app's language (the greeting is Vietnamese regardless)
 
 
 @dataclass(frozen=True)

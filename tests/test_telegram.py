@@ -9,7 +9,8 @@ import pytest
 from telegram import Update
 
 from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
-from bot.telegram import COMMANDS_EN, COMMANDS_VI, TelegramChannel, split_text, to_incoming
+from bot.telegram import TelegramChannel, split_text, to_incoming
+from handlers.commands import command_menu
 from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
 from tests.fake_telegram import Call, FakeTelegram
 
@@ -85,9 +86,10 @@ WELCOME = Reply(
 async def test_start_sets_command_menus(channel: TelegramChannel, fake: FakeTelegram) -> None:
     fake.push_text(ALICE, "/help")  # so the first long poll returns at once
     await fake.wait_for("getUpdates")
-    assert [c["command"] for c in fake.commands[""]] == list(COMMANDS_VI)
-    assert [c["description"] for c in fake.commands[""]] == list(COMMANDS_VI.values())
-    assert [c["description"] for c in fake.commands["en"]] == list(COMMANDS_EN.values())
+    assert [c["command"] for c in fake.commands[""]] == list(command_menu("vi"))
+    assert [c["description"] for c in fake.commands[""]] == list(command_menu("vi").values())
+    assert [c["description"] for c in fake.commands["en"]] == list(command_menu("en").values())
+    assert fake.commands[""][0]["description"] != fake.commands["en"][0]["description"]
     assert fake.calls_to("getMe") and fake.calls_to("deleteWebhook")
     polls = fake.calls_to("getUpdates")
     assert polls[0].params["allowed_updates"] == ["message", "callback_query"]

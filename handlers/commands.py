@@ -1,0 +1,22 @@
+"""The command menu residents see in their chat app, in their language."""
+
+from __future__ import annotations
+
+from handlers.i18n import N_, translator
+
+COMMAND_MENU = {
+    "start": N_("Start and subscribe to drafts"),
+    "drafts": N_("Drafts open for comment"),
+    "mycomments": N_("My comments"),
+    "commune": N_("Change commune"),
+    "language": N_("Change language (Tiếng Việt / English)"),
+    "help": N_("How to use this bot"),
+    "stop": N_("Stop receiving messages"),
+    "delete": N_("Delete my data"),
+}
+
+
+def command_menu(language: str) -> dict[str, str]:
+    """Command name → description, translated."""
+    t = translator(language)
+    return {name: t(description) for name, description in COMMAND_MENU.items()}
