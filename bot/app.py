@@ -11,6 +11,7 @@ from bot.channel import Channel
 from bot.config import Settings
 from bot.delivery import DeliveryWorker
 from bot.service import ChatService
+from storage import communes
 from storage.db import open_database
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ async def run_channels(settings: Settings, stop: asyncio.Event | None = None) ->
             with suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, stop.set)
     async with open_database(settings.database_url) as sessionmaker:
+        await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
         service = ChatService(sessionmaker)
         channels = configured_channels(settings, service)
         started: list[Channel] = []

@@ -42,6 +42,7 @@ async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translato
     from bot.service import ChatService
 
     async with open_database(settings.database_url) as sessionmaker:
+        await asyncio.to_thread(communes.warm_up)
         service = ChatService(sessionmaker)
         console = ConsoleChannel(service, user_id=getattr(args, "user", "console"))
         await console.run(DeliveryWorker(sessionmaker, {console.name: console}))
@@ -202,6 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.WARNING if quiet else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.log_level != "DEBUG":
+        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
     try:
         return asyncio.run(args.handler(args, settings, t))
     except KeyboardInterrupt:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channel import Channel, PermanentFailure, TemporaryFailure, Throttled, Unreachable
 from handlers.drafts import render_draft
+from handlers.events import Reply
 from handlers.i18n import translator
 from storage import queries
 from storage.models import Delivery, DeliveryStatus, Draft, Resident, utcnow
@@ -114,28 +115,35 @@ class DeliveryWorker:
                 ids = await self._claim(session)
                 if not ids:
                     return progress
-                for delivery_id in ids:
-                    await self._deliver(session, delivery_id, progress)
+                rows = await session.execute(
+                    select(Delivery, Resident, Draft)
+                    .join(Resident, Resident.id == Delivery.resident_id)
+                    .join(Draft, Draft.id == Delivery.draft_id)
+                    .where(Delivery.id.in_(ids))
+                    .order_by(Delivery.id)
+                )
+                rendered: dict[tuple[int, str], Reply] = {}
+                for delivery, resident, draft in rows.all():
+                    key = (draft.id, resident.language)
+                    if key not in rendered:
+                        rendered[key] = render_draft(draft, translator(resident.language))
+                    await self._deliver(session, delivery, resident, rendered[key], progress)
 
-    async def _deliver(self, session: AsyncSession, delivery_id: int, progress: Progress) -> None:
-        row = (
-            await session.execute(
-                select(Delivery, Resident, Draft)
-                .join(Resident, Resident.id == Delivery.resident_id)
-                .join(Draft, Draft.id == Delivery.draft_id)
-                .where(Delivery.id == delivery_id)
-            )
-        ).one_or_none()
-        if row is None:
-            return
-        delivery, resident, draft = row
+    async def _deliver(
+        self,
+        session: AsyncSession,
+        delivery: Delivery,
+        resident: Resident,
+        message: Reply,
+        progress: Progress,
+    ) -> None:
+        """Send one claimed row and record the outcome (committed at once, row by row)."""
         if not (resident.subscribed and resident.reachable):
             delivery.status = DeliveryStatus.SKIPPED
             progress.skipped += 1
             await session.commit()
             return
         channel = self.channels[delivery.channel]
-        message = render_draft(draft, translator(resident.language))
         pacer = self.pacers[delivery.channel]
         if pacer.paused_for():
             # The platform said to wait: hand the row back rather than hold the worker.
@@ -172,7 +180,7 @@ class DeliveryWorker:
             delivery.error = ""
             progress.sent += 1
             if message_id:
-                await queries.remember_message(session, resident, message_id, draft.id)
+                await queries.remember_message(session, resident, message_id, delivery.draft_id)
         await session.commit()
 
     @staticmethod

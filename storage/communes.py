@@ -32,6 +32,7 @@ __all__ = [
     "get_commune",
     "provinces",
     "search",
+    "warm_up",
 ]
 
 # Filled from the data file on first access (module __getattr__ below), to keep import cheap.
@@ -350,6 +351,11 @@ class _Data:
 def _data() -> _Data:
     path = resources.files("storage").joinpath("data", "communes.json")
     return _Data(json.loads(path.read_text(encoding="utf-8")))
+
+
+def warm_up() -> None:
+    """Load and index the list now (a few hundred ms), rather than on the first search."""
+    _data()
 
 
 def __getattr__(name: str) -> str:

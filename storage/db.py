@@ -30,6 +30,8 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL is still safe from corruption and spares an fsync per commit.
+            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
         return engine

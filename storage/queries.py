@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -23,16 +23,20 @@ from storage.models import (
 )
 
 
+async def insert_unless_present(session: AsyncSession, model: type, **values: object) -> bool:
+    """INSERT … ON CONFLICT DO NOTHING; True when a row was added."""
+    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
+    return result.rowcount == 1
+
+
 async def first_time_update(session: AsyncSession, channel: str, update_id: str) -> bool:
     """Record an update id; False when it was handled before (a retried webhook)."""
     if not update_id:
         return True
-    try:
-        async with session.begin_nested():
-            session.add(ProcessedUpdate(channel=channel, update_id=update_id))
-    except IntegrityError:
-        return False
-    return True
+    return await insert_unless_present(
+        session, ProcessedUpdate, channel=channel, update_id=update_id, created_at=utcnow()
+    )
 
 
 async def get_resident(session: AsyncSession, channel: str, platform_id: str) -> Resident | None:
@@ -165,13 +169,9 @@ async def cast_vote(
 async def remember_message(
     session: AsyncSession, resident: Resident, message_id: str, draft_id: int
 ) -> None:
-    try:
-        async with session.begin_nested():
-            session.add(
-                DraftMessage(resident_id=resident.id, message_id=message_id, draft_id=draft_id)
-            )
-    except IntegrityError:
-        pass  # already known: the same message recorded twice
+    await insert_unless_present(
+        session, DraftMessage, resident_id=resident.id, message_id=message_id, draft_id=draft_id
+    )
 
 
 async def draft_of_message(
