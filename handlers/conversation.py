@@ -128,19 +128,21 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
     resident = turn.resident
     if resident is None:
         return onboarding.greeting(turn.t.language)
-    if not resident.subscribed:
-        return [Reply(turn.t(
-            "You have stopped receiving drafts. Type START or BẮT ĐẦU to subscribe again."
-        ))]
+    # A comment the resident clearly meant (after Comment, or replying to a draft) is taken
+    # even from someone who stopped receiving drafts.
     awaiting = resident.awaiting
-    if awaiting == "commune" or resident.commune_code is None:
-        return onboarding.search_communes(turn, text)
     if awaiting.startswith("comment:"):
         return await drafts.submit_comment(turn, int(awaiting.partition(":")[2]), text)
     if turn.event.reply_to:
         draft_id = await queries.draft_of_message(turn.session, resident, turn.event.reply_to)
         if draft_id is not None:
             return await drafts.submit_comment(turn, draft_id, text)
+    if not resident.subscribed:
+        return [Reply(turn.t(
+            "You have stopped receiving drafts. Type START or BẮT ĐẦU to subscribe again."
+        ))]
+    if awaiting == "commune" or resident.commune_code is None:
+        return onboarding.search_communes(turn, text)
     return await drafts.hold_comment(turn, text)
 
 

@@ -42,32 +42,29 @@ def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "postgres: needs the PostgreSQL of YKIEN_TEST_POSTGRES_URL")
 
 
-async def _postgres_database() -> tuple[str, str]:
-    """Create a database with a unique name; returns (its URL, its name)."""
+async def _on_postgres_server(statement: str) -> None:
+    """Run one statement on the server's maintenance database (CREATE/DROP DATABASE)."""
     server = make_url(POSTGRES_URL)
-    name = f"ykien_test_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(
         host=server.host, port=server.port, user=server.username, password=server.password,
         database=server.database or "postgres",
     )
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(statement)
     finally:
         await admin.close()
-    url = server.set(drivername="postgresql+asyncpg", database=name)
+
+
+async def _postgres_database() -> tuple[str, str]:
+    """Create a database with a unique name; returns (its URL, its name)."""
+    name = f"ykien_test_{uuid.uuid4().hex[:12]}"
+    await _on_postgres_server(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_URL).set(drivername="postgresql+asyncpg", database=name)
     return url.render_as_string(hide_password=False), name
 
 
 async def _drop_postgres_database(name: str) -> None:
-    server = make_url(POSTGRES_URL)
-    admin = await asyncpg.connect(
-        host=server.host, port=server.port, user=server.username, password=server.password,
-        database=server.database or "postgres",
-    )
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    await _on_postgres_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=BACKENDS)

@@ -178,3 +178,12 @@ async def test_my_comments_lists_them(service, open_draft):
         await service.handle(text("u1", body))
     answer = joined(await service.handle(text("u1", "/mycomments")))
     assert "2 comments" in answer and "one" in answer and "two" in answer
+
+
+async def test_a_stopped_resident_can_still_answer_a_draft(service, sessionmaker, open_draft):
+    await service.sent(CHANNEL, "u1", "m-7", Reply("draft", draft_id=open_draft.id))
+    assert "Stopped" in joined(await service.handle(text("u1", "STOP")))
+    assert "START" in joined(await service.handle(text("u1", "a loose remark")))
+    answer = joined(await service.handle(text("u1", "still my opinion", reply_to="m-7")))
+    assert "Received" in answer
+    assert await scalar_count(sessionmaker, Comment) == 1
