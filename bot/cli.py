@@ -9,6 +9,9 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.config import Settings
 from handlers.i18n import N_, Translator, translator
 from storage import communes
@@ -32,7 +35,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -
             "type /start, and press Ctrl-D to leave."
         ), file=sys.stderr)
         return await cmd_console(args, settings, t)
-    await run_channels(settings)
+    try:
+        await run_channels(settings)
+    except RuntimeError as error:  # a channel could not start: wrong token, no network
+        print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -209,3 +216,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(args.handler(args, settings, t))
     except KeyboardInterrupt:
         return 130
+    except (OSError, SQLAlchemyError) as error:
+        log.debug("database failure", exc_info=True)
+        print(t(
+            "Cannot use the database {url}: {reason}. Check YKIEN_DATABASE_URL.",
+            url=make_url(settings.database_url).render_as_string(hide_password=True),
+            reason=str(error).splitlines()[0],
+        ), file=sys.stderr)
+        return 1

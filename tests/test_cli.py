@@ -15,7 +15,7 @@ from tests.conftest import EXAMPLE_DRAFT, ROOT
 
 @pytest.fixture
 def ykien(tmp_path, database_url):
-    env = {
+    base_env = {
         **os.environ,
         "YKIEN_DATABASE_URL": database_url,
         "YKIEN_TELEGRAM_TOKEN": "",
@@ -23,10 +23,12 @@ def ykien(tmp_path, database_url):
         "PYTHONPATH": str(ROOT),
     }
 
-    def run(*args: str, stdin: str = "", check: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, stdin: str = "", check: bool = True, env: dict | None = None
+    ) -> subprocess.CompletedProcess:
         done = subprocess.run(
             [sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
-            env=env, cwd=tmp_path, timeout=120,
+            env={**base_env, **(env or {})}, cwd=tmp_path, timeout=120,
         )
         if check:
             assert done.returncode == 0, done.stderr
@@ -101,3 +103,11 @@ def test_unknown_draft(ykien):
 
 def test_examples_exist():
     assert Path(EXAMPLE_DRAFT).exists()
+
+
+def test_an_unreachable_database_is_explained_without_a_traceback(ykien):
+    done = ykien("draft", "list", check=False, env={
+        "YKIEN_DATABASE_URL": "postgresql+asyncpg://nobody:secret@127.0.0.1:1/x"})
+    assert done.returncode == 1
+    assert "YKIEN_DATABASE_URL" in done.stderr and "secret" not in done.stderr
+    assert "Traceback" not in done.stderr
