@@ -116,6 +116,15 @@ async def test_residents_take_part_over_telegram(running_bot, database_url):
     await alice.press(f"vote:{yes}", "Đồng ý")
     await bob.press(f"vote:{no}", "Recorded your vote")
 
+    # Bad input over Telegram gets an answer and changes nothing stored.
+    since = len(fake.calls)
+    fake.push_photo(ALICE)
+    await alice._expect(since, "tin nhắn chữ")  # Alice reads Vietnamese
+    since = len(fake.calls)
+    fake.push_callback(ALICE, "vote:999999", draft_message)
+    await fake.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == ALICE, since=since)
+    await alice.say("/nonsense", "/nonsense")
+
     async with open_database(database_url) as sessionmaker, sessionmaker() as session:
         out = io.StringIO()
         await export_csv(session, out, draft.id, key=b"test-key")
