@@ -10,7 +10,7 @@ MY_COMMENTS_SHOWN = 10
 EXCERPT = 80
 
 
-def help_text(turn: Turn) -> list[Outgoing]:
+async def help_text(turn: Turn) -> list[Outgoing]:
     text = turn.t(
         "How to take part:\n"
         "• When a draft arrives, tap Comment (or reply to the draft message) and type your "
@@ -54,7 +54,7 @@ async def my_comments(turn: Turn) -> list[Outgoing]:
     return [with_menu(turn, "\n".join(lines))]
 
 
-def stop(turn: Turn) -> list[Outgoing]:
+async def stop(turn: Turn) -> list[Outgoing]:
     """Unsubscribe at once, whatever the conversation was waiting for."""
     if turn.resident is None:
         return [Reply(turn.t("You are not subscribed, and nothing about you is stored."))]
@@ -71,7 +71,7 @@ def stop(turn: Turn) -> list[Outgoing]:
     )]
 
 
-def ask_erase(turn: Turn) -> list[Outgoing]:
+async def ask_erase(turn: Turn) -> list[Outgoing]:
     if turn.resident is None:
         return [Reply(turn.t("You are not subscribed, and nothing about you is stored."))]
     return [Reply(

@@ -37,18 +37,6 @@ async def _language(turn: Turn) -> list[Outgoing]:
     return await onboarding.choose_language(turn, other)
 
 
-async def _stop(turn: Turn) -> list[Outgoing]:
-    return account.stop(turn)
-
-
-async def _help(turn: Turn) -> list[Outgoing]:
-    return account.help_text(turn)
-
-
-async def _ask_erase(turn: Turn) -> list[Outgoing]:
-    return account.ask_erase(turn)
-
-
 # Commands that need a consenting resident; the others work for anyone.
 RESIDENT_COMMANDS: dict[str, Step] = {
     "drafts": _drafts,
@@ -58,9 +46,9 @@ RESIDENT_COMMANDS: dict[str, Step] = {
 }
 ANYONE_COMMANDS: dict[str, Step] = {
     "start": onboarding.start,
-    "help": _help,
-    "stop": _stop,
-    "delete": _ask_erase,
+    "help": account.help_text,
+    "stop": account.stop,
+    "delete": account.ask_erase,
 }
 COMMAND_ALIASES = {"mine": "mycomments", "menu": "help", "lang": "language"}
 # Words typed instead of commands; folded, so "Tro giup" and "trợ giúp" both work.
@@ -90,7 +78,7 @@ async def _on_command(turn: Turn, name: str) -> list[Outgoing]:
         return await RESIDENT_COMMANDS[name](turn)
     log.info("unknown command %r from %s", name, turn.event.channel)
     text = turn.t("I do not know the command “{command}”.", command="/" + name[:30])
-    return [Reply(text), *account.help_text(turn)]
+    return [Reply(text), *await account.help_text(turn)]
 
 
 async def _on_choice(turn: Turn, choice: str) -> list[Outgoing]:
