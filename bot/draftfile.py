@@ -60,7 +60,10 @@ def _commune_code(item: object, t: Translator) -> int:
     if not isinstance(item, str):
         raise DraftFileError(t("Communes are given by code or by name."))
     matches = [m for m in communes.search(item, limit=20) if m.former is None]
-    exact = [m for m in matches if fold(m.commune.name) in fold(item)]
+    wanted = fold(item)
+    # The full name, optionally followed by the province: "Xã Cẩm Tú, Thanh Hóa".
+    exact = [m for m in matches
+             if wanted == fold(m.commune.name) or wanted.startswith(fold(m.commune.name) + " ")]
     chosen = exact or matches
     if len(chosen) != 1:
         candidates = "; ".join(f"{m.commune.code} {m.commune.label}" for m in chosen[:10])
