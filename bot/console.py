@@ -41,6 +41,7 @@ class ConsoleChannel:
         self.files_dir = files_dir
         self.choices = NumberedChoices()
         self._message_ids = itertools.count(1)
+        self._prompting = False  # a "> " prompt is on screen, waiting for a line
 
     async def start(self) -> None:
         """Nothing to connect to."""
@@ -59,7 +60,9 @@ class ConsoleChannel:
             )
             path.write_bytes(message.data)
             body = f"{message.caption}\n[{path}]".strip()
-        self.stdout.write(f"{prefix}{body}\n\n")
+        # A broadcast arriving while the prompt waits goes below it, then the prompt again.
+        before, after = ("\n", "> ") if self._prompting else ("", "")
+        self.stdout.write(f"{before}{prefix}{body}\n\n{after}")
         self.stdout.flush()
         return str(next(self._message_ids))
 
@@ -89,7 +92,9 @@ class ConsoleChannel:
                 if interactive:
                     self.stdout.write("> ")
                     self.stdout.flush()
+                self._prompting = interactive
                 line = await asyncio.to_thread(self.stdin.readline)
+                self._prompting = False
                 if not line:
                     break
                 if line.strip():

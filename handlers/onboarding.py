@@ -14,8 +14,11 @@ CONSENT_VERSION = "2026-11"
 COMMUNE_CHOICES = 8
 
 
-def greeting(language: str) -> list[Outgoing]:
-    """The first message: who we are, the privacy notice and the consent buttons."""
+def greeting(language: str, replace: bool = False) -> list[Outgoing]:
+    """The first message: who we are, the privacy notice and the consent buttons.
+
+    `replace`: shown again in another language, it may take the place of the first one.
+    """
     t = translator(language)
     switch = Button("lang:en", "English") if t.language == "vi" else Button(
         "lang:vi", "Tiếng Việt"
@@ -39,7 +42,7 @@ def greeting(language: str) -> list[Outgoing]:
          Button(f"decline:{t.language}", t("No, thanks"))],
         [switch],
     ]
-    return [Reply(f"{notice}\n\n{privacy}", buttons)]
+    return [Reply(f"{notice}\n\n{privacy}", buttons, edit=replace)]
 
 
 async def start(turn: Turn) -> list[Outgoing]:
@@ -72,7 +75,7 @@ def decline(language: str) -> list[Outgoing]:
 
 async def choose_language(turn: Turn, language: str) -> list[Outgoing]:
     if turn.resident is None:
-        return greeting(language)
+        return greeting(language, replace=True)
     turn.resident.language = language
     turn.t = translator(language)
     return [with_menu(turn, turn.t("I will write to you in English from now on."))]

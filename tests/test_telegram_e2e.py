@@ -91,6 +91,8 @@ async def test_residents_take_part_over_telegram(running_bot, database_url):
 
     await bob.say("/start", "English")
     await bob.press("lang:en", "Privacy notice")
+    # The greeting was rewritten in English in place, not sent again.
+    assert fake.calls_to("editMessageText", BOB) and len(fake.messages_to(BOB)) == 1
     await bob.press("agree:en", "Which commune")
     await bob.say("cam luong", "includes former Xã Cẩm Lương")
     await bob.press("commune:15148", "Subscribed")
