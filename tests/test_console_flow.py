@@ -95,3 +95,10 @@ async def test_stop_and_start_words_at_any_step(sessionmaker, console):
     async with sessionmaker() as session:
         assert (await session.scalar(select(Resident))).subscribed
     assert await count(sessionmaker, Comment) == 0
+
+
+async def test_a_button_can_be_typed_by_its_label_without_accents(sessionmaker, console):
+    out = await console("typist").say("/start", "english", "i agree", "phuong ba dinh")
+    assert "Privacy notice" in out and "Phường Ba Đình — Thành phố Hà Nội" in out
+    async with sessionmaker() as session:
+        assert (await session.scalar(select(Resident))).language == "en"
