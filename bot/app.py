@@ -6,15 +6,23 @@ import asyncio
 import logging
 import signal
 from contextlib import suppress
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channel import Channel
 from bot.config import Settings
 from bot.delivery import DeliveryWorker
 from bot.service import ChatService
-from storage import communes
+from storage import communes, queries
 from storage.db import open_database
+from storage.models import utcnow
 
 log = logging.getLogger(__name__)
+
+# Platforms retry an update for at most a day; ids older than this cannot come back.
+REMEMBER_UPDATES = timedelta(days=2)
+HOUSEKEEPING_SECONDS = 3600
 
 
 def configured_channels(settings: Settings, service: ChatService) -> dict[str, Channel]:
@@ -27,6 +35,18 @@ def configured_channels(settings: Settings, service: ChatService) -> dict[str, C
             settings.telegram_token, settings.telegram_api_url, service
         )
     return channels
+
+
+async def housekeeping(sessionmaker: async_sessionmaker[AsyncSession], stop: asyncio.Event) -> None:
+    """Hourly upkeep while the bot runs."""
+    while not stop.is_set():
+        try:
+            async with sessionmaker() as session:
+                await queries.forget_updates_before(session, utcnow() - REMEMBER_UPDATES)
+        except Exception:
+            log.exception("housekeeping failed; trying again later")
+        with suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=HOUSEKEEPING_SECONDS)
 
 
 async def run_channels(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -42,6 +62,7 @@ async def run_channels(settings: Settings, stop: asyncio.Event | None = None) ->
         service = ChatService(sessionmaker)
         channels = configured_channels(settings, service)
         started: list[Channel] = []
+        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop))
         try:
             for channel in channels.values():
                 await channel.start()
@@ -49,5 +70,7 @@ async def run_channels(settings: Settings, stop: asyncio.Event | None = None) ->
                 log.info("%s channel started", channel.name)
             await DeliveryWorker(sessionmaker, channels).run(stop)
         finally:
+            stop.set()
+            await upkeep
             for channel in reversed(started):
                 await channel.stop()

@@ -39,6 +39,15 @@ async def first_time_update(session: AsyncSession, channel: str, update_id: str)
     )
 
 
+async def forget_updates_before(session: AsyncSession, before: datetime) -> int:
+    """Drop update ids older than any platform retry, so the table stays small."""
+    result = await session.execute(
+        delete(ProcessedUpdate).where(ProcessedUpdate.created_at < before)
+    )
+    await session.commit()
+    return result.rowcount or 0
+
+
 async def get_resident(session: AsyncSession, channel: str, platform_id: str) -> Resident | None:
     return await session.scalar(
         select(Resident).where(Resident.channel == channel, Resident.platform_id == platform_id)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.exc import IntegrityError
 
-from storage.models import Base, Resident, Vote, utcnow
+from bot.service import ChatService
+from handlers.events import Incoming, Kind
+from storage.models import Base, Draft, Resident, Vote, utcnow
+from storage.queries import forget_updates_before
 from tests.conftest import add_draft
 
 
@@ -37,8 +42,17 @@ async def test_one_vote_per_resident_per_poll(sessionmaker):
 async def test_times_come_back_aware_in_utc(sessionmaker):
     draft = await add_draft(sessionmaker, send=False)
     async with sessionmaker() as session:
-        from storage.models import Draft
-
         stored = await session.get(Draft, draft.id)
     assert stored.deadline.utcoffset().total_seconds() == 0
     assert stored.deadline == draft.deadline
+
+
+async def test_old_update_ids_are_forgotten(sessionmaker):
+    service = ChatService(sessionmaker)
+    event = Incoming("t", "1", Kind.TEXT, text="/help", update_id="5")
+    assert await service.handle(event)
+    assert await service.handle(event) == []
+    async with sessionmaker() as session:
+        assert await forget_updates_before(session, utcnow() - timedelta(minutes=1)) == 0
+        assert await forget_updates_before(session, utcnow() + timedelta(seconds=1)) == 1
+    assert await service.handle(event)
