@@ -145,9 +145,10 @@ class DeliveryWorker:
             return
         channel = self.channels[delivery.channel]
         pacer = self.pacers[delivery.channel]
-        if pacer.paused_for():
+        paused_for = pacer.paused_for()
+        if paused_for:
             # The platform said to wait: hand the row back rather than hold the worker.
-            self._retry_later(delivery, pacer.paused_for(), "paused", count_attempt=False)
+            self._retry_later(delivery, paused_for, "paused", count_attempt=False)
             await session.commit()
             return
         await pacer.wait()

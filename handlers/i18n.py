@@ -7,20 +7,19 @@ import io
 from datetime import datetime
 from functools import cache
 from importlib.resources import files
-from zoneinfo import ZoneInfo
 
 from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
+from storage.models import VIETNAM
 from storage.text import N_
 
-__all__ = ["LANGUAGES", "N_", "Translator", "translator"]
+__all__ = ["LANGUAGES", "N_", "VIETNAM", "Translator", "translator"]
 
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @cache

@@ -7,18 +7,16 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import communes
-from storage.models import AppSetting, Comment, Draft, PollOption, Resident, Vote
+from storage.models import VIETNAM, AppSetting, Comment, Draft, PollOption, Resident, Vote
 from storage.text import N_
 
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 PSEUDONYM_KEY = "pseudonym_key"
 # Cells starting with these are formulas to Excel and LibreOffice (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -97,7 +95,7 @@ def _iso(value: datetime | str) -> str:
     if isinstance(value, str):  # SQLite hands back the union's times as text
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=ZoneInfo("UTC"))
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(VIETNAM).isoformat(timespec="seconds")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -27,6 +28,10 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+# Times are shown and read in Vietnam time; they are stored in UTC.
+VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def utcnow() -> datetime:
