@@ -18,6 +18,9 @@ class Kind(StrEnum):
     FILE = "file"
     OTHER = "other"
     FOLLOW = "follow"  # Zalo's follow event: the same as /start
+    EDITED = "edited"  # an earlier message was edited: edits are not recorded
+    BLOCKED = "blocked"  # the person blocked the bot (or unfollowed): stop sending
+    UNBLOCKED = "unblocked"  # the person allowed the bot again
 
 
 @dataclass(frozen=True)

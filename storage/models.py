@@ -75,6 +75,7 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # gave up for a permanent reason
     UNREACHABLE = "unreachable"  # the resident blocked the bot
     SKIPPED = "skipped"  # the resident stopped or left before their turn came
+    EXPIRED = "expired"  # not sent: the draft's deadline passed (or it was closed) first
 
 
 class Resident(Base):
@@ -92,8 +93,14 @@ class Resident(Base):
     consent_version: Mapped[str] = mapped_column(String(16))
     subscribed: Mapped[bool] = mapped_column(Boolean, default=True)
     reachable: Mapped[bool] = mapped_column(Boolean, default=True)
-    # What the next typed text means ("commune", "comment:12"); empty when nothing is awaited.
+    # When the resident last wrote or pressed a button (Zalo's messaging window needs it too).
+    last_seen_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The privacy notice version the resident was last shown (they may have agreed to older).
+    notice_version: Mapped[str] = mapped_column(String(16), default="")
+    # What the next typed text means (see handlers.state); empty when nothing is awaited.
     awaiting: Mapped[str] = mapped_column(String(32), default="")
+    # When the wait began: an abandoned step expires instead of swallowing later messages.
+    awaiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Text sent outside any draft, kept until the resident says which draft it is for.
     held_text: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -116,6 +123,9 @@ class Draft(Base):
     poll_question: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     broadcast_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Comments received so far: each comment's receipt number within the draft comes from it.
+    comment_count: Mapped[int] = mapped_column(Integer, default=0)
 
     options: Mapped[list[PollOption]] = relationship(
         order_by="PollOption.position", lazy="selectin", cascade="all, delete-orphan"
@@ -178,9 +188,12 @@ class Comment(Base):
     """A resident's comment. resident_id becomes NULL when the resident erases their data."""
 
     __tablename__ = "comments"
+    __table_args__ = (UniqueConstraint("draft_id", "number"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"), index=True)
+    # The receipt number within the draft: shown as "3-17" (draft 3, its 17th comment).
+    number: Mapped[int] = mapped_column(Integer)
     resident_id: Mapped[int | None] = mapped_column(
         ForeignKey("residents.id", ondelete="SET NULL"), index=True
     )

@@ -121,8 +121,19 @@ async def get_option(session: AsyncSession, option_id: int) -> PollOption | None
 async def add_comment(
     session: AsyncSession, draft: Draft, resident: Resident, text: str
 ) -> Comment:
+    """Store a comment with the next receipt number of its draft."""
+    # One UPDATE … RETURNING takes the number: the row lock (PostgreSQL) or the write lock
+    # (SQLite) makes concurrent comments on one draft get distinct numbers.
+    number = await session.scalar(
+        update(Draft)
+        .where(Draft.id == draft.id)
+        .values(comment_count=Draft.comment_count + 1)
+        .returning(Draft.comment_count)
+        .execution_options(synchronize_session=False)
+    )
     comment = Comment(
-        draft_id=draft.id, resident_id=resident.id, commune_code=resident.commune_code, text=text
+        draft_id=draft.id, number=number, resident_id=resident.id,
+        commune_code=resident.commune_code, text=text,
     )
     session.add(comment)
     await session.flush()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterable
@@ -40,6 +41,25 @@ def pytest_collection_modifyitems(config, items) -> None:
 
 def pytest_configure(config) -> None:
     config.addinivalue_line("markers", "postgres: needs the PostgreSQL of YKIEN_TEST_POSTGRES_URL")
+    config.addinivalue_line(
+        "markers", "allow_errors: the test provokes a failure that is rightly logged at ERROR"
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_error_logged(request, caplog):
+    """Fail a test that logged at ERROR: an apology to the user must not hide a crash."""
+    caplog.set_level(logging.INFO)
+    yield
+    if request.node.get_closest_marker("allow_errors"):
+        return
+    errors = [
+        f"{record.name}: {record.getMessage()}"
+        for when in ("setup", "call")
+        for record in caplog.get_records(when)
+        if record.levelno >= logging.ERROR
+    ]
+    assert not errors, f"logged at ERROR: {errors}"
 
 
 async def _on_postgres_server(statement: str) -> None:

@@ -241,6 +241,7 @@ def test_edited_message_translates_to_nothing() -> None:
     assert to_incoming(Update.de_json({"update_id": 2, "message": group}, None)) is None
 
 
+@pytest.mark.allow_errors
 async def test_a_failing_service_does_not_stop_polling(
     channel: TelegramChannel, fake: FakeTelegram, service: StubService
 ) -> None:
