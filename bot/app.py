@@ -41,7 +41,7 @@ async def housekeeping(sessionmaker: async_sessionmaker[AsyncSession], stop: asy
     """Hourly upkeep while the bot runs."""
     while not stop.is_set():
         try:
-            async with sessionmaker() as session:
+            async with sessionmaker() as session, session.begin():
                 await queries.forget_updates_before(session, utcnow() - REMEMBER_UPDATES)
         except Exception:
             log.exception("housekeeping failed; trying again later")
@@ -59,7 +59,9 @@ async def run_channels(settings: Settings, stop: asyncio.Event | None = None) ->
                 loop.add_signal_handler(sig, stop.set)
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
-        service = ChatService(sessionmaker)
+        service = ChatService(
+            sessionmaker, timedelta(minutes=settings.conversation_timeout_minutes)
+        )
         channels = configured_channels(settings, service)
         started: list[Channel] = []
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop))

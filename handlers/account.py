@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from handlers.events import Button, Outgoing, Reply
-from handlers.turn import COMMENT_LIMIT, Turn, with_menu
+from handlers.buttons import ConfirmErase, Menu, MenuCommand
+from handlers.drafts import receipt
+from handlers.events import Outgoing, Reply
+from handlers.state import wait_for
+from handlers.turn import COMMENT_LIMIT, Turn, button, with_menu
 from storage import queries
+from storage.models import Resident
 
 MY_COMMENTS_SHOWN = 10
 EXCERPT = 80
+
+
+def _not_stored(turn: Turn) -> list[Outgoing]:
+    return [Reply(turn.t("You are not subscribed, and nothing about you is stored."))]
 
 
 async def help_text(turn: Turn) -> list[Outgoing]:
@@ -31,64 +39,66 @@ async def help_text(turn: Turn) -> list[Outgoing]:
     return [with_menu(turn, text)]
 
 
-async def my_comments(turn: Turn) -> list[Outgoing]:
-    assert turn.resident is not None
-    comments = await queries.comments_of(turn.session, turn.resident, MY_COMMENTS_SHOWN)
-    if not comments:
+async def my_comments(turn: Turn, resident: Resident) -> list[Outgoing]:
+    latest = await queries.comments_of(turn.session, resident, MY_COMMENTS_SHOWN)
+    if not latest:
         return [with_menu(turn, turn.t("You have not sent any comment yet."))]
-    total = await queries.count_comments_of(turn.session, turn.resident)
+    total = await queries.count_comments_of(turn.session, resident)
     lines = [turn.t.plural("You have sent {count} comment:", "You have sent {count} comments:",
                            total)]
-    for comment in comments:
-        draft = await queries.get_draft(turn.session, comment.draft_id)
+    for comment, title in latest:
         excerpt = comment.text if len(comment.text) <= EXCERPT else comment.text[:EXCERPT] + "…"
         lines.append(turn.t(
             "No. {number}, {time}, on “{title}”: {text}",
-            number=comment.id,
+            number=receipt(comment),
             time=turn.t.datetime(comment.created_at),
-            title=draft.title if draft else "?",
+            title=title,
             text=excerpt,
         ))
-    if total > len(comments):
-        lines.append(turn.t("(the latest {count} are shown)", count=len(comments)))
+    if total > len(latest):
+        lines.append(turn.t.plural(
+            "(the latest {count} is shown)", "(the latest {count} are shown)", len(latest)
+        ))
     return [with_menu(turn, "\n".join(lines))]
 
 
 async def stop(turn: Turn) -> list[Outgoing]:
     """Unsubscribe at once, whatever the conversation was waiting for."""
-    if turn.resident is None:
-        return [Reply(turn.t("You are not subscribed, and nothing about you is stored."))]
-    turn.resident.subscribed = False
-    turn.resident.awaiting = ""
-    turn.resident.held_text = ""
+    resident = turn.resident
+    if resident is None:
+        return _not_stored(turn)
+    resident.subscribed = False
+    wait_for(resident, None, turn.now)
+    resident.held_text = ""
     return [Reply(
         turn.t(
             "Stopped: you will receive no more drafts. Your comments are kept. "
             "Type START or BẮT ĐẦU to subscribe again, or /delete to delete your data."
         ),
-        [[Button("start", turn.t("Subscribe again")),
-          Button("menu:delete", turn.t("Delete my data"))]],
+        [[button(Menu(MenuCommand.START), turn.t("Subscribe again")),
+          button(Menu(MenuCommand.DELETE), turn.t("Delete my data"))]],
     )]
 
 
 async def ask_erase(turn: Turn) -> list[Outgoing]:
     if turn.resident is None:
-        return [Reply(turn.t("You are not subscribed, and nothing about you is stored."))]
+        return _not_stored(turn)
     return [Reply(
         turn.t(
             "Delete your data? Your account, commune and language are erased; your comments "
-            "and votes are kept only without any link to you. This cannot be undone."
+            "are kept only without any link to you; your votes on drafts still open are "
+            "removed, and votes on closed drafts are kept without any link to you. "
+            "This cannot be undone."
         ),
-        [[Button("erase:yes", turn.t("Yes, delete")), Button("erase:no", turn.t("No, keep"))]],
+        [[button(ConfirmErase(True), turn.t("Yes, delete")),
+          button(ConfirmErase(False), turn.t("No, keep"))]],
     )]
 
 
-async def erase(turn: Turn, confirmed: bool) -> list[Outgoing]:
-    if turn.resident is None:
-        return [Reply(turn.t("You are not subscribed, and nothing about you is stored."))]
+async def erase(turn: Turn, resident: Resident, confirmed: bool) -> list[Outgoing]:
     if not confirmed:
         return [with_menu(turn, turn.t("Nothing was deleted."))]
-    await queries.erase_resident(turn.session, turn.resident)
+    await queries.erase_resident(turn.session, resident, turn.now)
     turn.resident = None
     return [Reply(turn.t(
         "Your data has been deleted. Your comments are kept only without any link to you. "

@@ -1,137 +1,205 @@
-"""The entry point of the conversation: one neutral event in, neutral replies out."""
+"""The entry point of the conversation: one neutral event in, neutral replies out.
+
+`respond` does not commit: the caller (bot.service) owns the transaction of an update, so a
+failure anywhere rolls back everything the update did.
+"""
 
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers import account, drafts, onboarding
+from handlers.buttons import (
+    Agree,
+    ButtonData,
+    ChooseLanguage,
+    CommentOn,
+    ConfirmErase,
+    Decline,
+    Menu,
+    MenuCommand,
+    PickCommune,
+    PlaceHeld,
+    VoteFor,
+    decode,
+)
 from handlers.events import Incoming, Kind, Outgoing, Reply
-from handlers.i18n import LANGUAGES, translator
-from handlers.turn import Turn, with_menu
+from handlers.i18n import N_, translator
+from handlers.state import DEFAULT_TIMEOUT, AwaitComment, AwaitCommune, awaiting, wait_for
+from handlers.turn import Turn, button, with_menu
 from storage import queries
-from storage.models import utcnow
-from storage.text import fold
+from storage.models import Resident
+from storage.text import clean_text, fold
 
 log = logging.getLogger(__name__)
 
-Step = Callable[[Turn], Awaitable[list[Outgoing]]]
+ResidentStep = Callable[[Turn, Resident], Awaitable[list[Outgoing]]]
 
 
-async def _drafts(turn: Turn) -> list[Outgoing]:
-    if turn.resident.commune_code is None:
-        return onboarding.ask_commune(turn)
-    return await drafts.open_drafts_replies(turn)
+async def _drafts(turn: Turn, resident: Resident) -> list[Outgoing]:
+    if resident.commune_code is None:
+        return onboarding.ask_commune(turn, resident)
+    return await drafts.open_drafts_replies(turn, resident)
 
 
-async def _change_commune(turn: Turn) -> list[Outgoing]:
-    return onboarding.ask_commune(turn)
+async def _change_commune(turn: Turn, resident: Resident) -> list[Outgoing]:
+    return onboarding.ask_commune(turn, resident)
 
 
-async def _language(turn: Turn) -> list[Outgoing]:
+async def _language(turn: Turn, resident: Resident) -> list[Outgoing]:
     other = "en" if turn.t.language == "vi" else "vi"
     return await onboarding.choose_language(turn, other)
 
 
 # Commands that need a consenting resident; the others work for anyone.
-RESIDENT_COMMANDS: dict[str, Step] = {
-    "drafts": _drafts,
-    "mycomments": account.my_comments,
-    "commune": _change_commune,
-    "language": _language,
+RESIDENT_COMMANDS: dict[MenuCommand, ResidentStep] = {
+    MenuCommand.DRAFTS: _drafts,
+    MenuCommand.MY_COMMENTS: account.my_comments,
+    MenuCommand.COMMUNE: _change_commune,
+    MenuCommand.LANGUAGE: _language,
 }
-ANYONE_COMMANDS: dict[str, Step] = {
-    "start": onboarding.start,
-    "help": account.help_text,
-    "stop": account.stop,
-    "delete": account.ask_erase,
+ANYONE_COMMANDS: dict[MenuCommand, Callable[[Turn], Awaitable[list[Outgoing]]]] = {
+    MenuCommand.START: onboarding.start,
+    MenuCommand.HELP: account.help_text,
+    MenuCommand.STOP: account.stop,
+    MenuCommand.DELETE: account.ask_erase,
 }
-COMMAND_ALIASES = {"mine": "mycomments", "menu": "help", "lang": "language"}
+COMMAND_ALIASES = {"mine": MenuCommand.MY_COMMENTS, "menu": MenuCommand.HELP,
+                   "lang": MenuCommand.LANGUAGE}
 # Words typed instead of commands; folded, so "Tro giup" and "trợ giúp" both work.
-TYPED_COMMANDS = {"stop": "stop", "start": "start", "bat dau": "start", "help": "help",
-                  "tro giup": "help", "giup": "help"}
+TYPED_COMMANDS = {
+    "stop": MenuCommand.STOP, "start": MenuCommand.START, "bat dau": MenuCommand.START,
+    "help": MenuCommand.HELP, "tro giup": MenuCommand.HELP, "giup": MenuCommand.HELP,
+}
+# What the button offering a typed keyword's command says, when the keyword may be a comment.
+KEYWORD_BUTTONS = {
+    MenuCommand.STOP: N_("Stop receiving drafts"),
+    MenuCommand.START: N_("Subscribe again"),
+    MenuCommand.HELP: N_("Show the help"),
+}
+SHOWN_COMMAND_LENGTH = 30
 
 
-def _typed_command(text: str) -> str | None:
-    """A command from '/name' or a typed keyword such as STOP, DỪNG, BẮT ĐẦU."""
-    if text.startswith("/"):
-        name = text[1:].split(maxsplit=1)[0].split("@")[0].lower() if len(text) > 1 else ""
-        return COMMAND_ALIASES.get(name, name) or "?"
+def _slash_command(text: str) -> MenuCommand | str | None:
+    """The command of '/name …' (a MenuCommand, or the unknown name); None for other text."""
+    if not text.startswith("/"):
+        return None
+    name = text[1:].split(maxsplit=1)[0].split("@")[0].lower() if len(text) > 1 else ""
+    if name in COMMAND_ALIASES:
+        return COMMAND_ALIASES[name]
+    if name in MenuCommand.__members__.values():
+        return MenuCommand(name)
+    return name
+
+
+def _keyword(text: str) -> MenuCommand | None:
+    """A command typed as a word: STOP, DỪNG, BẮT ĐẦU, trợ giúp…"""
     folded = fold(text)
     if folded == "dung":
         # "dung" typed plainly or "dừng" means stop; "Đúng" (right!) is a comment.
-        plain = unicodedata.normalize("NFC", text.strip().lower())
-        return "stop" if plain in ("dung", "dừng") else None
+        plain = text.strip().lower()
+        return MenuCommand.STOP if plain in ("dung", "dừng") else None
     return TYPED_COMMANDS.get(folded)
 
 
-async def _on_command(turn: Turn, name: str) -> list[Outgoing]:
-    if name in ANYONE_COMMANDS:
-        return await ANYONE_COMMANDS[name](turn)
-    if name in RESIDENT_COMMANDS:
+async def _on_command(turn: Turn, command: MenuCommand | str) -> list[Outgoing]:
+    if isinstance(command, MenuCommand):
+        if command in ANYONE_COMMANDS:
+            return await ANYONE_COMMANDS[command](turn)
         if turn.resident is None:
             return onboarding.greeting(turn.t.language)
-        return await RESIDENT_COMMANDS[name](turn)
-    log.info("unknown command %r from %s", name, turn.event.channel)
-    text = turn.t("I do not know the command “{command}”.", command="/" + name[:30])
+        return await RESIDENT_COMMANDS[command](turn, turn.resident)
+    log.info("unknown command on %s", turn.event.channel)
+    text = turn.t("I do not know the command “{command}”.",
+                  command="/" + command[:SHOWN_COMMAND_LENGTH])
     return [Reply(text), *await account.help_text(turn)]
 
 
-async def _on_choice(turn: Turn, choice: str) -> list[Outgoing]:
-    action, _, argument = choice.partition(":")
-    language = argument if argument in LANGUAGES else turn.t.language
-    if action == "lang":
-        return await onboarding.choose_language(turn, language)
-    if action == "agree":
-        return await onboarding.agree(turn, language)
-    if action == "decline":
-        return onboarding.decline(language)
-    if action == "start":
-        return await onboarding.start(turn)
-    if action == "menu":
-        return await _on_command(turn, argument)
+def _invalid_button(turn: Turn) -> list[Outgoing]:
+    log.warning("invalid button data on %s", turn.event.channel)
     if turn.resident is None:
-        # An old button from before the person erased their data, or never consented.
         return onboarding.greeting(turn.t.language)
-    number = int(argument) if argument.isdigit() else -1
-    if action == "commune":
-        return await onboarding.pick_commune(turn, argument)
-    if action == "erase":
-        return await account.erase(turn, argument == "yes")
-    if number >= 0 and action == "comment":
-        return await drafts.ask_comment(turn, number)
-    if number >= 0 and action == "vote":
-        return await drafts.vote(turn, number)
-    if number >= 0 and action == "held":
-        return await drafts.place_held_comment(turn, number)
-    log.warning("unknown choice %r from %s", choice[:64], turn.event.channel)
     return [with_menu(turn, turn.t("That button is no longer valid. Here is the menu."))]
 
 
-async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
+async def _on_choice(turn: Turn, data: ButtonData | None) -> list[Outgoing]:
+    match data:
+        case None:
+            return _invalid_button(turn)
+        case ChooseLanguage(language):
+            return await onboarding.choose_language(turn, language)
+        case Agree(language):
+            return await onboarding.agree(turn, language)
+        case Decline(language):
+            return onboarding.decline(turn, language)
+        case Menu(command):
+            return await _on_command(turn, command)
     resident = turn.resident
     if resident is None:
+        # An old button from before the person erased their data, or never consented.
         return onboarding.greeting(turn.t.language)
+    match data:
+        case PickCommune(code):
+            return await onboarding.pick_commune(turn, resident, code)
+        case ConfirmErase(confirmed):
+            return await account.erase(turn, resident, confirmed)
+        case CommentOn(draft_id):
+            return await drafts.ask_comment(turn, resident, draft_id)
+        case VoteFor(option_id):
+            return await drafts.vote(turn, resident, option_id)
+        case PlaceHeld(draft_id):
+            return await drafts.place_held_comment(turn, resident, draft_id)
+    return _invalid_button(turn)
+
+
+def _keyword_or_comment(
+    turn: Turn, resident: Resident, text: str, command: MenuCommand, draft_id: int
+) -> list[Outgoing]:
+    """A command word typed while a comment is awaited: ask, and lose neither."""
+    resident.held_text = text
+    return [Reply(
+        turn.t("Is “{text}” your comment, or did you mean the command?", text=text),
+        [[button(PlaceHeld(draft_id), turn.t("Send it as my comment"))],
+         [button(Menu(command), turn.t(KEYWORD_BUTTONS[command]))]],
+    )]
+
+
+async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
+    command = _slash_command(text)
+    if command is not None:
+        return await _on_command(turn, command)
+    resident = turn.resident
+    keyword = _keyword(text)
+    if resident is None:
+        if keyword is not None:
+            return await _on_command(turn, keyword)
+        return onboarding.greeting(turn.t.language)
+    state = awaiting(resident, turn.now, turn.timeout)
+    if state is None and resident.awaiting:
+        wait_for(resident, None, turn.now)  # the wait ran out: this text is not its answer
+    if keyword is not None:
+        if isinstance(state, AwaitComment):
+            return _keyword_or_comment(turn, resident, text, keyword, state.draft_id)
+        return await _on_command(turn, keyword)
     # A comment the resident clearly meant (after Comment, or replying to a draft) is taken
     # even from someone who stopped receiving drafts.
-    awaiting = resident.awaiting
-    if awaiting.startswith("comment:"):
-        return await drafts.submit_comment(turn, int(awaiting.partition(":")[2]), text)
+    if isinstance(state, AwaitComment):
+        return await drafts.submit_comment(turn, resident, state.draft_id, text)
     if turn.event.reply_to:
         draft_id = await queries.draft_of_message(turn.session, resident, turn.event.reply_to)
         if draft_id is not None:
-            return await drafts.submit_comment(turn, draft_id, text)
+            return await drafts.submit_comment(turn, resident, draft_id, text)
     if not resident.subscribed:
         return [Reply(turn.t(
             "You have stopped receiving drafts. Type START or BẮT ĐẦU to subscribe again."
         ))]
-    if awaiting == "commune" or resident.commune_code is None:
+    if isinstance(state, AwaitCommune) or resident.commune_code is None:
         return onboarding.search_communes(turn, text)
-    return await drafts.hold_comment(turn, text)
+    return await drafts.hold_comment(turn, resident, text)
 
 
 def _unsupported(turn: Turn) -> list[Outgoing]:
@@ -142,44 +210,73 @@ def _unsupported(turn: Turn) -> list[Outgoing]:
     ))]
 
 
+def _edited(turn: Turn) -> list[Outgoing]:
+    if turn.resident is None:
+        return onboarding.greeting(turn.t.language)
+    return [Reply(turn.t(
+        "Edits are not recorded: what you sent first is what officials read. To correct a "
+        "comment, tap Comment again and send the corrected text; staff see both, in order."
+    ))]
+
+
+def _empty(turn: Turn) -> list[Outgoing]:
+    return [Reply(turn.t(
+        "Your message was empty or had only invisible characters, so nothing was saved. "
+        "Please type it again."
+    ))]
+
+
 async def _dispatch(turn: Turn) -> list[Outgoing]:
     event = turn.event
     if event.kind == Kind.FOLLOW:
         return await onboarding.start(turn)
     if event.kind == Kind.CHOICE:
-        return await _on_choice(turn, event.choice)
+        return await _on_choice(turn, decode(event.choice))
+    if event.kind == Kind.EDITED:
+        return _edited(turn)
     if event.kind != Kind.TEXT:
         return _unsupported(turn)
-    text = event.text.strip()
-    command = _typed_command(text)
-    if command:
-        return await _on_command(turn, command)
-    return await _on_text(turn, event.text)
+    text = clean_text(event.text)
+    if not text:
+        return _empty(turn)
+    return await _on_text(turn, text)
 
 
-async def handle(
-    session: AsyncSession, event: Incoming, now: datetime | None = None
+def _note_presence(resident: Resident, kind: Kind, now: datetime) -> None:
+    """Whatever a resident sends proves they can be reached (a block is lifted by writing)."""
+    resident.reachable = kind != Kind.BLOCKED
+    if kind not in (Kind.BLOCKED, Kind.UNBLOCKED):
+        resident.last_seen_at = now
+
+
+async def respond(
+    session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta = DEFAULT_TIMEOUT
 ) -> list[Outgoing]:
-    """Answer one event. Never raises for what a person sent; a failure rolls back."""
-    language = None
-    try:
-        if not await queries.first_time_update(session, event.channel, event.update_id):
-            log.info("update %s on %s already handled", event.update_id, event.channel)
-            return []
-        resident = await queries.get_resident(session, event.channel, event.user_id)
-        language = resident.language if resident else None
-        turn = Turn(session, event, resident, translator(language), now or utcnow())
-        replies = await _dispatch(turn)
-        await session.commit()
-        return replies
-    except Exception:
-        log.exception("failed to handle %s event on %s", event.kind, event.channel)
-        await session.rollback()
-        t = translator(language)
-        return [Reply(t(
-            "Sorry, something went wrong on our side. Nothing you sent before is lost; "
-            "please try again in a moment."
-        ))]
+    """The replies to one event; the caller commits, or rolls back if this raises."""
+    if not await queries.first_time_update(session, event.channel, event.update_id, now):
+        log.info("update on %s already handled", event.channel)
+        return []
+    resident = await queries.get_resident(session, event.channel, event.user_id)
+    if resident is not None:
+        _note_presence(resident, event.kind, now)
+    if event.kind in (Kind.BLOCKED, Kind.UNBLOCKED):
+        return []  # nothing to answer, and nothing to store about a stranger
+    turn = Turn(session, event, resident, translator(resident.language if resident else None),
+                now, timeout)
+    replies = await _dispatch(turn)
+    resident = turn.resident  # agreeing creates one; erasing removes it
+    if resident is not None and resident.notice_version != onboarding.CONSENT_VERSION:
+        replies.insert(0, onboarding.updated_notice(turn, resident))
+    return replies
+
+
+def apology(language: str | None) -> list[Outgoing]:
+    """What a person reads when handling their update failed on our side."""
+    t = translator(language)
+    return [Reply(t(
+        "Sorry, something went wrong on our side. Nothing you sent before is lost; "
+        "please try again in a moment."
+    ))]
 
 
 async def remember_draft_message(
@@ -189,4 +286,8 @@ async def remember_draft_message(
     resident = await queries.get_resident(session, channel, user_id)
     if resident is not None:
         await queries.remember_message(session, resident, message_id, draft_id)
-        await session.commit()
+
+
+async def language_of(session: AsyncSession, channel: str, user_id: str) -> str | None:
+    resident = await queries.get_resident(session, channel, user_id)
+    return resident.language if resident else None

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from handlers.events import Button, Outgoing, Reply
+from handlers.buttons import CommentOn, PlaceHeld, VoteFor
+from handlers.events import Outgoing, Reply
 from handlers.i18n import Translator
-from handlers.turn import COMMENT_LIMIT, Turn, with_menu
+from handlers.state import AwaitComment, wait_for
+from handlers.turn import COMMENT_LIMIT, Turn, button, with_menu
 from storage import queries
-from storage.models import Draft, DraftStatus
+from storage.models import Comment, Draft, DraftStatus, Resident
 
 OPEN_DRAFTS_SHOWN = 5
+HELD_TITLE_LENGTH = 60
 
 
 def render_draft(draft: Draft, t: Translator) -> Reply:
@@ -20,15 +23,21 @@ def render_draft(draft: Draft, t: Translator) -> Reply:
     if draft.link:
         parts.append(t("Full text: {link}", link=draft.link))
     parts.append(t("Tap Comment, or reply to this message, to send your opinion."))
-    buttons = [[Button(f"comment:{draft.id}", "💬 " + t("Comment"))]]
-    buttons += [[Button(f"vote:{option.id}", f"🗳 {option.label}")] for option in draft.options]
+    buttons = [[button(CommentOn(draft.id), "💬 " + t("Comment"))]]
+    buttons += [[button(VoteFor(option.id), f"🗳 {option.label}")] for option in draft.options]
     return Reply("\n".join(parts), buttons, draft_id=draft.id)
 
 
-async def open_drafts_replies(turn: Turn) -> list[Outgoing]:
+def receipt(comment: Comment) -> str:
+    """The number a resident and staff use to find a comment: draft, then its order."""
+    return f"{comment.draft_id}-{comment.number}"
+
+
+async def open_drafts_replies(turn: Turn, resident: Resident) -> list[Outgoing]:
     """The drafts open for the resident's commune, each as its own message."""
-    assert turn.resident is not None and turn.resident.commune_code is not None
-    drafts = await queries.open_drafts(turn.session, turn.resident.commune_code, turn.now)
+    if resident.commune_code is None:
+        return []
+    drafts = await queries.open_drafts(turn.session, resident.commune_code, turn.now)
     if not drafts:
         return [Reply(turn.t(
             "No draft is open for comments in your commune right now. "
@@ -48,19 +57,20 @@ def _refusal(turn: Turn, draft: Draft) -> str | None:
     if draft.status == DraftStatus.DRAFT or draft.opens_at > turn.now:
         return t("“{title}” is not open for comments yet.", title=draft.title)
     if draft.status == DraftStatus.CLOSED or draft.deadline <= turn.now:
+        closed_at = draft.closed_at if draft.status == DraftStatus.CLOSED else None
         return t(
             "Consultation on “{title}” closed at {deadline}. Comments and votes are no "
             "longer accepted. Thank you for your interest.",
             title=draft.title,
-            deadline=t.datetime(draft.deadline),
+            deadline=t.datetime(min(closed_at or draft.deadline, draft.deadline)),
         )
     return None
 
 
-async def _usable_draft(turn: Turn, draft_id: int) -> tuple[Draft | None, list[Outgoing]]:
+async def _usable_draft(
+    turn: Turn, resident: Resident, draft_id: int
+) -> tuple[Draft | None, list[Outgoing]]:
     draft = await queries.get_draft(turn.session, draft_id)
-    resident = turn.resident
-    assert resident is not None
     if draft is None or resident.commune_code is None or not await queries.draft_targets(
         turn.session, draft.id, resident.commune_code
     ):
@@ -81,13 +91,12 @@ def too_long(turn: Turn, text: str) -> Reply:
     ))
 
 
-async def ask_comment(turn: Turn, draft_id: int) -> list[Outgoing]:
+async def ask_comment(turn: Turn, resident: Resident, draft_id: int) -> list[Outgoing]:
     """The Comment button: the next text the resident sends is their comment."""
-    draft, refused = await _usable_draft(turn, draft_id)
+    draft, refused = await _usable_draft(turn, resident, draft_id)
     if draft is None:
         return refused
-    assert turn.resident is not None
-    turn.resident.awaiting = f"comment:{draft.id}"
+    wait_for(resident, AwaitComment(draft.id), turn.now)
     return [Reply(turn.t(
         "Type your comment on “{title}” in one message (at most {limit} characters).",
         title=draft.title,
@@ -95,74 +104,77 @@ async def ask_comment(turn: Turn, draft_id: int) -> list[Outgoing]:
     ))]
 
 
-async def submit_comment(turn: Turn, draft_id: int, text: str) -> list[Outgoing]:
-    """Store a comment, or say exactly why not (and keep waiting for a better one)."""
-    draft, refused = await _usable_draft(turn, draft_id)
-    resident = turn.resident
-    assert resident is not None
+async def submit_comment(
+    turn: Turn, resident: Resident, draft_id: int, text: str
+) -> list[Outgoing]:
+    """Store a comment, or say exactly why not (and keep waiting for a better one).
+
+    `text` is already cleaned (handlers.conversation): NFC, no invisible characters.
+    """
+    draft, refused = await _usable_draft(turn, resident, draft_id)
     if draft is None:
-        resident.awaiting = ""
+        wait_for(resident, None, turn.now)
         return refused
-    text = text.strip()
     if not text:
-        resident.awaiting = f"comment:{draft.id}"
+        wait_for(resident, AwaitComment(draft.id), turn.now)
         return [Reply(turn.t("Your comment is empty. Type your comment in one message."))]
     if len(text) > COMMENT_LIMIT:
-        resident.awaiting = f"comment:{draft.id}"
+        wait_for(resident, AwaitComment(draft.id), turn.now)
         return [too_long(turn, text)]
-    comment = await queries.add_comment(turn.session, draft, resident, text)
-    resident.awaiting = ""
+    comment = await queries.add_comment(turn.session, draft, resident, text, turn.now)
+    wait_for(resident, None, turn.now)
     resident.held_text = ""
     return [with_menu(turn, turn.t(
         "Received: your comment no. {number} on “{title}”. Thank you! "
         "To add more, tap Comment again.",
-        number=comment.id,
+        number=receipt(comment),
         title=draft.title,
     ))]
 
 
-async def hold_comment(turn: Turn, text: str) -> list[Outgoing]:
+async def hold_comment(turn: Turn, resident: Resident, text: str) -> list[Outgoing]:
     """Text sent outside any draft: keep it and ask which draft it is for."""
-    resident = turn.resident
-    assert resident is not None and resident.commune_code is not None
+    if resident.commune_code is None:
+        return []
     drafts = await queries.open_drafts(turn.session, resident.commune_code, turn.now)
     if not drafts:
         return [with_menu(turn, turn.t(
             "No draft is open for comments in your commune right now, so your message was "
             "not saved. I will send you the next draft as soon as it is published."
         ))]
-    text = text.strip()
     if len(text) > COMMENT_LIMIT:
         return [too_long(turn, text)]
     resident.held_text = text
-    buttons = [[Button(f"held:{draft.id}", draft.title[:60])] for draft in drafts]
-    buttons.append([Button("held:0", turn.t("Cancel"))])
+    buttons = [[button(PlaceHeld(d.id), d.title[:HELD_TITLE_LENGTH])] for d in drafts]
+    buttons.append([button(PlaceHeld(None), turn.t("Cancel"))])
     return [Reply(turn.t("Which draft is your comment about?"), buttons)]
 
 
-async def place_held_comment(turn: Turn, draft_id: int) -> list[Outgoing]:
-    resident = turn.resident
-    assert resident is not None
-    if draft_id == 0 or not resident.held_text:
+async def place_held_comment(
+    turn: Turn, resident: Resident, draft_id: int | None
+) -> list[Outgoing]:
+    if not resident.held_text:
+        # An old button: the text it was for was placed or cancelled already.
+        return [with_menu(turn, turn.t("That button is no longer valid. Here is the menu."))]
+    if draft_id is None:
         resident.held_text = ""
         return [with_menu(turn, turn.t("Cancelled: your message was not saved."))]
-    return await submit_comment(turn, draft_id, resident.held_text)
+    return await submit_comment(turn, resident, draft_id, resident.held_text)
 
 
-async def vote(turn: Turn, option_id: int) -> list[Outgoing]:
+async def vote(turn: Turn, resident: Resident, option_id: int) -> list[Outgoing]:
     """One vote per resident per poll, changeable until the deadline."""
     option = await queries.get_option(turn.session, option_id)
     if option is None:
         return [with_menu(turn, turn.t("That poll option no longer exists."))]
-    draft, refused = await _usable_draft(turn, option.draft_id)
+    draft, refused = await _usable_draft(turn, resident, option.draft_id)
     if draft is None:
         return refused
-    assert turn.resident is not None
-    previous = await queries.get_vote(turn.session, draft.id, turn.resident)
+    previous = await queries.get_vote(turn.session, draft.id, resident)
     previous_label = next(
         (o.label for o in draft.options if previous and o.id == previous.option_id), ""
     )
-    _, changed = await queries.cast_vote(turn.session, draft, option, turn.resident)
+    _, changed = await queries.cast_vote(turn.session, draft, option, resident, turn.now)
     values = {
         "title": draft.title,
         "option": option.label,

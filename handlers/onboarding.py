@@ -2,16 +2,35 @@
 
 from __future__ import annotations
 
+from handlers.buttons import Agree, Decline, Menu, MenuCommand, PickCommune
 from handlers.drafts import open_drafts_replies
-from handlers.events import Button, Outgoing, Reply
-from handlers.i18n import translator
-from handlers.turn import Turn, with_menu
+from handlers.events import Outgoing, Reply
+from handlers.i18n import Translator, translator
+from handlers.state import AwaitCommune, wait_for
+from handlers.turn import Turn, button, language_switch, with_menu
 from storage import communes, queries
 from storage.communes import Match
+from storage.models import Resident
 
-# Bump when the notice text changes: each resident's consent records the version they saw.
-CONSENT_VERSION = "2026-11"
+# Bump when the notice text changes: each resident's consent records the version they saw,
+# and a resident who agreed to an earlier one is shown the new one once.
+CONSENT_VERSION = "2026-11-25"
 COMMUNE_CHOICES = 8
+
+
+def privacy_notice(t: Translator) -> str:
+    return t(
+        "Privacy notice:\n"
+        "• If you agree, we store your chat account id, your language, your commune, your "
+        "comments and votes, and when you agreed.\n"
+        "• Commune officials read comments and vote counts; exports never show your name "
+        "or chat account.\n"
+        "• Type /delete at any time: your account, commune and language are erased; your "
+        "comments are kept without any link to you; your votes on drafts still open are "
+        "removed (you may vote again later), votes on closed drafts are kept without any link "
+        "to you.\n"
+        "Nothing is stored until you agree."
+    )
 
 
 def greeting(language: str, replace: bool = False) -> list[Outgoing]:
@@ -20,29 +39,26 @@ def greeting(language: str, replace: bool = False) -> list[Outgoing]:
     `replace`: shown again in another language, it may take the place of the first one.
     """
     t = translator(language)
-    switch = Button("lang:en", "English") if t.language == "vi" else Button(
-        "lang:vi", "Tiếng Việt"
-    )
     notice = t(
         "Hello! Ý kiến lets you read draft policies of your commune and send your comments "
         "and votes to the officials drafting them."
     )
-    privacy = t(
-        "Privacy notice:\n"
-        "• If you agree, we store your chat account id, your language, your commune, your "
-        "comments and votes, and when you agreed.\n"
-        "• Commune officials read comments and vote counts; exports never show your name "
-        "or chat account.\n"
-        "• Type /delete at any time: your data is erased and your comments are kept only "
-        "without any link to you.\n"
-        "Nothing is stored until you agree."
-    )
     buttons = [
-        [Button(f"agree:{t.language}", t("I agree")),
-         Button(f"decline:{t.language}", t("No, thanks"))],
-        [switch],
+        [button(Agree(t.language), t("I agree")), button(Decline(t.language), t("No, thanks"))],
+        [language_switch(t)],
     ]
-    return [Reply(f"{notice}\n\n{privacy}", buttons, edit=replace)]
+    return [Reply(f"{notice}\n\n{privacy_notice(t)}", buttons, edit=replace)]
+
+
+def updated_notice(turn: Turn, resident: Resident) -> Reply:
+    """Shown once to a resident who agreed to an earlier version of the notice."""
+    resident.notice_version = CONSENT_VERSION
+    text = turn.t("Our privacy notice has changed. Please read it again:") + "\n\n"
+    text += privacy_notice(turn.t)
+    return Reply(text, [[
+        button(Agree(turn.t.language), turn.t("I agree")),
+        button(Menu(MenuCommand.DELETE), turn.t("Delete my data")),
+    ]])
 
 
 async def start(turn: Turn) -> list[Outgoing]:
@@ -52,25 +68,57 @@ async def start(turn: Turn) -> list[Outgoing]:
         return greeting(turn.t.language)
     resident.subscribed = True
     if resident.commune_code is None:
-        return ask_commune(turn)
-    commune = communes.get_commune(resident.commune_code)
-    name = commune.label if commune else str(resident.commune_code)
-    text = turn.t("You are subscribed to news from {commune}.", commune=name)
-    return [with_menu(turn, text), *await open_drafts_replies(turn)]
+        return ask_commune(turn, resident)
+    text = turn.t("You are subscribed to news from {commune}.", commune=_commune_name(resident))
+    return [with_menu(turn, text), *await open_drafts_replies(turn, resident)]
+
+
+def _commune_name(resident: Resident) -> str:
+    commune = communes.get_commune(resident.commune_code) if resident.commune_code else None
+    return commune.label if commune else str(resident.commune_code)
 
 
 async def agree(turn: Turn, language: str) -> list[Outgoing]:
     """Consent given: the first moment anything about this person is stored."""
-    turn.resident = await queries.add_resident(
-        turn.session, turn.event.channel, turn.event.user_id, language, CONSENT_VERSION
+    resident = turn.resident
+    if resident is not None:
+        return _agree_again(turn, resident)
+    resident = await queries.add_resident(
+        turn.session, turn.event.channel, turn.event.user_id, language, CONSENT_VERSION,
+        turn.now,
     )
-    turn.t = translator(turn.resident.language)
-    return [Reply(turn.t("Thank you. Your consent is recorded.")), *ask_commune(turn)]
+    turn.resident = resident
+    turn.t = translator(resident.language)
+    return [Reply(turn.t("Thank you. Your consent is recorded.")), *ask_commune(turn, resident)]
 
 
-def decline(language: str) -> list[Outgoing]:
-    t = translator(language)
-    return [Reply(t("Understood: nothing was stored. Type /start if you change your mind."))]
+def _agree_again(turn: Turn, resident: Resident) -> list[Outgoing]:
+    """An Agree button pressed by someone who already agreed: record a newer notice only."""
+    if resident.consent_version != CONSENT_VERSION:
+        resident.consent_version = CONSENT_VERSION
+        resident.consent_at = turn.now
+        resident.notice_version = CONSENT_VERSION
+        text = turn.t("Thank you. Your consent to the updated notice is recorded.")
+    else:
+        text = turn.t("Your consent is already recorded.")
+    if not resident.subscribed:
+        # An old button must not undo a STOP.
+        return [Reply(text + "\n" + turn.t(
+            "You have stopped receiving drafts. Type START or BẮT ĐẦU to subscribe again."
+        ))]
+    return [with_menu(turn, text)]
+
+
+def decline(turn: Turn, language: str) -> list[Outgoing]:
+    resident = turn.resident
+    if resident is None:
+        t = translator(language)
+        return [Reply(t("Understood: nothing was stored. Type /start if you change your mind."))]
+    # An old "No, thanks" from before the resident agreed: say what is really stored.
+    return [with_menu(turn, turn.t(
+        "You agreed earlier, so your commune and your comments are stored. "
+        "To stop receiving drafts, type /stop; to delete your data, type /delete."
+    ))]
 
 
 async def choose_language(turn: Turn, language: str) -> list[Outgoing]:
@@ -81,9 +129,8 @@ async def choose_language(turn: Turn, language: str) -> list[Outgoing]:
     return [with_menu(turn, turn.t("I will write to you in English from now on."))]
 
 
-def ask_commune(turn: Turn) -> list[Outgoing]:
-    assert turn.resident is not None
-    turn.resident.awaiting = "commune"
+def ask_commune(turn: Turn, resident: Resident) -> list[Outgoing]:
+    wait_for(resident, AwaitCommune(), turn.now)
     return [Reply(turn.t(
         "Which commune do you live in? Type its name, with or without accents, "
         "for example: Cam Tu, or Cam Tu Thanh Hoa."
@@ -102,6 +149,12 @@ def _choice_label(turn: Turn, match: Match) -> str:
 
 def search_communes(turn: Turn, query: str) -> list[Outgoing]:
     """Offer the communes matching what the resident typed; they always pick from a list."""
+    if len(query) > communes.QUERY_LIMIT:
+        return [Reply(turn.t(
+            "That is too long for a commune name (at most {limit} characters). Type just the "
+            "name of your commune, for example: Cam Tu.",
+            limit=turn.t.number(communes.QUERY_LIMIT),
+        ))]
     matches = communes.search(query, limit=COMMUNE_CHOICES + 1)
     if not matches:
         return [Reply(turn.t(
@@ -118,20 +171,25 @@ def search_communes(turn: Turn, query: str) -> list[Outgoing]:
         )
     else:
         text += "\n" + turn.t("Not in the list? Type the name again.")
-    buttons = [[Button(f"commune:{m.commune.code}", _choice_label(turn, m))] for m in matches]
+    buttons = [[button(PickCommune(m.commune.code), _choice_label(turn, m))] for m in matches]
     return [Reply(text, buttons)]
 
 
-async def pick_commune(turn: Turn, code: str) -> list[Outgoing]:
-    commune = communes.get_commune(int(code)) if code.isdigit() else None
+async def pick_commune(turn: Turn, resident: Resident, code: int) -> list[Outgoing]:
+    commune = communes.get_commune(code)
     if commune is None:
         return [Reply(turn.t("That commune is not in the list. Type its name again."))]
-    assert turn.resident is not None
-    turn.resident.commune_code = commune.code
-    turn.resident.subscribed = True
-    turn.resident.awaiting = ""
+    resident.commune_code = commune.code
+    wait_for(resident, None, turn.now)
     text = turn.t(
         "Subscribed: you will receive the draft policies put to consultation in {commune}.",
         commune=commune.label,
     )
-    return [with_menu(turn, text), *await open_drafts_replies(turn)]
+    if not resident.subscribed:
+        # Choosing a commune (perhaps on an old button) does not undo a STOP.
+        return [Reply(turn.t(
+            "Your commune is now {commune}. You have stopped receiving drafts: type START or "
+            "BẮT ĐẦU to receive them again.",
+            commune=commune.label,
+        ))]
+    return [with_menu(turn, text), *await open_drafts_replies(turn, resident)]

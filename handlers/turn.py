@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from handlers.buttons import ButtonData, ChooseLanguage, Menu, MenuCommand, encode
 from handlers.events import Button, Incoming, Reply
 from handlers.i18n import Translator
+from handlers.state import DEFAULT_TIMEOUT
 from storage.models import Resident
 
 # Limits a person is told about when they exceed them.
@@ -24,17 +26,29 @@ class Turn:
     resident: Resident | None
     t: Translator
     now: datetime
+    # Silence after which a waiting step (comment, commune search) is over.
+    timeout: timedelta = DEFAULT_TIMEOUT
+
+
+def button(data: ButtonData, label: str) -> Button:
+    """A button carrying typed data (see handlers.buttons)."""
+    return Button(encode(data), label)
+
+
+def language_switch(t: Translator) -> Button:
+    """The button that offers the other language, labelled in that language."""
+    if t.language == "vi":
+        return button(ChooseLanguage("en"), "English")
+    return button(ChooseLanguage("vi"), "Tiếng Việt")
 
 
 def menu(t: Translator) -> list[list[Button]]:
     """The resident's everyday buttons, so nobody has to remember a command."""
-    other_language = Button("lang:en", "English") if t.language == "vi" else Button(
-        "lang:vi", "Tiếng Việt"
-    )
     return [
-        [Button("menu:drafts", t("Open drafts")), Button("menu:mine", t("My comments"))],
-        [Button("menu:commune", t("Change commune")), other_language],
-        [Button("menu:help", t("Help")), Button("menu:stop", t("Stop"))],
+        [button(Menu(MenuCommand.DRAFTS), t("Open drafts")),
+         button(Menu(MenuCommand.MY_COMMENTS), t("My comments"))],
+        [button(Menu(MenuCommand.COMMUNE), t("Change commune")), language_switch(t)],
+        [button(Menu(MenuCommand.HELP), t("Help")), button(Menu(MenuCommand.STOP), t("Stop"))],
     ]
 
 

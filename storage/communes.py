@@ -22,6 +22,7 @@ from storage.text import fold
 __all__ = [
     "DATA_DATE",
     "DATA_SOURCE",
+    "QUERY_LIMIT",
     "Commune",
     "FormerCommune",
     "Match",
@@ -34,6 +35,13 @@ __all__ = [
     "search",
     "warm_up",
 ]
+
+# The longest name is under 40 characters; a longer query is a mistake, and searching it would
+# cost CPU time on the event loop in proportion to its length.
+QUERY_LIMIT = 100
+# Word prefixes remembered between searches; typed prefixes are few, but a hostile stream
+# of random ones must not grow memory without bound.
+PREFIX_CACHE_SIZE = 4096
 
 # Filled from the data file on first access (module __getattr__ below), to keep import cheap.
 DATA_SOURCE: str
@@ -278,6 +286,8 @@ class _Data:
             lo = bisect_left(self.vocabulary, prefix)
             hi = bisect_left(self.vocabulary, prefix + "\U0010ffff", lo)
             found = frozenset().union(*(self.words[v] for v in self.vocabulary[lo:hi]))
+            if len(self.word_prefixes) >= PREFIX_CACHE_SIZE:
+                self.word_prefixes.clear()
             self.word_prefixes[prefix] = found
         return found
 
@@ -395,10 +405,11 @@ def search(query: str, province: str | int | None = None, limit: int = 8) -> lis
     """Communes matching a typed name (current or pre-2025), best first, at most limit.
 
     province (a code or a name) narrows the search; a province may also end the query
-    ("cam tu thanh hoa", "tan thanh, lam dong"). An unknown province gives [].
+    ("cam tu thanh hoa", "tan thanh, lam dong"). An unknown province gives [], and so does
+    a query longer than QUERY_LIMIT (no commune name comes near it).
     """
     data = _data()
-    if limit <= 0:
+    if limit <= 0 or len(query) > QUERY_LIMIT:
         return []
     narrow: int | None = None
     if province is not None:

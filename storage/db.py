@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -21,9 +22,15 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ykien.db"
 
 
 def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
-    """An engine for the URL; SQLite gets foreign keys and a busy timeout so processes share it."""
+    """An engine for the URL; SQLite gets foreign keys and a busy timeout so processes share it.
+
+    SQL parameters are hidden from errors: they hold comments and chat ids, which must not
+    reach a log through a traceback.
+    """
+    # aiosqlite logs every statement with its parameters at DEBUG: comments and chat ids.
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -35,7 +42,7 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
             cursor.close()
 
         return engine
-    return create_async_engine(url, pool_pre_ping=True)
+    return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

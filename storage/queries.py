@@ -1,11 +1,15 @@
-"""Reads and writes the conversation needs, one small function each."""
+"""Reads and writes the conversation needs, one small function each.
+
+None of them commits: the caller owns the transaction (one per update).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,23 +23,34 @@ from storage.models import (
     ProcessedUpdate,
     Resident,
     Vote,
-    utcnow,
 )
+
+
+def affected(result: Any) -> int:
+    """Rows an INSERT/UPDATE/DELETE touched (typed access to the cursor's rowcount)."""
+    return result.rowcount if isinstance(result, CursorResult) else 0
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    """The INSERT construct with ON CONFLICT support for the session's database."""
+    return postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
 
 
 async def insert_unless_present(session: AsyncSession, model: type, **values: object) -> bool:
     """INSERT … ON CONFLICT DO NOTHING; True when a row was added."""
-    insert = postgresql.insert if session.bind.dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     result = await session.execute(insert(model).values(**values).on_conflict_do_nothing())
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
-async def first_time_update(session: AsyncSession, channel: str, update_id: str) -> bool:
+async def first_time_update(
+    session: AsyncSession, channel: str, update_id: str, now: datetime
+) -> bool:
     """Record an update id; False when it was handled before (a retried webhook)."""
     if not update_id:
         return True
     return await insert_unless_present(
-        session, ProcessedUpdate, channel=channel, update_id=update_id, created_at=utcnow()
+        session, ProcessedUpdate, channel=channel, update_id=update_id, created_at=now
     )
 
 
@@ -44,8 +59,7 @@ async def forget_updates_before(session: AsyncSession, before: datetime) -> int:
     result = await session.execute(
         delete(ProcessedUpdate).where(ProcessedUpdate.created_at < before)
     )
-    await session.commit()
-    return result.rowcount or 0
+    return affected(result)
 
 
 async def get_resident(session: AsyncSession, channel: str, platform_id: str) -> Resident | None:
@@ -55,26 +69,37 @@ async def get_resident(session: AsyncSession, channel: str, platform_id: str) ->
 
 
 async def add_resident(
-    session: AsyncSession, channel: str, platform_id: str, language: str, consent_version: str
+    session: AsyncSession, channel: str, platform_id: str, language: str, consent_version: str,
+    now: datetime,
 ) -> Resident:
     """Create the resident at the moment of consent, recording when and which notice."""
-    resident = await get_resident(session, channel, platform_id)
-    if resident is None:
-        resident = Resident(channel=channel, platform_id=platform_id)
-        session.add(resident)
-    resident.language = language
-    resident.consent_at = utcnow()
-    resident.consent_version = consent_version
-    resident.subscribed = True
-    resident.reachable = True
+    resident = Resident(
+        channel=channel, platform_id=platform_id, language=language, consent_at=now,
+        consent_version=consent_version, notice_version=consent_version, subscribed=True,
+        reachable=True, last_seen_at=now,
+    )
+    session.add(resident)
     await session.flush()
     return resident
 
 
-async def erase_resident(session: AsyncSession, resident: Resident) -> None:
-    """Delete a person; their comments and votes stay without any link to them."""
+def _still_open(now: datetime) -> Any:
+    """Drafts whose votes can still change (so an erased vote may be cast again)."""
+    return select(Draft.id).where(Draft.status != DraftStatus.CLOSED, Draft.deadline > now)
+
+
+async def erase_resident(session: AsyncSession, resident: Resident, now: datetime) -> None:
+    """Delete a person as the privacy notice says.
+
+    Comments stay without any link to them. Votes on drafts still open are deleted, so a
+    person who comes back votes once, not twice; votes on closed drafts (which nobody can
+    cast again) stay without any link.
+    """
     await session.execute(
         update(Comment).where(Comment.resident_id == resident.id).values(resident_id=None)
+    )
+    await session.execute(
+        delete(Vote).where(Vote.resident_id == resident.id, Vote.draft_id.in_(_still_open(now)))
     )
     await session.execute(
         update(Vote).where(Vote.resident_id == resident.id).values(resident_id=None)
@@ -84,7 +109,7 @@ async def erase_resident(session: AsyncSession, resident: Resident) -> None:
     await session.flush()
 
 
-def _open_at(now: datetime):
+def _open_at(now: datetime) -> tuple[Any, ...]:
     return (Draft.status == DraftStatus.OPEN, Draft.opens_at <= now, Draft.deadline > now)
 
 
@@ -105,13 +130,12 @@ async def get_draft(session: AsyncSession, draft_id: int) -> Draft | None:
 
 
 async def draft_targets(session: AsyncSession, draft_id: int, commune_code: int) -> bool:
-    return (
-        await session.scalar(
-            select(func.count())
-            .select_from(DraftCommune)
-            .where(DraftCommune.draft_id == draft_id, DraftCommune.commune_code == commune_code)
+    found = await session.scalar(
+        select(DraftCommune.draft_id).where(
+            DraftCommune.draft_id == draft_id, DraftCommune.commune_code == commune_code
         )
-    ) > 0
+    )
+    return found is not None
 
 
 async def get_option(session: AsyncSession, option_id: int) -> PollOption | None:
@@ -119,7 +143,7 @@ async def get_option(session: AsyncSession, option_id: int) -> PollOption | None
 
 
 async def add_comment(
-    session: AsyncSession, draft: Draft, resident: Resident, text: str
+    session: AsyncSession, draft: Draft, resident: Resident, text: str, now: datetime
 ) -> Comment:
     """Store a comment with the next receipt number of its draft."""
     # One UPDATE … RETURNING takes the number: the row lock (PostgreSQL) or the write lock
@@ -133,23 +157,25 @@ async def add_comment(
     )
     comment = Comment(
         draft_id=draft.id, number=number, resident_id=resident.id,
-        commune_code=resident.commune_code, text=text,
+        commune_code=resident.commune_code, text=text, created_at=now,
     )
     session.add(comment)
     await session.flush()
     return comment
 
 
-async def comments_of(session: AsyncSession, resident: Resident, limit: int) -> Sequence[Comment]:
-    """A resident's latest comments, newest first."""
-    return (
-        await session.scalars(
-            select(Comment)
-            .where(Comment.resident_id == resident.id)
-            .order_by(Comment.created_at.desc(), Comment.id.desc())
-            .limit(limit)
-        )
-    ).all()
+async def comments_of(
+    session: AsyncSession, resident: Resident, limit: int
+) -> Sequence[tuple[Comment, str]]:
+    """A resident's latest comments with their drafts' titles, newest first."""
+    rows = await session.execute(
+        select(Comment, Draft.title)
+        .join(Draft, Draft.id == Comment.draft_id)
+        .where(Comment.resident_id == resident.id)
+        .order_by(Comment.created_at.desc(), Comment.id.desc())
+        .limit(limit)
+    )
+    return [(comment, title) for comment, title in rows.all()]
 
 
 async def count_comments_of(session: AsyncSession, resident: Resident) -> int:
@@ -165,7 +191,7 @@ async def get_vote(session: AsyncSession, draft_id: int, resident: Resident) -> 
 
 
 async def cast_vote(
-    session: AsyncSession, draft: Draft, option: PollOption, resident: Resident
+    session: AsyncSession, draft: Draft, option: PollOption, resident: Resident, now: datetime
 ) -> tuple[Vote, bool]:
     """Record or change a vote; the flag says whether anything changed."""
     vote = await get_vote(session, draft.id, resident)
@@ -175,13 +201,15 @@ async def cast_vote(
             resident_id=resident.id,
             option_id=option.id,
             commune_code=resident.commune_code,
+            created_at=now,
+            updated_at=now,
         )
         session.add(vote)
     elif vote.option_id == option.id:
         return vote, False
     else:
         vote.option_id = option.id
-        vote.updated_at = utcnow()
+        vote.updated_at = now
     await session.flush()
     return vote, True
 

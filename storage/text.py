@@ -30,3 +30,35 @@ def fold(text: str) -> str:
 def N_(message: str) -> str:
     """Mark a string for the translation catalogue; the caller translates it later."""
     return message
+
+
+# ANSI/VT escape sequences (colours, cursor moves): CSI … final byte, or ESC + one character.
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
+_KEPT_CONTROLS = {"\n", "\t"}
+# Zero-width joiner: part of emoji sequences (family, flags); dropped only when nothing else is left.
+_ZWJ = "\u200d"
+
+
+def _visible(char: str) -> bool:
+    category = unicodedata.category(char)
+    if category == "Cc":
+        return char in _KEPT_CONTROLS
+    # Format characters (zero-width space, bidi marks, BOM, soft hyphen) and lone surrogates.
+    if category == "Cs":
+        return False
+    return category != "Cf" or char == _ZWJ
+
+
+def clean_text(text: str) -> str:
+    """What a person typed, made safe to store and count.
+
+    NFC first, so decomposed Vietnamese counts one character per letter; then escape
+    sequences, control characters other than newline and tab, invisible format characters
+    and lone surrogates go; then surrounding white space. Text of nothing but those is "".
+    """
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = _ANSI.sub("", text)
+    if not text.isascii() or any(ch < " " or ch == "\x7f" for ch in text):
+        text = "".join(ch for ch in text if _visible(ch))
+    text = text.strip()
+    return text if text.strip(_ZWJ + " \n\t") else ""

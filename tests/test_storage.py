@@ -52,7 +52,7 @@ async def test_old_update_ids_are_forgotten(sessionmaker):
     event = Incoming("t", "1", Kind.TEXT, text="/help", update_id="5")
     assert await service.handle(event)
     assert await service.handle(event) == []
-    async with sessionmaker() as session:
+    async with sessionmaker() as session, session.begin():
         assert await forget_updates_before(session, utcnow() - timedelta(minutes=1)) == 0
         assert await forget_updates_before(session, utcnow() + timedelta(seconds=1)) == 1
     assert await service.handle(event)
