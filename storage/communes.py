@@ -195,7 +195,7 @@ class _Data:
         # Pair ids are assigned in final display order (current before former, then province
         # name, then code), so ranking inside a quality tier is just sorting small ints.
         province_order = {p.code: _province_bare(fold(p.name)) for p in self.provinces}
-        raw_pairs = []
+        raw_pairs: list[tuple[int, str, int, int, Commune, FormerCommune | None, str]] = []
         for c in self.communes:
             raw_pairs.append((0, province_order[c.province.code], c.code, 0, c, None, c.name))
         for f in formers:

@@ -35,7 +35,7 @@ def N_(message: str) -> str:
 # ANSI/VT escape sequences (colours, cursor moves): CSI … final byte, or ESC + one character.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b[@-_]")
 _KEPT_CONTROLS = {"\n", "\t"}
-# Zero-width joiner: part of emoji sequences (family, flags); dropped only when nothing else is left.
+# Zero-width joiner: part of emoji sequences (family, flags); kept unless nothing else is left.
 _ZWJ = "\u200d"
 
 

@@ -209,7 +209,8 @@ async def test_an_abandoned_change_of_commune_does_not_swallow_text(service, ses
 
 async def test_a_fresh_change_of_commune_searches(service, sessionmaker, draft):
     await service.handle(text("u1", "/commune"))
-    assert "Phường Ba Đình — Thành phố Hà Nội" in labels(await service.handle(text("u1", "ba dinh")))
+    found = await service.handle(text("u1", "ba dinh"))
+    assert "Phường Ba Đình — Thành phố Hà Nội" in labels(found)
 
 
 # ---- menu buttons -----------------------------------------------------------------------
