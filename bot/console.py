@@ -1,7 +1,11 @@
 """The console channel: the same conversation in a terminal, one line of input at a time.
 
-Buttons appear as a numbered list; typing the number or the label presses one. Reading
-standard input line by line makes it scriptable: `printf '/start\\n1\\n' | ykien console`.
+Buttons appear as numbered lines (see bot.textchoices for how numbers are given and read);
+typing the number or the label presses one. Reading standard input line by line makes it
+scriptable: `printf '/start\\n1\\n' | ykien console`.
+
+A console is one person's chat: it delivers the messages queued for its own user and leaves
+every other recipient's messages queued for their own console (or channel).
 """
 
 from __future__ import annotations
@@ -50,10 +54,12 @@ class ConsoleChannel:
         self.stdout.flush()
 
     async def send(self, user_id: str, message: Outgoing) -> str:
-        """Print a message; one meant for another console user is labelled with their id."""
-        prefix = "" if user_id == self.user_id else f"[→ {user_id}] "
+        """Print a message to this console's user (the only one it is given, see `run`)."""
+        if user_id != self.user_id:
+            # Printing it here would mark it sent although its recipient never saw it.
+            raise ValueError("a console only shows messages for its own user")
         if isinstance(message, Reply):
-            body = self.choices.render(user_id, message)
+            body = self.choices.render(message)
         else:
             path = self.files_dir / (
                 message.filename if isinstance(message, Document) else "picture.png"
@@ -62,23 +68,29 @@ class ConsoleChannel:
             body = f"{message.caption}\n[{path}]".strip()
         # A broadcast arriving while the prompt waits goes below it, then the prompt again.
         before, after = ("\n", "> ") if self._prompting else ("", "")
-        self.stdout.write(f"{before}{prefix}{body}\n\n{after}")
+        self.stdout.write(f"{before}{body}\n\n{after}")
         self.stdout.flush()
         return str(next(self._message_ids))
 
     def _event(self, line: str) -> Incoming:
-        button = self.choices.resolve(self.user_id, line)
+        button = self.choices.resolve(line)
         if button is not None:
             return Incoming(self.name, self.user_id, Kind.CHOICE, choice=button.id)
         return Incoming(self.name, self.user_id, Kind.TEXT, text=line)
 
     async def _answer(self, line: str) -> None:
-        for message in await self.service.handle(self._event(line)):
+        event = self._event(line)
+        self.choices.new_turn()
+        for message in await self.service.handle(event):
             message_id = await self.send(self.user_id, message)
             await self.service.sent(self.name, self.user_id, message_id, message)
 
     async def run(self, worker: DeliveryWorker) -> None:
-        """Read lines until end of input, answering each and showing broadcasts as they come."""
+        """Read lines until end of input, answering each and showing broadcasts as they come.
+
+        Only this console's user's messages are delivered, whatever `worker` was built for.
+        """
+        worker = worker.for_recipient(self.user_id)
         interactive = self.stdin.isatty()
         stop = asyncio.Event()
         background = (

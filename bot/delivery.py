@@ -2,6 +2,12 @@
 
 Rows are claimed with a lease (status `sending` until `not_before`), so several workers can
 share one database and a crashed worker's rows are taken up again once the lease runs out.
+
+Nothing is delivered late: a row whose draft is closed or past its deadline is not sent but
+marked `expired`, with the reason. A row that keeps failing temporarily is retried with a
+growing delay and marked `failed` after MAX_ATTEMPTS. Times come from the worker's clock
+(`now`), so tests and schedules can move it. Logs name residents by pseudonymous reference
+only (handlers.logref), never by chat id.
 """
 
 from __future__ import annotations
@@ -10,9 +16,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -21,8 +27,9 @@ from bot.channel import Channel, PermanentFailure, TemporaryFailure, Throttled, 
 from handlers.drafts import render_draft
 from handlers.events import Reply
 from handlers.i18n import translator
+from handlers.logref import chat_ref
 from storage import queries
-from storage.models import Delivery, DeliveryStatus, Draft, Resident, utcnow
+from storage.models import Delivery, DeliveryStatus, Draft, DraftStatus, Resident, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +45,7 @@ class Progress:
     retried: int = 0
     unreachable: int = 0
     skipped: int = 0
+    expired: int = 0
 
 
 class Pacer:
@@ -62,21 +70,47 @@ class Pacer:
         return max(0.0, self.paused_until - time.monotonic())
 
 
+def why_expired(draft: Draft, now: datetime) -> str:
+    """Why a message about this draft must not be sent any more ("" while it may be)."""
+    if draft.status == DraftStatus.CLOSED:
+        return "draft closed"
+    if draft.deadline <= now:
+        return "deadline passed"
+    return ""
+
+
 class DeliveryWorker:
-    """Claims due deliveries for its channels and sends them."""
+    """Claims due deliveries for its channels and sends them.
+
+    `recipient`, when given, restricts the worker to the rows of that one platform id (a
+    console delivers to its own user only); `now` is the clock every due time is read from.
+    """
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], channels: Mapping[str, Channel]
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        channels: Mapping[str, Channel],
+        *,
+        recipient: str | None = None,
+        now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.channels = dict(channels)
+        self.recipient = recipient
+        self.now = now
         self.pacers = {
             name: Pacer(getattr(channel, "messages_per_second", None))
             for name, channel in self.channels.items()
         }
 
+    def for_recipient(self, platform_id: str) -> DeliveryWorker:
+        """A worker on the same channels and clock that delivers to this one recipient only."""
+        return DeliveryWorker(
+            self.sessionmaker, self.channels, recipient=platform_id, now=self.now
+        )
+
     async def _claim(self, session: AsyncSession) -> list[int]:
-        now = utcnow()
+        now = self.now()
         active = [name for name, pacer in self.pacers.items() if not pacer.paused_for()]
         due = or_(
             Delivery.status == DeliveryStatus.PENDING, Delivery.status == DeliveryStatus.SENDING
@@ -88,6 +122,10 @@ class DeliveryWorker:
             .limit(BATCH)
             .with_for_update(skip_locked=True)
         )
+        if self.recipient is not None:
+            # A subquery rather than a join, so FOR UPDATE locks delivery rows only.
+            recipient_ids = select(Resident.id).where(Resident.platform_id == self.recipient)
+            candidates = candidates.where(Delivery.resident_id.in_(recipient_ids))
         ids = (await session.scalars(candidates)).all()
         if not ids:
             await session.commit()
@@ -127,20 +165,23 @@ class DeliveryWorker:
                     key = (draft.id, resident.language)
                     if key not in rendered:
                         rendered[key] = render_draft(draft, translator(resident.language))
-                    await self._deliver(session, delivery, resident, rendered[key], progress)
+                    await self._deliver(
+                        session, delivery, resident, draft, rendered[key], progress
+                    )
 
     async def _deliver(
         self,
         session: AsyncSession,
         delivery: Delivery,
         resident: Resident,
+        draft: Draft,
         message: Reply,
         progress: Progress,
     ) -> None:
         """Send one claimed row and record the outcome (committed at once, row by row)."""
-        if not (resident.subscribed and resident.reachable):
-            delivery.status = DeliveryStatus.SKIPPED
-            progress.skipped += 1
+        ref = chat_ref(delivery.channel, resident.platform_id)
+        if self._withhold(delivery, resident, draft, progress):
+            log.info("delivery %s to %s not sent: %s", delivery.id, ref, delivery.error)
             await session.commit()
             return
         channel = self.channels[delivery.channel]
@@ -163,11 +204,14 @@ class DeliveryWorker:
             delivery.error = str(error)[:300]
             resident.reachable = False
             progress.unreachable += 1
+            log.info("delivery %s: %s is unreachable", delivery.id, ref)
         except TemporaryFailure as error:
             if delivery.attempts >= MAX_ATTEMPTS:
                 delivery.status = DeliveryStatus.FAILED
                 delivery.error = str(error)[:300]
                 progress.failed += 1
+                log.warning("delivery %s to %s failed after %d attempts",
+                            delivery.id, ref, delivery.attempts)
             else:
                 self._retry_later(delivery, 2 ** delivery.attempts, str(error))
                 progress.retried += 1
@@ -175,21 +219,38 @@ class DeliveryWorker:
             delivery.status = DeliveryStatus.FAILED
             delivery.error = str(error)[:300]
             progress.failed += 1
+            log.warning("delivery %s to %s refused by the platform", delivery.id, ref)
         else:
             delivery.status = DeliveryStatus.SENT
-            delivery.sent_at = utcnow()
+            delivery.sent_at = self.now()
             delivery.error = ""
             progress.sent += 1
             if message_id:
                 await queries.remember_message(session, resident, message_id, delivery.draft_id)
         await session.commit()
 
-    @staticmethod
+    def _withhold(
+        self, delivery: Delivery, resident: Resident, draft: Draft, progress: Progress
+    ) -> bool:
+        """Settle a row that must not be sent now (too late, or nobody to send to)."""
+        expired = why_expired(draft, self.now())
+        if expired:
+            delivery.status = DeliveryStatus.EXPIRED
+            delivery.error = expired
+            progress.expired += 1
+            return True
+        if not (resident.subscribed and resident.reachable):
+            delivery.status = DeliveryStatus.SKIPPED
+            delivery.error = "resident stopped" if not resident.subscribed else "unreachable"
+            progress.skipped += 1
+            return True
+        return False
+
     def _retry_later(
-        delivery: Delivery, seconds: float, reason: str, count_attempt: bool = True
+        self, delivery: Delivery, seconds: float, reason: str, count_attempt: bool = True
     ) -> None:
         delivery.status = DeliveryStatus.PENDING
-        delivery.not_before = utcnow() + timedelta(seconds=seconds)
+        delivery.not_before = self.now() + timedelta(seconds=seconds)
         delivery.error = reason[:300]
         if not count_attempt:
             delivery.attempts -= 1  # being told to wait is not a failed attempt
@@ -199,7 +260,7 @@ class DeliveryWorker:
         while not stop.is_set():
             try:
                 progress = await self.run_once()
-                if progress.sent or progress.failed or progress.unreachable:
+                if progress.sent or progress.failed or progress.unreachable or progress.expired:
                     log.info("delivery: %s", progress)
             except Exception:
                 log.exception("delivery pass failed; trying again shortly")

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
-from bot.delivery import DeliveryWorker
+from bot.delivery import MAX_ATTEMPTS, DeliveryWorker, Progress
 from handlers.events import Incoming, Kind, Outgoing, Reply
+from handlers.logref import chat_ref
 from storage.drafts import broadcast
-from storage.models import Delivery, DeliveryStatus, DraftMessage, Resident, utcnow
-from tests.conftest import add_draft
+from storage.models import (
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftMessage,
+    DraftStatus,
+    Resident,
+    utcnow,
+)
+from tests.conftest import EXAMPLE_DRAFT, add_draft
 
 
 class ScriptedChannel:
@@ -40,6 +51,27 @@ async def subscribe(service, users) -> None:
     for user in users:
         await service.handle(Incoming("test", user, Kind.CHOICE, choice="agree:vi"))
         await service.handle(Incoming("test", user, Kind.CHOICE, choice="commune:15148"))
+
+
+class Clock:
+    """The worker's clock, moved by the test instead of waiting."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def outcomes(sessionmaker) -> dict[str, tuple[str, str]]:
+    """Each recipient's delivery status and recorded reason."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Resident.platform_id, Delivery.status, Delivery.error).join(
+                Resident, Resident.id == Delivery.resident_id
+            )
+        )
+        return {user: (status, error) for user, status, error in rows.all()}
 
 
 async def statuses(sessionmaker) -> dict[str, str]:
@@ -159,3 +191,86 @@ async def test_a_stopped_resident_is_skipped(sessionmaker, service):
     channel = ScriptedChannel()
     progress = await DeliveryWorker(sessionmaker, {"test": channel}).run_once()
     assert progress.skipped == 1 and channel.sent == []
+    assert await outcomes(sessionmaker) == {"a": (DeliveryStatus.SKIPPED, "resident stopped")}
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"deadline": datetime(2020, 1, 1, tzinfo=UTC)}, "deadline passed"),
+        ({"status": DraftStatus.CLOSED}, "draft closed"),
+    ],
+    ids=["deadline-passed", "closed"],
+)
+async def test_nothing_is_delivered_after_the_deadline_or_once_closed(
+    sessionmaker, service, change, reason
+):
+    await subscribe(service, ["a", "b"])
+    draft = await add_draft(sessionmaker)
+    async with sessionmaker() as session:
+        await session.execute(update(Draft).where(Draft.id == draft.id).values(**change))
+        await session.commit()
+    channel = ScriptedChannel()
+    progress = await DeliveryWorker(sessionmaker, {"test": channel}).run_once()
+    assert (progress.sent, progress.expired) == (0, 2) and channel.sent == []
+    expired = (DeliveryStatus.EXPIRED, reason)
+    assert await outcomes(sessionmaker) == {"a": expired, "b": expired}
+
+
+async def test_a_draft_is_not_delivered_before_it_opens(sessionmaker, service, tmp_path: Path):
+    await subscribe(service, ["a"])
+    later = tmp_path / "later.toml"
+    later.write_text(
+        EXAMPLE_DRAFT.read_text(encoding="utf-8").replace(
+            "opens_at = 2026-01-01T08:00:00", "opens_at = 2098-06-01T08:00:00"
+        ),
+        encoding="utf-8",
+    )
+    draft = await add_draft(sessionmaker, later)
+    assert draft.opens_at.year == 2098
+    channel = ScriptedChannel()
+    clock = Clock()
+    worker = DeliveryWorker(sessionmaker, {"test": channel}, now=clock)
+    assert (await worker.run_once()).sent == 0
+    clock.now = draft.opens_at - timedelta(seconds=1)
+    assert (await worker.run_once()).sent == 0
+    assert await outcomes(sessionmaker) == {"a": (DeliveryStatus.PENDING, "")}
+    clock.now = draft.opens_at
+    assert (await worker.run_once()).sent == 1
+    assert [user for user, _ in channel.sent] == ["a"]
+
+
+async def test_retries_give_up_after_max_attempts(sessionmaker, service):
+    await subscribe(service, ["flaky"])
+    await add_draft(sessionmaker)
+    channel = ScriptedChannel()
+    channel.errors = {"flaky": [TemporaryFailure("connection reset")] * (MAX_ATTEMPTS + 3)}
+    clock = Clock()
+    worker = DeliveryWorker(sessionmaker, {"test": channel}, now=clock)
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        progress = await worker.run_once()
+        assert (progress.retried, progress.failed) == (
+            (1, 0) if attempt < MAX_ATTEMPTS else (0, 1)
+        )
+        # The next try waits for the backoff: nothing is tried again at the same moment.
+        assert await worker.run_once() == Progress()
+        clock.now += timedelta(hours=1)
+    assert await outcomes(sessionmaker) == {"flaky": (DeliveryStatus.FAILED, "connection reset")}
+    assert len(channel.errors["flaky"]) == 3  # exactly MAX_ATTEMPTS sends were tried
+    assert await worker.run_once() == Progress()  # and no more after giving up
+
+
+async def test_the_worker_logs_residents_by_pseudonym_only(sessionmaker, service, caplog):
+    users = ["5550101", "5550102", "5550103"]
+    await subscribe(service, users)
+    await add_draft(sessionmaker)
+    channel = ScriptedChannel()
+    channel.errors = {
+        "5550101": [Unreachable("Forbidden: bot was blocked by the user")],
+        "5550102": [PermanentFailure("Bad Request: chat not found")],
+    }
+    caplog.clear()
+    await DeliveryWorker(sessionmaker, {"test": channel}).run_once()
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert chat_ref("test", "5550101") in logged and chat_ref("test", "5550102") in logged
+    assert "555010" not in logged

@@ -1,0 +1,38 @@
+"""A console is one person's chat: it delivers its own user's messages and nobody else's."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from storage.models import Delivery, DeliveryStatus, Resident
+from tests.conftest import add_draft
+
+
+async def delivery_statuses(sessionmaker) -> dict[str, str]:
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Resident.platform_id, Delivery.status).join(
+                Resident, Resident.id == Delivery.resident_id
+            )
+        )
+        return dict(rows.all())
+
+
+async def test_each_console_delivers_to_its_own_user_only(sessionmaker, console):
+    anh, binh = console("anh"), console("binh")
+    for resident in (anh, binh):
+        await resident.say("/start", "english", "i agree", "cam tu", "Xã Cẩm Tú — Tỉnh Thanh Hóa")
+    draft = await add_draft(sessionmaker)
+
+    out = await anh.say()  # Anh's session: the broadcast arrives, for Anh only
+    assert out.count(draft.title) == 1
+    assert await delivery_statuses(sessionmaker) == {
+        "anh": DeliveryStatus.SENT, "binh": DeliveryStatus.PENDING,
+    }
+
+    out = await binh.say()  # Bình's copy waited for Bình's own session
+    assert out.count(draft.title) == 1
+    assert await delivery_statuses(sessionmaker) == {
+        "anh": DeliveryStatus.SENT, "binh": DeliveryStatus.SENT,
+    }
+    assert (await anh.say()) == ""  # nothing is delivered twice
