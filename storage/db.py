@@ -9,7 +9,7 @@ from importlib.resources import files
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -62,9 +62,25 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(config, "head")
 
 
+# Any fixed number: the PostgreSQL advisory lock that lets one process at a time migrate.
+MIGRATION_LOCK = 0x796B69656E  # "ykien"
+
+
 async def upgrade(engine: AsyncEngine) -> None:
-    """Bring the schema to the latest migration (does nothing when already there)."""
+    """Bring the schema to the latest migration (does nothing when already there).
+
+    Every process migrates at start. On PostgreSQL several starting at once (a deployment
+    of several `ykien serve`) would collide creating the same tables, so each waits for a
+    transaction-scoped advisory lock first and then finds the work done. On SQLite the
+    write lock, taken at the start (BEGIN IMMEDIATE) rather than at the first write, does
+    the same.
+    """
     async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                     {"key": MIGRATION_LOCK})
+        else:
+            await connection.exec_driver_sql("BEGIN IMMEDIATE")
         await connection.run_sync(_upgrade)
 
 

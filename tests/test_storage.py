@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from bot.service import ChatService
@@ -56,3 +57,20 @@ async def test_old_update_ids_are_forgotten(sessionmaker):
         assert await forget_updates_before(session, utcnow() - timedelta(minutes=1)) == 0
         assert await forget_updates_before(session, utcnow() + timedelta(seconds=1)) == 1
     assert await service.handle(event)
+
+
+async def test_several_processes_migrate_a_fresh_database_at_once(database_url):
+    """Deployments start several processes together; each migrates at start."""
+    import asyncio
+
+    from storage.db import make_engine, upgrade
+
+    engines = [make_engine(database_url) for _ in range(4)]
+    try:
+        await asyncio.gather(*(upgrade(engine) for engine in engines))
+        async with engines[0].connect() as connection:
+            version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
+        assert version == "0002"
+    finally:
+        for engine in engines:
+            await engine.dispose()
