@@ -1,6 +1,11 @@
 """The Telegram channel: python-telegram-bot long polling in, neutral replies out.
 
 This is the only module that imports `telegram`; the conversation sees neutral events only.
+
+Each chat's updates are handled in order, different chats concurrently (`PerChatProcessor`).
+A reply throttled by flood control (429) is not waited for inside the handler: that chat's
+remaining replies go to a sender task that waits as Telegram asked (`_send_held`).
+Logs name chats by `chat_ref` pseudonyms, never by chat id, and never quote what was written.
 """
 
 from __future__ import annotations
@@ -9,18 +14,22 @@ import asyncio
 import datetime as dtm
 import logging
 import os
+from collections import deque
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from telegram import (
     BotCommand,
     CallbackQuery,
+    ChatMemberUpdated,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
     Message,
     Update,
 )
-from telegram.constants import ChatType, MessageLimit
+from telegram.constants import ChatMemberStatus, ChatType, MessageLimit
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -29,7 +38,13 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.ext import Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.ext import (
+    Application,
+    ApplicationBuilder,
+    BaseUpdateProcessor,
+    ContextTypes,
+    TypeHandler,
+)
 
 from bot.channel import (
     PermanentFailure,
@@ -40,6 +55,7 @@ from bot.channel import (
 )
 from handlers.commands import command_menu
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
+from handlers.logref import chat_ref
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +64,25 @@ log = logging.getLogger(__name__)
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 CHANNEL = "telegram"
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+# What the bot asks Telegram for, by polling (and, later, by webhook).
+ALLOWED_UPDATES = [
+    Update.MESSAGE,
+    Update.EDITED_MESSAGE,
+    Update.CALLBACK_QUERY,
+    Update.MY_CHAT_MEMBER,
+]
 MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH  # 4096
 MAX_CAPTION = MessageLimit.CAPTION_LENGTH  # 1024
+
+# PTB loggers that write whole updates and request parameters (chat ids, what people wrote)
+# at DEBUG, and httpx, which writes request URLs (they contain the token) at INFO.
+_CHATTY_LOGGERS = {
+    "telegram.Bot": logging.INFO,
+    "telegram.ext.ExtBot": logging.INFO,
+    "telegram.ext.Application": logging.INFO,
+    "telegram.ext.Updater": logging.INFO,
+    "httpx": logging.WARNING,
+}
 
 # Message content -> neutral kind, checked in this order: a venue also carries a location, and
 # an animation also carries a document, so the more specific field comes first.
@@ -83,24 +115,93 @@ class Service(Protocol):
         ...
 
 
+class PerChatProcessor(BaseUpdateProcessor):
+    """Handles the updates of different chats concurrently, and those of one chat in order.
+
+    PTB starts a task per update, in the order Telegram sent them, and each enters
+    `do_process_update` in that order (PTB's semaphore wakes its waiters first in, first out).
+    An update waits for the previous update of its chat, then for one of `max_running`
+    places. PTB's own bound (`max_waiting`) counts the waiting updates too, so it is set far
+    higher: a chat with many queued updates must not take the places of other chats.
+    """
+
+    def __init__(self, max_running: int, max_waiting: int = 10_000) -> None:
+        super().__init__(max_waiting)
+        self._running = asyncio.Semaphore(max_running)
+        # Each chat's latest update: done once handled. Only chats with updates in flight.
+        self._latest: dict[int, asyncio.Future[None]] = {}
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        """Handle one update after the earlier updates of its chat (see the class)."""
+        chat_id = _chat_id(update)
+        if chat_id is None:  # nothing to keep in order with
+            async with self._running:
+                await coroutine
+            return
+        previous = self._latest.get(chat_id)
+        handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._latest[chat_id] = handled
+        try:
+            if previous is not None:
+                # Shielded: cancelling this update must not cancel the marker of the previous
+                # one, which its own task resolves.
+                await asyncio.shield(previous)
+            async with self._running:
+                await coroutine
+        finally:
+            handled.set_result(None)
+            if self._latest.get(chat_id) is handled:
+                del self._latest[chat_id]
+
+    async def initialize(self) -> None:
+        """Nothing to set up."""
+
+    async def shutdown(self) -> None:
+        """Nothing to release: PTB waits for the updates in flight before shutting down."""
+
+
+def _chat_id(update: object) -> int | None:
+    if isinstance(update, Update) and update.effective_chat is not None:
+        return update.effective_chat.id
+    return None
+
+
+@dataclass
+class _Answer:
+    """The replies to one update that are still to be sent, in order."""
+
+    user_id: str
+    replies: deque[Outgoing] = field(default_factory=deque)
+    # The message whose button was pressed: the first reply marked `edit` may replace it.
+    edit_target: int | None = None
+
+
 class TelegramChannel:
     """Telegram through python-telegram-bot: long polling, inline keyboards, typed send errors."""
 
     name = CHANNEL
     # Telegram allows about 30 messages/s per bot; stay a little under it.
     messages_per_second = 25.0
-    # A conversation reply throttled for at most this long is retried once; longer waits would
-    # hold up every chat, since updates are handled one at a time to keep each chat in order.
-    reply_retry_cap = 3.0
+    # Replies held by flood control are dropped after this many waits for one update's replies.
+    reply_max_waits = 5
     # Upper bound on stop(), so a stuck handler or network cannot hang shutdown.
     stop_timeout = 15.0
 
     def __init__(
-        self, token: str, api_url: str, service: Service, *, poll_timeout: int = 10
+        self,
+        token: str,
+        api_url: str,
+        service: Service,
+        *,
+        poll_timeout: int = 10,
+        concurrent_chats: int = 64,
     ) -> None:
         self.service = service
         self.poll_timeout = poll_timeout
         self._token = token
+        # Chats whose replies wait for flood control, and the tasks that will send them.
+        self._held: dict[str, deque[_Answer]] = {}
+        self._senders: set[asyncio.Task[None]] = set()
         api_url = api_url.rstrip("/")
         self.application: Application = (
             ApplicationBuilder()
@@ -117,8 +218,7 @@ class TelegramChannel:
             .get_updates_read_timeout(5.0)
             .get_updates_write_timeout(5.0)
             .get_updates_pool_timeout(5.0)
-            # One update at a time keeps each chat's messages in order.
-            .concurrent_updates(False)
+            .concurrent_updates(PerChatProcessor(concurrent_chats))
             # No scheduled jobs here: the delivery worker does its own pacing.
             .job_queue(None)
             .build()
@@ -127,17 +227,9 @@ class TelegramChannel:
         self.application.add_error_handler(self._on_error)
         self._started = False
 
-    @property
-    def bot(self) -> Any:
-        """The python-telegram-bot `Bot` (for diagnostics; callers should use `send`)."""
-        return self.application.bot
-
     async def start(self) -> None:
         """Connect (getMe), set the command menu, and start long polling in the background."""
-        # httpx logs every request URL at INFO, and Bot API URLs contain the token.
-        httpx_log = logging.getLogger("httpx")
-        if httpx_log.level == logging.NOTSET:
-            httpx_log.setLevel(logging.WARNING)
+        _quiet_chatty_loggers()
         app = self.application
         try:
             await app.initialize()
@@ -154,14 +246,13 @@ class TelegramChannel:
             await self._teardown()
             if isinstance(exc, TelegramError):
                 # Configuration trouble: say so without a PTB type (or the token) in the message.
-                detail = str(exc).replace(self._token, "<token>")
-                raise RuntimeError(f"Telegram could not start: {detail}") from exc
+                raise RuntimeError(f"Telegram could not start: {self._redact(exc)}") from exc
             raise
         self._started = True
         log.info("Telegram: polling as @%s", app.bot.username)
 
     async def stop(self) -> None:
-        """Stop polling, finish the update being handled, and close connections (bounded)."""
+        """Stop polling, finish the updates being handled, and close connections (bounded)."""
         if not self._started:
             return
         self._started = False
@@ -179,6 +270,7 @@ class TelegramChannel:
             log.warning("Telegram: stopping took over %ss; closing anyway", self.stop_timeout)
         except Exception:
             log.exception("Telegram: error while stopping")
+        await self._drop_held_replies()
         try:
             async with asyncio.timeout(self.stop_timeout):
                 await app.shutdown()
@@ -186,6 +278,14 @@ class TelegramChannel:
                 await app.bot.shutdown()
         except Exception:
             log.exception("Telegram: error while shutting down")
+
+    async def _drop_held_replies(self) -> None:
+        # Replies still waiting for flood control would be stale by the next start.
+        if self._held:
+            log.warning("Telegram: stopping with replies to %d chats unsent", len(self._held))
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
 
     async def _set_commands(self) -> None:
         # The menu is a convenience: a failure here must not keep the bot from running.
@@ -196,6 +296,10 @@ class TelegramChannel:
                 await self.application.bot.set_my_commands(commands, language_code=language or None)
             except TelegramError as exc:
                 log.warning("Telegram: could not set the %s command menu: %s", language, exc)
+
+    def _redact(self, exc: BaseException) -> str:
+        # PTB names the token in some errors ("The token `...` was rejected by the server").
+        return str(exc).replace(self._token, "<token>")
 
     # ---- sending -------------------------------------------------------------------------
 
@@ -209,7 +313,7 @@ class TelegramChannel:
         try:
             chat_id = int(user_id)
         except ValueError as exc:
-            raise PermanentFailure(f"not a Telegram chat id: {user_id!r}") from exc
+            raise PermanentFailure("not a Telegram chat id") from exc
         bot = self.application.bot
         try:
             if isinstance(message, Reply):
@@ -239,24 +343,119 @@ class TelegramChannel:
         except TelegramError as exc:
             raise send_error(exc) from exc
 
-    async def _edit(self, chat_id: int, message_id: int, reply: Reply) -> bool:
-        """Replace the text and keyboard of a message the bot sent; False if it cannot."""
+    async def _edit(self, user_id: str, message_id: int, reply: Reply) -> bool:
+        """Replace the text and keyboard of a message the bot sent; False if it cannot.
+
+        Raises `Throttled` under flood control, so the edit is tried again later.
+        """
         if _utf16_len(reply.text) > MAX_TEXT or not reply.text.strip():
             return False
         try:
             await self.application.bot.edit_message_text(
-                reply.text, chat_id=chat_id, message_id=message_id, reply_markup=keyboard(reply)
+                reply.text,
+                chat_id=int(user_id),
+                message_id=message_id,
+                reply_markup=keyboard(reply),
             )
+        except RetryAfter as exc:
+            raise send_error(exc) from exc
         except BadRequest as exc:
             # Pressing the same button twice asks for the same content: already shown.
             if "not modified" in exc.message.lower():
                 return True
-            log.info("Telegram: could not edit message %s: %s", message_id, exc)
+            log.info("Telegram: could not edit a message in %s: %s", _ref(user_id), exc)
             return False
         except TelegramError as exc:
-            log.info("Telegram: could not edit message %s: %s", message_id, exc)
+            log.info("Telegram: could not edit a message in %s: %s", _ref(user_id), exc)
             return False
         return True
+
+    async def _deliver(self, answer: _Answer) -> None:
+        """Send an update's replies now, or after the chat's replies held by flood control."""
+        held = self._held.get(answer.user_id)
+        if held is not None:  # sending now would overtake them
+            held.append(answer)
+            return
+        try:
+            await self._send_answer(answer)
+        except Throttled as exc:
+            # Waiting here would hold this chat's place and its later updates: hand it over.
+            self._hold(answer, exc.retry_after)
+
+    def _hold(self, answer: _Answer, retry_after: float) -> None:
+        held = deque([answer])
+        self._held[answer.user_id] = held
+        sender = asyncio.create_task(self._send_held(answer.user_id, held, retry_after))
+        self._senders.add(sender)
+        sender.add_done_callback(self._senders.discard)
+
+    async def _send_held(self, user_id: str, held: deque[_Answer], wait: float) -> None:
+        """Wait as Telegram asked, then send a chat's held replies in order (one task a chat)."""
+        waits = 1  # for the first held update's replies
+        try:
+            while held:
+                await asyncio.sleep(wait)
+                try:
+                    while held:  # replies to later updates may join while these are sent
+                        await self._send_answer(held[0])
+                        held.popleft()
+                        waits = 0
+                except Throttled as exc:
+                    wait, waits = exc.retry_after, waits + 1
+                    if waits > self.reply_max_waits:
+                        # Flood control that long means trouble; stale answers would confuse.
+                        log.warning(
+                            "Telegram: replies to %d updates from %s dropped after %d waits",
+                            len(held),
+                            _ref(user_id),
+                            self.reply_max_waits,
+                        )
+                        return
+        except Exception:
+            log.exception("Telegram: sending held replies to %s failed", _ref(user_id))
+        finally:
+            # No await since `held` was last seen empty: nothing can have joined unseen.
+            del self._held[user_id]
+
+    async def _send_answer(self, answer: _Answer) -> None:
+        """Send and record replies until none is left; raises `Throttled`, keeping the rest.
+
+        Any other send error drops the rest: later replies would read out of order.
+        """
+        while answer.replies:
+            message = answer.replies[0]
+            try:
+                ids = await self._edit_or_send(answer, message)
+            except Throttled:
+                raise
+            except SendError as exc:
+                log.warning(
+                    "Telegram: reply to %s not sent: %s: %s",
+                    _ref(answer.user_id),
+                    type(exc).__name__,
+                    exc,
+                )
+                answer.replies.clear()
+                return
+            answer.replies.popleft()
+            await self._record(answer.user_id, ids, message)
+
+    async def _edit_or_send(self, answer: _Answer, message: Outgoing) -> list[str]:
+        target = answer.edit_target
+        if target is not None and isinstance(message, Reply) and message.edit:
+            edited = await self._edit(answer.user_id, target, message)
+            answer.edit_target = None  # one edit per press; a failed one becomes a message
+            if edited:
+                return [str(target)]
+        return await self._send_all(answer.user_id, message)
+
+    async def _record(self, user_id: str, ids: list[str], message: Outgoing) -> None:
+        # Every part of a split draft message counts, so a reply to any part is a comment.
+        for message_id in ids:
+            try:
+                await self.service.sent(CHANNEL, user_id, message_id, message)
+            except Exception:
+                log.exception("Telegram: recording a message sent to %s failed", _ref(user_id))
 
     # ---- receiving -----------------------------------------------------------------------
 
@@ -271,42 +470,13 @@ class TelegramChannel:
         try:
             replies = await self.service.handle(event)
         except Exception:
-            log.exception("Telegram: handling update %s failed", update.update_id)
+            log.exception("Telegram: handling an update from %s failed", _ref(event.user_id))
             return
+        answer = _Answer(event.user_id, deque(replies))
         # A button press may update the message the button was on instead of adding one.
-        editable = None
         if query is not None and isinstance(query.message, Message):
-            editable = query.message.message_id
-        for message in replies:
-            try:
-                if editable is not None and isinstance(message, Reply) and message.edit:
-                    target, editable = editable, None
-                    if await self._edit(int(event.user_id), target, message):
-                        await self._record(event.user_id, [str(target)], message)
-                        continue
-                ids = await self._send_reply(event.user_id, message)
-            except SendError as exc:
-                # Later replies would read out of order without this one: stop here.
-                log.warning("Telegram: reply to %s not sent: %r", event.user_id, exc)
-                return
-            await self._record(event.user_id, ids, message)
-
-    async def _send_reply(self, user_id: str, message: Outgoing) -> list[str]:
-        try:
-            return await self._send_all(user_id, message)
-        except Throttled as exc:
-            if exc.retry_after > self.reply_retry_cap:
-                raise
-            await asyncio.sleep(exc.retry_after)
-            return await self._send_all(user_id, message)
-
-    async def _record(self, user_id: str, ids: list[str], message: Outgoing) -> None:
-        # Every part of a split draft message counts, so a reply to any part is a comment.
-        for message_id in ids:
-            try:
-                await self.service.sent(CHANNEL, user_id, message_id, message)
-            except Exception:
-                log.exception("Telegram: recording sent message %s failed", message_id)
+            answer.edit_target = query.message.message_id
+        await self._deliver(answer)
 
     async def _answer(self, query: CallbackQuery) -> None:
         # Always answer, so the button's spinner stops even when the press is ignored.
@@ -316,22 +486,46 @@ class TelegramChannel:
             log.info("Telegram: answerCallbackQuery failed: %s", exc)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("Telegram: error on update %r", update, exc_info=context.error)
+        # The update itself holds a chat id and what was written: name the chat by reference.
+        error = context.error
+        chat_id = _chat_id(update)
+        source = _ref(str(chat_id)) if chat_id is not None else "no chat"
+        log.error(
+            "Telegram: %s while handling an update from %s",
+            type(error).__name__,
+            source,
+            exc_info=error,
+        )
 
     def _on_polling_error(self, exc: TelegramError) -> None:
         # PTB retries polling with backoff; one line per failure is enough.
-        log.warning("Telegram: polling failed, retrying: %s", exc)
+        log.warning("Telegram: polling failed, retrying: %s", self._redact(exc))
+
+
+def _quiet_chatty_loggers() -> None:
+    """Keep personal data and the token out of library logs, unless a level was chosen."""
+    for name, level in _CHATTY_LOGGERS.items():
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(level)
+
+
+def _ref(user_id: str) -> str:
+    return chat_ref(CHANNEL, user_id)
 
 
 def to_incoming(update: Update) -> Incoming | None:
     """The neutral event for an update, or None for what the bot ignores."""
     if update.callback_query is not None:
         return _choice(update)
+    if update.my_chat_member is not None:
+        return _membership(update, update.my_chat_member)
+    if update.edited_message is not None:
+        return _edited(update, update.edited_message)
     message = update.message
-    if message is None:  # edited messages, channel posts and the like
+    if message is None:  # channel posts and the like
         return None
-    if message.chat.type != ChatType.PRIVATE:
-        log.info("Telegram: ignoring a message in %s chat %s", message.chat.type, message.chat.id)
+    if not _is_private(message.chat.type, message.chat.id, "message"):
         return None
     if message.text is not None:
         kind, text = Kind.TEXT, _strip_bot_name(message.text)
@@ -340,6 +534,17 @@ def to_incoming(update: Update) -> Incoming | None:
         if found is None:  # service messages (pinned, write access allowed, ...)
             return None
         kind, text = found, message.caption or ""
+    return _from_message(update, message, kind, text)
+
+
+def _edited(update: Update, message: Message) -> Incoming | None:
+    # Only text edits: a live location, for one, is "edited" every few seconds.
+    if message.text is None or not _is_private(message.chat.type, message.chat.id, "edit"):
+        return None
+    return _from_message(update, message, Kind.EDITED, message.text)
+
+
+def _from_message(update: Update, message: Message, kind: Kind, text: str) -> Incoming:
     reply_to = message.reply_to_message
     return Incoming(
         channel=CHANNEL,
@@ -352,14 +557,34 @@ def to_incoming(update: Update) -> Incoming | None:
     )
 
 
+def _membership(update: Update, change: ChatMemberUpdated) -> Incoming | None:
+    """In a private chat the bot's membership changes when the person blocks or unblocks it."""
+    if not _is_private(change.chat.type, change.chat.id, "membership change"):
+        return None
+    old, new = change.old_chat_member.status, change.new_chat_member.status
+    if new == ChatMemberStatus.BANNED:  # "kicked": the person blocked the bot
+        kind = Kind.BLOCKED
+    elif new == ChatMemberStatus.MEMBER and old == ChatMemberStatus.BANNED:
+        kind = Kind.UNBLOCKED
+    else:
+        return None
+    return Incoming(
+        channel=CHANNEL,
+        user_id=str(change.chat.id),
+        kind=kind,
+        update_id=str(update.update_id),
+        language_hint=_language(change.from_user),
+    )
+
+
 def _choice(update: Update) -> Incoming | None:
     query = update.callback_query
     assert query is not None
     if query.message is not None:
-        if query.message.chat.type != ChatType.PRIVATE:
-            log.info("Telegram: ignoring a button in chat %s", query.message.chat.id)
+        chat = query.message.chat
+        if not _is_private(chat.type, chat.id, "button"):
             return None
-        chat_id = query.message.chat.id
+        chat_id = chat.id
     else:  # a button on an inline-mode message: private by nature
         chat_id = query.from_user.id
     if not query.data:
@@ -372,6 +597,14 @@ def _choice(update: Update) -> Incoming | None:
         update_id=str(update.update_id),
         language_hint=_language(query.from_user),
     )
+
+
+def _is_private(chat_type: str, chat_id: int, what: str) -> bool:
+    """Whether the chat is a private one; the bot ignores groups and channels (logged)."""
+    if chat_type == ChatType.PRIVATE:
+        return True
+    log.info("Telegram: ignoring a %s in %s chat %s", what, chat_type, _ref(str(chat_id)))
+    return False
 
 
 def _language(user: Any) -> str:
@@ -463,7 +696,9 @@ def _split(text: str, limit: int, separators: tuple[str, ...]) -> list[str]:
 
 
 def _hard_cut(text: str, limit: int) -> list[str]:
-    parts, current, size = [], [], 0
+    parts: list[str] = []
+    current: list[str] = []
+    size = 0
     for char in text:
         width = _utf16_len(char)
         if size + width > limit:
@@ -477,6 +712,8 @@ def _hard_cut(text: str, limit: int) -> list[str]:
 
 
 __all__ = [
+    "ALLOWED_UPDATES",
+    "PerChatProcessor",
     "Service",
     "TelegramChannel",
     "keyboard",

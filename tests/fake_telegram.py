@@ -8,7 +8,8 @@
 
 It serves `{url}/bot{token}/{method}` (GET or POST; JSON, form or multipart parameters),
 records every call, queues updates for getUpdates (bounded long polling), and can be told to
-fail the next call of a method with a realistic Bot API error.
+fail the next call of a method with a realistic Bot API error, or hold calls until a test
+releases them (`hold`).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class Call:
     params: dict[str, Any]
     result: Any = None
     error: dict[str, Any] | None = None
+    # When the request arrived (time.monotonic()), before any hold or failure.
+    at: float = field(default_factory=time.monotonic)
 
     @property
     def ok(self) -> bool:
@@ -104,7 +107,8 @@ class FakeTelegram:
     def __init__(self, token: str = "123456:TEST-token", *, poll_cap: float = 2.0) -> None:
         self.token = token
         self.poll_cap = poll_cap  # no getUpdates waits longer than this, whatever it asks
-        self.calls: list[Call] = []
+        self.calls: list[Call] = []  # answered requests, in the order they were answered
+        self.requests: list[Call] = []  # every request as it arrives (a long poll at once)
         self.commands: dict[str, list[dict]] = {}  # language code ("" = default) -> menu
         self.bot_user = {
             "id": int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1,
@@ -123,6 +127,7 @@ class FakeTelegram:
         self._file_ids = itertools.count(1)
         self._allowed: list[str] | None = None
         self._failures: list[_Failure] = []
+        self._holds: list[tuple[Callable[[Call], bool], asyncio.Event]] = []
         self._new_updates = asyncio.Event()
         self._calls_changed = asyncio.Condition()
         self._closing = False
@@ -257,6 +262,22 @@ class FakeTelegram:
         )
         return query_id
 
+    def push_membership(self, chat_id: int, old: str, new: str, **kw: Any) -> int:
+        """The bot's membership of a chat changed: in a private chat, "kicked" is the person
+        blocking the bot and "member" after "kicked" unblocking it. Returns the update id."""
+        chat = self.chat(chat_id, **kw)
+        return self.push_update(
+            {
+                "my_chat_member": {
+                    "chat": self._chat_json(chat),
+                    "from": self._user_json(chat),
+                    "date": int(time.time()),
+                    "old_chat_member": self._member_json(old),
+                    "new_chat_member": self._member_json(new),
+                }
+            }
+        )
+
     def push_photo(self, chat_id: int, caption: str | None = None, **kw: Any) -> int:
         """A photo (two sizes, as Telegram sends them); returns its message id."""
         sizes = [self._file(width=90, height=90), self._file(width=800, height=800)]
@@ -333,20 +354,37 @@ class FakeTelegram:
             )
         )
 
+    def hold(self, predicate: Callable[[Call], bool] | str) -> asyncio.Event:
+        """Keep matching calls waiting (unanswered, unrecorded) until the event is set.
+
+        The predicate sees each call as it arrives, before it is recorded.
+        """
+        released = asyncio.Event()
+        self._holds.append((_matcher(predicate), released))
+        return released
+
     # ---- looking at what the bot did -------------------------------------------------------
 
     async def wait_for(
-        self, predicate: Callable[[Call], bool] | str, timeout: float = 10.0, *, since: int = 0
+        self,
+        predicate: Callable[[Call], bool] | str,
+        timeout: float = 10.0,
+        *,
+        since: int = 0,
+        arrived: bool = False,
     ) -> Call:
         """The first recorded call (from index `since`) matching; waits for it if need be.
 
-        `predicate` may be a method name. Raises AssertionError after `timeout` seconds.
+        `predicate` may be a method name. With `arrived`, requests count as they arrive
+        (index into `requests`): a long poll is seen before it is answered. Raises
+        AssertionError after `timeout` seconds.
         """
         match = _matcher(predicate)
         found: list[Call] = []
+        seen = self.requests if arrived else self.calls
 
         def check() -> bool:
-            found[:] = [call for call in self.calls[since:] if match(call)][:1]
+            found[:] = [call for call in seen[since:] if match(call)][:1]
             return bool(found)
 
         try:
@@ -384,16 +422,19 @@ class FakeTelegram:
 
     async def _dispatch(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
-        if request.match_info["token"] != self.token:
-            return _error(401, "Unauthorized")
-        if method.lower() not in self._methods:
-            return _error(404, "Not Found")
-        name, handler = self._methods[method.lower()]
-        params = await _read_params(request)
-        call = Call(name, params)
+        name, handler = self._methods.get(method.lower(), (method, None))
+        call = Call(name, await _read_params(request))
+        async with self._calls_changed:
+            self.requests.append(call)
+            self._calls_changed.notify_all()
         try:
+            if request.match_info["token"] != self.token:
+                raise ApiError(401, "Unauthorized")
+            if handler is None:
+                raise ApiError(404, "Not Found")
+            await self._wait_while_held(call)
             self._maybe_fail(call)
-            result = handler(params)
+            result = handler(call.params)
             if asyncio.iscoroutine(result):
                 result = await result
         except ApiError as exc:
@@ -410,6 +451,11 @@ class FakeTelegram:
         async with self._calls_changed:
             self.calls.append(call)
             self._calls_changed.notify_all()
+
+    async def _wait_while_held(self, call: Call) -> None:
+        for matches, released in list(self._holds):
+            if matches(call):
+                await released.wait()
 
     def _maybe_fail(self, call: Call) -> None:
         for failure in self._failures:
@@ -531,6 +577,12 @@ class FakeTelegram:
         message_id = chat.next_message_id
         chat.next_message_id += 1
         return message_id
+
+    def _member_json(self, status: str) -> dict:
+        member: dict[str, Any] = {"user": self.bot_user, "status": status}
+        if status == "kicked":
+            member["until_date"] = 0  # forever, as when a person blocks a bot
+        return member
 
     @staticmethod
     def _chat_json(chat: _Chat) -> dict:

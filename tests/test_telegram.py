@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 from telegram import Update
@@ -12,18 +14,21 @@ from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachab
 from bot.telegram import TelegramChannel, split_text, to_incoming
 from handlers.commands import command_menu
 from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
+from handlers.logref import chat_ref
 from tests.fake_telegram import Call, FakeTelegram
 
-ALICE = 42  # a resident's private chat
+ALICE, BOB = 42, 43  # residents' private chats
+
+Script = Callable[[Incoming], list[Outgoing] | Awaitable[list[Outgoing]]]
 
 
 class StubService:
-    """Records events and sent messages; answers with `script(event)`."""
+    """Records events and sent messages; answers with `script(event)` (which may await)."""
 
     def __init__(self) -> None:
         self.events: list[Incoming] = []
         self.sent_calls: list[tuple[str, str, str, Outgoing]] = []
-        self.script: Callable[[Incoming], list[Outgoing]] = lambda event: [
+        self.script: Script = lambda event: [
             Reply(f"echo {event.text or event.choice}")
         ]
         self._changed = asyncio.Condition()
@@ -32,7 +37,8 @@ class StubService:
         async with self._changed:
             self.events.append(event)
             self._changed.notify_all()
-        return self.script(event)
+        replies = self.script(event)
+        return await replies if inspect.isawaitable(replies) else replies
 
     async def sent(self, channel: str, user_id: str, message_id: str, message: Outgoing) -> None:
         async with self._changed:
@@ -92,7 +98,12 @@ async def test_start_sets_command_menus(channel: TelegramChannel, fake: FakeTele
     assert fake.commands[""][0]["description"] != fake.commands["en"][0]["description"]
     assert fake.calls_to("getMe") and fake.calls_to("deleteWebhook")
     polls = fake.calls_to("getUpdates")
-    assert polls[0].params["allowed_updates"] == ["message", "callback_query"]
+    assert polls[0].params["allowed_updates"] == [
+        "message",
+        "edited_message",
+        "callback_query",
+        "my_chat_member",
+    ]
 
 
 async def test_start_command_gets_keyboard(
@@ -216,34 +227,100 @@ async def test_media_map_to_kinds(
     assert (event.kind, event.text, event.user_id) == (kind, text, str(ALICE))
 
 
-async def test_group_chats_and_edits_are_ignored(
+async def test_group_chats_are_ignored(
     channel: TelegramChannel, fake: FakeTelegram, service: StubService
 ) -> None:
     fake.push_text(-1001, "/start", chat_type="group")
-    fake.push_text(ALICE, "sửa lại", edited=True)
     fake.push_text(ALICE, "sau cùng")
 
-    # Updates are handled in order, so once the last is in, the others were skipped.
-    await service.wait_event(lambda e: e.text == "sau cùng")
+    await fake.wait_for(sent_to(ALICE))
     assert [e.text for e in service.events] == ["sau cùng"]
     assert not fake.calls_to("sendMessage", chat_id=-1001)
 
 
-def test_edited_message_translates_to_nothing() -> None:
-    message = {
-        "message_id": 5,
+def _update(**content: object) -> Update:
+    return Update.de_json({"update_id": 1, **content}, None)
+
+
+PRIVATE = {"id": ALICE, "type": "private", "first_name": "Dân"}
+GROUP = {"id": -5, "type": "supergroup", "title": "Nhóm thôn"}
+USER = {"id": ALICE, "is_bot": False, "first_name": "Dân", "language_code": "vi"}
+BOT = {"id": 1, "is_bot": True, "first_name": "Ý kiến"}
+
+
+def _membership(chat: dict, old: str, new: str) -> Update:
+    def member(status: str) -> dict:
+        return {"user": BOT, "status": status, **({"until_date": 0} if status == "kicked" else {})}
+
+    change = {
+        "chat": chat,
+        "from": USER,
         "date": 0,
-        "chat": {"id": ALICE, "type": "private"},
-        "text": "sửa",
+        "old_chat_member": member(old),
+        "new_chat_member": member(new),
     }
-    assert to_incoming(Update.de_json({"update_id": 1, "edited_message": message}, None)) is None
-    group = {**message, "chat": {"id": -5, "type": "supergroup", "title": "x"}}
-    assert to_incoming(Update.de_json({"update_id": 2, "message": group}, None)) is None
+    return _update(my_chat_member=change)
+
+
+def test_what_is_ignored_translates_to_nothing() -> None:
+    text = {"message_id": 5, "date": 0, "chat": PRIVATE, "from": USER, "text": "sửa"}
+    in_group = {**text, "chat": GROUP}
+    location = {**text, "text": None, "location": {"latitude": 21.0, "longitude": 105.8}}
+    button = {"id": "1", "from": USER, "chat_instance": "c", "data": "consent:yes"}
+    ignored = [
+        _update(message=in_group),
+        _update(edited_message=in_group),
+        _update(edited_message=location),  # a live location is "edited" every few seconds
+        _update(callback_query={**button, "message": in_group}),
+        _membership(GROUP, "member", "kicked"),
+        _membership(PRIVATE, "left", "member"),  # not after a block
+        _update(channel_post={**text, "chat": {"id": -7, "type": "channel", "title": "x"}}),
+    ]
+    assert [to_incoming(update) for update in ignored] == [None] * len(ignored)
+
+
+async def test_an_edited_text_is_an_edit_event(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    draft = await channel.send(str(ALICE), Reply("Dự thảo: Quy định về chợ", draft_id=7))
+
+    fake.push_text(ALICE, "Nên mở cửa sớm hơn", reply_to=int(draft), edited=True)
+
+    event = await service.wait_event(lambda e: True)
+    assert event == Incoming(
+        channel="telegram",
+        user_id=str(ALICE),
+        kind=Kind.EDITED,
+        text="Nên mở cửa sớm hơn",
+        reply_to=draft,
+        update_id=str(fake.last_update_id),
+        language_hint="vi",
+    )
+
+
+async def test_blocking_and_unblocking_the_bot_are_events(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    fake.push_membership(ALICE, "member", "kicked")
+    fake.push_membership(ALICE, "kicked", "member")
+    fake.push_text(ALICE, "sau cùng")
+
+    # One chat's updates are handled in order: once the last is in, the others were handled.
+    await service.wait_event(lambda e: e.text == "sau cùng")
+    assert [(e.kind, e.user_id, e.text, e.choice) for e in service.events] == [
+        (Kind.BLOCKED, str(ALICE), "", ""),
+        (Kind.UNBLOCKED, str(ALICE), "", ""),
+        (Kind.TEXT, str(ALICE), "sau cùng", ""),
+    ]
+    assert [e.update_id for e in service.events] == [str(n) for n in (1, 2, 3)]
 
 
 @pytest.mark.allow_errors
 async def test_a_failing_service_does_not_stop_polling(
-    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+    channel: TelegramChannel,
+    fake: FakeTelegram,
+    service: StubService,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     def script(event: Incoming) -> list[Outgoing]:
         if event.text == "boom":
@@ -257,17 +334,9 @@ async def test_a_failing_service_does_not_stop_polling(
     call = await fake.wait_for(sent_to(ALICE))
     assert call.params["text"] == "vẫn chạy"
     assert [e.text for e in service.events] == ["boom", "tiếp"]
-
-
-async def test_a_throttled_reply_is_retried_once(
-    channel: TelegramChannel, fake: FakeTelegram, service: StubService
-) -> None:
-    fake.fail_next("sendMessage", ALICE, code=429, retry_after=1)
-    fake.push_text(ALICE, "chào")
-
-    call = await fake.wait_for(sent_to(ALICE))
-    assert call.params["text"] == "echo chào"
-    assert [c.ok for c in fake.calls_to("sendMessage", ALICE)] == [False, True]
+    errors = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
+    ref = chat_ref("telegram", str(ALICE))
+    assert errors == [("bot.telegram", f"Telegram: handling an update from {ref} failed")]
 
 
 @pytest.mark.parametrize(
@@ -361,8 +430,229 @@ async def test_a_rejected_token_fails_start_clearly(
     fake: FakeTelegram, service: StubService
 ) -> None:
     telegram = TelegramChannel("999:wrong", fake.url, service, poll_timeout=1)
-    with pytest.raises(RuntimeError, match="could not start") as caught:
+    with pytest.raises(RuntimeError, match="token `<token>` was rejected") as caught:
         await telegram.start()
     assert "999:wrong" not in str(caught.value)
-    assert not fake.calls  # every request was refused before reaching a method
+    # The first request was refused, and the bot went no further: no menu, no polling.
+    assert [(call.method, call.error) for call in fake.calls] == [
+        ("getMe", {"error_code": 401, "description": "Unauthorized"})
+    ]
     await telegram.stop()  # harmless after a failed start
+    assert len(fake.calls) == 1
+
+
+# ---- one resident cannot slow down the others --------------------------------------------
+
+
+def blocking_for(chat_id: int, release: asyncio.Event, replies: list[Outgoing]) -> Script:
+    """A script that answers `chat_id` with `replies` once `release` is set, others at once."""
+
+    async def script(event: Incoming) -> list[Outgoing]:
+        if event.user_id == str(chat_id):
+            await release.wait()
+            return replies
+        return [Reply(f"echo {event.text}")]
+
+    return script
+
+
+def texts_to(fake: FakeTelegram, chat_id: int) -> list[str]:
+    return [message["text"] for message in fake.messages_to(chat_id)]
+
+
+async def test_a_slow_chat_does_not_hold_up_another(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    release = asyncio.Event()
+    service.script = blocking_for(ALICE, release, [Reply("một"), Reply("hai")])
+    try:
+        fake.push_text(ALICE, "tìm xã rất lâu")
+        await service.wait_event(lambda e: e.user_id == str(ALICE))  # her handler now waits
+        fake.push_text(BOB, "chào")
+
+        await fake.wait_for(sent_to(BOB))
+        assert not fake.calls_to("sendMessage", ALICE)
+    finally:
+        release.set()
+    await fake.wait_for(lambda c: sent_to(ALICE)(c) and c.params["text"] == "hai")
+    assert texts_to(fake, ALICE) == ["một", "hai"]
+
+
+async def test_a_chats_updates_are_handled_in_order_even_when_the_first_is_slow(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    release = asyncio.Event()
+
+    async def script(event: Incoming) -> list[Outgoing]:
+        if event.text == "một":
+            await release.wait()
+        return [Reply(f"echo {event.text}")]
+
+    service.script = script
+    try:
+        fake.push_text(ALICE, "một")
+        fake.push_text(ALICE, "hai")
+        fake.push_text(BOB, "ba")
+        # Bob's update came after Alice's second, so that one was taken up too: it waits.
+        await fake.wait_for(sent_to(BOB))
+        assert [e.text for e in service.events if e.user_id == str(ALICE)] == ["một"]
+    finally:
+        release.set()
+    await fake.wait_for(lambda c: sent_to(ALICE)(c) and c.params["text"] == "echo hai")
+    assert texts_to(fake, ALICE) == ["echo một", "echo hai"]
+
+
+async def test_a_chat_with_many_waiting_updates_leaves_room_for_others(
+    fake: FakeTelegram, service: StubService
+) -> None:
+    telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=1, concurrent_chats=2)
+    await telegram.start()
+    release = asyncio.Event()
+    service.script = blocking_for(ALICE, release, [Reply("xong")])
+    try:
+        for number in range(5):  # more than the two places: her waiting updates hold none
+            fake.push_text(ALICE, f"tin {number}")
+        fake.push_text(BOB, "chào")
+        await fake.wait_for(sent_to(BOB))
+        assert [e.text for e in service.events if e.user_id == str(ALICE)] == ["tin 0"]
+    finally:
+        release.set()
+        await fake.wait_for(lambda c: sent_to(ALICE)(c) and len(fake.messages_to(ALICE)) == 5)
+        async with asyncio.timeout(5):
+            await telegram.stop()
+
+
+def retry_to(fake: FakeTelegram, chat_id: int) -> Callable[[Call], bool]:
+    """Matches a sendMessage to the chat after one was already made (the retry of a 429)."""
+    return lambda call: (
+        call.method == "sendMessage"
+        and call.chat_id == chat_id
+        and bool(fake.calls_to("sendMessage", chat_id))
+    )
+
+
+async def test_a_throttled_reply_waits_without_holding_up_other_chats(
+    fake: FakeTelegram, service: StubService
+) -> None:
+    # One place only: a handler that waited for the retry itself would keep it from Bob.
+    telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=1, concurrent_chats=1)
+    await telegram.start()
+    fake.fail_next("sendMessage", ALICE, code=429, retry_after=1)
+    # Alice's retry is held until Bob is answered, so Bob is answered during her wait.
+    bob_answered = fake.hold(retry_to(fake, ALICE))
+    try:
+        fake.push_text(ALICE, "chào")
+        throttled = await fake.wait_for(
+            lambda c: c.method == "sendMessage" and c.chat_id == ALICE
+        )
+        assert throttled.error is not None and throttled.error["error_code"] == 429
+
+        fake.push_text(BOB, "chào")
+        await fake.wait_for(sent_to(BOB))
+    finally:
+        bob_answered.set()
+    try:
+        sent = await fake.wait_for(sent_to(ALICE))
+        assert sent.params["text"] == "echo chào"
+        assert sent.at - throttled.at >= 1.0  # not before Telegram's retry_after
+        assert [c.ok for c in fake.calls_to("sendMessage", ALICE)] == [False, True]
+    finally:
+        async with asyncio.timeout(5):
+            await telegram.stop()
+
+
+async def test_replies_held_by_flood_control_keep_the_chats_order(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    service.script = lambda event: [Reply(f"{event.text} 1"), Reply(f"{event.text} 2")]
+    fake.fail_next("sendMessage", ALICE, code=429, retry_after=1)
+    released = fake.hold(retry_to(fake, ALICE))
+    fake.push_text(ALICE, "a")
+    await fake.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == ALICE)
+
+    # Her next message is handled while her first replies wait, and answered after them.
+    fake.push_text(ALICE, "b")
+    await service.wait_event(lambda e: e.text == "b")
+    released.set()
+
+    await fake.wait_for(lambda c: sent_to(ALICE)(c) and c.params["text"] == "b 2")
+    assert texts_to(fake, ALICE) == ["a 1", "a 2", "b 1", "b 2"]
+    await service.wait_sent(4)
+    assert [message.text for *_, message in service.sent_calls] == texts_to(fake, ALICE)
+
+
+async def test_an_unchanged_edit_counts_as_shown(
+    channel: TelegramChannel, fake: FakeTelegram, service: StubService
+) -> None:
+    page = Reply("Trang 1", buttons=[[Button("page:2", "Sau ›")]], draft_id=3, edit=True)
+    service.script = lambda e: [page] if e.kind == Kind.CHOICE else [Reply(f"echo {e.text}")]
+    shown = await channel.send(str(ALICE), page)
+
+    # Pressing asks for what the message already shows: Telegram answers "not modified".
+    fake.push_callback(ALICE, "page:1", int(shown))
+    fake.push_text(ALICE, "tiếp")  # its answer comes after anything sent for the press
+
+    await fake.wait_for(lambda c: sent_to(ALICE)(c) and c.params["text"] == "echo tiếp")
+    [edit] = fake.calls_to("editMessageText")
+    assert edit.error is not None and "message is not modified" in edit.error["description"]
+    assert texts_to(fake, ALICE) == ["Trang 1", "echo tiếp"]  # no second copy of the page
+    assert service.sent_calls[0] == ("telegram", str(ALICE), shown, page)
+
+
+# ---- privacy in logs ---------------------------------------------------------------------
+
+
+class Unsendable:
+    """Not a message type the adapter knows: sending it is a programming error."""
+
+
+@pytest.mark.allow_errors  # the unsendable reply is rightly logged at ERROR
+async def test_logs_name_no_chat_and_quote_nothing(
+    fake: FakeTelegram, service: StubService, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="bot")
+    caplog.set_level(logging.DEBUG, logger="telegram")
+    resident, group = 738291046, -1009876543210  # ids that cannot occur in a log by chance
+
+    def script(event: Incoming) -> list[Outgoing]:
+        if "hỏng" in event.text:
+            raise RuntimeError("handler bug")
+        if "lạ" in event.text:
+            return [Unsendable()]  # type: ignore[list-item]
+        return [Reply(f"Đã nhận: {event.text}", edit=True)]
+
+    service.script = script
+    telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=1)
+    await telegram.start()
+    try:
+        fake.push_text(resident, "Bí mật của tôi")
+        fake.push_text(group, "Bí mật của nhóm", chat_type="group")
+        fake.push_text(resident, "Bí mật hỏng")  # the service fails
+        fake.push_text(resident, "Bí mật lạ")  # the reply cannot be sent
+        fake.fail_next("editMessageText", code=400)
+        fake.push_callback(resident, "Bí mật nút", message_id=1)  # the edit fails
+        fake.fail_next("sendMessage", resident, code=403)
+        fake.push_text(resident, "Bí mật chặn")  # the reply is refused
+        fake.push_text(resident, "Bí mật cuối")
+        await fake.wait_for(
+            lambda c: sent_to(resident)(c) and c.params["text"] == "Đã nhận: Bí mật cuối"
+        )
+    finally:
+        async with asyncio.timeout(5):
+            await telegram.stop()
+
+    logged = caplog.text  # formatted, tracebacks included
+    for secret in (str(resident), str(group), "Bí mật", fake.token):
+        assert secret not in logged
+    # The failures were logged, naming the chat by its reference and the exception by type.
+    ref = chat_ref("telegram", str(resident))
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == [
+        f"Telegram: handling an update from {ref} failed",
+        f"Telegram: TypeError while handling an update from {ref}",
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"Telegram: reply to {ref} not sent: Unreachable: Forbidden: bot was blocked by the user"
+    ]
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING

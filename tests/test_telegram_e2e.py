@@ -1,23 +1,28 @@
 """End to end over Telegram: the real application polls a fake Bot API server.
 
 Residents subscribe, receive a broadcast draft, comment (by button and by replying to the
-draft), vote and change their vote; the export holds exactly what they said.
+draft), vote and change their vote; the export holds exactly what they said. Residents who
+block the bot are not sent to, and are again once they unblock it or write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
+from collections.abc import AsyncIterator
 
 import pytest
+from sqlalchemy import select
 
 from bot.app import run_channels
 from bot.config import Settings
 from storage.db import open_database
 from storage.export import export_csv
+from storage.models import Resident
 from tests.conftest import add_draft
-from tests.fake_telegram import FakeTelegram
+from tests.fake_telegram import Call, FakeTelegram
 
 ALICE, BOB = 1001, 1002
 
@@ -64,20 +69,64 @@ class Chat:
                     if text in m.get("text", ""))
 
 
+@contextlib.asynccontextmanager
+async def bot_running(fake: FakeTelegram, database_url: str) -> AsyncIterator[None]:
+    """`ykien run` against the fake. Leaving waits until every update taken was handled and
+    the delivery pass under way is recorded: the database can then be read without a race."""
+    settings = Settings(
+        database_url=database_url, telegram_token=fake.token, telegram_api_url=fake.url
+    )
+    stop = asyncio.Event()
+    since = len(fake.requests)
+    app = asyncio.create_task(run_channels(settings, stop))
+    await fake.wait_for("getUpdates", since=since, arrived=True)  # polling has begun
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(app, timeout=30)
+
+
 @pytest.fixture
 async def running_bot(database_url):
-    async with FakeTelegram() as fake:
-        settings = Settings(
-            database_url=database_url, telegram_token=fake.token, telegram_api_url=fake.url
+    async with FakeTelegram() as fake, bot_running(fake, database_url):
+        yield fake
+
+
+async def taken(fake: FakeTelegram, update_id: int) -> None:
+    """Wait for the poll that confirms an update: the bot has taken it up for handling."""
+    await fake.wait_for(
+        lambda call: call.method == "getUpdates" and call.params.get("offset", 0) > update_id,
+        arrived=True,
+    )
+
+
+async def reachable(database_url: str, chat_id: int) -> bool:
+    async with open_database(database_url) as sessionmaker, sessionmaker() as session:
+        found = await session.scalar(
+            select(Resident.reachable).where(
+                Resident.channel == "telegram", Resident.platform_id == str(chat_id)
+            )
         )
-        stop = asyncio.Event()
-        app = asyncio.create_task(run_channels(settings, stop))
-        await fake.wait_for("getUpdates")
-        try:
-            yield fake
-        finally:
-            stop.set()
-            await asyncio.wait_for(app, timeout=30)
+    assert found is not None, f"no resident for chat {chat_id}"
+    return found
+
+
+async def subscribe(chat: Chat) -> None:
+    await chat.say("/start", "/delete")
+    await chat.press("agree:", "Cam Tu")
+    await chat.say("cẩm tú", "Xã Cẩm Tú — Tỉnh Thanh Hóa")
+    await chat.press("commune:15148", "Xã Cẩm Tú — Tỉnh Thanh Hóa")
+    # A chat's replies arrive in order: once help is shown, every reply before it was sent.
+    await chat.say("/help", "/delete")
+
+
+def draft_to(chat_id: int, title: str):
+    return lambda call: (
+        call.method == "sendMessage"
+        and call.chat_id == chat_id
+        and title in str(call.params.get("text", ""))
+    )
 
 
 async def test_residents_take_part_over_telegram(running_bot, database_url):
@@ -123,8 +172,8 @@ async def test_residents_take_part_over_telegram(running_bot, database_url):
     fake.push_photo(ALICE)
     await alice._expect(since, "tin nhắn chữ")  # Alice reads Vietnamese
     since = len(fake.calls)
-    fake.push_callback(ALICE, "vote:999999", draft_message)
-    await fake.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == ALICE, since=since)
+    fake.push_callback(ALICE, "vote:999999", alice.message_with(draft.title)["message_id"])
+    await alice._expect(since, "Phương án biểu quyết này không còn")
     await alice.say("/nonsense", "/nonsense")
 
     async with open_database(database_url) as sessionmaker, sessionmaker() as session:
@@ -143,3 +192,41 @@ async def test_residents_take_part_over_telegram(running_bot, database_url):
                for row in rows)
     assert len({row["Resident"] for row in rows}) == 2
 
+
+
+async def test_blocking_and_unblocking_the_bot_set_reachability(database_url):
+    async with FakeTelegram() as fake:
+        alice = Chat(fake, ALICE)
+        async with bot_running(fake, database_url):
+            await subscribe(alice)
+            assert await reachable(database_url, ALICE) is True
+            answered = len(fake.calls_to("sendMessage", ALICE))
+            await taken(fake, fake.push_membership(ALICE, "member", "kicked"))
+        assert await reachable(database_url, ALICE) is False
+
+        async with bot_running(fake, database_url):
+            await taken(fake, fake.push_membership(ALICE, "kicked", "member"))
+        assert await reachable(database_url, ALICE) is True
+        assert len(fake.calls_to("sendMessage", ALICE)) == answered  # neither is answered
+
+
+async def test_a_resident_refused_by_a_403_is_reachable_again_after_writing(database_url):
+    async with FakeTelegram() as fake:
+        alice = Chat(fake, ALICE)
+        async with bot_running(fake, database_url):
+            await subscribe(alice)
+            fake.fail_next("sendMessage", ALICE, code=403)
+            async with open_database(database_url) as sessionmaker:
+                first = await add_draft(sessionmaker)
+            refused: Call = await fake.wait_for(draft_to(ALICE, first.title))
+            assert refused.error is not None and refused.error["error_code"] == 403
+        assert await reachable(database_url, ALICE) is False
+
+        async with bot_running(fake, database_url):
+            await alice.say("/help", "/delete")
+            assert await reachable(database_url, ALICE) is True
+            since = len(fake.calls)
+            async with open_database(database_url) as sessionmaker:
+                second = await add_draft(sessionmaker)
+            sent = await fake.wait_for(draft_to(ALICE, second.title), since=since)
+            assert sent.ok
