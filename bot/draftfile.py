@@ -1,151 +1,380 @@
-"""Reading a draft from a TOML file (see examples/draft.toml) into a checked DraftSpec."""
+"""Reading a draft from a TOML file (see examples/draft.toml) into a checked DraftSpec.
+
+The file is validated with a pydantic schema, so every problem is found in one pass and
+reported with its key ("poll.options: …"); the messages are ours, translated, because the
+people who write these files are commune officials, not programmers.
+"""
 
 from __future__ import annotations
 
+import difflib
+import re
 import tomllib
-from datetime import date, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    StringConstraints,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from handlers.drafts import render_draft
-from handlers.i18n import LANGUAGES, VIETNAM, Translator, translator
+from handlers.i18n import LANGUAGES, N_, VIETNAM, Translator, translator
 from handlers.turn import MESSAGE_LIMIT
 from storage import communes
-from storage.drafts import DraftSpec
+from storage.drafts import DraftSpec, commune_code_text
 from storage.models import utcnow
 from storage.text import fold
 
 TITLE_LIMIT = 200
 OPTION_LIMIT = 100
+QUESTION_LIMIT = 300
+LINK_LIMIT = 500
+SCOPE_LIMIT = 200
+MIN_OPTIONS = 2
 MAX_OPTIONS = 10
+# A draft file is a page of text; anything bigger is the wrong file.
+FILE_SIZE_LIMIT = 1_000_000
+CANDIDATES_SHOWN = 10
+
+UNKNOWN_KEY = N_("unknown key")
+# What each kind of problem means, in the words of the catalogue. Pydantic's own error types
+# (string_type, list_type…) and ours (raised below) share this table; placeholders come from
+# the error's context.
+MESSAGES = {
+    "missing": N_("missing (see examples/draft.toml)"),
+    "extra_forbidden": UNKNOWN_KEY,
+    "string_type": N_("must be text in quotes"),
+    "string_too_short": N_("is empty"),
+    "string_too_long": N_("has {length} characters; the limit is {limit}"),
+    "list_type": N_("must be a list in square brackets, for example [\"…\", \"…\"]"),
+    "bool_type": N_("must be true or false"),
+    "model_type": N_("must be a table (see examples/draft.toml)"),
+    "moment_type": N_("must be a date and time, for example 2026-12-15T17:00:00"),
+    "moment_range": N_("{value} is out of the range of dates that can be stored"),
+    "deadline_past": N_("must be in the future"),
+    "deadline_order": N_("must be after the opening time (opens_at)"),
+    "link_scheme": N_("must be a web address starting with http:// or https://"),
+    "commune_type": N_(
+        "a commune is given by its code (15148 or \"00004\") or by its name (\"Xã Cẩm Tú\")"
+    ),
+    "commune_code_format": N_(
+        "“{value}” is not a commune code: codes are written with 5 digits, such as "
+        "\"00004\", or as a plain number such as 4"
+    ),
+    "commune_unknown": N_("there is no commune with code {code}"),
+    "commune_ambiguous": N_(
+        "“{name}” does not name exactly one commune ({candidates}). "
+        "Give its code or add the province."
+    ),
+    "province_unknown": N_("there is no province called “{name}”"),
+    "no_target": N_(
+        "the draft has no target: give communes, provinces or all = true under [targets]"
+    ),
+    "options_count": N_("a poll needs {least} to {most} options; this one has {count}"),
+    "option_duplicate": N_("“{option}” is given twice"),
+}
+UNKNOWN_KEY_SUGGESTION = N_("unknown key (did you mean {suggestion}?)")
+FALLBACK = N_("is not valid: {reason}")
 
 
 class DraftFileError(Exception):
-    """A mistake in a draft file, already translated for the person who wrote it."""
+    """Mistakes in a draft file, each already translated for the person who wrote it."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
-def _when(value: object, t: Translator, key: str) -> datetime:
-    """TOML dates without an offset are Vietnam time; stored as aware UTC."""
+def _problem(kind: str, **context: Any) -> PydanticCustomError:
+    return PydanticCustomError(kind, MESSAGES[kind], context)
+
+
+# --- field types -------------------------------------------------------------------------
+
+
+def _moment(value: object) -> datetime:
+    """TOML dates without an offset are Vietnam time; a bare date means the end of that day."""
     if isinstance(value, datetime):
         moment = value if value.tzinfo else value.replace(tzinfo=VIETNAM)
     elif isinstance(value, date):
-        moment = datetime.combine(value, time(23, 59), VIETNAM)  # a bare date: end of that day
+        moment = datetime.combine(value, time(23, 59), VIETNAM)
     else:
-        raise DraftFileError(t(
-            "“{key}” must be a date and time, for example 2026-12-15T17:00:00.", key=key
-        ))
-    return moment.astimezone(VIETNAM)
+        raise _problem("moment_type")
+    try:
+        # Stored in UTC and shown in Vietnam time: both must exist (year 1, year 9999…).
+        return moment.astimezone(UTC).astimezone(VIETNAM)
+    except OverflowError:
+        raise _problem("moment_range", value=value.isoformat()) from None
 
 
-def _text(data: dict, key: str, t: Translator, limit: int | None = None,
-          required: bool = True) -> str:
-    value = data.get(key, "")
-    if not isinstance(value, str):
-        raise DraftFileError(t("“{key}” must be text.", key=key))
-    value = value.strip()
-    if required and not value:
-        raise DraftFileError(t("“{key}” is missing or empty.", key=key))
-    if limit and len(value) > limit:
-        raise DraftFileError(t(
-            "“{key}” has {length} characters; the limit is {limit}.",
-            key=key, length=t.number(len(value)), limit=t.number(limit),
-        ))
+def _web_link(value: str) -> str:
+    if not value:
+        return value
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # a malformed address, such as an unclosed [IPv6 bracket
+        raise _problem("link_scheme") from None
+    if parts.scheme.lower() not in ("http", "https") or not host or re.search(r"\s", value):
+        raise _problem("link_scheme")
     return value
 
 
-def _commune_code(item: object, t: Translator) -> int:
-    if isinstance(item, int):
-        if communes.get_commune(item) is None:
-            raise DraftFileError(t("There is no commune with code {code}.", code=item))
-        return item
-    if not isinstance(item, str):
-        raise DraftFileError(t("Communes are given by code or by name."))
-    matches = [m for m in communes.search(item, limit=20) if m.former is None]
-    wanted = fold(item)
+def _commune(value: object) -> int:
+    """A commune code from an integer, a 5-digit string ("00004") or a name."""
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _problem("commune_type")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise _problem("string_too_short")
+        if re.fullmatch(r"[0-9]{5}", text):
+            value = int(text)
+        elif any(c.isdigit() for c in text) and not any(c.isalpha() for c in text):
+            raise _problem("commune_code_format", value=text)  # "4", "0004", "15 148"…
+        else:
+            return _commune_by_name(text)
+    if communes.get_commune(value) is None:
+        raise _problem("commune_unknown", code=commune_code_text(value))
+    return value
+
+
+def _commune_by_name(name: str) -> int:
+    matches = [m for m in communes.search(name, limit=20) if m.former is None]
+    wanted = fold(name)
     # The full name, optionally followed by the province: "Xã Cẩm Tú, Thanh Hóa".
     exact = [m for m in matches
              if wanted == fold(m.commune.name) or wanted.startswith(fold(m.commune.name) + " ")]
     chosen = exact or matches
     if len(chosen) != 1:
-        candidates = "; ".join(f"{m.commune.code} {m.commune.label}" for m in chosen[:10])
-        raise DraftFileError(t(
-            "“{name}” does not name exactly one commune ({candidates}). "
-            "Give its code or add the province.",
-            name=item, candidates=candidates or "—",
-        ))
+        candidates = "; ".join(
+            f"{commune_code_text(m.commune.code)} {m.commune.label}"
+            for m in chosen[:CANDIDATES_SHOWN]
+        )
+        raise _problem("commune_ambiguous", name=name, candidates=candidates or "—")
     return chosen[0].commune.code
 
 
-def _targets(data: dict, t: Translator) -> tuple[list[int], str]:
-    """Commune codes and a readable scope from `communes`, `provinces` or `all = true`."""
-    targets = data.get("targets", {})
-    if not isinstance(targets, dict):
-        raise DraftFileError(t("“targets” must be a table, see examples/draft.toml."))
-    if targets.get("all") is True:
-        return [c.code for c in communes.communes()], "all"
-    codes: list[int] = []
-    scope: list[str] = []
-    for name in targets.get("provinces", []):
-        province = communes.find_province(str(name))
-        if province is None:
-            raise DraftFileError(t("There is no province called “{name}”.", name=name))
-        codes += [c.code for c in communes.communes_in_province(province.code)]
-        scope.append(province.name)
-    for item in targets.get("communes", []):
-        code = _commune_code(item, t)
-        codes.append(code)
-        scope.append(communes.get_commune(code).label)
-    if not codes:
-        raise DraftFileError(t(
-            "The draft has no target: give communes, provinces or all = true under [targets]."
-        ))
-    return codes, "; ".join(scope)[:200]
+def _province(value: object) -> int:
+    if not isinstance(value, str):
+        raise _problem("string_type")
+    province = communes.find_province(value)
+    if province is None:
+        raise _problem("province_unknown", name=value)
+    return province.code
+
+
+Moment = Annotated[datetime, BeforeValidator(_moment)]
+CommuneCode = Annotated[int, BeforeValidator(_commune)]
+ProvinceCode = Annotated[int, BeforeValidator(_province)]
+
+
+def _text(most: int | None = None, least: int = 1) -> Any:
+    return StringConstraints(strip_whitespace=True, min_length=least, max_length=most)
+
+
+# --- the schema --------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    # strict: a number is not text, true is not 1; forbid: a misspelt key is an error.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Targets(_Strict):
+    communes: list[CommuneCode] = []
+    provinces: list[ProvinceCode] = []
+    all: bool = False
+
+    @model_validator(mode="after")
+    def _has_a_target(self) -> Targets:
+        if not (self.all or self.communes or self.provinces):
+            raise _problem("no_target")
+        return self
+
+    def codes_and_scope(self) -> tuple[list[int], str]:
+        """Commune codes and a readable scope ("all", or the names given)."""
+        if self.all:
+            return [c.code for c in communes.communes()], "all"
+        codes: list[int] = []
+        scope: list[str] = []
+        for province_code in self.provinces:
+            province_communes = communes.communes_in_province(province_code)
+            codes += [c.code for c in province_communes]
+            scope.append(province_communes[0].province.name)
+        for code in self.communes:
+            commune = communes.get_commune(code)
+            if commune is not None:  # validated above; the check keeps the type honest
+                codes.append(code)
+                scope.append(commune.label)
+        return codes, "; ".join(scope)[:SCOPE_LIMIT]
+
+
+class Poll(_Strict):
+    question: Annotated[str, _text(QUESTION_LIMIT)]
+    options: list[Annotated[str, _text(OPTION_LIMIT)]]
+
+    @field_validator("options")
+    @classmethod
+    def _sensible_options(cls, options: list[str]) -> list[str]:
+        if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+            raise _problem("options_count", least=MIN_OPTIONS, most=MAX_OPTIONS,
+                           count=len(options))
+        # Folded, as a resident typing an option's label without accents would match it.
+        seen: set[str] = set()
+        for option in options:
+            if fold(option) in seen:
+                raise _problem("option_duplicate", option=option)
+            seen.add(fold(option))
+        return options
+
+
+class DraftFile(_Strict):
+    title: Annotated[str, _text(TITLE_LIMIT)]
+    issuer: Annotated[str, _text(TITLE_LIMIT)]
+    summary: Annotated[str, _text()]
+    link: Annotated[str, _text(LINK_LIMIT, least=0), AfterValidator(_web_link)] = ""
+    opens_at: Moment | None = None
+    deadline: Moment
+    targets: Targets
+    poll: Poll | None = None
+
+    @field_validator("deadline")
+    @classmethod
+    def _deadline_ahead(cls, deadline: datetime, info: ValidationInfo) -> datetime:
+        now: datetime = (info.context or {}).get("now") or utcnow()
+        if deadline <= now:
+            raise _problem("deadline_past")
+        opens_at = info.data.get("opens_at")  # absent when opens_at itself was wrong
+        if opens_at is not None and deadline <= opens_at:
+            raise _problem("deadline_order")
+        return deadline
+
+    def to_spec(self, now: datetime) -> DraftSpec:
+        codes, scope = self.targets.codes_and_scope()
+        return DraftSpec(
+            title=self.title,
+            issuer=self.issuer,
+            summary=self.summary,
+            link=self.link,
+            scope=scope,
+            commune_codes=codes,
+            opens_at=self.opens_at or now,
+            deadline=self.deadline,
+            poll_question=self.poll.question if self.poll else "",
+            poll_options=self.poll.options if self.poll else [],
+        )
+
+
+# Where an unknown key sits, to suggest the key that was probably meant.
+_TABLES: dict[tuple[str, ...], type[BaseModel]] = {
+    (): DraftFile, ("targets",): Targets, ("poll",): Poll,
+}
+
+
+# --- reading and explaining ----------------------------------------------------------------
 
 
 def load_draft_file(path: Path, t: Translator) -> DraftSpec:
-    """Parse and check a draft file; raises DraftFileError with a translated message."""
+    """Parse and check a draft file; raises DraftFileError listing every problem, translated."""
+    data = _read_toml(path, t)
+    now = utcnow()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as error:
-        raise DraftFileError(t("File not found: {path}", path=str(path))) from error
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise DraftFileError(t("The file is not valid TOML: {error}", error=str(error))) from error
-    codes, scope = _targets(data, t)
-    opens_at = _when(data["opens_at"], t, "opens_at") if "opens_at" in data else utcnow()
-    deadline = _when(data.get("deadline"), t, "deadline")
-    if deadline <= opens_at or deadline <= utcnow():
-        raise DraftFileError(t("The deadline must be in the future and after the opening time."))
-    poll = data.get("poll", {})
-    options = poll.get("options", []) if isinstance(poll, dict) else []
-    if poll and (len(options) < 2 or len(options) > MAX_OPTIONS
-                 or not all(isinstance(o, str) and 0 < len(o.strip()) <= OPTION_LIMIT
-                            for o in options)):
-        raise DraftFileError(t(
-            "A poll needs 2 to {most} options, each at most {limit} characters.",
-            most=MAX_OPTIONS, limit=OPTION_LIMIT,
-        ))
-    spec = DraftSpec(
-        title=_text(data, "title", t, TITLE_LIMIT),
-        issuer=_text(data, "issuer", t, TITLE_LIMIT),
-        summary=_text(data, "summary", t),
-        link=_text(data, "link", t, 500, required=False),
-        scope=scope,
-        commune_codes=codes,
-        opens_at=opens_at,
-        deadline=deadline,
-        poll_question=_text(poll, "question", t, 300, required=bool(options)) if poll else "",
-        poll_options=[o.strip() for o in options],
-    )
+        fields = DraftFile.model_validate(data, context={"now": now})
+    except ValidationError as error:
+        raise DraftFileError([_explain(problem, t) for problem in error.errors()]) from None
+    spec = fields.to_spec(now)
     _check_fits_one_message(spec, t)
     return spec
+
+
+def _read_toml(path: Path, t: Translator) -> dict[str, Any]:
+    """The file's TOML table; what goes wrong is said about the file, in plain words."""
+    if path.is_dir():
+        raise DraftFileError([t("{path} is a folder, not a file.", path=str(path))])
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(FILE_SIZE_LIMIT + 1)
+    except FileNotFoundError:
+        raise DraftFileError([t("File not found: {path}", path=str(path))]) from None
+    except OSError as error:
+        raise DraftFileError([t(
+            "Cannot read {path}: {reason}.", path=str(path), reason=error.strerror or str(error)
+        )]) from None
+    if len(raw) > FILE_SIZE_LIMIT:
+        raise DraftFileError([t(
+            "{path} is larger than {limit} bytes; a draft file is a short text file.",
+            path=str(path), limit=t.number(FILE_SIZE_LIMIT),
+        )])
+    try:
+        # utf-8-sig: Notepad on Windows starts UTF-8 files with a byte order mark.
+        return tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise DraftFileError([t(
+            "{path} is not UTF-8 text; save it as UTF-8 in your editor.", path=str(path)
+        )]) from None
+    except tomllib.TOMLDecodeError as error:
+        raise DraftFileError([t(
+            "The file is not valid TOML: {error}", error=str(error)
+        )]) from None
+
+
+def _key(location: tuple[int | str, ...], t: Translator) -> str:
+    """'poll.options (item 2)': the key as written in the file, items counted from 1."""
+    key = ".".join(part for part in location if isinstance(part, str))
+    items = [part for part in location if isinstance(part, int)]
+    return t("{key} (item {number})", key=key, number=items[-1] + 1) if items else key
+
+
+def _explain(problem: ErrorDetails, t: Translator) -> str:
+    """One line for one problem: its key, then what is wrong in the writer's language."""
+    location = tuple(problem["loc"])
+    kind = problem["type"]
+    context = dict(problem.get("ctx") or {})
+    if kind == "extra_forbidden":
+        message = _unknown_key(location, t)
+    elif kind == "string_too_long":
+        given = problem["input"]
+        length = len(given.strip()) if isinstance(given, str) else 0
+        message = t(MESSAGES[kind], length=t.number(length),
+                    limit=t.number(context.get("max_length", 0)))
+    elif kind in MESSAGES:
+        values = {name: t.number(value) if isinstance(value, int) else value
+                  for name, value in context.items()}
+        message = t(MESSAGES[kind], **values)
+    else:
+        message = t(FALLBACK, reason=problem["msg"])
+    key = _key(location, t)
+    return f"{key}: {message}" if key else message
+
+
+def _unknown_key(location: tuple[int | str, ...], t: Translator) -> str:
+    table = _TABLES.get(tuple(str(part) for part in location[:-1]))
+    known = list(table.model_fields) if table else []
+    close = difflib.get_close_matches(str(location[-1]), known, n=1)
+    if close:
+        return t(UNKNOWN_KEY_SUGGESTION, suggestion=close[0])
+    return t(UNKNOWN_KEY)
 
 
 def _check_fits_one_message(spec: DraftSpec, t: Translator) -> None:
     """The draft message must fit in one message on every channel, in every language."""
     longest = max(len(render_draft(spec.to_draft(), translator(lang)).text) for lang in LANGUAGES)
     if longest > MESSAGE_LIMIT:
-        raise DraftFileError(t(
+        raise DraftFileError([t(
             "The draft message would have {length} characters, but a chat message holds at "
             "most {limit} (Zalo's limit). Shorten the summary by {excess} characters.",
             length=t.number(longest), limit=t.number(MESSAGE_LIMIT),
             excess=t.number(longest - MESSAGE_LIMIT),
-        ))
+        )])

@@ -1,12 +1,14 @@
-"""Creating drafts, listing them and queueing their broadcast in the outbox."""
+"""Creating drafts, listing them, closing them and queueing their broadcast in the outbox."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
+from typing import cast
 
-from sqlalchemy import and_, exists, func, insert, literal, select
+from sqlalchemy import CursorResult, and_, exists, func, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -19,6 +21,14 @@ from storage.models import (
     PollOption,
     Resident,
 )
+
+# Official commune codes are five digits ("00004" is Phường Ba Đình): always shown that way.
+CODE_DIGITS = 5
+
+
+def commune_code_text(code: int) -> str:
+    """A commune code as the government's list writes it, e.g. 4 -> "00004"."""
+    return f"{code:0{CODE_DIGITS}d}" if code >= 0 else str(code)
 
 
 @dataclass
@@ -63,17 +73,36 @@ async def create_draft(session: AsyncSession, spec: DraftSpec) -> Draft:
     return draft
 
 
+class DraftState(StrEnum):
+    """Where a draft stands at a given moment, as officials see it."""
+
+    NOT_SENT = "not_sent"  # created, never broadcast
+    SCHEDULED = "scheduled"  # broadcast, but its opening time has not come
+    OPEN = "open"
+    CLOSED = "closed"  # closed early, or its deadline has passed
+
+
+def draft_state(draft: Draft, now: datetime) -> DraftState:
+    """The effective state: the stored status alone says "open" long after the deadline."""
+    if draft.status == DraftStatus.CLOSED or draft.deadline <= now:
+        return DraftState.CLOSED
+    if draft.status == DraftStatus.DRAFT:
+        return DraftState.NOT_SENT
+    return DraftState.SCHEDULED if draft.opens_at > now else DraftState.OPEN
+
+
 @dataclass
 class DraftRow:
     draft: Draft
+    state: DraftState
     communes: int
     queued: int
     sent: int
     comments: int
 
 
-async def list_drafts(session: AsyncSession) -> list[DraftRow]:
-    """Every draft with its numbers, newest first."""
+async def list_drafts(session: AsyncSession, now: datetime) -> list[DraftRow]:
+    """Every draft with its effective state and numbers, newest first."""
     def count(model, *where):
         return select(func.count()).select_from(model).where(*where).scalar_subquery()
 
@@ -86,13 +115,27 @@ async def list_drafts(session: AsyncSession) -> list[DraftRow]:
             count(Comment, Comment.draft_id == Draft.id),
         ).order_by(Draft.id.desc())
     )
-    return [DraftRow(*row) for row in rows.all()]
+    return [
+        DraftRow(draft, draft_state(draft, now), communes, queued, sent, comments)
+        for draft, communes, queued, sent, comments in rows.all()
+    ]
+
+
+async def close_draft(session: AsyncSession, draft: Draft, now: datetime) -> bool:
+    """Close a draft before its deadline; False when it was already closed."""
+    if draft.status == DraftStatus.CLOSED:
+        return False
+    draft.status = DraftStatus.CLOSED
+    draft.closed_at = now
+    await session.commit()
+    return True
 
 
 async def broadcast(session: AsyncSession, draft: Draft, now: datetime) -> int:
     """Open the draft and queue one delivery per subscribed, reachable resident it targets.
 
-    Rows already queued are left alone, so broadcasting again only adds new subscribers.
+    Rows already queued are left alone, so broadcasting again only adds new subscribers;
+    two broadcasts at once (two officials, two terminals) queue each resident once.
     Returns how many deliveries were added.
     """
     if draft.status == DraftStatus.DRAFT:
@@ -117,19 +160,20 @@ async def broadcast(session: AsyncSession, draft: Draft, now: datetime) -> int:
             DraftCommune.draft_id == draft.id,
             Resident.subscribed.is_(True),
             Resident.reachable.is_(True),
-            ~already,
+            ~already,  # cheap filter; the conflict clause settles a concurrent broadcast
         )
     )
-    result = await session.execute(
-        insert(Delivery).from_select(
+    # The NOT EXISTS above cannot see rows another transaction has not committed yet:
+    # without ON CONFLICT the second of two concurrent broadcasts fails on the unique key.
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    statement = (
+        insert(Delivery)
+        .from_select(
             ["draft_id", "resident_id", "channel", "status", "attempts", "not_before", "error"],
             recipients,
         )
+        .on_conflict_do_nothing(index_elements=["draft_id", "resident_id"])
     )
+    result = cast(CursorResult, await session.execute(statement))
     await session.commit()
     return result.rowcount or 0
-
-
-async def drafts_by_id(session: AsyncSession, ids: Sequence[int]) -> dict[int, Draft]:
-    rows = await session.scalars(select(Draft).where(Draft.id.in_(ids)))
-    return {draft.id: draft for draft in rows}

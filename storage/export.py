@@ -8,12 +8,13 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, TextIO
 
-from sqlalchemy import literal, null, select, union_all
+from sqlalchemy import Row, literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import communes
+from storage.drafts import commune_code_text
 from storage.models import VIETNAM, AppSetting, Comment, Draft, PollOption, Resident, Vote
 from storage.text import N_
 
@@ -23,8 +24,8 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # Header and value words go through the caller's translator (the catalogue lives in handlers).
 COLUMNS = (
-    N_("Draft no."), N_("Draft title"), N_("Kind"), N_("Commune code"), N_("Commune"),
-    N_("Province"), N_("Resident"), N_("Time"), N_("Comment"), N_("Vote"),
+    N_("Draft no."), N_("Draft title"), N_("Kind"), N_("Receipt no."), N_("Commune code"),
+    N_("Commune"), N_("Province"), N_("Resident"), N_("Time"), N_("Comment"), N_("Vote"),
 )
 KINDS = {"comment": N_("comment"), "vote": N_("vote")}
 ANONYMOUS = N_("anonymous")
@@ -59,10 +60,16 @@ def pseudonymiser(key: bytes, anonymous: str) -> Callable[[str | None, str | Non
     return pseudonym
 
 
-async def _rows(session: AsyncSession, draft_id: int | None) -> AsyncIterator[tuple]:
+def receipt_number(draft_id: int, number: int | None) -> str:
+    """A comment's receipt as the resident was told it: "3-17" is draft 3, its 17th comment."""
+    return f"{draft_id}-{number}" if number is not None else ""
+
+
+async def _rows(session: AsyncSession, draft_id: int | None) -> AsyncIterator[Row[Any]]:
     comments = (
         select(
-            Comment.draft_id, literal("comment").label("kind"), Comment.commune_code,
+            Comment.draft_id, literal("comment").label("kind"), Comment.number,
+            Comment.commune_code,
             Resident.channel, Resident.platform_id, Comment.created_at.label("at"),
             Comment.text, null().label("vote"), Comment.id.label("row_id"),
         )
@@ -70,7 +77,8 @@ async def _rows(session: AsyncSession, draft_id: int | None) -> AsyncIterator[tu
     )
     votes = (
         select(
-            Vote.draft_id, literal("vote").label("kind"), Vote.commune_code,
+            Vote.draft_id, literal("vote").label("kind"), null().label("number"),
+            Vote.commune_code,
             Resident.channel, Resident.platform_id, Vote.updated_at.label("at"),
             null().label("text"), PollOption.label.label("vote"), Vote.id.label("row_id"),
         )
@@ -118,7 +126,8 @@ async def export_csv(
             row.draft_id,
             neutralise(row.title),
             kinds[row.kind],
-            row.commune_code or "",
+            receipt_number(row.draft_id, row.number),
+            commune_code_text(row.commune_code) if row.commune_code is not None else "",
             commune.name if commune else "",
             commune.province.name if commune else "",
             pseudonym(row.channel, row.platform_id),

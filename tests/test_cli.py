@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import csv
 import os
+import re
+import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func, select, update
 
+from handlers.events import Incoming, Kind
+from storage.models import Delivery, Draft, utcnow
 from tests.conftest import EXAMPLE_DRAFT, ROOT
 
 
@@ -47,6 +53,9 @@ def test_help_everywhere(ykien):
 def test_communes_search(ykien):
     out = ykien("communes", "search", "cam", "luong").stdout
     assert "15148  Xã Cẩm Tú — Tỉnh Thanh Hóa" in out and "Xã Cẩm Lương" in out
+    # Codes as the government's list writes them: five digits.
+    out = ykien("communes", "search", "phuong ba dinh", "--limit", "1").stdout
+    assert out == "00004  Phường Ba Đình — Thành phố Hà Nội\n"
     assert ykien("communes", "search", "zzzzqqq", check=False).returncode == 1
 
 
@@ -56,20 +65,20 @@ def test_draft_create_broadcast_console_and_export(ykien, tmp_path):
     ykien("console", "--user", "minh", stdin="/start\n1\ncam tu\n1\n")
     out = ykien("draft", "create", "--file", str(EXAMPLE_DRAFT)).stdout
     assert "no. 1" in out
-    assert "1 new messages queued" in ykien("draft", "broadcast", "1").stdout
+    assert "1 new message queued" in ykien("draft", "broadcast", "1").stdout
     assert "0 new messages queued" in ykien("draft", "broadcast", "1").stdout  # never twice
     out = ykien("console", "--user", "minh", stdin="1\nPhí hợp lý.\n/drafts\n2\n").stdout
     assert "Dự thảo Quy định giữ gìn vệ sinh môi trường" in out
     listing = ykien("draft", "list").stdout
-    assert "1/1 sent, 1 comments" in listing
+    assert "1 commune, 1/1 sent, 1 comment" in listing
 
-    ykien("export", "--draft", "1", "--out", "comments.csv")
+    assert "Wrote 2 rows" in ykien("export", "--draft", "1", "--out", "comments.csv").stdout
     raw = (tmp_path / "comments.csv").read_bytes()
     assert raw.startswith(b"\xef\xbb\xbf")  # BOM: Excel reads the UTF-8 Vietnamese right
     rows = list(csv.reader(raw.decode("utf-8-sig").splitlines()))
-    assert rows[0][:3] == ["Draft no.", "Draft title", "Kind"]
-    assert [(row[2], row[8], row[9]) for row in rows[1:]] == [
-        ("comment", "Phí hợp lý.", ""), ("vote", "", "Đồng ý")
+    assert rows[0][:5] == ["Draft no.", "Draft title", "Kind", "Receipt no.", "Commune code"]
+    assert [(row[2], row[3], row[9], row[10]) for row in rows[1:]] == [
+        ("comment", "1-1", "Phí hợp lý.", ""), ("vote", "", "", "Đồng ý")
     ]
     assert "minh" not in raw.decode("utf-8-sig")
 
@@ -88,6 +97,10 @@ def test_draft_file_mistakes_are_explained(ykien, tmp_path):
     done = ykien("draft", "create", "--file", "bad.toml", check=False)
     assert "does not name exactly one commune" in done.stderr
     assert "Traceback" not in done.stderr
+    (tmp_path / "folder.toml").mkdir()
+    done = ykien("draft", "create", "--file", "folder.toml", check=False)
+    assert done.returncode == 2 and "folder.toml is a folder, not a file." in done.stderr
+    assert "YKIEN_DATABASE_URL" not in done.stderr
 
 
 def test_run_without_a_channel_explains_and_falls_back_to_the_console(ykien):
@@ -97,8 +110,9 @@ def test_run_without_a_channel_explains_and_falls_back_to_the_console(ykien):
 
 
 def test_unknown_draft(ykien):
-    done = ykien("draft", "broadcast", "99", check=False)
-    assert done.returncode == 2 and "no draft no. 99" in done.stderr
+    for command in ("broadcast", "close"):
+        done = ykien("draft", command, "99", check=False)
+        assert done.returncode == 1 and "There is no draft no. 99." in done.stderr
 
 
 def test_examples_exist():
@@ -111,3 +125,173 @@ def test_an_unreachable_database_is_explained_without_a_traceback(ykien):
     assert done.returncode == 1
     assert "YKIEN_DATABASE_URL" in done.stderr and "secret" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- export: never destroy a file, never the database ----------------------------------------
+
+
+def export_header(path: Path) -> list[str]:
+    return next(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files an export left behind."""
+    return [p.name for p in folder.iterdir() if p.name.endswith(".part")]
+
+
+def test_export_does_not_replace_a_file_unless_forced(ykien, tmp_path):
+    ykien("db", "upgrade")
+    previous = tmp_path / "comments.csv"
+    previous.write_text("last week's export", encoding="utf-8")
+    done = ykien("export", "--out", "comments.csv", check=False)
+    assert done.returncode == 1
+    assert "comments.csv already exists" in done.stderr and "--force" in done.stderr
+    assert previous.read_text(encoding="utf-8") == "last week's export"
+
+    assert "Wrote 0 rows to comments.csv." in ykien(
+        "export", "--out", "comments.csv", "--force").stdout
+    assert export_header(previous)[:4] == ["Draft no.", "Draft title", "Kind", "Receipt no."]
+    assert leftovers(tmp_path) == []
+
+
+def test_export_never_writes_over_the_database(ykien, tmp_path, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("only an SQLite database is a file")
+    ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "link.csv").symlink_to(tmp_path / "ykien.db")
+    os.link(tmp_path / "ykien.db", tmp_path / "hard.csv")
+    for target in ("ykien.db", "ykien.db-wal", "ykien.db-shm", "ykien.db-journal",
+                   "sub/../ykien.db", str(tmp_path / "ykien.db"), "link.csv", "hard.csv"):
+        for force in ([], ["--force"]):
+            done = ykien("export", "--out", target, *force, check=False)
+            assert done.returncode == 1, target
+            assert f"{target} is the database (YKIEN_DATABASE_URL)" in done.stderr
+    assert "no. 1 [not sent yet]" in ykien("draft", "list").stdout
+    with sqlite3.connect(tmp_path / "ykien.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_failed_export_leaves_the_previous_file(ykien, tmp_path):
+    ykien("db", "upgrade")
+    previous = tmp_path / "comments.csv"
+    previous.write_text("last week's export", encoding="utf-8")
+    done = ykien("export", "--draft", "99", "--out", "comments.csv", "--force", check=False)
+    assert done.returncode == 1
+    assert "There is no draft no. 99; nothing was written." in done.stderr
+    assert previous.read_text(encoding="utf-8") == "last week's export"
+    assert leftovers(tmp_path) == []
+
+
+def test_an_export_failing_halfway_leaves_the_previous_file(ykien, tmp_path, database_url):
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the broken row is written with sqlite3")
+    ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    with sqlite3.connect(tmp_path / "ykien.db") as db:  # a row the export cannot read
+        db.execute("INSERT INTO comments (draft_id, number, text, created_at) "
+                   "VALUES (1, 1, 'x', 'not a time')")
+    done = ykien("export", "--out", "new.csv", check=False)
+    assert done.returncode != 0
+    assert not (tmp_path / "new.csv").exists()  # not a file cut short after its header
+    previous = tmp_path / "comments.csv"
+    previous.write_text("last week's export", encoding="utf-8")
+    done = ykien("export", "--out", "comments.csv", "--force", check=False)
+    assert done.returncode != 0
+    assert previous.read_text(encoding="utf-8") == "last week's export"
+    assert leftovers(tmp_path) == []
+
+
+def test_export_to_standard_output(ykien, tmp_path):
+    ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    done = ykien("export", "--draft", "1", "--out", "-")
+    assert done.stdout.startswith("\ufeffDraft no.,Draft title,Kind,Receipt no.,")
+    assert "Wrote 0 rows to standard output." in done.stderr
+    assert not (tmp_path / "-").exists()
+
+
+def test_export_of_a_draft_that_does_not_exist(ykien, tmp_path):
+    done = ykien("export", "--draft", "7", "--out", "new.csv", check=False)
+    assert done.returncode == 1 and "There is no draft no. 7" in done.stderr
+    assert "0 rows" not in done.stdout + done.stderr
+    assert not (tmp_path / "new.csv").exists()
+
+
+def test_a_file_problem_names_the_file_not_the_database(ykien):
+    done = ykien("export", "--out", "missing/comments.csv", check=False)
+    assert done.returncode == 1
+    assert "Cannot use the file missing/comments.csv: No such file or directory" in done.stderr
+    assert "YKIEN_DATABASE_URL" not in done.stderr and "Traceback" not in done.stderr
+
+
+# --- settings ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("variable", "value", "accepted"), [
+    ("YKIEN_LOG_LEVEL", "loud", "DEBUG, INFO, WARNING, ERROR"),
+    ("YKIEN_LANGUAGE", "fr", "vi, en"),
+    ("YKIEN_CONVERSATION_TIMEOUT_MINUTES", "0", "1"),
+])
+def test_an_invalid_setting_is_named_with_what_it_accepts(ykien, variable, value, accepted):
+    done = ykien("draft", "list", check=False, env={variable: value})
+    assert done.returncode == 2
+    assert f"{variable}" in done.stderr and f"“{value}”" in done.stderr
+    assert accepted in done.stderr and ".env" in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+# --- drafts: effective state, closing, broadcasting ------------------------------------------
+
+
+def draft_file(tmp_path: Path, name: str, **values: str) -> str:
+    """The example draft with some top-level values replaced."""
+    text = EXAMPLE_DRAFT.read_text(encoding="utf-8")
+    for key, value in values.items():
+        text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
+    (tmp_path / name).write_text(text, encoding="utf-8")
+    return name
+
+
+def listed_states(listing: str) -> dict[int, str]:
+    return {int(n): state for n, state in re.findall(r"^no\. (\d+) \[([^\]]+)\]", listing, re.M)}
+
+
+async def set_deadline_passed(sessionmaker, draft_id: int) -> None:
+    async with sessionmaker() as session:
+        await session.execute(update(Draft).where(Draft.id == draft_id)
+                              .values(deadline=utcnow() - timedelta(minutes=1)))
+        await session.commit()
+
+
+async def test_draft_list_shows_the_state_at_this_moment(ykien, tmp_path, sessionmaker):
+    example = str(EXAMPLE_DRAFT)
+    later = draft_file(tmp_path, "later.toml", opens_at="2099-01-01T08:00:00")
+    for file in (example, example, later, example, example):
+        ykien("draft", "create", "--file", file)
+    for number in ("2", "3", "4", "5"):
+        ykien("draft", "broadcast", number)
+    await set_deadline_passed(sessionmaker, 2)
+    done = ykien("draft", "close", "5")
+    assert "Closed draft no. 5" in done.stdout
+    assert listed_states(ykien("draft", "list").stdout) == {
+        1: "not sent yet", 2: "closed", 3: "scheduled", 4: "open", 5: "closed",
+    }
+    assert "Draft no. 5 was already closed." in ykien("draft", "close", "5").stdout
+    async with sessionmaker() as session:
+        closed = await session.get(Draft, 5)
+        assert closed is not None and closed.status == "closed" and closed.closed_at is not None
+
+
+async def test_a_closed_draft_is_not_broadcast(ykien, service, sessionmaker):
+    for user in ("u1", "u2"):
+        await service.handle(Incoming("test", user, Kind.CHOICE, choice="agree:en"))
+        await service.handle(Incoming("test", user, Kind.CHOICE, choice="commune:15148"))
+    ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    await set_deadline_passed(sessionmaker, 1)
+    ykien("draft", "close", "2")
+    for number in ("1", "2"):
+        done = ykien("draft", "broadcast", number, check=False)
+        assert done.returncode == 1
+        assert f"Draft no. {number} is closed; it cannot be broadcast." in done.stderr
+    async with sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(Delivery)) == 0

@@ -1,0 +1,64 @@
+"""Broadcasting a draft: each subscribed, reachable resident queued once, whoever broadcasts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlalchemy import func, select, text, update
+
+from handlers.events import Incoming, Kind
+from storage.drafts import broadcast
+from storage.models import Delivery, Draft, Resident, utcnow
+from tests.conftest import add_draft
+
+
+async def subscribe(service, *users: str) -> None:
+    for user in users:
+        await service.handle(Incoming("test", user, Kind.CHOICE, choice="agree:en"))
+        await service.handle(Incoming("test", user, Kind.CHOICE, choice="commune:15148"))
+
+
+async def queued(sessionmaker) -> dict[str, int]:
+    """Deliveries per resident's platform id."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Resident.platform_id, func.count(Delivery.id))
+            .join(Delivery, Delivery.resident_id == Resident.id)
+            .group_by(Resident.platform_id)
+        )
+        return {platform_id: count for platform_id, count in rows}
+
+
+async def test_two_broadcasts_at_once_queue_each_resident_once(sessionmaker, service):
+    draft = await add_draft(sessionmaker)  # broadcast once already: the next are re-broadcasts
+    users = [f"u{i}" for i in range(5)]
+    await subscribe(service, *users)
+    async with sessionmaker() as first, sessionmaker() as second:
+        drafts = []
+        for session in (first, second):
+            await session.execute(text("SELECT 1"))  # both connected before either inserts
+            loaded = await session.get(Draft, draft.id)
+            assert loaded is not None
+            drafts.append(loaded)
+        now = utcnow()
+        added = await asyncio.gather(
+            broadcast(first, drafts[0], now), broadcast(second, drafts[1], now)
+        )
+    assert sum(added) == len(users)
+    assert await queued(sessionmaker) == dict.fromkeys(users, 1)
+
+
+async def test_broadcast_skips_residents_who_stopped_or_cannot_be_reached(
+    sessionmaker, service
+):
+    await subscribe(service, "listening", "stopped", "blocked")
+    async with sessionmaker() as session:
+        await session.execute(
+            update(Resident).where(Resident.platform_id == "stopped").values(subscribed=False)
+        )
+        await session.execute(
+            update(Resident).where(Resident.platform_id == "blocked").values(reachable=False)
+        )
+        await session.commit()
+    await add_draft(sessionmaker)
+    assert await queued(sessionmaker) == {"listening": 1}
