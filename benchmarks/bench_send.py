@@ -102,44 +102,50 @@ async def bare_aiohttp(
 
 async def _phase(
     api: FakeBotApi, name: str, run: Callable[[], Awaitable[float]], n: int
-) -> tuple[float, float]:
-    """Run one measured loop; check the server got every message; return (rate, server CPU
-    as a fraction of one core over the loop)."""
+) -> tuple[float, float, float]:
+    """Run one measured loop; check the server got every message; return (rate, client CPU,
+    server CPU), CPU as a fraction of one core over the loop."""
     await api.areset()
-    cpu_before, wall_before = api.cpu_seconds(), time.perf_counter()
+    server_before, client_before = api.cpu_seconds(), time.process_time()
+    wall_before = time.perf_counter()
     rate = await run()
-    server_cpu = (api.cpu_seconds() - cpu_before) / (time.perf_counter() - wall_before)
+    wall = time.perf_counter() - wall_before
+    client_cpu = (time.process_time() - client_before) / wall
+    server_cpu = (api.cpu_seconds() - server_before) / wall
     stats = await api.astats()
     if stats["sent"] != n or stats["rejected_429"]:
         raise RuntimeError(f"{name}: the fake counted {stats}, expected {n} sent")
-    return rate, server_cpu
+    return rate, client_cpu, server_cpu
 
 
 async def measure(latency_ms: float, n: int, rounds: int) -> list[str]:
-    ptb: list[tuple[float, float]] = []
-    raw: list[tuple[float, float]] = []
+    ptb: list[tuple[float, float, float]] = []
+    raw: list[tuple[float, float, float]] = []
     with FakeBotApi(latency_ms=latency_ms) as api:
         for _ in range(rounds):
             ptb.append(await _phase(api, "ptb", lambda: bare_ptb(api.url, api.token, n), n))
             raw.append(await _phase(api, "aiohttp", lambda: bare_aiohttp(api.url, api.token, n), n))
-    best_ptb, best_raw = max(r for r, _ in ptb), max(r for r, _ in raw)
+    best_ptb, best_raw = max(r[0] for r in ptb), max(r[0] for r in raw)
 
-    def runs(results: list[tuple[float, float]]) -> str:
-        return ", ".join(f"{r:,.0f} (server {c:.0%} CPU)" for r, c in results)
+    def runs(results: list[tuple[float, float, float]]) -> str:
+        return ", ".join(f"{r:,.0f} (CPU client {c:.0%}, server {s:.0%})" for r, c, s in results)
 
-    ceiling = ""
+    ceiling, of_ptb, of_raw = "", "", ""
     if latency_ms:  # concurrency / round trip: what no client can beat at that concurrency
+        bound_ptb = PTB_CONCURRENCY * 1000 / latency_ms
+        bound_raw = AIOHTTP_CONCURRENCY * 1000 / latency_ms
         ceiling = (
-            f" (latency bound: {PTB_CONCURRENCY * 1000 / latency_ms:,.0f}/s at "
-            f"c={PTB_CONCURRENCY}, {AIOHTTP_CONCURRENCY * 1000 / latency_ms:,.0f}/s at "
-            f"c={AIOHTTP_CONCURRENCY})"
+            f" (latency bound: {bound_ptb:,.0f}/s at c={PTB_CONCURRENCY}, "
+            f"{bound_raw:,.0f}/s at c={AIOHTTP_CONCURRENCY})"
         )
-    ratios = [r / p for (p, _), (r, _) in zip(ptb, raw, strict=True)]
+        of_ptb = f" = {best_ptb / bound_ptb:.0%} of its bound"
+        of_raw = f" = {best_raw / bound_raw:.0%} of its bound"
+    ratios = [r[0] / p[0] for p, r in zip(ptb, raw, strict=True)]
     return [
         f"latency {latency_ms:g} ms, {n:,} messages per loop, {rounds} rounds{ceiling}",
-        f"  bare PTB send_message, c={PTB_CONCURRENCY}: best {best_ptb:,.0f} messages/s"
+        f"  bare PTB send_message, c={PTB_CONCURRENCY}: best {best_ptb:,.0f} messages/s{of_ptb}"
         f"  [{runs(ptb)}]",
-        f"  bare aiohttp POST, c={AIOHTTP_CONCURRENCY}:    best {best_raw:,.0f} messages/s"
+        f"  bare aiohttp POST, c={AIOHTTP_CONCURRENCY}:    best {best_raw:,.0f} messages/s{of_raw}"
         f"  [{runs(raw)}]",
         f"  aiohttp / PTB: {best_raw / best_ptb:.1f}x (best vs best; per round "
         f"{', '.join(f'{x:.1f}x' for x in ratios)}, median {statistics.median(ratios):.1f}x)",
@@ -169,6 +175,11 @@ async def main() -> None:
         block = await measure(latency, n, args.rounds)
         print("\n".join(block), flush=True)
         lines += block
+    lines.append(
+        "(CPU = share of one core during the loop; a client near 100% with the server well "
+        "below means the client, not the fake, is the limit)"
+    )
+    print(lines[-1])
     out = write_results("send.txt", lines)
     print(f"written to {out}")
 

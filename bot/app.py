@@ -59,9 +59,7 @@ async def run_channels(settings: Settings, stop: asyncio.Event | None = None) ->
                 loop.add_signal_handler(sig, stop.set)
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
-        service = ChatService(
-            sessionmaker, timedelta(minutes=settings.conversation_timeout_minutes)
-        )
+        service = ChatService(sessionmaker, settings.conversation_timeout)
         channels = configured_channels(settings, service)
         started: list[Channel] = []
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop))

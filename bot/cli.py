@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import logging
 import os
 import sys
-import tempfile
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import TextIO
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
-from bot.config import LANGUAGES, LOG_LEVELS, ConfigError, Settings
+from bot.clierrors import (
+    SUPPORTED_DRIVERS,
+    config_problem,
+    database_problem,
+    driver,
+    file_problem,
+    shown_url,
+)
+from bot.config import ConfigError, Settings
+from bot.outfile import export_refusal, replaced_on_success, standard_output
+from handlers import logref
 from handlers.i18n import N_, Translator, translator
 from storage import communes
 from storage.db import make_engine, open_database, upgrade
@@ -31,16 +36,8 @@ STATE_WORDS = {
     DraftState.OPEN: N_("open"),
     DraftState.CLOSED: N_("closed"),
 }
-# The settings that take one of a few words, and those words (see bot.config).
-SETTING_CHOICES = {"YKIEN_LOG_LEVEL": LOG_LEVELS, "YKIEN_LANGUAGE": LANGUAGES}
-# bot.config's description of the minutes setting, here so that the catalogue has it.
-N_("a whole number of minutes from 1 to 10080")
 # Created drafts list their communes when there are this few; more are summed up by count.
 COMMUNES_LISTED = 10
-# The database drivers the package installs; another driver in the URL is not there.
-SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
-# Files SQLite keeps beside the database: overwriting any of them corrupts it.
-SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 
 Command = Callable[[argparse.Namespace, Settings, Translator], Awaitable[int]]
 
@@ -71,7 +68,7 @@ async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translato
 
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)
-        service = ChatService(sessionmaker)
+        service = ChatService(sessionmaker, settings.conversation_timeout)
         console = ConsoleChannel(service, user_id=getattr(args, "user", "console"))
         await console.run(DeliveryWorker(sessionmaker, {console.name: console}))
     return 0
@@ -184,88 +181,6 @@ async def cmd_draft_close(args: argparse.Namespace, settings: Settings, t: Trans
     return 0
 
 
-def _database_files(database_url: str) -> list[Path]:
-    """The SQLite database file and its companions, resolved; [] for a server database."""
-    try:
-        url = make_url(database_url)
-    except ArgumentError:
-        return []
-    database = url.database or ""
-    if not url.drivername.startswith("sqlite") or database in ("", ":memory:"):
-        return []
-    database = database.removeprefix("file:")  # the URI form, sqlite:///file:ykien.db?uri=true
-    main_file = Path(database).resolve()
-    return [main_file.with_name(main_file.name + suffix) for suffix in SQLITE_COMPANIONS]
-
-
-def _is_database_file(target: Path, database_url: str) -> bool:
-    resolved = target.resolve()  # through symbolic links and ".."
-    for database_file in _database_files(database_url):
-        if resolved == database_file:
-            return True
-        if target.exists() and database_file.exists() and target.samefile(database_file):
-            return True  # a hard link
-    return False
-
-
-def _export_refusal(target: Path, force: bool, database_url: str, t: Translator) -> str | None:
-    """Why the export must not write to target, or None when it may."""
-    if _is_database_file(target, database_url):
-        return t(
-            "{path} is the database (YKIEN_DATABASE_URL): writing the export there would "
-            "destroy it. Choose another file name.", path=str(target),
-        )
-    if target.is_dir():
-        return t("{path} is a folder; give a file name, such as {example}.",
-                 path=str(target), example=str(target / "comments.csv"))
-    if target.exists() and not force:
-        return t("{path} already exists. Choose another file name, or add --force to "
-                 "replace it.", path=str(target))
-    return None
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def _replaced_on_success(target: Path) -> Iterator[TextIO]:
-    """A CSV file written beside target and renamed over it only when all went well.
-
-    A failed export leaves the previous file as it was, never a truncated one.
-    """
-    mode = target.stat().st_mode if target.exists() else 0o666 & ~_current_umask()
-    try:
-        descriptor, temporary = tempfile.mkstemp(
-            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
-        )
-    except OSError as error:  # name the file asked for, not the temporary one
-        raise OSError(error.errno, error.strerror, str(target)) from error
-    try:
-        # utf-8-sig writes the BOM that makes Excel read Vietnamese correctly.
-        with open(descriptor, "w", encoding="utf-8-sig", newline="") as handle:
-            yield handle
-        os.chmod(temporary, mode & 0o7777)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _standard_output() -> Iterator[TextIO]:
-    """Standard output as UTF-8 with BOM, whatever the terminal's encoding."""
-    sys.stdout.flush()
-    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8-sig", newline="")
-    try:
-        yield out
-    finally:
-        out.flush()
-        out.detach()  # leave sys.stdout's buffer open
-
-
 async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from storage.export import export_csv
     from storage.queries import get_draft
@@ -273,7 +188,7 @@ async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator
     to_stdout = args.out == "-"
     target = Path(args.out)
     if not to_stdout:
-        refusal = _export_refusal(target, args.force, settings.database_url, t)
+        refusal = export_refusal(target, args.force, settings.database_url, t)
         if refusal:
             print(refusal, file=sys.stderr)
             return 1
@@ -282,7 +197,7 @@ async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator
             print(t("There is no draft no. {id}; nothing was written.", id=args.draft),
                   file=sys.stderr)
             return 1
-        with _standard_output() if to_stdout else _replaced_on_success(target) as out:
+        with standard_output() if to_stdout else replaced_on_success(target) as out:
             count = await export_csv(
                 session, out, args.draft, settings.pseudonym_key.encode(), translate=t
             )
@@ -357,51 +272,6 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     return parser
 
 
-def _config_problem(error: ConfigError, t: Translator) -> str:
-    choices = SETTING_CHOICES.get(error.variable)
-    if choices:
-        return t(
-            "{variable} is “{value}”, which is not valid: use one of {choices}. "
-            "Correct it in the environment or in the .env file.",
-            variable=error.variable, value=error.value, choices=", ".join(choices),
-        )
-    return t(
-        "{variable} is “{value}”, which is not valid: it must be {expected}. "
-        "Correct it in the environment or in the .env file.",
-        variable=error.variable, value=error.value, expected=t(error.expected),
-    )
-
-
-def _file_problem(error: OSError, t: Translator) -> str:
-    return t(
-        "Cannot use the file {path}: {reason}. Check the name, the folder and the permissions.",
-        path=str(error.filename), reason=error.strerror or str(error),
-    )
-
-
-def _driver(database_url: str) -> str:
-    try:
-        return make_url(database_url).drivername
-    except ArgumentError:
-        return ""
-
-
-def _shown_url(database_url: str, t: Translator) -> str:
-    """The database address without its password."""
-    try:
-        return make_url(database_url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return t("(not a database address)")
-
-
-def _database_problem(error: Exception, database_url: str, t: Translator) -> str:
-    return t(
-        "Cannot use the database {url}: {reason}. Check YKIEN_DATABASE_URL.",
-        url=_shown_url(database_url, t),
-        reason=(str(error).splitlines() or [type(error).__name__])[0],
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
@@ -409,12 +279,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # No valid settings, so no configured language yet: the default one, or the
         # environment's when that part is valid.
         early = translator(os.environ.get("YKIEN_LANGUAGE", "").strip().lower())
-        print(_config_problem(error, early), file=sys.stderr)
+        print(config_problem(error, early), file=sys.stderr)
         return 2
     except OSError as error:  # an unreadable .env file
-        print(_file_problem(error, translator(None)), file=sys.stderr)
+        print(file_problem(error, translator(None)), file=sys.stderr)
         return 1
     t = translator(settings.language)
+    logref.configure(settings.pseudonym_key.encode())  # the same log references everywhere
     args = build_parser(t).parse_args(argv)
     quiet = args.command in ("console", "run") and not settings.telegram_token
     logging.basicConfig(
@@ -432,22 +303,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except OSError as error:
         if error.filename is not None:  # a file, not the database connection
-            print(_file_problem(error, t), file=sys.stderr)
+            print(file_problem(error, t), file=sys.stderr)
         else:  # refused or lost network connections to the database server
             log.debug("database failure", exc_info=True)
-            print(_database_problem(error, settings.database_url, t), file=sys.stderr)
+            print(database_problem(error, settings.database_url, t), file=sys.stderr)
         return 1
     except SQLAlchemyError as error:
         log.debug("database failure", exc_info=True)
-        print(_database_problem(error, settings.database_url, t), file=sys.stderr)
+        print(database_problem(error, settings.database_url, t), file=sys.stderr)
         return 1
     except ModuleNotFoundError as error:
-        if _driver(settings.database_url) in SUPPORTED_DRIVERS:
+        if driver(settings.database_url) in SUPPORTED_DRIVERS:
             raise  # a broken installation, not a setting
         print(t(
             "Cannot use the database {url}: its driver is not installed ({reason}). "
             "In YKIEN_DATABASE_URL, use an address starting with sqlite+aiosqlite:// or "
             "postgresql+asyncpg://.",
-            url=_shown_url(settings.database_url, t), reason=str(error),
+            url=shown_url(settings.database_url, t), reason=str(error),
         ), file=sys.stderr)
         return 1

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 from dotenv import load_dotenv
 
 from storage.db import DEFAULT_DATABASE_URL
+from storage.text import N_
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -18,11 +19,14 @@ LANGUAGES = ("vi", "en")
 class ConfigError(ValueError):
     """A setting has a value the bot cannot use; says which variable and what it accepts."""
 
-    def __init__(self, variable: str, value: str, expected: str) -> None:
+    def __init__(
+        self, variable: str, value: str, expected: str, choices: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(f"YKIEN_{variable}={value!r}: {expected}")
         self.variable = f"YKIEN_{variable}"
         self.value = value
-        self.expected = expected
+        self.expected = expected  # marked for the catalogue: the CLI translates it
+        self.choices = choices
 
 
 @dataclass(frozen=True)
@@ -51,13 +55,13 @@ class Settings:
             chosen = value(name, default)
             normalised = chosen.upper() if name == "LOG_LEVEL" else chosen.lower()
             if normalised not in allowed:
-                raise ConfigError(name, chosen, "one of " + ", ".join(allowed))
+                raise ConfigError(name, chosen, "one of " + ", ".join(allowed), allowed)
             return normalised
 
         def minutes(name: str, default: int) -> int:
             raw = value(name, str(default))
             if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 7 * 24 * 60:
-                raise ConfigError(name, raw, "a whole number of minutes from 1 to 10080")
+                raise ConfigError(name, raw, N_("a whole number of minutes from 1 to 10080"))
             return int(raw)
 
         return cls(
@@ -72,8 +76,9 @@ class Settings:
         )
 
     @property
-    def log_level_number(self) -> int:
-        return logging.getLevelNamesMapping()[self.log_level]
+    def conversation_timeout(self) -> timedelta:
+        return timedelta(minutes=self.conversation_timeout_minutes)
+
 
     def __repr__(self) -> str:  # never print secrets in logs
         return f"Settings(database_url={self.database_url!r}, telegram={bool(self.telegram_token)})"

@@ -1,0 +1,56 @@
+"""One-line explanations of what stopped a command: a setting, a file or the database."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.config import ConfigError
+from handlers.i18n import Translator
+
+# The database drivers the package installs; another driver in the URL is not there.
+SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+def config_problem(error: ConfigError, t: Translator) -> str:
+    if error.choices:
+        return t(
+            "{variable} is “{value}”, which is not valid: use one of {choices}. "
+            "Correct it in the environment or in the .env file.",
+            variable=error.variable, value=error.value, choices=", ".join(error.choices),
+        )
+    return t(
+        "{variable} is “{value}”, which is not valid: it must be {expected}. "
+        "Correct it in the environment or in the .env file.",
+        variable=error.variable, value=error.value, expected=t(error.expected),
+    )
+
+
+def file_problem(error: OSError, t: Translator) -> str:
+    return t(
+        "Cannot use the file {path}: {reason}. Check the name, the folder and the permissions.",
+        path=str(error.filename), reason=error.strerror or str(error),
+    )
+
+
+def driver(database_url: str) -> str:
+    try:
+        return make_url(database_url).drivername
+    except ArgumentError:
+        return ""
+
+
+def shown_url(database_url: str, t: Translator) -> str:
+    """The database address without its password."""
+    try:
+        return make_url(database_url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return t("(not a database address)")
+
+
+def database_problem(error: Exception, database_url: str, t: Translator) -> str:
+    return t(
+        "Cannot use the database {url}: {reason}. Check YKIEN_DATABASE_URL.",
+        url=shown_url(database_url, t),
+        reason=(str(error).splitlines() or [type(error).__name__])[0],
+    )

@@ -1,0 +1,104 @@
+"""Where a command writes its output file: never over the database, never over an existing
+file unless asked (--force), and never a half-written file (written beside the target and
+renamed over it only on success)."""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from handlers.i18n import Translator
+
+# Files SQLite keeps beside the database: overwriting any of them corrupts it.
+SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def database_files(database_url: str) -> list[Path]:
+    """The SQLite database file and its companions, resolved; [] for a server database."""
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return []
+    database = url.database or ""
+    if not url.drivername.startswith("sqlite") or database in ("", ":memory:"):
+        return []
+    database = database.removeprefix("file:")  # the URI form, sqlite:///file:ykien.db?uri=true
+    main_file = Path(database).resolve()
+    return [main_file.with_name(main_file.name + suffix) for suffix in SQLITE_COMPANIONS]
+
+
+def is_database_file(target: Path, database_url: str) -> bool:
+    resolved = target.resolve()  # through symbolic links and ".."
+    for database_file in database_files(database_url):
+        if resolved == database_file:
+            return True
+        if target.exists() and database_file.exists() and target.samefile(database_file):
+            return True  # a hard link
+    return False
+
+
+def export_refusal(target: Path, force: bool, database_url: str, t: Translator) -> str | None:
+    """Why the export must not write to target, or None when it may."""
+    if is_database_file(target, database_url):
+        return t(
+            "{path} is the database (YKIEN_DATABASE_URL): writing the export there would "
+            "destroy it. Choose another file name.", path=str(target),
+        )
+    if target.is_dir():
+        return t("{path} is a folder; give a file name, such as {example}.",
+                 path=str(target), example=str(target / "comments.csv"))
+    if target.exists() and not force:
+        return t("{path} already exists. Choose another file name, or add --force to "
+                 "replace it.", path=str(target))
+    return None
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextmanager
+def replaced_on_success(target: Path) -> Iterator[TextIO]:
+    """A CSV file written beside target and renamed over it only when all went well.
+
+    A failed export leaves the previous file as it was, never a truncated one.
+    """
+    mode = target.stat().st_mode if target.exists() else 0o666 & ~_current_umask()
+    try:
+        descriptor, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".part"
+        )
+    except OSError as error:  # name the file asked for, not the temporary one
+        raise OSError(error.errno, error.strerror, str(target)) from error
+    try:
+        # utf-8-sig writes the BOM that makes Excel read Vietnamese correctly.
+        with open(descriptor, "w", encoding="utf-8-sig", newline="") as handle:
+            yield handle
+        os.chmod(temporary, mode & 0o7777)
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def standard_output() -> Iterator[TextIO]:
+    """Standard output as UTF-8 with BOM, whatever the terminal's encoding."""
+    sys.stdout.flush()
+    out = io.TextIOWrapper(sys.stdout.buffer, encoding="utf-8-sig", newline="")
+    try:
+        yield out
+    finally:
+        out.flush()
+        out.detach()  # leave sys.stdout's buffer open
