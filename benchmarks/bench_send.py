@@ -128,7 +128,10 @@ async def measure(latency_ms: float, n: int, rounds: int) -> list[str]:
     best_ptb, best_raw = max(r[0] for r in ptb), max(r[0] for r in raw)
 
     def runs(results: list[tuple[float, float, float]]) -> str:
-        return ", ".join(f"{r:,.0f} (CPU client {c:.0%}, server {s:.0%})" for r, c, s in results)
+        return ", ".join(
+            f"{r:,.0f} (CPU client {c:.0%}, server {s:.0%} = {s / r * 1e6:.0f} us/message)"
+            for r, c, s in results
+        )
 
     ceiling, of_ptb, of_raw = "", "", ""
     if latency_ms:  # concurrency / round trip: what no client can beat at that concurrency
@@ -176,8 +179,9 @@ async def main() -> None:
         print("\n".join(block), flush=True)
         lines += block
     lines.append(
-        "(CPU = share of one core during the loop; a client near 100% with the server well "
-        "below means the client, not the fake, is the limit)"
+        "(CPU = share of one core each process used during the loop; us/message = the fake's "
+        "CPU per send, so 1e6/that is what it could serve on one free core. The cores are "
+        "shared with whatever else runs: compare within a run.)"
     )
     print(lines[-1])
     out = write_results("send.txt", lines)

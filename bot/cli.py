@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clierrors import (
     SUPPORTED_DRIVERS,
@@ -27,6 +28,7 @@ from handlers.i18n import N_, Translator, translator
 from storage import communes
 from storage.db import make_engine, open_database, upgrade
 from storage.drafts import DraftState, commune_code_text
+from storage.models import Draft
 
 log = logging.getLogger("ykien")
 
@@ -137,15 +139,23 @@ async def cmd_draft_list(args: argparse.Namespace, settings: Settings, t: Transl
     return 0
 
 
+async def _draft_or_say(session: AsyncSession, draft_id: int, t: Translator) -> Draft | None:
+    """The draft with this number, or None after telling the person there is none."""
+    from storage.queries import get_draft
+
+    draft = await get_draft(session, draft_id)
+    if draft is None:
+        print(t("There is no draft no. {id}.", id=draft_id), file=sys.stderr)
+    return draft
+
+
 async def cmd_draft_broadcast(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from storage.drafts import broadcast, draft_state
     from storage.models import utcnow
-    from storage.queries import get_draft
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await get_draft(session, args.id)
+        draft = await _draft_or_say(session, args.id, t)
         if draft is None:
-            print(t("There is no draft no. {id}.", id=args.id), file=sys.stderr)
             return 1
         now = utcnow()
         if draft_state(draft, now) == DraftState.CLOSED:
@@ -164,12 +174,10 @@ async def cmd_draft_broadcast(args: argparse.Namespace, settings: Settings, t: T
 async def cmd_draft_close(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from storage.drafts import close_draft
     from storage.models import utcnow
-    from storage.queries import get_draft
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await get_draft(session, args.id)
+        draft = await _draft_or_say(session, args.id, t)
         if draft is None:
-            print(t("There is no draft no. {id}.", id=args.id), file=sys.stderr)
             return 1
         if not await close_draft(session, draft, utcnow()):
             print(t("Draft no. {id} was already closed.", id=draft.id))

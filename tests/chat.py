@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.events import Incoming, Kind, Reply
 from storage.drafts import DraftSpec, create_draft
-from storage.models import Draft, utcnow
+from storage.models import Delivery, Draft, Resident, utcnow
 
 CHANNEL = "test"
 CAM_TU = 15148
@@ -75,3 +75,14 @@ async def make_draft(
             draft.broadcast_at = now
             await session.commit()
     return draft
+
+
+async def delivery_statuses(sessionmaker) -> dict[str, str]:
+    """Each recipient's platform id and the state of their outbox row."""
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(Resident.platform_id, Delivery.status).join(
+                Resident, Resident.id == Delivery.resident_id
+            )
+        )
+        return dict(rows.all())

@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
-from storage.models import Delivery, DeliveryStatus, Resident
+from storage.models import DeliveryStatus
+from tests.chat import delivery_statuses
 from tests.conftest import add_draft
-
-
-async def delivery_statuses(sessionmaker) -> dict[str, str]:
-    async with sessionmaker() as session:
-        rows = await session.execute(
-            select(Resident.platform_id, Delivery.status).join(
-                Resident, Resident.id == Delivery.resident_id
-            )
-        )
-        return dict(rows.all())
 
 
 async def test_each_console_delivers_to_its_own_user_only(sessionmaker, console):

@@ -22,6 +22,7 @@ from storage.models import (
     Resident,
     utcnow,
 )
+from tests.chat import delivery_statuses
 from tests.conftest import EXAMPLE_DRAFT, add_draft
 
 
@@ -74,16 +75,6 @@ async def outcomes(sessionmaker) -> dict[str, tuple[str, str]]:
         return {user: (status, error) for user, status, error in rows.all()}
 
 
-async def statuses(sessionmaker) -> dict[str, str]:
-    async with sessionmaker() as session:
-        rows = await session.execute(
-            select(Resident.platform_id, Delivery.status).join(
-                Resident, Resident.id == Delivery.resident_id
-            )
-        )
-        return dict(rows.all())
-
-
 async def test_broadcast_sends_once_and_records_the_message(sessionmaker, service):
     await subscribe(service, ["a", "b", "c"])
     draft = await add_draft(sessionmaker)
@@ -123,7 +114,7 @@ async def test_platform_errors_map_to_outcomes(sessionmaker, service):
     }
     progress = await DeliveryWorker(sessionmaker, {"test": channel}).run_once()
     assert (progress.sent, progress.unreachable, progress.retried, progress.failed) == (1, 1, 1, 1)
-    assert await statuses(sessionmaker) == {
+    assert await delivery_statuses(sessionmaker) == {
         "ok": DeliveryStatus.SENT,
         "blocked": DeliveryStatus.UNREACHABLE,
         "flaky": DeliveryStatus.PENDING,
@@ -142,7 +133,7 @@ async def test_a_429_pauses_the_whole_channel(sessionmaker, service):
     worker = DeliveryWorker(sessionmaker, {"test": channel})
     progress = await worker.run_once()
     assert progress.sent == 0 and channel.sent == []
-    assert set((await statuses(sessionmaker)).values()) == {DeliveryStatus.PENDING}
+    assert set((await delivery_statuses(sessionmaker)).values()) == {DeliveryStatus.PENDING}
     async with sessionmaker() as session:
         rows = (await session.scalars(select(Delivery))).all()
     # Nobody is retried before the platform's 30 s, and waiting is not a failed attempt.
