@@ -187,8 +187,6 @@ def make_app(
         "getme": {"ok": True, "result": bot_user},
         "answercallbackquery": true,
         "setmycommands": true,
-        "deletewebhook": true,
-        "setwebhook": true,
         "close": true,
         "logout": true,
     }

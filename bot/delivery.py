@@ -225,7 +225,7 @@ class DeliveryWorker:
             delivery.sent_at = self.now()
             delivery.error = ""
             progress.sent += 1
-            if message_id:
+            if message_id and delivery.draft_id is not None:
                 await queries.remember_message(session, resident, message_id, delivery.draft_id)
         await session.commit()
 

@@ -7,13 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import CursorResult, and_, exists, func, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import CursorResult, String, and_, exists, func, literal, select
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
     Comment,
     Delivery,
+    DeliveryKind,
     DeliveryStatus,
     Draft,
     DraftCommune,
@@ -21,6 +22,7 @@ from storage.models import (
     PollOption,
     Resident,
 )
+from storage.queries import dialect_insert
 
 # Official commune codes are five digits ("00004" is Phường Ba Đình): always shown that way.
 CODE_DIGITS = 5
@@ -145,14 +147,22 @@ async def broadcast(session: AsyncSession, draft: Draft, now: datetime) -> int:
     already = exists().where(
         and_(Delivery.draft_id == draft.id, Delivery.resident_id == Resident.id)
     )
+    # The key is built in SQL so a broadcast to 100,000 residents stays one statement.
+    dedup_key = literal(f"draft:{draft.id}:", String).concat(sa_cast(Resident.id, String))
     recipients = (
         select(
+            literal(DeliveryKind.DRAFT.value),
+            dedup_key,
             literal(draft.id),
             Resident.id,
             Resident.channel,
+            literal(""),
             literal(DeliveryStatus.PENDING.value),
             literal(0),
             literal(send_from, type_=Delivery.not_before.type),
+            literal(""),
+            literal(draft.deadline, type_=Delivery.expires_at.type),
+            literal(now, type_=Delivery.created_at.type),
             literal(""),
         )
         .join(DraftCommune, DraftCommune.commune_code == Resident.commune_code)
@@ -165,14 +175,15 @@ async def broadcast(session: AsyncSession, draft: Draft, now: datetime) -> int:
     )
     # The NOT EXISTS above cannot see rows another transaction has not committed yet:
     # without ON CONFLICT the second of two concurrent broadcasts fails on the unique key.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     statement = (
         insert(Delivery)
         .from_select(
-            ["draft_id", "resident_id", "channel", "status", "attempts", "not_before", "error"],
+            ["kind", "dedup_key", "draft_id", "resident_id", "channel", "payload", "status",
+             "attempts", "not_before", "lease_token", "expires_at", "created_at", "error"],
             recipients,
         )
-        .on_conflict_do_nothing(index_elements=["draft_id", "resident_id"])
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
     )
     result = cast(CursorResult, await session.execute(statement))
     await session.commit()

@@ -10,7 +10,9 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -76,6 +78,7 @@ class DeliveryStatus(StrEnum):
     UNREACHABLE = "unreachable"  # the resident blocked the bot
     SKIPPED = "skipped"  # the resident stopped or left before their turn came
     EXPIRED = "expired"  # not sent: the draft's deadline passed (or it was closed) first
+    CANCELLED = "cancelled"  # not sent: an official cancelled the broadcast
 
 
 class Resident(Base):
@@ -126,6 +129,8 @@ class Draft(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Comments received so far: each comment's receipt number within the draft comes from it.
     comment_count: Mapped[int] = mapped_column(Integer, default=0)
+    # An official paused the broadcast: its queued messages wait until it is resumed.
+    paused: Mapped[bool] = mapped_column(Boolean, default=False)
 
     options: Mapped[list[PollOption]] = relationship(
         order_by="PollOption.position", lazy="selectin", cascade="all, delete-orphan"
@@ -153,23 +158,52 @@ class PollOption(Base):
     label: Mapped[str] = mapped_column(String(100))
 
 
+class DeliveryKind(StrEnum):
+    """What an outbox row sends."""
+
+    DRAFT = "draft"  # a draft's message, rendered at send time in the resident's language
+    TEXT = "text"  # a ready message: `payload` holds it (see bot.outbox_payload)
+
+
 class Delivery(Base):
-    """The outbox: one row per draft and resident, so a broadcast is sent exactly once."""
+    """The outbox: one row per message the bot sends on its own initiative.
+
+    `dedup_key` makes queuing idempotent (a broadcast run twice queues nobody twice);
+    `expires_at` ends a message's life (a draft's at its deadline); `not_before` is the next
+    attempt; `lease_token` fences a claim, so a worker whose lease ran out cannot record an
+    outcome over another worker's claim of the same row.
+    """
 
     __tablename__ = "deliveries"
-    __table_args__ = (UniqueConstraint("draft_id", "resident_id"),)
+    __table_args__ = (
+        UniqueConstraint("dedup_key"),
+        Index("ix_deliveries_due", "status", "not_before"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16), default=DeliveryKind.DRAFT)
+    dedup_key: Mapped[str] = mapped_column(String(160))
+    draft_id: Mapped[int | None] = mapped_column(
+        ForeignKey("drafts.id", ondelete="CASCADE"), index=True
+    )
     resident_id: Mapped[int] = mapped_column(
         ForeignKey("residents.id", ondelete="CASCADE"), index=True
     )
     channel: Mapped[str] = mapped_column(String(16), index=True)
+    payload: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    lease_token: Mapped[str] = mapped_column(String(32), default="")
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     error: Mapped[str] = mapped_column(String(300), default="")
+
+
+def draft_dedup_key(draft_id: int, resident_id: int) -> str:
+    """The outbox key of a draft's message to one resident: queued once, whatever happens."""
+    return f"draft:{draft_id}:{resident_id}"
 
 
 class DraftMessage(Base):
@@ -236,3 +270,36 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16))
     update_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SendBudget(Base):
+    """A channel's send rate shared by every process: a token bucket kept in the database."""
+
+    __tablename__ = "send_budgets"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float)
+    refreshed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class InboundUpdate(Base):
+    """A platform update received by webhook, kept until handled.
+
+    The webhook answers 200 only once the update is stored here, so an acknowledged update
+    is never lost; `(channel, update_id)` makes a retried delivery a no-op.
+    """
+
+    __tablename__ = "inbound_updates"
+    __table_args__ = (
+        UniqueConstraint("channel", "update_id"),
+        Index("ix_inbound_updates_pending", "handled_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    update_id: Mapped[str] = mapped_column(String(64))
+    chat_key: Mapped[str] = mapped_column(String(64))  # updates of one chat are handled in order
+    payload: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)

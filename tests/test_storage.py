@@ -70,7 +70,7 @@ async def test_several_processes_migrate_a_fresh_database_at_once(database_url):
         await asyncio.gather(*(upgrade(engine) for engine in engines))
         async with engines[0].connect() as connection:
             version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-        assert version == "0002"
+        assert version == "0003"
     finally:
         for engine in engines:
             await engine.dispose()
