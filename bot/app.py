@@ -32,7 +32,8 @@ def configured_channels(settings: Settings, service: ChatService) -> dict[str, C
         from bot.telegram import TelegramChannel  # imported only when Telegram is used
 
         channels["telegram"] = TelegramChannel(
-            settings.telegram_token, settings.telegram_api_url, service
+            settings.telegram_token, settings.telegram_api_url, service,
+            messages_per_second=settings.telegram_messages_per_second,
         )
     return channels
 

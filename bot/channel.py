@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from bot.pacing import ChannelLimiter
 from handlers.events import Outgoing
 
 
@@ -35,6 +36,8 @@ class Channel(Protocol):
     """A chat platform: it runs (receiving updates) and it sends neutral messages."""
 
     name: str
+    # Paces everything this channel sends, replies and broadcasts alike (bot.pacing).
+    limiter: ChannelLimiter
 
     async def start(self) -> None:
         """Begin receiving updates; returns once receiving is under way."""

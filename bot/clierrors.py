@@ -22,7 +22,7 @@ def config_problem(error: ConfigError, t: Translator) -> str:
     return t(
         "{variable} is “{value}”, which is not valid: it must be {expected}. "
         "Correct it in the environment or in the .env file.",
-        variable=error.variable, value=error.value, expected=t(error.expected),
+        variable=error.variable, value=error.value, expected=t(error.expected, **error.values),
     )
 
 

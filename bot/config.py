@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from dotenv import load_dotenv
@@ -20,13 +20,28 @@ class ConfigError(ValueError):
     """A setting has a value the bot cannot use; says which variable and what it accepts."""
 
     def __init__(
-        self, variable: str, value: str, expected: str, choices: tuple[str, ...] = ()
+        self, variable: str, value: str, expected: str, choices: tuple[str, ...] = (),
+        **values: object,
     ) -> None:
-        super().__init__(f"YKIEN_{variable}={value!r}: {expected}")
+        super().__init__(f"YKIEN_{variable}={value!r}: {expected.format(**values)}")
         self.variable = f"YKIEN_{variable}"
         self.value = value
         self.expected = expected  # marked for the catalogue: the CLI translates it
         self.choices = choices
+        self.values = values  # the placeholders of `expected`
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """How the outbox is worked: durations in seconds, so tests can shrink minutes to moments."""
+
+    concurrency: int = 32  # messages in flight at once, per worker
+    lease_seconds: float = 120.0  # a claimed row returns to the queue if its worker dies
+    retry_base_seconds: float = 30.0  # first wait after a temporary failure; doubles each time
+    retry_cap_seconds: float = 3600.0  # the longest wait between two attempts
+    max_attempts: int = 12  # then the row is failed (an expiry may end it sooner)
+    retention_days: int = 90  # finished rows older than this are purged
+    idle_seconds: float = 1.0  # how often an idle worker looks for new work
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,12 @@ class Settings:
     log_level: str = "INFO"
     # Silence after which a waiting step (a comment, a commune search) is forgotten.
     conversation_timeout_minutes: int = 30
+    # Telegram's global pace (messages/s for the whole bot); 0 = no limit (paid broadcasts,
+    # a local Bot API server).
+    telegram_messages_per_second: float = 30.0
+    telegram_webhook_secret: str = ""
+    public_url: str = ""  # where the platforms reach `ykien serve` (https://…)
+    delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -58,11 +79,32 @@ class Settings:
                 raise ConfigError(name, chosen, "one of " + ", ".join(allowed), allowed)
             return normalised
 
-        def minutes(name: str, default: int) -> int:
+        def whole(name: str, default: int, low: int, high: int) -> int:
             raw = value(name, str(default))
-            if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 7 * 24 * 60:
-                raise ConfigError(name, raw, N_("a whole number of minutes from 1 to 10080"))
+            if not (raw.isascii() and raw.isdigit()) or not low <= int(raw) <= high:
+                raise ConfigError(name, raw, N_("a whole number from {low} to {high}"),
+                                  low=low, high=high)
             return int(raw)
+
+        def rate(name: str, default: float) -> float:
+            raw = value(name, str(default))
+            try:
+                number = float(raw)
+            except ValueError:
+                number = -1.0
+            if not raw.isascii() or not 0 <= number <= 100_000:
+                raise ConfigError(name, raw, N_("a number from {low} to {high}"),
+                                  low=0, high=100_000)
+            return number
+
+        delivery = DeliveryConfig(
+            concurrency=whole("DELIVERY_CONCURRENCY", 32, 1, 1000),
+            lease_seconds=whole("DELIVERY_LEASE_SECONDS", 120, 5, 3600),
+            retry_base_seconds=whole("DELIVERY_RETRY_BASE_SECONDS", 30, 1, 3600),
+            retry_cap_seconds=whole("DELIVERY_RETRY_CAP_SECONDS", 3600, 1, 7 * 24 * 3600),
+            max_attempts=whole("DELIVERY_MAX_ATTEMPTS", 12, 1, 100),
+            retention_days=whole("OUTBOX_RETENTION_DAYS", 90, 1, 3650),
+        )
 
         return cls(
             database_url=value("DATABASE_URL", DEFAULT_DATABASE_URL),
@@ -72,13 +114,16 @@ class Settings:
             pseudonym_key=value("PSEUDONYM_KEY"),
             language=choice("LANGUAGE", "vi", LANGUAGES),
             log_level=choice("LOG_LEVEL", "INFO", LOG_LEVELS),
-            conversation_timeout_minutes=minutes("CONVERSATION_TIMEOUT_MINUTES", 30),
+            conversation_timeout_minutes=whole("CONVERSATION_TIMEOUT_MINUTES", 30, 1, 10080),
+            telegram_messages_per_second=rate("TELEGRAM_MESSAGES_PER_SECOND", 30),
+            telegram_webhook_secret=value("TELEGRAM_WEBHOOK_SECRET"),
+            public_url=value("PUBLIC_URL").rstrip("/"),
+            delivery=delivery,
         )
 
     @property
     def conversation_timeout(self) -> timedelta:
         return timedelta(minutes=self.conversation_timeout_minutes)
-
 
     def __repr__(self) -> str:  # never print secrets in logs
         return f"Settings(database_url={self.database_url!r}, telegram={bool(self.telegram_token)})"

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TextIO
 
 from bot.delivery import DeliveryWorker
+from bot.pacing import ChannelLimiter
 from bot.service import ChatService
 from bot.textchoices import NumberedChoices
 from handlers.events import Document, Incoming, Kind, Outgoing, Reply
@@ -44,6 +45,7 @@ class ConsoleChannel:
         self.stdout = stdout
         self.files_dir = files_dir
         self.choices = NumberedChoices()
+        self.limiter = ChannelLimiter(0)  # a terminal has no platform limit
         self._message_ids = itertools.count(1)
         self._prompting = False  # a "> " prompt is on screen, waiting for a line
 

@@ -53,6 +53,7 @@ from bot.channel import (
     Throttled,
     Unreachable,
 )
+from bot.pacing import ChannelLimiter
 from handlers.commands import command_menu
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
 from handlers.logref import chat_ref
@@ -195,8 +196,10 @@ class TelegramChannel:
         *,
         poll_timeout: int = 10,
         concurrent_chats: int = 64,
+        messages_per_second: float = 30.0,
     ) -> None:
         self.service = service
+        self.limiter = ChannelLimiter(messages_per_second)
         self.poll_timeout = poll_timeout
         self._token = token
         # Chats whose replies wait for flood control, and the tasks that will send them.
