@@ -257,13 +257,16 @@ async def respond(
         log.info("update on %s already handled", event.channel)
         return []
     resident = await queries.get_resident(session, event.channel, event.user_id)
-    if resident is not None:
-        _note_presence(resident, event.kind, now)
     if event.kind in (Kind.BLOCKED, Kind.UNBLOCKED):
+        if resident is not None:
+            _note_presence(resident, event.kind, now)
         return []  # nothing to answer, and nothing to store about a stranger
     turn = Turn(session, event, resident, translator(resident.language if resident else None),
                 now, timeout)
     replies = await _dispatch(turn)
+    if resident is not None and turn.resident is resident:
+        # Noted after the step, so the resident row is written once, with everything else.
+        _note_presence(resident, event.kind, now)
     resident = turn.resident  # agreeing creates one; erasing removes it
     if resident is not None and resident.notice_version != onboarding.CONSENT_VERSION:
         replies.insert(0, onboarding.updated_notice(turn, resident))

@@ -68,12 +68,14 @@ def _refusal(turn: Turn, draft: Draft) -> str | None:
 
 
 async def _usable_draft(
-    turn: Turn, resident: Resident, draft_id: int
+    turn: Turn, resident: Resident, draft_id: int, with_options: bool = False
 ) -> tuple[Draft | None, list[Outgoing]]:
-    draft = await queries.get_draft(turn.session, draft_id)
-    if draft is None or resident.commune_code is None or not await queries.draft_targets(
-        turn.session, draft.id, resident.commune_code
-    ):
+    draft = None
+    if resident.commune_code is not None:
+        draft = await queries.draft_for_commune(
+            turn.session, draft_id, resident.commune_code, with_options
+        )
+    if draft is None:
         return None, [with_menu(turn, turn.t("That draft is not open to your commune."))]
     refusal = _refusal(turn, draft)
     if refusal:
@@ -167,7 +169,7 @@ async def vote(turn: Turn, resident: Resident, option_id: int) -> list[Outgoing]
     option = await queries.get_option(turn.session, option_id)
     if option is None:
         return [with_menu(turn, turn.t("That poll option no longer exists."))]
-    draft, refused = await _usable_draft(turn, resident, option.draft_id)
+    draft, refused = await _usable_draft(turn, resident, option.draft_id, with_options=True)
     if draft is None:
         return refused
     previous = await queries.get_vote(turn.session, draft.id, resident)

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from storage.models import (
     Comment,
@@ -129,13 +130,18 @@ async def get_draft(session: AsyncSession, draft_id: int) -> Draft | None:
     return await session.get(Draft, draft_id)
 
 
-async def draft_targets(session: AsyncSession, draft_id: int, commune_code: int) -> bool:
-    found = await session.scalar(
-        select(DraftCommune.draft_id).where(
-            DraftCommune.draft_id == draft_id, DraftCommune.commune_code == commune_code
-        )
+async def draft_for_commune(
+    session: AsyncSession, draft_id: int, commune_code: int, with_options: bool = False
+) -> Draft | None:
+    """The draft if it exists and targets this commune, in one query (poll options on request)."""
+    query = (
+        select(Draft)
+        .join(DraftCommune, DraftCommune.draft_id == Draft.id)
+        .where(Draft.id == draft_id, DraftCommune.commune_code == commune_code)
     )
-    return found is not None
+    if not with_options:
+        query = query.options(raiseload(Draft.options))  # a comment does not need them
+    return await session.scalar(query)
 
 
 async def get_option(session: AsyncSession, option_id: int) -> PollOption | None:

@@ -7,6 +7,7 @@ import unicodedata
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import event as sa_event
 from sqlalchemy import select, update
 
 from handlers.events import Incoming, Kind
@@ -356,3 +357,25 @@ async def test_no_chat_id_or_comment_text_in_the_logs(service, sessionmaker, cap
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert logged  # the conversation did log
     assert user not in logged and secret not in logged
+
+
+# ---- cost of the incoming path ----------------------------------------------------------
+
+
+async def test_a_comment_costs_six_statements(service, sessionmaker, draft):
+    """Dedup, resident, draft, receipt number, comment, resident state: nothing more."""
+    await service.handle(press("u1", f"comment:{draft.id}"))
+    statements: list[str] = []
+
+    def count(connection, cursor, statement, parameters, context, executemany) -> None:
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            statements.append(statement.split()[0])
+
+    engine = sessionmaker.kw["bind"].sync_engine
+    sa_event.listen(engine, "before_cursor_execute", count)
+    try:
+        answer = joined(await service.handle(text("u1", "cheap", update_id="42")))
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", count)
+    assert "Received" in answer
+    assert len(statements) <= 6, statements
