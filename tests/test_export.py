@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import insert
+
+import storage.export as export_module
 from handlers.events import Incoming, Kind
 from handlers.i18n import translator
-from storage.export import export_csv, neutralise
+from storage.export import (
+    COLUMNS,
+    copy_text_rows,
+    csv_cell,
+    export_csv,
+    free_text_cell,
+    neutralise,
+)
+from storage.models import VIETNAM, Comment, Draft, PollOption, Resident, Vote
 from tests.conftest import EXAMPLE_DRAFT, add_draft
 
 
@@ -101,3 +116,190 @@ async def test_each_comment_carries_its_receipt_number(sessionmaker, service):
         ("vote", "", ""),
     ]
     assert {row["Commune code"] for row in rows} == {"15148"}
+
+
+# ---------------------------------------------------------------- the whole table, exactly
+
+UTC_ = UTC
+KEY = b"key"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC_)
+
+
+async def small_database(sessionmaker) -> tuple[int, int]:
+    """Two drafts; comments and votes from two residents, one erased, with formula-like cells."""
+    async with sessionmaker() as session:
+        fees = Draft(title="Phí vệ sinh, 2026", issuer="UBND", summary="s", scope="all",
+                     opens_at=at("2026-01-01 00:00:00"), deadline=at("2027-01-01 00:00:00"))
+        evil = Draft(title='=HYPERLINK("http://x.example")', issuer="UBND", summary="s",
+                     scope="all", opens_at=at("2026-01-01 00:00:00"),
+                     deadline=at("2027-01-01 00:00:00"))
+        session.add_all([fees, evil])
+        await session.flush()
+        agree = PollOption(draft_id=fees.id, position=0, label="Đồng ý")
+        formula = PollOption(draft_id=fees.id, position=1, label="=Không")
+        one = Resident(channel="telegram", platform_id="111", commune_code=15148,
+                       consent_at=at("2026-01-01 00:00:00"), consent_version="1")
+        two = Resident(channel="zalo", platform_id="222", commune_code=4,
+                       consent_at=at("2026-01-01 00:00:00"), consent_version="1")
+        session.add_all([agree, formula, one, two])
+        await session.flush()
+        session.add_all([
+            Comment(draft_id=fees.id, number=1, resident_id=one.id, commune_code=15148,
+                    text="-5% thôi", created_at=at("2026-03-01 16:59:59.900000")),
+            Comment(draft_id=fees.id, number=2, resident_id=two.id, commune_code=4,
+                    text='Dòng 1\nDòng "2", hết', created_at=at("2026-03-01 17:00:00")),
+            # erased resident; same time as a vote: the comment comes first
+            Comment(draft_id=fees.id, number=3, resident_id=None, commune_code=None,
+                    text="@SUM(A1)", created_at=at("2026-03-02 01:02:03.456789")),
+            Vote(draft_id=fees.id, resident_id=one.id, option_id=formula.id,
+                 commune_code=15148, created_at=at("2026-03-01 00:00:00"),
+                 updated_at=at("2026-03-02 01:02:03.456789")),
+            Vote(draft_id=fees.id, resident_id=None, option_id=agree.id, commune_code=4,
+                 created_at=at("2026-03-03 00:00:00"), updated_at=at("2026-03-03 00:00:00")),
+            # before 1975 Vietnam time was UTC+8: the row-by-row path writes it
+            Comment(draft_id=evil.id, number=1, resident_id=two.id, commune_code=26734,
+                    text="\tx", created_at=at("1970-01-01 00:00:00")),
+            Comment(draft_id=evil.id, number=2, resident_id=one.id, commune_code=0,
+                    text="", created_at=at("2026-12-31 23:59:59")),
+        ])
+        await session.commit()
+        return fees.id, evil.id
+
+
+def expected_table(fees: int, evil: int) -> list[list[str]]:
+    # HMAC-SHA256(b"key", "telegram:111"), (…, "zalo:222"): first 12 hex digits
+    one, two, anonymous = "R-5064d589779e", "R-82cb445a31f2", "anonymous"
+    cam_tu = ["15148", "Xã Cẩm Tú", "Tỉnh Thanh Hóa"]
+    ba_dinh = ["00004", "Phường Ba Đình", "Thành phố Hà Nội"]
+    fees_title, evil_title = "Phí vệ sinh, 2026", '\'=HYPERLINK("http://x.example")'
+    return [
+        list(COLUMNS),
+        [str(fees), fees_title, "comment", f"{fees}-1", *cam_tu, one,
+         "2026-03-01T23:59:59+07:00", "'-5% thôi", ""],
+        [str(fees), fees_title, "comment", f"{fees}-2", *ba_dinh, two,
+         "2026-03-02T00:00:00+07:00", 'Dòng 1\nDòng "2", hết', ""],
+        [str(fees), fees_title, "comment", f"{fees}-3", "", "", "", anonymous,
+         "2026-03-02T08:02:03+07:00", "'@SUM(A1)", ""],
+        [str(fees), fees_title, "vote", "", *cam_tu, one,
+         "2026-03-02T08:02:03+07:00", "", "'=Không"],
+        [str(fees), fees_title, "vote", "", *ba_dinh, anonymous,
+         "2026-03-03T07:00:00+07:00", "", "Đồng ý"],
+        [str(evil), evil_title, "comment", f"{evil}-1", "26734", "", "", two,
+         "1970-01-01T08:00:00+08:00", "'\tx", ""],
+        [str(evil), evil_title, "comment", f"{evil}-2", "00000", "", "", one,
+         "2027-01-01T06:59:59+07:00", "", ""],
+    ]
+
+
+async def export_text(sessionmaker, **options) -> str:
+    async with sessionmaker() as session:
+        out = io.StringIO(newline="")
+        count = await export_csv(session, out, key=KEY, **options)
+    text = out.getvalue()
+    assert count == len(list(csv.reader(io.StringIO(text, newline="")))) - 1
+    return text
+
+
+async def test_the_export_is_exactly_the_expected_table(sessionmaker):
+    fees, evil = await small_database(sessionmaker)
+    text = await export_text(sessionmaker)
+    assert list(csv.reader(io.StringIO(text, newline=""))) == expected_table(fees, evil)
+    # and byte for byte what csv.writer writes for that table
+    reference = io.StringIO(newline="")
+    csv.writer(reference).writerows(expected_table(fees, evil))
+    assert text == reference.getvalue()
+
+
+async def test_one_draft_only(sessionmaker):
+    fees, evil = await small_database(sessionmaker)
+    text = await export_text(sessionmaker, draft_id=evil)
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [
+        row for row in expected_table(fees, evil) if row[0] in (str(evil), "Draft no.")
+    ]
+
+
+async def test_the_row_by_row_path_writes_the_same_bytes(sessionmaker, monkeypatch):
+    await small_database(sessionmaker)
+    fast = await export_text(sessionmaker)
+
+    def refuse(utc_hour: str):
+        raise export_module._UnusualTime(utc_hour)
+
+    monkeypatch.setattr(export_module, "_vietnam_hour", refuse)
+    with pytest.raises(export_module._UnusualTime):
+        await export_text(sessionmaker)  # the offset is read up front
+    monkeypatch.undo()
+    calls: list[str] = []
+    real = export_module._vietnam_hour
+
+    def every_hour_refused_after_the_first(utc_hour: str):
+        calls.append(utc_hour)
+        if len(calls) > 1:
+            raise export_module._UnusualTime(utc_hour)
+        return real(utc_hour)
+
+    monkeypatch.setattr(export_module, "_vietnam_hour", every_hour_refused_after_the_first)
+    assert await export_text(sessionmaker) == fast
+    assert len(calls) > 1
+
+
+async def test_more_rows_than_a_batch_come_out_once_each_in_order(sessionmaker):
+    async with sessionmaker() as session:
+        draft = Draft(title="Lớn", issuer="UBND", summary="s", scope="all",
+                      opens_at=at("2026-01-01 00:00:00"), deadline=at("2027-01-01 00:00:00"))
+        session.add(draft)
+        await session.flush()
+        option = PollOption(draft_id=draft.id, position=0, label="Đồng ý")
+        session.add(option)
+        await session.flush()
+        start = at("2026-02-01 00:00:00")
+        await session.execute(insert(Comment), [
+            {"draft_id": draft.id, "number": n, "resident_id": None, "commune_code": 15148,
+             "text": f"góp ý {n}, \"số\" {n}", "created_at": start + timedelta(seconds=2 * n)}
+            for n in range(1, 2001)
+        ])
+        await session.execute(insert(Vote), [
+            {"draft_id": draft.id, "resident_id": None, "option_id": option.id,
+             "commune_code": 4, "created_at": start,
+             "updated_at": start + timedelta(seconds=8 * n + 1)}
+            for n in range(1, 501)
+        ])
+        await session.commit()
+    text = await export_text(sessionmaker, batch=1000)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert len(rows) == 2500
+    # comment n at 2n s, vote n at 8n + 1 s: merged by time
+    expected = sorted(
+        [(2 * n, "comment", n) for n in range(1, 2001)]
+        + [(8 * n + 1, "vote", n) for n in range(1, 501)]
+    )
+    assert [(row["Kind"], row["Receipt no."], row["Comment"]) for row in rows] == [
+        (kind, f"{draft.id}-{n}" if kind == "comment" else "",
+         f'góp ý {n}, "số" {n}' if kind == "comment" else "")
+        for _, kind, n in expected
+    ]
+    times = [
+        (start + timedelta(seconds=seconds)).astimezone(VIETNAM).isoformat(timespec="seconds")
+        for seconds, _, _ in expected
+    ]
+    assert [row["Time"] for row in rows] == times
+
+
+@given(st.text(alphabet=st.sampled_from(list('ab,"\r\n\t=+-@ \'\\ếđ')), max_size=12))
+def test_cells_are_quoted_as_csv_writer_quotes_them(value):
+    written = io.StringIO(newline="")
+    csv.writer(written).writerow([value, value])
+    assert written.getvalue() == f"{csv_cell(value)},{csv_cell(value)}\r\n"
+    assert free_text_cell(value) == csv_cell(neutralise(value))
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from(list("ab\t\n\r\\ế\b\f\v")), max_size=6),
+                min_size=1, max_size=4))
+def test_copy_text_format_is_read_back(cells):
+    escape = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f",
+              "\v": "\\v"}
+    line = "\t".join("".join(escape.get(c, c) for c in cell) for cell in cells)
+    assert copy_text_rows(line) == [cells]
