@@ -11,10 +11,10 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channel import Channel
-from bot.config import Settings
+from bot.config import DeliveryConfig, Settings
 from bot.delivery import DeliveryWorker
 from bot.service import ChatService
-from storage import communes, queries
+from storage import communes, outbox, queries
 from storage.db import open_database
 from storage.models import utcnow
 
@@ -30,20 +30,31 @@ def configured_channels(settings: Settings, service: ChatService) -> dict[str, C
     channels: dict[str, Channel] = {}
     if settings.telegram_token:
         from bot.telegram import TelegramChannel  # imported only when Telegram is used
+        from storage.budget import DatabaseBudget
 
         channels["telegram"] = TelegramChannel(
             settings.telegram_token, settings.telegram_api_url, service,
             messages_per_second=settings.telegram_messages_per_second,
+            # The pace holds per bot, however many processes send (see README, "Sending").
+            budget=DatabaseBudget(service.sessionmaker, "telegram"),
         )
     return channels
 
 
-async def housekeeping(sessionmaker: async_sessionmaker[AsyncSession], stop: asyncio.Event) -> None:
-    """Hourly upkeep while the bot runs."""
+async def housekeeping(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    stop: asyncio.Event,
+    delivery: DeliveryConfig = DeliveryConfig(),  # noqa: B008 (frozen, so shared safely)
+) -> None:
+    """Hourly upkeep while the bot runs: old update ids, and finished outbox rows."""
     while not stop.is_set():
         try:
+            now = utcnow()
             async with sessionmaker() as session, session.begin():
-                await queries.forget_updates_before(session, utcnow() - REMEMBER_UPDATES)
+                await queries.forget_updates_before(session, now - REMEMBER_UPDATES)
+                purged = await outbox.purge(session, now - timedelta(days=delivery.retention_days))
+            if purged:
+                log.info("housekeeping: %d finished outbox rows purged", purged)
         except Exception:
             log.exception("housekeeping failed; trying again later")
         with suppress(TimeoutError):
@@ -63,13 +74,13 @@ async def run_channels(settings: Settings, stop: asyncio.Event | None = None) ->
         service = ChatService(sessionmaker, settings.conversation_timeout)
         channels = configured_channels(settings, service)
         started: list[Channel] = []
-        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop))
+        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
         try:
             for channel in channels.values():
                 await channel.start()
                 started.append(channel)
                 log.info("%s channel started", channel.name)
-            await DeliveryWorker(sessionmaker, channels).run(stop)
+            await DeliveryWorker(sessionmaker, channels, settings.delivery).run(stop)
         finally:
             stop.set()
             await upkeep

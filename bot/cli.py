@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.clierrors import (
     SUPPORTED_DRIVERS,
@@ -24,22 +23,12 @@ from bot.clierrors import (
 from bot.config import ConfigError, Settings
 from bot.outfile import export_refusal, replaced_on_success, standard_output
 from handlers import logref
-from handlers.i18n import N_, Translator, translator
+from handlers.i18n import Translator, translator
 from storage import communes
 from storage.db import make_engine, open_database, upgrade
-from storage.drafts import DraftState, commune_code_text
-from storage.models import Draft
+from storage.drafts import commune_code_text
 
 log = logging.getLogger("ykien")
-
-STATE_WORDS = {
-    DraftState.NOT_SENT: N_("not sent yet"),
-    DraftState.SCHEDULED: N_("scheduled"),
-    DraftState.OPEN: N_("open"),
-    DraftState.CLOSED: N_("closed"),
-}
-# Created drafts list their communes when there are this few; more are summed up by count.
-COMMUNES_LISTED = 10
 
 Command = Callable[[argparse.Namespace, Settings, Translator], Awaitable[int]]
 
@@ -55,8 +44,13 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -
             "type /start, and press Ctrl-D to leave."
         ), file=sys.stderr)
         return await cmd_console(args, settings, t)
+    from bot.telegram import WebhookRegistered  # Telegram is configured: worth importing
+
     try:
         await run_channels(settings)
+    except WebhookRegistered as error:
+        print(error.explain(t), file=sys.stderr)
+        return 1
     except RuntimeError as error:  # a channel could not start: wrong token, no network
         print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
         return 1
@@ -72,7 +66,7 @@ async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translato
         await asyncio.to_thread(communes.warm_up)
         service = ChatService(sessionmaker, settings.conversation_timeout)
         console = ConsoleChannel(service, user_id=getattr(args, "user", "console"))
-        await console.run(DeliveryWorker(sessionmaker, {console.name: console}))
+        await console.run(DeliveryWorker(sessionmaker, {console.name: console}, settings.delivery))
     return 0
 
 
@@ -83,109 +77,6 @@ async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, t: Transl
     finally:
         await engine.dispose()
     print(t("The database is up to date."))
-    return 0
-
-
-async def cmd_draft_create(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from bot.draftfile import DraftFileError, load_draft_file
-    from storage.drafts import create_draft
-
-    try:
-        spec = load_draft_file(Path(args.file), t)
-    except DraftFileError as error:
-        print(t.plural(
-            "Draft not created; {count} problem in {path}:",
-            "Draft not created; {count} problems in {path}:",
-            len(error.problems), path=args.file,
-        ), file=sys.stderr)
-        for problem in error.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 2
-    async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await create_draft(session, spec)
-    codes = sorted(set(spec.commune_codes))
-    print(t.plural(
-        "Created draft no. {id}: “{title}” for {count} commune. "
-        "Send it with: ykien draft broadcast {id}",
-        "Created draft no. {id}: “{title}” for {count} communes. "
-        "Send it with: ykien draft broadcast {id}",
-        len(codes), id=draft.id, title=draft.title,
-    ))
-    if len(codes) <= COMMUNES_LISTED:  # so the official sees which communes a name chose
-        for code in codes:
-            commune = communes.get_commune(code)
-            print(f"  {commune_code_text(code)}  {commune.label if commune else ''}")
-    return 0
-
-
-async def cmd_draft_list(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from storage.drafts import list_drafts
-    from storage.models import utcnow
-
-    async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        rows = await list_drafts(session, utcnow())
-    if not rows:
-        print(t("No drafts yet. Create one with: ykien draft create --file draft.toml"))
-    for row in rows:
-        print(t(
-            "no. {id} [{status}] {title} — deadline {deadline}; {communes}, "
-            "{sent}/{queued} sent, {comments}",
-            id=row.draft.id, title=row.draft.title, status=t(STATE_WORDS[row.state]),
-            deadline=t.datetime(row.draft.deadline),
-            communes=t.plural("{count} commune", "{count} communes", row.communes),
-            sent=t.number(row.sent), queued=t.number(row.queued),
-            comments=t.plural("{count} comment", "{count} comments", row.comments),
-        ))
-    return 0
-
-
-async def _draft_or_say(session: AsyncSession, draft_id: int, t: Translator) -> Draft | None:
-    """The draft with this number, or None after telling the person there is none."""
-    from storage.queries import get_draft
-
-    draft = await get_draft(session, draft_id)
-    if draft is None:
-        print(t("There is no draft no. {id}.", id=draft_id), file=sys.stderr)
-    return draft
-
-
-async def cmd_draft_broadcast(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from storage.drafts import broadcast, draft_state
-    from storage.models import utcnow
-
-    async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
-        if draft is None:
-            return 1
-        now = utcnow()
-        if draft_state(draft, now) == DraftState.CLOSED:
-            print(t("Draft no. {id} is closed; it cannot be broadcast.", id=draft.id),
-                  file=sys.stderr)
-            return 1
-        added = await broadcast(session, draft, now)
-    print(t.plural(
-        "Draft no. {id}: {count} new message queued. The running bot (ykien run) sends it.",
-        "Draft no. {id}: {count} new messages queued. The running bot (ykien run) sends them.",
-        added, id=args.id,
-    ))
-    return 0
-
-
-async def cmd_draft_close(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from storage.drafts import close_draft
-    from storage.models import utcnow
-
-    async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
-        if draft is None:
-            return 1
-        if not await close_draft(session, draft, utcnow()):
-            print(t("Draft no. {id} was already closed.", id=draft.id))
-            return 0
-    print(t(
-        "Closed draft no. {id}: comments and votes are no longer accepted, and messages not "
-        "sent yet will not be sent.", id=draft.id,
-    ))
     return 0
 
 
@@ -242,6 +133,16 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         return sub
 
     add("run", t("run every configured channel and the delivery worker"), cmd_run)
+    from bot.serve import cmd_serve, cmd_webhook_delete
+
+    serve = add("serve", t("run the webhook server (Telegram) and the delivery worker"),
+                cmd_serve)
+    serve.add_argument("--host", default="127.0.0.1", help=t("the address to listen on"))
+    serve.add_argument("--port", type=int, default=8080, help=t("the port to listen on"))
+    webhook = commands.add_parser("webhook", help=t("Telegram's webhook")).add_subparsers(
+        dest="webhook_command", required=True, metavar="COMMAND")
+    add("delete", t("remove Telegram's webhook so that ykien run can poll"),
+        cmd_webhook_delete, webhook)
     console = add("console", t("talk to the bot in this terminal (reads standard input)"),
                   cmd_console)
     console.add_argument("--user", default="console", help=t("who you are in the console"))
@@ -250,17 +151,9 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         dest="db_command", required=True, metavar="COMMAND")
     add("upgrade", t("create or upgrade the database tables"), cmd_db_upgrade, db)
 
-    draft = commands.add_parser("draft", help=t("create, list, broadcast and close drafts"))
-    drafts = draft.add_subparsers(dest="draft_command", required=True, metavar="COMMAND")
-    create = add("create", t("create a draft from a TOML file (see examples/draft.toml)"),
-                 cmd_draft_create, drafts)
-    create.add_argument("--file", required=True, help=t("the draft file"))
-    add("list", t("list drafts with their progress"), cmd_draft_list, drafts)
-    send = add("broadcast", t("queue a draft for every subscribed resident of its communes"),
-               cmd_draft_broadcast, drafts)
-    send.add_argument("id", type=int, help=t("draft number"))
-    close = add("close", t("close a draft before its deadline"), cmd_draft_close, drafts)
-    close.add_argument("id", type=int, help=t("draft number"))
+    from bot.draftcommands import add_draft_commands
+
+    add_draft_commands(commands, add, t)
 
     export = add("export", t("export comments and votes as CSV (UTF-8 with BOM)"), cmd_export)
     export.add_argument("--draft", type=int, help=t("only this draft (default: all)"))

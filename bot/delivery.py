@@ -1,13 +1,27 @@
-"""The delivery worker: sends queued broadcast rows through the channels and records outcomes.
+"""The delivery worker: sends the outbox's due rows through the channels, and records outcomes.
 
-Rows are claimed with a lease (status `sending` until `not_before`), so several workers can
-share one database and a crashed worker's rows are taken up again once the lease runs out.
+Each pass claims a batch per channel (storage.outbox: a lease with a fencing token, so several
+workers share one database and a dead worker's rows come back when its lease runs out),
+sends up to `concurrency` messages at once, each after the channel's limiter allows it, and
+writes the outcomes in batches. Sent-but-unrecorded messages never exceed twice the
+concurrency (in flight, plus finished and waiting to be written): that bounds the duplicates
+a crash can cause.
 
-Nothing is delivered late: a row whose draft is closed or past its deadline is not sent but
-marked `expired`, with the reason. A row that keeps failing temporarily is retried with a
-growing delay and marked `failed` after MAX_ATTEMPTS. Times come from the worker's clock
-(`now`), so tests and schedules can move it. Logs name residents by pseudonymous reference
-only (handlers.logref), never by chat id.
+- Too late: a draft's row after its deadline or close, a ready message after `expires_at`,
+  is not sent but marked `expired`, with the reason; nor is a row whose resident stopped.
+- 429: the whole channel waits `retry_after` (the limiter and this worker); rows not sent yet
+  go back to the queue without counting an attempt.
+- Temporary failure: retried with exponential backoff and jitter, `failed` after
+  `max_attempts` (or `expired` if the expiry comes first). When different rows keep failing
+  one after another the channel is down: it is held with growing pauses and its rows go back
+  without counting, so an outage costs nobody their attempts.
+- Blocked (403): the row is `unreachable` and so is the resident, until they write again.
+- After a hold (or at start) one message goes first; full concurrency once it got an answer.
+- Stop: no new send starts, the ones in flight finish, and claimed rows not started go back
+  to the queue at once, their attempt not counted.
+
+Times come from the worker's clock (`now`); logs name residents by pseudonymous reference
+(handlers.logref), never by chat id.
 """
 
 from __future__ import annotations
@@ -15,68 +29,106 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channel import Channel, PermanentFailure, TemporaryFailure, Throttled, Unreachable
+from bot.config import DeliveryConfig
+from bot.pacing import Priority
 from handlers.drafts import render_draft
-from handlers.events import Reply
+from handlers.events import Outgoing
 from handlers.i18n import translator
 from handlers.logref import chat_ref
-from storage import queries
-from storage.models import Delivery, DeliveryStatus, Draft, DraftStatus, Resident, utcnow
+from storage import outbox
+from storage.models import DeliveryKind, DeliveryStatus, utcnow
+from storage.outbox import Claim, ClaimedRow, Outcome, PayloadError, why_expired
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
-MAX_ATTEMPTS = 5
-BATCH = 100
+BATCH = 500  # rows claimed at once per channel (fewer on a slow channel, see _batch_size)
+FLUSH_SECONDS = 1.0  # outcomes are written at least this often while a batch is sent
+OUTAGE_ROWS = 5  # this many different rows failing in a row: the channel is down
+LEASE_MARGIN = 0.25  # no send starts in the last quarter of its lease
 
 
 @dataclass
 class Progress:
+    """What a pass did, by recorded outcome."""
+
     sent: int = 0
     failed: int = 0
-    retried: int = 0
+    retried: int = 0  # to be tried again later; the attempt counted
     unreachable: int = 0
     skipped: int = 0
     expired: int = 0
+    deferred: int = 0  # given back to the queue without counting an attempt
+    lost: int = 0  # outcome not recorded: another worker had reclaimed the row
+
+    def __bool__(self) -> bool:
+        return any(getattr(self, f.name) for f in fields(self))
 
 
-class Pacer:
-    """Keeps a channel under its platform's send rate, and paused after a 429."""
-
-    def __init__(self, per_second: float | None) -> None:
-        self.interval = 1 / per_second if per_second else 0.0
-        self.next_at = 0.0
-        self.paused_until = 0.0
-
-    async def wait(self) -> None:
-        delay = self.next_at - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self.next_at = max(self.next_at, time.monotonic()) + self.interval
-
-    def pause(self, seconds: float) -> None:
-        self.paused_until = max(self.paused_until, time.monotonic() + seconds)
-
-    def paused_for(self) -> float:
-        """Seconds left of a channel-wide pause (0 when sending may go on)."""
-        return max(0.0, self.paused_until - time.monotonic())
+class _Tally(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    RETRIED = "retried"
+    UNREACHABLE = "unreachable"
+    SKIPPED = "skipped"
+    EXPIRED = "expired"
+    DEFERRED = "deferred"
+    WITHDRAWN = "withdrawn"  # no longer ours: nothing to record
 
 
-def why_expired(draft: Draft, now: datetime) -> str:
-    """Why a message about this draft must not be sent any more ("" while it may be)."""
-    if draft.status == DraftStatus.CLOSED:
-        return "draft closed"
-    if draft.deadline <= now:
-        return "deadline passed"
-    return ""
+@dataclass(frozen=True)
+class _Result:
+    outcome: Outcome
+    tally: _Tally
+
+
+class _Lane:
+    """One channel as this worker sends through it: its limiter, holds and failure streak."""
+
+    def __init__(self, name: str, channel: Channel) -> None:
+        self.name = name
+        self.channel = channel
+        self.limiter = channel.limiter
+        self.proven = False  # a send got an answer since the last hold: full concurrency
+        self.streak: set[int] = set()  # rows failing temporarily one after another
+        self.outage = 0  # consecutive outage holds (0: none)
+        self.held_until: datetime | None = None  # this worker's hold (the worker's clock)
+        self.epoch = 0  # bumped by each hold, so a send knows a hold began after it started
+        self.interrupt: asyncio.Future[None] | None = None  # the batch being sent
+
+    def held_for(self, now: datetime) -> float:
+        """Seconds before this channel may send again (0 when it may)."""
+        held = (self.held_until - now).total_seconds() if self.held_until else 0.0
+        return max(held, self.limiter.paused_for(), 0.0)
+
+    def hold(self, until: datetime) -> None:
+        """Stop starting sends until `until`; the batch being sent gives its rows back."""
+        self.held_until = until if self.held_until is None else max(self.held_until, until)
+        self.proven = False
+        self.epoch += 1
+        _resolve(self.interrupt)
+
+    def answered(self) -> None:
+        """The platform answered (sent, blocked or refused): it is up."""
+        self.proven = True
+        self.streak.clear()
+        self.outage = 0
+
+
+def _resolve(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
 
 
 class DeliveryWorker:
@@ -90,179 +142,327 @@ class DeliveryWorker:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         channels: Mapping[str, Channel],
+        config: DeliveryConfig = DeliveryConfig(),  # noqa: B008 (frozen, so shared safely)
         *,
         recipient: str | None = None,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.channels = dict(channels)
+        self.config = config
         self.recipient = recipient
         self.now = now
-        self.pacers = {
-            name: Pacer(getattr(channel, "messages_per_second", None))
-            for name, channel in self.channels.items()
-        }
+        self.lease = timedelta(seconds=config.lease_seconds)
+        self._lanes = {name: _Lane(name, channel) for name, channel in self.channels.items()}
+        self._random = random.Random()
 
     def for_recipient(self, platform_id: str) -> DeliveryWorker:
-        """A worker on the same channels and clock that delivers to this one recipient only."""
+        """A worker on the same channels, settings and clock that delivers to one recipient."""
         return DeliveryWorker(
-            self.sessionmaker, self.channels, recipient=platform_id, now=self.now
+            self.sessionmaker, self.channels, self.config, recipient=platform_id, now=self.now
         )
-
-    async def _claim(self, session: AsyncSession) -> list[int]:
-        now = self.now()
-        active = [name for name, pacer in self.pacers.items() if not pacer.paused_for()]
-        due = or_(
-            Delivery.status == DeliveryStatus.PENDING, Delivery.status == DeliveryStatus.SENDING
-        )
-        candidates = (
-            select(Delivery.id)
-            .where(Delivery.channel.in_(active), due, Delivery.not_before <= now)
-            .order_by(Delivery.id)
-            .limit(BATCH)
-            .with_for_update(skip_locked=True)
-        )
-        if self.recipient is not None:
-            # A subquery rather than a join, so FOR UPDATE locks delivery rows only.
-            recipient_ids = select(Resident.id).where(Resident.platform_id == self.recipient)
-            candidates = candidates.where(Delivery.resident_id.in_(recipient_ids))
-        ids = (await session.scalars(candidates)).all()
-        if not ids:
-            await session.commit()
-            return []
-        # Conditional update: on SQLite (no row locks) a row another worker took is not taken.
-        claimed = await session.scalars(
-            update(Delivery)
-            .where(Delivery.id.in_(ids), due, Delivery.not_before <= now)
-            .values(
-                status=DeliveryStatus.SENDING,
-                not_before=now + LEASE,
-                attempts=Delivery.attempts + 1,
-            )
-            .returning(Delivery.id)
-        )
-        result = sorted(claimed.all())
-        await session.commit()
-        return result
 
     async def run_once(self) -> Progress:
         """Send every delivery that is due now; returns what happened."""
-        progress = Progress()
-        while True:
-            async with self.sessionmaker() as session:
-                ids = await self._claim(session)
-                if not ids:
-                    return progress
-                rows = await session.execute(
-                    select(Delivery, Resident, Draft)
-                    .join(Resident, Resident.id == Delivery.resident_id)
-                    .join(Draft, Draft.id == Delivery.draft_id)
-                    .where(Delivery.id.in_(ids))
-                    .order_by(Delivery.id)
-                )
-                rendered: dict[tuple[int, str], Reply] = {}
-                for delivery, resident, draft in rows.all():
-                    key = (draft.id, resident.language)
-                    if key not in rendered:
-                        rendered[key] = render_draft(draft, translator(resident.language))
-                    await self._deliver(
-                        session, delivery, resident, draft, rendered[key], progress
-                    )
+        return await self._pass(asyncio.Event())
 
-    async def _deliver(
-        self,
-        session: AsyncSession,
-        delivery: Delivery,
-        resident: Resident,
-        draft: Draft,
-        message: Reply,
-        progress: Progress,
-    ) -> None:
-        """Send one claimed row and record the outcome (committed at once, row by row)."""
-        ref = chat_ref(delivery.channel, resident.platform_id)
-        if self._withhold(delivery, resident, draft, progress):
-            log.info("delivery %s to %s not sent: %s", delivery.id, ref, delivery.error)
-            await session.commit()
-            return
-        channel = self.channels[delivery.channel]
-        pacer = self.pacers[delivery.channel]
-        paused_for = pacer.paused_for()
-        if paused_for:
-            # The platform said to wait: hand the row back rather than hold the worker.
-            self._retry_later(delivery, paused_for, "paused", count_attempt=False)
-            await session.commit()
-            return
-        await pacer.wait()
-        try:
-            message_id = await channel.send(resident.platform_id, message)
-        except Throttled as error:
-            pacer.pause(error.retry_after)
-            self._retry_later(delivery, error.retry_after, str(error), count_attempt=False)
-            progress.retried += 1
-        except Unreachable as error:
-            delivery.status = DeliveryStatus.UNREACHABLE
-            delivery.error = str(error)[:300]
-            resident.reachable = False
-            progress.unreachable += 1
-            log.info("delivery %s: %s is unreachable", delivery.id, ref)
-        except TemporaryFailure as error:
-            if delivery.attempts >= MAX_ATTEMPTS:
-                delivery.status = DeliveryStatus.FAILED
-                delivery.error = str(error)[:300]
-                progress.failed += 1
-                log.warning("delivery %s to %s failed after %d attempts",
-                            delivery.id, ref, delivery.attempts)
-            else:
-                self._retry_later(delivery, 2 ** delivery.attempts, str(error))
-                progress.retried += 1
-        except PermanentFailure as error:
-            delivery.status = DeliveryStatus.FAILED
-            delivery.error = str(error)[:300]
-            progress.failed += 1
-            log.warning("delivery %s to %s refused by the platform", delivery.id, ref)
-        else:
-            delivery.status = DeliveryStatus.SENT
-            delivery.sent_at = self.now()
-            delivery.error = ""
-            progress.sent += 1
-            if message_id and delivery.draft_id is not None:
-                await queries.remember_message(session, resident, message_id, delivery.draft_id)
-        await session.commit()
+    async def run(self, stop: asyncio.Event, idle_seconds: float | None = None) -> None:
+        """Deliver until `stop` is set, looking for new work every `idle_seconds`.
 
-    def _withhold(
-        self, delivery: Delivery, resident: Resident, draft: Draft, progress: Progress
-    ) -> bool:
-        """Settle a row that must not be sent now (too late, or nobody to send to)."""
-        expired = why_expired(draft, self.now())
-        if expired:
-            delivery.status = DeliveryStatus.EXPIRED
-            delivery.error = expired
-            progress.expired += 1
-            return True
-        if not (resident.subscribed and resident.reachable):
-            delivery.status = DeliveryStatus.SKIPPED
-            delivery.error = "resident stopped" if not resident.subscribed else "unreachable"
-            progress.skipped += 1
-            return True
-        return False
-
-    def _retry_later(
-        self, delivery: Delivery, seconds: float, reason: str, count_attempt: bool = True
-    ) -> None:
-        delivery.status = DeliveryStatus.PENDING
-        delivery.not_before = self.now() + timedelta(seconds=seconds)
-        delivery.error = reason[:300]
-        if not count_attempt:
-            delivery.attempts -= 1  # being told to wait is not a failed attempt
-
-    async def run(self, stop: asyncio.Event, idle_seconds: float = 1.0) -> None:
-        """Deliver until `stop` is set, checking for new work every `idle_seconds`."""
+        Returns promptly once `stop` is set: sends in flight finish, claimed rows not started
+        go back to the queue.
+        """
+        idle = self.config.idle_seconds if idle_seconds is None else idle_seconds
         while not stop.is_set():
             try:
-                progress = await self.run_once()
-                if progress.sent or progress.failed or progress.unreachable or progress.expired:
+                progress = await self._pass(stop)
+                if progress:
                     log.info("delivery: %s", progress)
             except Exception:
                 log.exception("delivery pass failed; trying again shortly")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+                await asyncio.wait_for(stop.wait(), timeout=idle)
+
+    async def _pass(self, stop: asyncio.Event) -> Progress:
+        progress = Progress()
+        results = await asyncio.gather(
+            *(self._drain(lane, stop, progress) for lane in self._lanes.values()),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return progress
+
+    def _batch_size(self, lane: _Lane) -> int:
+        """A batch small enough to be sent well within its lease at the channel's pace."""
+        rate = getattr(lane.limiter, "rate", 0) or 0
+        if not rate:
+            return BATCH
+        return max(1, min(BATCH, int(rate * self.config.lease_seconds * LEASE_MARGIN)))
+
+    async def _drain(self, lane: _Lane, stop: asyncio.Event, progress: Progress) -> None:
+        """Claim and send batches of one channel until none is due (or it is held, or stop)."""
+        while not stop.is_set():
+            now = self.now()
+            if lane.held_for(now):
+                return
+            async with self.sessionmaker() as session, session.begin():
+                claim = await outbox.claim(
+                    session, lane.name, now, self.lease, self._batch_size(lane), self.recipient
+                )
+            if not claim.rows:
+                return
+            await self._send_batch(lane, claim, now, stop, progress)
+
+    async def _send_batch(
+        self, lane: _Lane, claim: Claim, claimed_at: datetime, stop: asyncio.Event,
+        progress: Progress,
+    ) -> None:
+        concurrency = self.config.concurrency
+        interrupt: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        lane.interrupt = interrupt
+        stopping = asyncio.ensure_future(stop.wait())
+        stopping.add_done_callback(lambda _: _resolve(interrupt))
+        results: list[_Result] = []
+        queue: deque[tuple[ClaimedRow, Outgoing]] = deque()
+        rendered: dict[tuple[int, str], Outgoing] = {}
+        for row in claim.rows:
+            prepared = self._prepare(lane, row, claim, rendered)
+            if isinstance(prepared, _Result):
+                results.append(prepared)
+            else:
+                queue.append((row, prepared))
+        lease_end = claimed_at + self.lease * (1 - LEASE_MARGIN)
+        running: set[asyncio.Task[_Result]] = set()
+        flushed_at = time.monotonic()
+        try:
+            while queue or running:
+                if queue and interrupt.done():
+                    # Stop, or the channel is held: what has not started goes back at once.
+                    retry_at = self._resume_time(lane)
+                    results += [self._give_back(row, retry_at) for row, _ in queue]
+                    queue.clear()
+                    await self._flush(claim.token, results, progress)
+                    flushed_at = time.monotonic()
+                    continue
+                if results and (
+                    len(results) >= concurrency or time.monotonic() - flushed_at >= FLUSH_SECONDS
+                ):
+                    await self._flush(claim.token, results, progress, queue)
+                    flushed_at = time.monotonic()
+                    continue
+                limit = concurrency if lane.proven else 1
+                if queue and len(running) < limit and len(running) + len(results) < 2 * concurrency:
+                    row, message = queue.popleft()
+                    running.add(asyncio.create_task(
+                        self._send(lane, row, message, interrupt, lease_end)
+                    ))
+                    continue
+                waiting: set[asyncio.Future[Any]] = set(running)
+                if queue:
+                    waiting.add(interrupt)
+                timeout = (
+                    max(0.0, FLUSH_SECONDS - (time.monotonic() - flushed_at)) if results else None
+                )
+                done, _ = await asyncio.wait(
+                    waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                for task in done & running:
+                    running.discard(task)
+                    results.append(task.result())
+            await self._flush(claim.token, results, progress)
+        finally:
+            # Reached with tasks still running only when cancelled (the process is going
+            # away): nothing more is recorded, and the lease brings the rows back.
+            for task in running:
+                task.cancel()
+            stopping.cancel()
+            lane.interrupt = None
+
+    def _prepare(
+        self, lane: _Lane, row: ClaimedRow, claim: Claim,
+        rendered: dict[tuple[int, str], Outgoing],
+    ) -> Outgoing | _Result:
+        """The message to send, or the outcome of a row that must not be sent now."""
+        now = self.now()
+        draft = claim.drafts.get(row.draft_id) if row.draft_id is not None else None
+        if row.kind == DeliveryKind.DRAFT:
+            expired = why_expired(draft, now) if draft is not None else "draft deleted"
+        else:
+            expired = "expired" if row.expires_at is not None and row.expires_at <= now else ""
+        withheld = None
+        if expired:
+            withheld = _Result(Outcome(row.id, DeliveryStatus.EXPIRED, expired), _Tally.EXPIRED)
+        elif not (row.subscribed and row.reachable):
+            reason = "resident stopped" if not row.subscribed else "unreachable"
+            withheld = _Result(Outcome(row.id, DeliveryStatus.SKIPPED, reason), _Tally.SKIPPED)
+        if withheld is not None:
+            log.info("delivery %s to %s not sent: %s", row.id, self._ref(lane, row),
+                     withheld.outcome.error)
+            return withheld
+        if row.kind == DeliveryKind.DRAFT:
+            assert draft is not None
+            key = (draft.id, row.language)
+            if key not in rendered:
+                rendered[key] = render_draft(draft, translator(row.language))
+            return rendered[key]
+        try:
+            return outbox.decode_reply(row.payload)
+        except PayloadError as error:
+            log.warning("delivery %s: %s", row.id, error)
+            return _Result(Outcome(row.id, DeliveryStatus.FAILED, str(error)), _Tally.FAILED)
+
+    async def _send(
+        self, lane: _Lane, row: ClaimedRow, message: Outgoing,
+        interrupt: asyncio.Future[None], lease_end: datetime,
+    ) -> _Result:
+        """Wait for the channel's pace, send one message, and say what became of it."""
+        epoch = lane.epoch
+        turn = asyncio.ensure_future(lane.limiter.acquire(row.platform_id, Priority.BROADCAST))
+        try:
+            await asyncio.wait({turn, interrupt}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not turn.done():
+                turn.cancel()
+        if not turn.done() or turn.cancelled() or interrupt.done() or epoch != lane.epoch:
+            return self._give_back(row, self._resume_time(lane))
+        if turn.exception() is not None:
+            # Not this row's fault; a short hold keeps a broken limiter from spinning the loop.
+            log.warning("delivery: %s pacing failed, holding the channel briefly: %r",
+                        lane.name, turn.exception())
+            lane.hold(self.now() + timedelta(seconds=self.config.idle_seconds))
+            return self._give_back(row, self._resume_time(lane))
+        if self.now() >= lease_end:
+            # Too close to the end of the lease: another worker may take the row any moment.
+            return self._give_back(row, self.now())
+        ref = self._ref(lane, row)
+        try:
+            message_id = await lane.channel.send(row.platform_id, message)
+        except Throttled as error:
+            now = self.now()
+            lane.limiter.pause(error.retry_after)
+            lane.hold(now + timedelta(seconds=error.retry_after))
+            log.info("delivery: %s asks to wait %ss", lane.name, error.retry_after)
+            return self._give_back(row, lane.held_until or now, str(error))
+        except Unreachable as error:
+            lane.answered()
+            log.info("delivery %s: %s is unreachable", row.id, ref)
+            return _Result(Outcome(row.id, DeliveryStatus.UNREACHABLE, str(error)),
+                           _Tally.UNREACHABLE)
+        except PermanentFailure as error:
+            lane.answered()
+            log.warning("delivery %s to %s refused by the platform", row.id, ref)
+            return _Result(Outcome(row.id, DeliveryStatus.FAILED, str(error)), _Tally.FAILED)
+        except TemporaryFailure as error:
+            return self._temporary(lane, row, epoch, str(error))
+        except Exception as error:  # an adapter's bug: this row fails, the others go on
+            log.exception("delivery %s: the %s channel failed unexpectedly", row.id, lane.name)
+            return self._temporary(lane, row, epoch, f"{type(error).__name__}: {error}")
+        lane.answered()
+        return _Result(Outcome(row.id, DeliveryStatus.SENT, message_id=message_id or ""),
+                       _Tally.SENT)
+
+    def _temporary(self, lane: _Lane, row: ClaimedRow, epoch: int, error: str) -> _Result:
+        """A temporary failure: retry the row, or hold the channel if it seems down."""
+        now = self.now()
+        if epoch != lane.epoch:
+            # The channel was held while this send was under way: the same trouble.
+            return self._give_back(row, self._resume_time(lane), error)
+        if lane.outage:
+            # The first send after an outage hold failed too: the outage goes on. This row's
+            # attempt counts, so a row that always fails is not tried first forever.
+            lane.outage += 1
+            lane.hold(now + self._backoff(lane.outage))
+        else:
+            lane.streak.add(row.id)
+            if len(lane.streak) >= OUTAGE_ROWS:
+                lane.outage = 1
+                lane.hold(now + self._backoff(lane.outage))
+                log.warning("delivery: %s seems down (%d messages failed in a row): holding "
+                            "it until %s", lane.name, len(lane.streak), lane.held_until)
+                return self._give_back(row, self._resume_time(lane), error)
+        return self._retry(row, error, now)
+
+    def _retry(self, row: ClaimedRow, error: str, now: datetime) -> _Result:
+        if row.attempts >= self.config.max_attempts:
+            log.warning("delivery %s failed after %d attempts", row.id, row.attempts)
+            return _Result(Outcome(row.id, DeliveryStatus.FAILED, error), _Tally.FAILED)
+        retry_at = now + self._backoff(row.attempts)
+        if row.expires_at is not None and retry_at >= row.expires_at:
+            return _Result(
+                Outcome(row.id, DeliveryStatus.EXPIRED, f"expires before a retry: {error}"),
+                _Tally.EXPIRED,
+            )
+        return _Result(Outcome(row.id, DeliveryStatus.PENDING, error, retry_at), _Tally.RETRIED)
+
+    def _backoff(self, step: int) -> timedelta:
+        """Exponential from `retry_base_seconds`, capped, with jitter (half to all of it)."""
+        config = self.config
+        delay = min(config.retry_cap_seconds, config.retry_base_seconds * 2 ** min(step - 1, 40))
+        return timedelta(seconds=delay * self._random.uniform(0.5, 1.0))
+
+    def _resume_time(self, lane: _Lane) -> datetime:
+        now = self.now()
+        return now + timedelta(seconds=lane.held_for(now))
+
+    @staticmethod
+    def _give_back(row: ClaimedRow, retry_at: datetime, error: str | None = None) -> _Result:
+        return _Result(
+            Outcome(row.id, DeliveryStatus.PENDING, error, retry_at, count_attempt=False),
+            _Tally.DEFERRED,
+        )
+
+    def _withdraw(self, row: ClaimedRow, verdict: str, now: datetime) -> _Result:
+        """What becomes of a row found cancelled, paused or closed before it was sent."""
+        if verdict == outbox.GONE:
+            log.info("delivery %s: withdrawn before sending (cancelled or taken over)", row.id)
+            return _Result(Outcome(row.id, DeliveryStatus.CANCELLED), _Tally.WITHDRAWN)
+        if verdict == outbox.PAUSED:
+            return self._give_back(row, now)
+        return _Result(Outcome(row.id, DeliveryStatus.EXPIRED, verdict), _Tally.EXPIRED)
+
+    @staticmethod
+    def _ref(lane: _Lane, row: ClaimedRow) -> str:
+        return chat_ref(lane.name, row.platform_id)
+
+    async def _flush(
+        self, token: str, results: list[_Result], progress: Progress,
+        queue: deque[tuple[ClaimedRow, Outgoing]] | None = None,
+    ) -> None:
+        """Write the outcomes gathered so far, in one transaction.
+
+        With the rows still to send (`queue`), also drop those an official cancelled, paused
+        or closed since the claim: such a change takes effect within one flush.
+        """
+        if not results:
+            return
+        batch = results[:]
+        results.clear()
+        async with self.sessionmaker() as session, session.begin():
+            if queue:
+                now = self.now()
+                verdicts = await outbox.recheck(session, token, [row.id for row, _ in queue], now)
+                if verdicts:
+                    kept = [(row, message) for row, message in queue if row.id not in verdicts]
+                    batch += [self._withdraw(row, verdicts[row.id], now)
+                              for row, _ in queue if row.id in verdicts]
+                    queue.clear()
+                    queue.extend(kept)
+            recorded = await outbox.record(
+                session, token,
+                [result.outcome for result in batch if result.tally != _Tally.WITHDRAWN],
+                self.now(),
+            )
+        for result in batch:
+            if result.tally == _Tally.WITHDRAWN:
+                continue
+            if result.outcome.delivery_id in recorded:
+                field_name = result.tally.value
+                setattr(progress, field_name, getattr(progress, field_name) + 1)
+            else:
+                progress.lost += 1
+                log.warning(
+                    "delivery %s: another worker took the row over (lease ran out); "
+                    "outcome %s not recorded", result.outcome.delivery_id, result.tally.value,
+                )

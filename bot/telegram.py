@@ -15,11 +15,12 @@ import datetime as dtm
 import logging
 import os
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from telegram import (
+    Bot,
     BotCommand,
     CallbackQuery,
     ChatMemberUpdated,
@@ -53,9 +54,11 @@ from bot.channel import (
     Throttled,
     Unreachable,
 )
-from bot.pacing import ChannelLimiter
+from bot.pacing import ChannelLimiter, Priority, SharedBudget
+from bot.telegram_sender import TelegramSender
 from handlers.commands import command_menu
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
+from handlers.i18n import Translator
 from handlers.logref import chat_ref
 
 log = logging.getLogger(__name__)
@@ -167,6 +170,30 @@ def _chat_id(update: object) -> int | None:
     return None
 
 
+class WebhookRegistered(RuntimeError):
+    """`ykien run` would poll while Telegram delivers to a webhook (polling would delete it)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(
+            f"a webhook is registered for this bot ({url}), so it cannot poll; run "
+            "`ykien serve` instead, or remove the webhook with `ykien webhook delete`"
+        )
+        self.url = url
+
+    def explain(self, t: Translator) -> str:
+        """The explanation in the person's language."""
+        return t(
+            "Telegram delivers this bot's updates to a webhook ({url}), and polling would "
+            "remove it. Run the webhook server with: ykien serve --host H --port P. To poll "
+            "instead, remove the webhook first with: ykien webhook delete",
+            url=self.url,
+        )
+
+
+# One Bot API call that sends (part of) a message, giving the new message's id.
+Step = Callable[[], Awaitable[str]]
+
+
 @dataclass
 class _Answer:
     """The replies to one update that are still to be sent, in order."""
@@ -175,6 +202,8 @@ class _Answer:
     replies: deque[Outgoing] = field(default_factory=deque)
     # The message whose button was pressed: the first reply marked `edit` may replace it.
     edit_target: int | None = None
+    # Ids of the parts of `replies[0]` already sent, so a retry goes on from the next part.
+    sent_parts: list[str] = field(default_factory=list)
 
 
 class TelegramChannel:
@@ -197,9 +226,13 @@ class TelegramChannel:
         poll_timeout: int = 10,
         concurrent_chats: int = 64,
         messages_per_second: float = 30.0,
+        budget: SharedBudget | None = None,
     ) -> None:
         self.service = service
-        self.limiter = ChannelLimiter(messages_per_second)
+        # Replies and broadcasts share it; with a budget the pace holds across processes.
+        self.limiter = ChannelLimiter(messages_per_second, budget=budget)
+        # Broadcast text goes through plain aiohttp, faster than PTB (bot.telegram_sender).
+        self.sender = TelegramSender(token, api_url)
         self.poll_timeout = poll_timeout
         self._token = token
         # Chats whose replies wait for flood control, and the tasks that will send them.
@@ -231,20 +264,43 @@ class TelegramChannel:
         self._started = False
 
     async def start(self) -> None:
-        """Connect (getMe), set the command menu, and start long polling in the background."""
+        """Connect (getMe), set the command menu, and start long polling in the background.
+
+        Raises `WebhookRegistered` if a webhook is set: PTB's polling would delete it.
+        """
+        await self._start(self._start_polling)
+        log.info("Telegram: polling as @%s", self.application.bot.username)
+
+    async def _start_polling(self) -> None:
+        app = self.application
+        webhook = (await app.bot.get_webhook_info()).url
+        if webhook:
+            raise WebhookRegistered(webhook)
+        assert app.updater is not None  # built by ApplicationBuilder by default
+        await app.updater.start_polling(
+            timeout=self.poll_timeout,
+            allowed_updates=ALLOWED_UPDATES,
+            drop_pending_updates=False,
+            error_callback=self._on_polling_error,
+        )
+
+    async def start_webhook(self) -> None:
+        """Connect (getMe), set the command menu, and get ready for `process_webhook_update`.
+
+        Nothing is registered with Telegram yet: `set_webhook` does, once the server listens.
+        """
+        await self._start(None)
+        log.info("Telegram: receiving by webhook as @%s", self.application.bot.username)
+
+    async def _start(self, receive: Callable[[], Awaitable[None]] | None) -> None:
         _quiet_chatty_loggers()
         app = self.application
         try:
             await app.initialize()
             await self._set_commands()
             await app.start()
-            assert app.updater is not None  # built by ApplicationBuilder by default
-            await app.updater.start_polling(
-                timeout=self.poll_timeout,
-                allowed_updates=ALLOWED_UPDATES,
-                drop_pending_updates=False,
-                error_callback=self._on_polling_error,
-            )
+            if receive is not None:
+                await receive()
         except BaseException as exc:
             await self._teardown()
             if isinstance(exc, TelegramError):
@@ -252,7 +308,44 @@ class TelegramChannel:
                 raise RuntimeError(f"Telegram could not start: {self._redact(exc)}") from exc
             raise
         self._started = True
-        log.info("Telegram: polling as @%s", app.bot.username)
+
+    # ---- webhook mode (`ykien serve`) ----------------------------------------------------
+
+    async def set_webhook(self, url: str, secret: str) -> None:
+        """Ask Telegram to POST updates to `url` with `secret` in its secret-token header."""
+        try:
+            await self.application.bot.set_webhook(
+                url,
+                secret_token=secret,
+                allowed_updates=ALLOWED_UPDATES,
+                drop_pending_updates=False,
+            )
+        except TelegramError as exc:
+            raise RuntimeError(f"Telegram refused the webhook: {self._redact(exc)}") from exc
+        log.info("Telegram: webhook registered")
+
+    @staticmethod
+    def webhook_update_key(payload: object) -> tuple[str, str]:
+        """(update id, chat key) of an update as Telegram POSTs it; ValueError if it is none."""
+        if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
+            raise ValueError("not a Telegram update")
+        try:
+            update = Update.de_json(payload, None)
+        except Exception as exc:  # PTB raises whatever the malformed fields provoke
+            raise ValueError("not a Telegram update") from exc
+        chat_id = _chat_id(update)
+        return str(update.update_id), "" if chat_id is None else str(chat_id)
+
+    async def process_webhook_update(
+        self, payload: dict, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+    ) -> None:
+        """Handle a webhook update through PTB's update processing, after the earlier updates
+        of its chat (`PerChatProcessor`). `handle` gets the processing to run, and may wrap it
+        (claim the stored row before, record it after) or skip it."""
+        app = self.application
+        update = Update.de_json(payload, app.bot)
+        processing = handle(lambda: app.process_update(update))
+        await app.update_processor.process_update(update, processing)
 
     async def stop(self) -> None:
         """Stop polling, finish the updates being handled, and close connections (bounded)."""
@@ -274,6 +367,7 @@ class TelegramChannel:
         except Exception:
             log.exception("Telegram: error while stopping")
         await self._drop_held_replies()
+        await self.sender.close()
         try:
             async with asyncio.timeout(self.stop_timeout):
                 await app.shutdown()
@@ -307,44 +401,85 @@ class TelegramChannel:
     # ---- sending -------------------------------------------------------------------------
 
     async def send(self, user_id: str, message: Outgoing) -> str:
-        """Send one message; return its Telegram message id. Raises a `SendError`."""
-        ids = await self._send_all(user_id, message)
-        return ids[-1]
+        """Send one message (a broadcast); return its Telegram message id. Raises a `SendError`.
 
-    async def _send_all(self, user_id: str, message: Outgoing) -> list[str]:
-        """Send a message, split if needed; the ids of every part, the one with buttons last."""
+        The delivery worker acquired the limiter for the first part; later parts of a long
+        message acquire their own. Text goes through the aiohttp sender, files through PTB.
+        """
+        first = True
+
+        async def pace() -> None:
+            nonlocal first
+            if not first:
+                await self.limiter.acquire(user_id, Priority.BROADCAST)
+            first = False
+
+        ids = await self._send_all(user_id, message, pace, [], fast=True)
+        return ids[-1] if isinstance(message, Reply) else ids[0]
+
+    async def _send_all(
+        self,
+        user_id: str,
+        message: Outgoing,
+        pace: Callable[[], Awaitable[None]],
+        sent: list[str],
+        *,
+        fast: bool = False,
+    ) -> list[str]:
+        """Send a message, split if needed; the ids of every part, the one with buttons last.
+
+        `pace` runs before each API call. `sent` holds the ids of parts already sent (an
+        earlier try that was throttled): those are skipped, and new ids are added to it.
+        """
         try:
             chat_id = int(user_id)
         except ValueError as exc:
             raise PermanentFailure("not a Telegram chat id") from exc
+        for step in self._steps(chat_id, message, fast)[len(sent):]:
+            await pace()
+            try:
+                sent.append(await step())
+            except TelegramError as exc:
+                raise send_error(exc) from exc
+        return list(sent)
+
+    def _steps(self, chat_id: int, message: Outgoing, fast: bool) -> list[Step]:
+        """The API calls that send a message, in order, each giving a message id."""
         bot = self.application.bot
-        try:
-            if isinstance(message, Reply):
-                parts = split_text(message.text)
-                ids = []
-                for number, part in enumerate(parts, 1):
-                    markup = keyboard(message) if number == len(parts) else None
-                    sent = await bot.send_message(chat_id, part, reply_markup=markup)
-                    ids.append(str(sent.message_id))
-                return ids
-            if isinstance(message, Document):
-                caption, rest = _fit_caption(message.caption)
-                sent = await bot.send_document(
-                    chat_id, InputFile(message.data, filename=message.filename), caption=caption
-                )
-            elif isinstance(message, Picture):
-                caption, rest = _fit_caption(message.caption)
-                sent = await bot.send_photo(
-                    chat_id, InputFile(message.data, filename="picture.png"), caption=caption
-                )
-            else:
-                raise TypeError(f"cannot send {type(message).__name__} to Telegram")
-            # A caption over Telegram's limit follows the file as text rather than being cut.
-            for part in split_text(rest) if rest else []:
-                await bot.send_message(chat_id, part)
-            return [str(sent.message_id)]
-        except TelegramError as exc:
-            raise send_error(exc) from exc
+
+        def text(part: str, markup: InlineKeyboardMarkup | None = None) -> Step:
+            async def call() -> str:
+                if fast:
+                    as_json = markup.to_dict() if markup is not None else None
+                    return await self.sender.send_message(chat_id, part, as_json)
+                sent = await bot.send_message(chat_id, part, reply_markup=markup)
+                return str(sent.message_id)
+
+            return call
+
+        if isinstance(message, Reply):
+            parts = split_text(message.text)
+            markup = keyboard(message)
+            last = len(parts)
+            return [text(part, markup if n == last else None) for n, part in enumerate(parts, 1)]
+        if isinstance(message, Document):
+            caption, rest = _fit_caption(message.caption)
+            upload = InputFile(message.data, filename=message.filename)
+
+            async def file() -> str:
+                return str((await bot.send_document(chat_id, upload, caption=caption)).message_id)
+
+        elif isinstance(message, Picture):
+            caption, rest = _fit_caption(message.caption)
+            upload = InputFile(message.data, filename="picture.png")
+
+            async def file() -> str:
+                return str((await bot.send_photo(chat_id, upload, caption=caption)).message_id)
+
+        else:
+            raise TypeError(f"cannot send {type(message).__name__} to Telegram")
+        # A caption over Telegram's limit follows the file as text rather than being cut.
+        return [file, *(text(part) for part in (split_text(rest) if rest else []))]
 
     async def _edit(self, user_id: str, message_id: int, reply: Reply) -> bool:
         """Replace the text and keyboard of a message the bot sent; False if it cannot.
@@ -380,9 +515,10 @@ class TelegramChannel:
             held.append(answer)
             return
         try:
-            await self._send_answer(answer)
+            await self._send_answer(answer, may_wait=False)
         except Throttled as exc:
-            # Waiting here would hold this chat's place and its later updates: hand it over.
+            # Waiting here (for flood control, or for the limiter: Throttled(0)) would hold
+            # this chat's place and its later updates: hand the rest to a sender task.
             self._hold(answer, exc.retry_after)
 
     def _hold(self, answer: _Answer, retry_after: float) -> None:
@@ -400,7 +536,7 @@ class TelegramChannel:
                 await asyncio.sleep(wait)
                 try:
                     while held:  # replies to later updates may join while these are sent
-                        await self._send_answer(held[0])
+                        await self._send_answer(held[0], may_wait=True)
                         held.popleft()
                         waits = 0
                 except Throttled as exc:
@@ -420,16 +556,21 @@ class TelegramChannel:
             # No await since `held` was last seen empty: nothing can have joined unseen.
             del self._held[user_id]
 
-    async def _send_answer(self, answer: _Answer) -> None:
+    async def _send_answer(self, answer: _Answer, *, may_wait: bool) -> None:
         """Send and record replies until none is left; raises `Throttled`, keeping the rest.
 
+        Each API call first takes a slot of the limiter (priority REPLY). Unless `may_wait`
+        (in a sender task), a call that would wait for it raises `Throttled(0)` instead.
         Any other send error drops the rest: later replies would read out of order.
         """
+        pace = self._reply_pace(answer.user_id, may_wait)
         while answer.replies:
             message = answer.replies[0]
             try:
-                ids = await self._edit_or_send(answer, message)
-            except Throttled:
+                ids = await self._edit_or_send(answer, message, pace)
+            except Throttled as exc:
+                if exc.retry_after > 0:  # flood control stops the whole channel
+                    self.limiter.pause(exc.retry_after)
                 raise
             except SendError as exc:
                 log.warning(
@@ -441,16 +582,31 @@ class TelegramChannel:
                 answer.replies.clear()
                 return
             answer.replies.popleft()
+            answer.sent_parts = []
             await self._record(answer.user_id, ids, message)
 
-    async def _edit_or_send(self, answer: _Answer, message: Outgoing) -> list[str]:
+    def _reply_pace(self, user_id: str, may_wait: bool) -> Callable[[], Awaitable[None]]:
+        """What runs before each API call of a reply: take a limiter slot (see _send_answer)."""
+
+        async def pace() -> None:
+            if may_wait:
+                await self.limiter.acquire(user_id, Priority.REPLY)
+            elif not self.limiter.try_acquire(user_id, Priority.REPLY):
+                raise Throttled(0.0, "waiting for the send limiter")
+
+        return pace
+
+    async def _edit_or_send(
+        self, answer: _Answer, message: Outgoing, pace: Callable[[], Awaitable[None]]
+    ) -> list[str]:
         target = answer.edit_target
         if target is not None and isinstance(message, Reply) and message.edit:
+            await pace()
             edited = await self._edit(answer.user_id, target, message)
             answer.edit_target = None  # one edit per press; a failed one becomes a message
             if edited:
                 return [str(target)]
-        return await self._send_all(answer.user_id, message)
+        return await self._send_all(answer.user_id, message, pace, answer.sent_parts)
 
     async def _record(self, user_id: str, ids: list[str], message: Outgoing) -> None:
         # Every part of a split draft message counts, so a reply to any part is a comment.
@@ -503,6 +659,21 @@ class TelegramChannel:
     def _on_polling_error(self, exc: TelegramError) -> None:
         # PTB retries polling with backoff; one line per failure is enough.
         log.warning("Telegram: polling failed, retrying: %s", self._redact(exc))
+
+
+async def delete_webhook(token: str, api_url: str) -> str:
+    """Remove the bot's webhook (Telegram keeps updates for polling); the URL it had, or ""."""
+    api_url = api_url.rstrip("/")
+    bot = Bot(token, base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot")
+    try:
+        async with bot:
+            url = (await bot.get_webhook_info()).url
+            if url:
+                await bot.delete_webhook(drop_pending_updates=False)
+    except TelegramError as exc:
+        reason = str(exc).replace(token, "<token>")
+        raise RuntimeError(f"Telegram could not be reached: {reason}") from exc
+    return url or ""
 
 
 def _quiet_chatty_loggers() -> None:
@@ -719,6 +890,8 @@ __all__ = [
     "PerChatProcessor",
     "Service",
     "TelegramChannel",
+    "WebhookRegistered",
+    "delete_webhook",
     "keyboard",
     "send_error",
     "split_text",

@@ -11,6 +11,7 @@ from sqlalchemy import CursorResult, String, and_, exists, func, literal, select
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import outbox
 from storage.models import (
     Comment,
     Delivery,
@@ -108,12 +109,14 @@ async def list_drafts(session: AsyncSession, now: datetime) -> list[DraftRow]:
     def count(model, *where):
         return select(func.count()).select_from(model).where(*where).scalar_subquery()
 
+    broadcast_rows = outbox.broadcast_rows(Draft.id)
+
     rows = await session.execute(
         select(
             Draft,
             count(DraftCommune, DraftCommune.draft_id == Draft.id),
-            count(Delivery, Delivery.draft_id == Draft.id),
-            count(Delivery, Delivery.draft_id == Draft.id, Delivery.status == DeliveryStatus.SENT),
+            count(Delivery, *broadcast_rows),
+            count(Delivery, *broadcast_rows, Delivery.status == DeliveryStatus.SENT),
             count(Comment, Comment.draft_id == Draft.id),
         ).order_by(Draft.id.desc())
     )

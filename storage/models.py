@@ -162,7 +162,7 @@ class DeliveryKind(StrEnum):
     """What an outbox row sends."""
 
     DRAFT = "draft"  # a draft's message, rendered at send time in the resident's language
-    TEXT = "text"  # a ready message: `payload` holds it (see bot.outbox_payload)
+    TEXT = "text"  # a ready message: `payload` holds it (see storage.outbox)
 
 
 class Delivery(Base):

@@ -126,6 +126,8 @@ class FakeTelegram:
         self._callback_ids = itertools.count(1)
         self._file_ids = itertools.count(1)
         self._allowed: list[str] | None = None
+        # The registered webhook (setWebhook's parameters); "" when none, as on Telegram.
+        self.webhook: dict[str, Any] = {"url": ""}
         self._failures: list[_Failure] = []
         self._holds: list[tuple[Callable[[Call], bool], asyncio.Event]] = []
         self._new_updates = asyncio.Event()
@@ -136,7 +138,9 @@ class FakeTelegram:
         handlers: dict[str, Callable[[dict], Any]] = {
             "getMe": lambda params: self.bot_user,
             "getUpdates": self._get_updates,
-            "deleteWebhook": lambda params: True,
+            "deleteWebhook": self._delete_webhook,
+            "setWebhook": self._set_webhook,
+            "getWebhookInfo": self._get_webhook_info,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "sendChatAction": lambda params: True,
@@ -198,6 +202,11 @@ class FakeTelegram:
         self._new_updates.set()
         self._new_updates = asyncio.Event()
         return update_id
+
+    def take_update(self) -> dict:
+        """Remove the latest pushed update from the getUpdates queue and return it, so a test
+        can POST it to a webhook instead (`push_text` and the like build it)."""
+        return self._updates.pop()
 
     def push_message(
         self,
@@ -488,6 +497,24 @@ class FakeTelegram:
         allowed = self._allowed
         selected = [u for u in self._updates if allowed is None or _update_type(u) in allowed]
         return selected[:limit]
+
+    def _set_webhook(self, params: dict) -> bool:
+        self.webhook = {"url": "", **params}
+        return True
+
+    def _delete_webhook(self, params: dict) -> bool:
+        self.webhook = {"url": ""}
+        return True
+
+    def _get_webhook_info(self, params: dict) -> dict:
+        info: dict[str, Any] = {
+            "url": self.webhook["url"],
+            "has_custom_certificate": False,
+            "pending_update_count": 0,
+        }
+        if self.webhook.get("allowed_updates") is not None:
+            info["allowed_updates"] = self.webhook["allowed_updates"]
+        return info
 
     def _set_my_commands(self, params: dict) -> bool:
         self.commands[params.get("language_code") or ""] = params["commands"]

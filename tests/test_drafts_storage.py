@@ -6,8 +6,9 @@ import asyncio
 
 from sqlalchemy import func, select, text, update
 
-from handlers.events import Incoming, Kind
-from storage.drafts import broadcast
+from handlers.events import Incoming, Kind, Reply
+from storage import outbox
+from storage.drafts import broadcast, list_drafts
 from storage.models import Delivery, Draft, Resident, utcnow
 from tests.conftest import add_draft
 
@@ -62,3 +63,18 @@ async def test_broadcast_skips_residents_who_stopped_or_cannot_be_reached(
         await session.commit()
     await add_draft(sessionmaker)
     assert await queued(sessionmaker) == {"listening": 1}
+
+
+async def test_draft_list_counts_the_broadcast_not_other_messages_about_the_draft(
+    sessionmaker, service
+):
+    await subscribe(service, "a", "b")
+    draft = await add_draft(sessionmaker)
+    async with sessionmaker() as session:
+        resident = await session.scalar(select(Resident).where(Resident.platform_id == "a"))
+        assert resident is not None
+        reminder = Reply("Còn 2 ngày để góp ý.", draft_id=draft.id)
+        assert await outbox.enqueue_text(session, resident, "reminder:a", reminder, None)
+        await session.commit()
+        [row] = await list_drafts(session, utcnow())
+    assert (row.queued, row.sent) == (2, 0)

@@ -1,0 +1,215 @@
+"""The webhook server of `ykien serve`: platforms POST updates, a load balancer asks /healthz.
+
+A Telegram update is answered 200 only once it is stored (`bot.inbound`), then handled in
+the background through the channel's own update processing (each chat in order, chats
+concurrently). The answers that make Telegram retry later: 503 while the backlog in memory
+is full (or the database is down); the ones that make it give up: 403 without the right
+secret token, 400 for what is not an update, 413 over a megabyte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Protocol
+
+from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot import inbound
+
+log = logging.getLogger(__name__)
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_BODY = 1024 * 1024  # Telegram's updates are far smaller; anything bigger is not one
+DEFAULT_BACKLOG = 1000
+
+
+class WebhookChannel(Protocol):
+    """What a channel provides to receive updates through `WebhookReceiver`."""
+
+    name: str
+
+    def webhook_update_key(self, payload: object) -> tuple[str, str]:
+        """(update id, chat key) of a posted update; raises ValueError if it is not one."""
+        ...
+
+    async def process_webhook_update(
+        self, payload: dict, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+    ) -> None:
+        """Run `handle(process)` for the update, in order with the earlier ones of its chat."""
+        ...
+
+
+def telegram_path(secret: str) -> str:
+    """The webhook path, derived from the secret so it is unguessable without naming it."""
+    digest = hashlib.sha256(b"ykien telegram webhook\0" + secret.encode()).hexdigest()
+    return f"/telegram/{digest[:32]}"
+
+
+class WebhookReceiver:
+    """Stored updates handed to a channel: at most `backlog` in memory, each claimed first.
+
+    On `start`, rows stored but never handled (a crash after the 200) are handled first, in
+    the order they came. Every `sweep_seconds`, rows left unhandled for `stale_after` by a
+    process that died are taken over.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: inbound.Sessionmaker,
+        channel: WebhookChannel,
+        *,
+        backlog: int = DEFAULT_BACKLOG,
+        stale_after: timedelta = timedelta(minutes=5),
+        sweep_seconds: float = 60.0,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self.channel = channel
+        self.backlog = backlog
+        self.stale_after = stale_after
+        self.sweep_seconds = sweep_seconds
+        self._in_flight: dict[int, asyncio.Task[None]] = {}  # by row id
+        self._sweeper: asyncio.Task[None] | None = None
+
+    @property
+    def waiting(self) -> int:
+        """Updates scheduled and not yet handled, in this process."""
+        return len(self._in_flight)
+
+    @property
+    def full(self) -> bool:
+        return self.waiting >= self.backlog
+
+    async def start(self) -> None:
+        """Handle what was stored but never handled, then keep sweeping in the background."""
+        await self._recover(unclaimed=True)
+        self._sweeper = asyncio.create_task(self._sweep())
+
+    async def accept(self, payload_text: str, payload: object) -> bool:
+        """Store a posted update and schedule it; False when it was stored before.
+
+        Raises ValueError for what is not an update, SQLAlchemyError if it cannot be stored.
+        """
+        update_id, chat_key = self.channel.webhook_update_key(payload)
+        row = await inbound.store(
+            self.sessionmaker, self.channel.name, update_id, chat_key, payload_text
+        )
+        if row is None:
+            return False
+        self._schedule(row, payload)
+        return True
+
+    async def close(self, timeout: float = 15.0) -> None:
+        """Stop sweeping; let the updates under way finish (bounded); the rest stay stored."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        tasks = list(self._in_flight.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                log.warning("webhook: %d updates left for the next start", len(pending))
+
+    async def _recover(self, *, unclaimed: bool) -> None:
+        free = self.backlog - len(self._in_flight)
+        if free <= 0:
+            return
+        rows = await inbound.unhandled(
+            self.sessionmaker, self.channel.name, stale_after=self.stale_after,
+            unclaimed=unclaimed, limit=free + len(self._in_flight),
+        )
+        rows = [row for row in rows if row.id not in self._in_flight][:free]
+        if rows:
+            log.info("webhook: handling %d updates stored earlier", len(rows))
+        for row in rows:
+            self._schedule(row, json.loads(row.payload))
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_seconds)
+            try:
+                await self._recover(unclaimed=False)
+            except Exception:
+                log.exception("webhook: looking for abandoned updates failed")
+
+    def _schedule(self, row: inbound.StoredUpdate, payload: object) -> None:
+        # Tasks start in the order they are created: the channel keeps each chat in order.
+        assert isinstance(payload, dict)
+        task = asyncio.create_task(
+            self.channel.process_webhook_update(payload, lambda process: self._handle(row, process))
+        )
+        self._in_flight[row.id] = task
+        task.add_done_callback(lambda _: self._in_flight.pop(row.id, None))
+
+    async def _handle(
+        self, row: inbound.StoredUpdate, process: Callable[[], Awaitable[None]]
+    ) -> None:
+        try:
+            attempt = await inbound.claim(self.sessionmaker, row)
+        except SQLAlchemyError:
+            log.exception("webhook: could not claim update row %d; it stays stored", row.id)
+            return
+        if attempt is None:
+            return  # another process has it
+        try:
+            await process()
+        except Exception:
+            log.exception("webhook: handling update row %d failed", row.id)
+        try:
+            await inbound.finish(self.sessionmaker, row.id, attempt)
+        except SQLAlchemyError:
+            log.exception("webhook: could not record update row %d as handled", row.id)
+
+
+def make_app(
+    receiver: WebhookReceiver, secret: str, *, client_max_size: int = MAX_BODY
+) -> web.Application:
+    """The aiohttp application: Telegram's webhook route and /healthz."""
+    app = web.Application(client_max_size=client_max_size)
+    expected = secret.encode()
+
+    async def telegram_update(request: web.Request) -> web.Response:
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, expected):
+            return web.Response(status=403)
+        if receiver.full:
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        body = await request.read()  # over client_max_size: 413 from aiohttp
+        try:
+            payload_text = body.decode("utf-8")
+            accepted = await receiver.accept(payload_text, json.loads(payload_text))
+        except ValueError:  # JSON, UTF-8, or not an update
+            return web.Response(status=400)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("webhook: could not store an update (%s); Telegram will retry",
+                        type(exc).__name__)
+            return web.Response(status=503)
+        if not accepted:
+            log.info("webhook: an update delivered again was ignored")
+        return web.Response(status=200)
+
+    async def healthz(request: web.Request) -> web.Response:
+        try:
+            database = await inbound.database_reachable(receiver.sessionmaker)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("healthz: database unreachable: %s", type(exc).__name__)
+            database = False
+        status = 200 if database else 503
+        return web.json_response(
+            {"status": "ok" if database else "unavailable", "database": database,
+             "backlog": receiver.waiting},
+            status=status,
+        )
+
+    app.router.add_post(telegram_path(secret), telegram_update)
+    app.router.add_get("/healthz", healthz)
+    return app

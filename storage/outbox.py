@@ -1,0 +1,527 @@
+"""The outbox in SQL: queue, claim with a fenced lease, record outcomes, officials' controls.
+
+A worker claims due rows (status `sending`, `not_before` = end of the lease, a fresh
+`lease_token`, `attempts` + 1). Every outcome it writes names the token, so a worker whose
+lease ran out, and whose rows another worker has claimed since, records nothing over them.
+
+None of these functions commits: the caller owns the unit of work.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from handlers.events import Button, Reply
+from storage.models import (
+    Delivery,
+    DeliveryKind,
+    DeliveryStatus,
+    Draft,
+    DraftMessage,
+    DraftStatus,
+    Resident,
+    utcnow,
+)
+from storage.queries import affected, dialect_insert, insert_unless_present
+
+# Statuses a row never leaves by itself (an official's retry aside): purged after retention.
+FINISHED = (
+    DeliveryStatus.SENT,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.EXPIRED,
+    DeliveryStatus.CANCELLED,
+    DeliveryStatus.SKIPPED,
+    DeliveryStatus.UNREACHABLE,
+)
+QUEUED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+ERROR_LENGTH = 300  # Delivery.error
+
+
+# ---- TEXT payloads ------------------------------------------------------------------------
+
+
+class PayloadError(ValueError):
+    """A TEXT row's payload is not a message this version can read."""
+
+
+def encode_reply(reply: Reply) -> str:
+    """A ready message as a TEXT row's payload (JSON: text, button rows, draft id)."""
+    return json.dumps(
+        {
+            "text": reply.text,
+            "buttons": [[[button.id, button.label] for button in row] for row in reply.buttons],
+            "draft_id": reply.draft_id,
+        },
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def decode_reply(payload: str) -> Reply:
+    """The message `encode_reply` stored; PayloadError for anything else."""
+    try:
+        data = json.loads(payload)
+        text, rows, draft_id = data["text"], data["buttons"], data.get("draft_id")
+        if not isinstance(text, str) or not (draft_id is None or type(draft_id) is int):
+            raise TypeError("text or draft_id")
+        buttons = [[_button(pair) for pair in row] for row in rows]
+    except (ValueError, TypeError, KeyError) as error:
+        raise PayloadError(f"unreadable message payload: {error}") from error
+    return Reply(text, buttons, draft_id=draft_id)
+
+
+def _button(pair: Any) -> Button:
+    data, label = pair
+    if not (isinstance(data, str) and isinstance(label, str)):
+        raise TypeError("button")
+    return Button(data, label)
+
+
+async def enqueue_text(
+    session: AsyncSession,
+    resident: Resident,
+    key: str,
+    reply: Reply,
+    expires_at: datetime | None,
+    *,
+    not_before: datetime | None = None,
+    now: datetime | None = None,
+) -> bool:
+    """Queue a ready message for one resident, once per `key`; False when the key was queued.
+
+    Reminders, answers and the published response use this. A TEXT row expires only at
+    `expires_at` (a closed draft does not stop it: the published response follows the close);
+    `reply.draft_id` is kept so a reply to the message counts as a comment on that draft.
+    """
+    queued_at = now or utcnow()
+    return await insert_unless_present(
+        session,
+        Delivery,
+        kind=DeliveryKind.TEXT.value,
+        dedup_key=key,
+        draft_id=reply.draft_id,
+        resident_id=resident.id,
+        channel=resident.channel,
+        payload=encode_reply(reply),
+        status=DeliveryStatus.PENDING.value,
+        attempts=0,
+        not_before=not_before or queued_at,
+        lease_token="",
+        expires_at=expires_at,
+        created_at=queued_at,
+        error="",
+    )
+
+
+# ---- claiming -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """A claimed delivery with what sending it needs."""
+
+    id: int
+    kind: str
+    draft_id: int | None
+    payload: str
+    attempts: int  # this attempt included
+    expires_at: datetime | None
+    resident_id: int
+    platform_id: str
+    language: str
+    subscribed: bool
+    reachable: bool
+
+
+@dataclass
+class Claim:
+    """Rows claimed together: one lease token fences every outcome written for them."""
+
+    token: str
+    rows: list[ClaimedRow]
+    drafts: dict[int, Draft] = field(default_factory=dict)  # the DRAFT rows' drafts
+
+
+def _due(now: datetime) -> Any:
+    # A `sending` row whose lease ran out (its worker died) is due again.
+    return and_(Delivery.status.in_(QUEUED), Delivery.not_before <= now)
+
+
+async def claim(
+    session: AsyncSession,
+    channel: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    recipient: str | None = None,
+) -> Claim:
+    """Claim up to `limit` due rows of one channel, oldest due first, for `lease`.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED, so workers never wait for or share rows. SQLite
+    ignores it; there the single UPDATE runs under the database's write lock, which serialises
+    claims just as well. Rows of paused drafts stay queued.
+    """
+    paused = select(Draft.id).where(Draft.paused.is_(True))
+    candidates = (
+        select(Delivery.id)
+        .where(
+            _due(now),
+            Delivery.channel == channel,
+            or_(
+                Delivery.kind != DeliveryKind.DRAFT,
+                Delivery.draft_id.is_(None),
+                Delivery.draft_id.not_in(paused),
+            ),
+        )
+        .order_by(Delivery.not_before, Delivery.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if recipient is not None:
+        # A subquery rather than a join, so FOR UPDATE locks delivery rows only.
+        recipients = select(Resident.id).where(Resident.platform_id == recipient)
+        candidates = candidates.where(Delivery.resident_id.in_(recipients))
+    token = secrets.token_hex(16)
+    claimed = (
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(candidates.scalar_subquery()), _due(now))
+            .values(
+                status=DeliveryStatus.SENDING,
+                not_before=now + lease,
+                lease_token=token,
+                attempts=Delivery.attempts + 1,
+            )
+            .returning(
+                Delivery.id, Delivery.kind, Delivery.draft_id, Delivery.payload,
+                Delivery.attempts, Delivery.expires_at, Delivery.resident_id,
+            )
+            .execution_options(synchronize_session=False)
+        )
+    ).all()
+    if not claimed:
+        return Claim(token, [])
+    residents = {
+        row.id: row
+        for row in (
+            await session.execute(
+                select(
+                    Resident.id, Resident.platform_id, Resident.language, Resident.subscribed,
+                    Resident.reachable,
+                ).where(Resident.id.in_({row.resident_id for row in claimed}))
+            )
+        ).all()
+    }
+    rows = [
+        ClaimedRow(
+            row.id, row.kind, row.draft_id, row.payload, row.attempts, row.expires_at,
+            row.resident_id, resident.platform_id, resident.language, resident.subscribed,
+            resident.reachable,
+        )
+        for row in sorted(claimed, key=lambda row: row.id)
+        if (resident := residents.get(row.resident_id)) is not None
+    ]
+    draft_ids = {row.draft_id for row in rows if row.kind == DeliveryKind.DRAFT and row.draft_id}
+    drafts = {}
+    if draft_ids:
+        drafts = {
+            draft.id: draft
+            for draft in (await session.scalars(select(Draft).where(Draft.id.in_(draft_ids))))
+        }
+    return Claim(token, rows, drafts)
+
+
+def why_expired(draft: Draft, now: datetime) -> str:
+    """Why a message about this draft must not be sent any more ("" while it may be)."""
+    return _expiry(draft.status, draft.deadline, now)
+
+
+def _expiry(status: str, deadline: datetime, now: datetime) -> str:
+    if status == DraftStatus.CLOSED:
+        return "draft closed"
+    if deadline <= now:
+        return "deadline passed"
+    return ""
+
+
+GONE = "gone"  # cancelled, or claimed by another worker since
+PAUSED = "paused"
+
+
+async def recheck(
+    session: AsyncSession, token: str, ids: Sequence[int], now: datetime
+) -> dict[int, str]:
+    """Which claimed rows, not sent yet, must not be sent after all, and why.
+
+    GONE: no longer ours (an official cancelled it, or our lease ran out and another worker
+    took it); PAUSED: its draft was paused; else the reason it expired (see why_expired).
+    """
+    rows = await session.execute(
+        select(Delivery.id, Delivery.status, Delivery.lease_token, Draft.id, Draft.paused,
+               Draft.status, Draft.deadline)
+        .outerjoin(Draft, and_(Draft.id == Delivery.draft_id,
+                               Delivery.kind == DeliveryKind.DRAFT))
+        .where(Delivery.id.in_(ids))
+    )
+    verdicts = dict.fromkeys(ids, GONE)
+    for delivery_id, status, lease_token, draft_id, paused, draft_status, deadline in rows:
+        if status != DeliveryStatus.SENDING or lease_token != token:
+            continue
+        verdict = ""
+        if draft_id is not None:
+            verdict = PAUSED if paused else _expiry(draft_status, deadline, now)
+        if verdict:
+            verdicts[delivery_id] = verdict
+        else:
+            del verdicts[delivery_id]
+    return verdicts
+
+
+# ---- outcomes -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed row.
+
+    PENDING hands the row back, due at `retry_at`; `count_attempt=False` gives back the
+    attempt its claim counted (the platform asked us to wait, the worker stopped, the
+    channel is down: no fault of the row's).
+    """
+
+    delivery_id: int
+    status: DeliveryStatus
+    error: str | None = ""  # None: keep the row's last error
+    retry_at: datetime | None = None
+    count_attempt: bool = True
+    message_id: str = ""  # SENT: the platform's id, remembered for a draft's message
+
+
+async def record(
+    session: AsyncSession, token: str, outcomes: Sequence[Outcome], now: datetime
+) -> set[int]:
+    """Write outcomes of rows claimed with `token`; returns the ids actually recorded.
+
+    A row is recorded only while it still carries the token and is still being sent: a
+    row reclaimed by another worker (a new token) is left alone. A sent row is recorded
+    even if an official cancelled it meanwhile, since the message did go. Sent rows share
+    one UPDATE, and the draft messages they showed one INSERT.
+    """
+    recorded: set[int] = set()
+    sent = [outcome for outcome in outcomes if outcome.status == DeliveryStatus.SENT]
+    if sent:
+        rows = (
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_([outcome.delivery_id for outcome in sent]),
+                    Delivery.lease_token == token,
+                    Delivery.status.in_([DeliveryStatus.SENDING, DeliveryStatus.CANCELLED]),
+                )
+                .values(status=DeliveryStatus.SENT, sent_at=now, error="")
+                .returning(Delivery.id, Delivery.resident_id, Delivery.draft_id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        recorded.update(row.id for row in rows)
+        message_ids = {outcome.delivery_id: outcome.message_id for outcome in sent}
+        shown = [
+            {"resident_id": row.resident_id, "message_id": message_ids[row.id],
+             "draft_id": row.draft_id}
+            for row in rows
+            if row.draft_id is not None and message_ids[row.id]
+        ]
+        if shown:
+            insert = dialect_insert(session)
+            # One statement with many parameter sets: compiled once, then cached.
+            await session.execute(insert(DraftMessage).on_conflict_do_nothing(), shown)
+    groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.status != DeliveryStatus.SENT:
+            error = None if outcome.error is None else outcome.error[:ERROR_LENGTH]
+            key = (outcome.status, error, outcome.retry_at, outcome.count_attempt)
+            groups[key].append(outcome.delivery_id)
+    for (status, error, retry_at, count_attempt), ids in groups.items():
+        values: dict[str, Any] = {"status": status}
+        if error is not None:
+            values["error"] = error
+        if retry_at is not None:
+            values["not_before"] = retry_at
+        if not count_attempt:
+            values["attempts"] = Delivery.attempts - 1
+        changed = (
+            await session.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(ids),
+                    Delivery.lease_token == token,
+                    Delivery.status == DeliveryStatus.SENDING,
+                )
+                .values(**values)
+                .returning(Delivery.id, Delivery.resident_id)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+        recorded.update(row.id for row in changed)
+        if status == DeliveryStatus.UNREACHABLE and changed:
+            # Left out of later broadcasts until they write again (handlers mark them back).
+            await session.execute(
+                update(Resident)
+                .where(Resident.id.in_({row.resident_id for row in changed}))
+                .values(reachable=False)
+                .execution_options(synchronize_session=False)
+            )
+    return recorded
+
+
+# ---- officials' controls ------------------------------------------------------------------
+
+
+def broadcast_rows(draft_id: Any) -> tuple[Any, ...]:
+    """Where-clauses for the rows of a draft's broadcast (`draft_id` a number or a column);
+    the draft's other messages (reminders, say) are TEXT rows and not part of it."""
+    return (Delivery.draft_id == draft_id, Delivery.kind == DeliveryKind.DRAFT)
+
+
+async def set_paused(session: AsyncSession, draft: Draft, paused: bool) -> bool:
+    """Pause or resume a draft's broadcast; False when it already was so.
+
+    Paused rows are not claimed; the few a worker already holds (one batch) still go.
+    """
+    if draft.paused == paused:
+        return False
+    draft.paused = paused
+    await session.flush()
+    return True
+
+
+async def cancel(session: AsyncSession, draft_id: int) -> int:
+    """Cancel the draft's messages not sent yet; returns how many.
+
+    A message being sent at this moment may still go: it is then recorded as sent.
+    """
+    result = await session.execute(
+        update(Delivery)
+        .where(*broadcast_rows(draft_id), Delivery.status.in_(QUEUED))
+        .values(status=DeliveryStatus.CANCELLED, error="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result)
+
+
+async def _requeue(
+    session: AsyncSession, draft_id: int, status: DeliveryStatus, now: datetime
+) -> int:
+    result = await session.execute(
+        update(Delivery)
+        .where(*broadcast_rows(draft_id), Delivery.status == status)
+        .values(status=DeliveryStatus.PENDING, attempts=0, not_before=now, error="",
+                lease_token="")
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result)
+
+
+async def retry_failed(session: AsyncSession, draft_id: int, now: datetime) -> int:
+    """Queue the draft's failed messages again, with their attempts reset; returns how many."""
+    return await _requeue(session, draft_id, DeliveryStatus.FAILED, now)
+
+
+async def requeue_cancelled(session: AsyncSession, draft_id: int, now: datetime) -> int:
+    """Queue the draft's cancelled messages again; returns how many."""
+    return await _requeue(session, draft_id, DeliveryStatus.CANCELLED, now)
+
+
+async def purge(session: AsyncSession, before: datetime) -> int:
+    """Delete finished rows queued before `before`; returns how many."""
+    result = await session.execute(
+        delete(Delivery).where(Delivery.status.in_(FINISHED), Delivery.created_at < before)
+    )
+    return affected(result)
+
+
+# ---- progress -----------------------------------------------------------------------------
+
+
+@dataclass
+class QueueState:
+    """Where a draft's broadcast stands."""
+
+    counts: dict[str, int] = field(default_factory=dict)  # rows by status
+    remaining_by_channel: dict[str, int] = field(default_factory=dict)  # pending or sending
+    due: int = 0  # could be claimed now
+    leased: int = 0  # held by a live worker's lease
+    next_due: datetime | None = None  # earliest time a remaining row may be tried
+    sent_last_minute: dict[str, int] = field(default_factory=dict)
+
+    def __getitem__(self, status: DeliveryStatus) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def remaining(self) -> int:
+        return sum(self.remaining_by_channel.values())
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+async def draft_queue(session: AsyncSession, draft_id: int, now: datetime) -> QueueState:
+    """Counts of a draft's broadcast rows, in one query."""
+
+    def total(condition: Any) -> Any:
+        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    queued = Delivery.status.in_(QUEUED)
+    rows = await session.execute(
+        select(
+            Delivery.status,
+            Delivery.channel,
+            func.count(),
+            total(_due(now)),
+            total(and_(Delivery.status == DeliveryStatus.SENDING, Delivery.not_before > now)),
+            func.min(case((queued, Delivery.not_before))),
+            total(Delivery.sent_at >= now - timedelta(minutes=1)),
+        )
+        .where(*broadcast_rows(draft_id))
+        .group_by(Delivery.status, Delivery.channel)
+    )
+    state = QueueState()
+    for status, channel, count, due, leased, next_due, recent in rows.all():
+        state.counts[status] = state.counts.get(status, 0) + count
+        if status in QUEUED:
+            state.remaining_by_channel[channel] = (
+                state.remaining_by_channel.get(channel, 0) + count
+            )
+        state.due += due
+        state.leased += leased
+        if next_due is not None:
+            next_due = _aware(next_due)
+            state.next_due = next_due if state.next_due is None else min(state.next_due, next_due)
+        if recent:
+            state.sent_last_minute[channel] = state.sent_last_minute.get(channel, 0) + recent
+    return state
+
+
+async def any_leased(session: AsyncSession, now: datetime) -> bool:
+    """Whether some worker holds a live lease on any row: a sign that a worker is running."""
+    leased = select(Delivery.id).where(
+        Delivery.status == DeliveryStatus.SENDING, Delivery.not_before > now
+    )
+    return bool(await session.scalar(select(leased.exists())))
+
+
+def _aware(value: datetime | str) -> datetime:
+    """MIN() may come back untyped from SQLite: a naive UTC text or datetime."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

@@ -1,0 +1,159 @@
+"""`ykien draft` controls of a broadcast, run as an official would, beside a delivery worker.
+
+Each command is a separate process on the same database; the worker runs in the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from bot.channel import PermanentFailure
+from bot.delivery import DeliveryWorker
+from tests.conftest import EXAMPLE_DRAFT, ROOT
+from tests.test_delivery import ScriptedChannel, add_residents, subscribe
+
+
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+@pytest.fixture
+def ykien(tmp_path, database_url):
+    """Run `ykien …` without blocking the event loop (a worker may run in the test)."""
+    env = {
+        **os.environ,
+        "YKIEN_DATABASE_URL": database_url,
+        "YKIEN_TELEGRAM_TOKEN": "",
+        "YKIEN_LANGUAGE": "en",
+        "PYTHONPATH": str(ROOT),
+    }
+
+    async def run(*args: str, check: bool = True) -> Done:
+        started = time.monotonic()
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", *args, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+            cwd=tmp_path,
+        )
+        out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+        done = Done(process.returncode or 0, out.decode(), err.decode(),
+                    time.monotonic() - started)
+        if check:
+            assert done.returncode == 0, done.stderr
+        return done
+
+    return run
+
+
+async def test_pause_resume_status_retry_and_cancel(ykien, service, sessionmaker):
+    await subscribe(service, ["ok1", "ok2", "bad"])
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    done = await ykien("draft", "broadcast", "1", "--no-wait")
+    assert "Draft no. 1: 3 new messages queued." in done.stdout
+    assert "ykien draft status 1" in done.stdout
+
+    status = (await ykien("draft", "status", "1")).stdout
+    assert "0 sent, 0 failed, 0 unreachable, 0 skipped, 0 expired, 0 cancelled, 3 remaining" \
+        in status
+    assert "Time left: unknown" in status  # the test channel has no pace, nothing sent yet
+
+    assert "Paused draft no. 1" in (await ykien("draft", "pause", "1")).stdout
+    assert "already paused" in (await ykien("draft", "pause", "1")).stdout
+    assert "[open, paused]" in (await ykien("draft", "list")).stdout
+    assert "Paused: its messages wait until: ykien draft resume 1" in (
+        await ykien("draft", "status", "1")).stdout
+    paused = await ykien("draft", "broadcast", "1")  # does not wait for a paused draft
+    assert "is paused" in paused.stdout and "0 new messages queued" in paused.stdout
+    channel = ScriptedChannel()
+    channel.errors = {"bad": [PermanentFailure("Bad Request: chat not found")]}
+    worker = DeliveryWorker(sessionmaker, {"test": channel})
+    assert (await worker.run_once()).sent == 0
+    assert "Resumed draft no. 1" in (await ykien("draft", "resume", "1")).stdout
+    assert "is not paused" in (await ykien("draft", "resume", "1")).stdout
+
+    progress = await worker.run_once()
+    assert (progress.sent, progress.failed) == (2, 1)
+    assert "2 sent, 1 failed" in (await ykien("draft", "status", "1")).stdout
+    retried = await ykien("draft", "retry", "1")
+    assert "Draft no. 1: 1 failed message queued again." in retried.stdout
+
+    cancelled = await ykien("draft", "cancel", "1")
+    assert "Cancelled draft no. 1: 1 message not sent yet will not be sent." in cancelled.stdout
+    assert "nothing was cancelled" in (await ykien("draft", "cancel", "1")).stdout
+    again = await ykien("draft", "broadcast", "1", "--no-wait")
+    assert "0 new messages queued" in again.stdout
+    assert "1 cancelled message stays cancelled" in again.stdout
+    assert (await worker.run_once()).sent == 0
+    resent = await ykien("draft", "broadcast", "1", "--no-wait", "--resend-cancelled")
+    assert "1 cancelled message queued again." in resent.stdout
+    assert (await worker.run_once()).sent == 1
+    assert [user for user, _ in channel.sent] == ["ok1", "ok2", "bad"]
+
+
+async def test_controls_say_what_they_cannot_do(ykien):
+    for command in ("status", "pause", "resume", "cancel", "retry", "broadcast"):
+        done = await ykien("draft", command, "99", check=False)
+        assert done.returncode == 1 and "There is no draft no. 99." in done.stderr
+    for command in ("pause", "retry"):
+        bad = await ykien("draft", command, "one", check=False)
+        assert bad.returncode == 2 and "invalid int value" in bad.stderr
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    await ykien("draft", "close", "1")
+    for command in ("pause", "retry"):
+        done = await ykien("draft", command, "1", check=False)
+        assert done.returncode == 1
+        assert "Draft no. 1 is closed: none of its messages are sent any more." in done.stderr
+
+
+async def test_broadcast_with_no_bot_running_says_who_will_send(ykien, service):
+    await subscribe(service, ["a"])
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    done = await ykien("draft", "broadcast", "1")
+    assert "1 new message queued" in done.stdout
+    assert "No bot is sending right now" in done.stdout
+    assert "ykien run or ykien serve" in done.stdout
+    assert done.seconds < 30
+
+
+async def test_broadcast_shows_the_progress_until_everyone_is_sent(
+    ykien, service, sessionmaker
+):
+    await subscribe(service, ["a", "b", "c"])
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    channel = ScriptedChannel()
+    stop = asyncio.Event()
+    running = asyncio.create_task(
+        DeliveryWorker(sessionmaker, {"test": channel}).run(stop, idle_seconds=0.2)
+    )
+    try:
+        done = await ykien("draft", "broadcast", "1")
+    finally:
+        stop.set()
+        await running
+    lines = done.stdout.splitlines()
+    assert lines[0] == "Draft no. 1: 3 new messages queued."
+    assert lines[-2] == (
+        "Draft no. 1: 3 sent, 0 failed, 0 unreachable, 0 skipped, 0 expired, 0 cancelled, "
+        "0 remaining"
+    )
+    assert lines[-1] == "Nothing left to send."
+    assert len(channel.sent) == 3
+
+
+async def test_status_estimates_the_time_left_from_the_channel_pace(ykien, sessionmaker):
+    await add_residents(sessionmaker, 90, channel="telegram")
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    await ykien("draft", "broadcast", "1", "--no-wait")
+    status = (await ykien("draft", "status", "1")).stdout
+    assert "90 remaining" in status
+    assert "Time left: about 3 seconds at the channel's pace." in status  # 90 at 30/s
