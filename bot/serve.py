@@ -1,7 +1,7 @@
 """`ykien serve`: the webhook server plus the delivery worker; `ykien webhook delete`.
 
 Several `ykien serve` may run behind one load balancer on one PostgreSQL database: each
-update is stored, then claimed and handled by exactly one of them (`bot.inbound`).
+update is stored, then claimed and handled by exactly one of them (`storage.inbound`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The webhook server of `ykien serve`: platforms POST updates, a load balancer asks /healthz.
 
-A Telegram update is answered 200 only once it is stored (`bot.inbound`), then handled in
+A Telegram update is answered 200 only once it is stored (`storage.inbound`), then handled in
 the background through the channel's own update processing (each chat in order, chats
 concurrently). The answers that make Telegram retry later: 503 while the backlog in memory
 is full (or the database is down); the ones that make it give up: 403 without the right
@@ -21,7 +21,7 @@ from typing import Protocol
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import inbound
+from storage import inbound
 
 log = logging.getLogger(__name__)
 

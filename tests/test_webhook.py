@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot import inbound
 from bot.config import Settings
 from bot.serve import serve
 from bot.webhook import SECRET_HEADER, telegram_path
+from storage import inbound
 from storage.db import open_database
 from storage.models import Comment, InboundUpdate, utcnow
 from tests.conftest import add_draft
