@@ -47,9 +47,10 @@ from handlers.drafts import render_draft
 from handlers.events import Outgoing
 from handlers.i18n import translator
 from handlers.logref import chat_ref
+from handlers.payload import PayloadError, decode_reply
 from storage import outbox
 from storage.models import DeliveryKind, DeliveryStatus, utcnow
-from storage.outbox import Claim, ClaimedRow, Outcome, PayloadError, why_expired
+from storage.outbox import Claim, ClaimedRow, Outcome, why_expired
 
 log = logging.getLogger(__name__)
 
@@ -308,7 +309,7 @@ class DeliveryWorker:
                 rendered[key] = render_draft(draft, translator(row.language))
             return rendered[key]
         try:
-            return outbox.decode_reply(row.payload)
+            return decode_reply(row.payload)
         except PayloadError as error:
             log.warning("delivery %s: %s", row.id, error)
             return _Result(Outcome(row.id, DeliveryStatus.FAILED, str(error)), _Tally.FAILED)

@@ -9,7 +9,6 @@ None of these functions commits: the caller owns the unit of work.
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,7 +19,6 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers.events import Button, Reply
 from storage.models import (
     Delivery,
     DeliveryKind,
@@ -49,50 +47,14 @@ ERROR_LENGTH = 300  # Delivery.error
 # ---- TEXT payloads ------------------------------------------------------------------------
 
 
-class PayloadError(ValueError):
-    """A TEXT row's payload is not a message this version can read."""
-
-
-def encode_reply(reply: Reply) -> str:
-    """A ready message as a TEXT row's payload (JSON: text, button rows, draft id)."""
-    return json.dumps(
-        {
-            "text": reply.text,
-            "buttons": [[[button.id, button.label] for button in row] for row in reply.buttons],
-            "draft_id": reply.draft_id,
-        },
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def decode_reply(payload: str) -> Reply:
-    """The message `encode_reply` stored; PayloadError for anything else."""
-    try:
-        data = json.loads(payload)
-        text, rows, draft_id = data["text"], data["buttons"], data.get("draft_id")
-        if not isinstance(text, str) or not (draft_id is None or type(draft_id) is int):
-            raise TypeError("text or draft_id")
-        buttons = [[_button(pair) for pair in row] for row in rows]
-    except (ValueError, TypeError, KeyError) as error:
-        raise PayloadError(f"unreadable message payload: {error}") from error
-    return Reply(text, buttons, draft_id=draft_id)
-
-
-def _button(pair: Any) -> Button:
-    data, label = pair
-    if not (isinstance(data, str) and isinstance(label, str)):
-        raise TypeError("button")
-    return Button(data, label)
-
-
 async def enqueue_text(
     session: AsyncSession,
     resident: Resident,
     key: str,
-    reply: Reply,
+    payload: str,
     expires_at: datetime | None,
     *,
+    draft_id: int | None = None,
     not_before: datetime | None = None,
     now: datetime | None = None,
 ) -> bool:
@@ -100,7 +62,8 @@ async def enqueue_text(
 
     Reminders, answers and the published response use this. A TEXT row expires only at
     `expires_at` (a closed draft does not stop it: the published response follows the close);
-    `reply.draft_id` is kept so a reply to the message counts as a comment on that draft.
+    `payload` is the message as handlers.payload encodes it; `draft_id` is kept so a reply
+    to the message counts as a comment on that draft.
     """
     queued_at = now or utcnow()
     return await insert_unless_present(
@@ -108,10 +71,10 @@ async def enqueue_text(
         Delivery,
         kind=DeliveryKind.TEXT.value,
         dedup_key=key,
-        draft_id=reply.draft_id,
+        draft_id=draft_id,
         resident_id=resident.id,
         channel=resident.channel,
-        payload=encode_reply(reply),
+        payload=payload,
         status=DeliveryStatus.PENDING.value,
         attempts=0,
         not_before=not_before or queued_at,

@@ -7,7 +7,7 @@ import asyncio
 from sqlalchemy import func, select, text, update
 
 from handlers.events import Incoming, Kind, Reply
-from storage import outbox
+from handlers.payload import queue_reply
 from storage.drafts import broadcast, list_drafts
 from storage.models import Delivery, Draft, Resident, utcnow
 from tests.conftest import add_draft
@@ -74,7 +74,7 @@ async def test_draft_list_counts_the_broadcast_not_other_messages_about_the_draf
         resident = await session.scalar(select(Resident).where(Resident.platform_id == "a"))
         assert resident is not None
         reminder = Reply("Còn 2 ngày để góp ý.", draft_id=draft.id)
-        assert await outbox.enqueue_text(session, resident, "reminder:a", reminder, None)
+        assert await queue_reply(session, resident, "reminder:a", reminder, None)
         await session.commit()
         [row] = await list_drafts(session, utcnow())
     assert (row.queued, row.sent) == (2, 0)

@@ -21,6 +21,7 @@ from bot.delivery import OUTAGE_ROWS, DeliveryWorker, Progress
 from bot.draftcommands import follow
 from handlers.events import Button, Reply
 from handlers.i18n import translator
+from handlers.payload import PayloadError, decode_reply, encode_reply, queue_reply
 from storage import outbox
 from storage.drafts import broadcast
 from storage.models import Delivery, DeliveryStatus, Draft, DraftMessage, Resident, utcnow
@@ -327,8 +328,8 @@ async def test_ready_messages_are_queued_once_per_key_and_sent_as_given(sessionm
         resident = await session.scalar(select(Resident))
         assert resident is not None
         later = utcnow() + timedelta(days=1)
-        assert await outbox.enqueue_text(session, resident, "answer:1", reply, later)
-        assert not await outbox.enqueue_text(session, resident, "answer:1", reply, later)
+        assert await queue_reply(session, resident, "answer:1", reply, later)
+        assert not await queue_reply(session, resident, "answer:1", reply, later)
         await session.commit()
     channel = ScriptedChannel()
     assert (await DeliveryWorker(sessionmaker, {"test": channel}).run_once()).sent == 1
@@ -343,9 +344,9 @@ async def test_a_ready_message_past_its_expiry_or_unreadable_is_not_sent(session
     async with sessionmaker() as session:
         residents = {r.platform_id: r for r in (await session.scalars(select(Resident)))}
         now = utcnow()
-        await outbox.enqueue_text(session, residents["late"], "k1", Reply("hi"),
+        await queue_reply(session, residents["late"], "k1", Reply("hi"),
                                   now + timedelta(minutes=5))
-        await outbox.enqueue_text(session, residents["garbled"], "k2", Reply("hi"), None)
+        await queue_reply(session, residents["garbled"], "k2", Reply("hi"), None)
         await session.execute(
             update(Delivery).where(Delivery.dedup_key == "k2").values(payload='{"text": 3}')
         )
@@ -363,11 +364,11 @@ async def test_a_ready_message_past_its_expiry_or_unreadable_is_not_sent(session
 
 def test_a_reply_survives_its_payload_encoding():
     reply = Reply("“Đ” \n x", [[Button("a", "🗳 Có")], []], draft_id=7)
-    assert outbox.decode_reply(outbox.encode_reply(reply)) == reply
+    assert decode_reply(encode_reply(reply)) == reply
     for garbage in ("", "[]", '{"text": "x"}', '{"text": "x", "buttons": [["a"]]}',
                     '{"text": "x", "buttons": [], "draft_id": "7"}'):
-        with contextlib.suppress(outbox.PayloadError):
-            outbox.decode_reply(garbage)
+        with contextlib.suppress(PayloadError):
+            decode_reply(garbage)
             raise AssertionError(f"accepted {garbage!r}")
 
 
