@@ -151,5 +151,16 @@ async def add_draft(
     return draft
 
 
+def cli_environment(database_url: str) -> dict[str, str]:
+    """The environment `ykien …` runs in for a test: its database, no token, English."""
+    return {
+        **os.environ,
+        "YKIEN_DATABASE_URL": database_url,
+        "YKIEN_TELEGRAM_TOKEN": "",
+        "YKIEN_LANGUAGE": "en",
+        "PYTHONPATH": str(ROOT),
+    }
+
+
 def lines_with(text: str, words: Iterable[str]) -> list[str]:
     return [line for line in text.splitlines() if all(word in line for word in words)]

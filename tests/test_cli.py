@@ -16,18 +16,12 @@ from sqlalchemy import func, select, update
 
 from handlers.events import Incoming, Kind
 from storage.models import Delivery, Draft, utcnow
-from tests.conftest import EXAMPLE_DRAFT, ROOT
+from tests.conftest import EXAMPLE_DRAFT, cli_environment
 
 
 @pytest.fixture
 def ykien(tmp_path, database_url):
-    base_env = {
-        **os.environ,
-        "YKIEN_DATABASE_URL": database_url,
-        "YKIEN_TELEGRAM_TOKEN": "",
-        "YKIEN_LANGUAGE": "en",
-        "PYTHONPATH": str(ROOT),
-    }
+    base_env = cli_environment(database_url)
 
     def run(
         *args: str, stdin: str = "", check: bool = True, env: dict | None = None

@@ -6,7 +6,6 @@ Each command is a separate process on the same database; the worker runs in the 
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import pytest
 
 from bot.channel import PermanentFailure
 from bot.delivery import DeliveryWorker
-from tests.conftest import EXAMPLE_DRAFT, ROOT
+from tests.conftest import EXAMPLE_DRAFT, cli_environment
 from tests.test_delivery import ScriptedChannel, add_residents, subscribe
 
 
@@ -30,13 +29,7 @@ class Done:
 @pytest.fixture
 def ykien(tmp_path, database_url):
     """Run `ykien …` without blocking the event loop (a worker may run in the test)."""
-    env = {
-        **os.environ,
-        "YKIEN_DATABASE_URL": database_url,
-        "YKIEN_TELEGRAM_TOKEN": "",
-        "YKIEN_LANGUAGE": "en",
-        "PYTHONPATH": str(ROOT),
-    }
+    env = cli_environment(database_url)
 
     async def run(*args: str, check: bool = True) -> Done:
         started = time.monotonic()
