@@ -58,6 +58,7 @@ async def measure(url: str, count: int) -> float:
             spec = load_draft_file(ROOT / "examples" / "draft.toml", translator("en"))
             draft = await create_draft(session, spec)
             await broadcast(session, draft, utcnow())
+            await session.commit()
         worker = DeliveryWorker(sessionmaker, {"bench": NullChannel()})
         started = time.perf_counter()
         progress = await worker.run_once()

@@ -57,6 +57,7 @@ async def worker_rate(api: FakeBotApi, messages: int, rate: float) -> float:
                 await session.commit()
                 draft = await create_draft(session, load_draft_file(EXAMPLE, translator("en")))
                 await broadcast(session, draft, utcnow())
+                await session.commit()
             channel = TelegramChannel(api.token, api.url, ChatService(sessionmaker),
                                       messages_per_second=rate)
             worker = DeliveryWorker(sessionmaker, {"telegram": channel}, DeliveryConfig())

@@ -29,7 +29,6 @@ class ConsoleChannel:
     """A text-only channel on standard input and output."""
 
     name = "console"
-    messages_per_second = None  # a terminal has no platform limit
 
     def __init__(
         self,

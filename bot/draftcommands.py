@@ -93,6 +93,7 @@ async def cmd_draft_create(args: argparse.Namespace, settings: Settings, t: Tran
         return 2
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         draft = await create_draft(session, spec)
+        await session.commit()
     codes = sorted(set(spec.commune_codes))
     print(t.plural(
         "Created draft no. {id}: “{title}” for {count} commune. "
@@ -167,7 +168,7 @@ async def cmd_draft_broadcast(args: argparse.Namespace, settings: Settings, t: T
             resent = 0
             if args.resend_cancelled:
                 resent = await outbox.requeue_cancelled(session, draft.id, now)
-                await session.commit()
+            await session.commit()
             state = await outbox.draft_queue(session, draft.id, now)
         print(t.plural("Draft no. {id}: {count} new message queued.",
                        "Draft no. {id}: {count} new messages queued.", added, id=draft.id))
@@ -388,6 +389,7 @@ async def cmd_draft_close(args: argparse.Namespace, settings: Settings, t: Trans
         if not await close_draft(session, draft, utcnow()):
             print(t("Draft no. {id} was already closed.", id=draft.id))
             return 0
+        await session.commit()
     print(t(
         "Closed draft no. {id}: comments and votes are no longer accepted, and messages not "
         "sent yet will not be sent.", id=draft.id,

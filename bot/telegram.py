@@ -210,8 +210,6 @@ class TelegramChannel:
     """Telegram through python-telegram-bot: long polling, inline keyboards, typed send errors."""
 
     name = CHANNEL
-    # Telegram allows about 30 messages/s per bot; stay a little under it.
-    messages_per_second = 25.0
     # Replies held by flood control are dropped after this many waits for one update's replies.
     reply_max_waits = 5
     # Upper bound on stop(), so a stuck handler or network cannot hang shutdown.

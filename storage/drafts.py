@@ -1,4 +1,7 @@
-"""Creating drafts, listing them, closing them and queueing their broadcast in the outbox."""
+"""Creating drafts, listing them, closing them and queueing their broadcast in the outbox.
+
+None of these commits: the caller (a command, a test) owns the transaction.
+"""
 
 from __future__ import annotations
 
@@ -72,7 +75,7 @@ async def create_draft(session: AsyncSession, spec: DraftSpec) -> Draft:
     await session.flush()
     codes = sorted(set(spec.commune_codes))
     session.add_all(DraftCommune(draft_id=draft.id, commune_code=code) for code in codes)
-    await session.commit()
+    await session.flush()
     return draft
 
 
@@ -132,7 +135,6 @@ async def close_draft(session: AsyncSession, draft: Draft, now: datetime) -> boo
         return False
     draft.status = DraftStatus.CLOSED
     draft.closed_at = now
-    await session.commit()
     return True
 
 
@@ -189,5 +191,4 @@ async def broadcast(session: AsyncSession, draft: Draft, now: datetime) -> int:
         .on_conflict_do_nothing(index_elements=["dedup_key"])
     )
     result = cast(CursorResult, await session.execute(statement))
-    await session.commit()
     return result.rowcount or 0

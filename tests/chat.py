@@ -73,7 +73,7 @@ async def make_draft(
         if open_now:
             draft.status = "open"
             draft.broadcast_at = now
-            await session.commit()
+        await session.commit()
     return draft
 
 

@@ -148,6 +148,7 @@ async def add_draft(
         draft = await create_draft(session, spec)
         if send:
             await broadcast(session, draft, utcnow())
+        await session.commit()
     return draft
 
 

@@ -153,7 +153,7 @@ async def test_broadcast_sends_once_and_records_the_message(sessionmaker, servic
     assert isinstance(message, Reply) and message.draft_id == draft.id
     assert draft.title in message.text
     # Broadcasting again and running again sends nothing more.
-    async with sessionmaker() as session:
+    async with sessionmaker() as session, session.begin():
         assert await broadcast(session, draft, utcnow()) == 0
     assert (await worker.run_once()).sent == 0
     assert len(channel.sent) == 3
@@ -165,7 +165,7 @@ async def test_new_subscribers_are_added_by_a_second_broadcast(sessionmaker, ser
     await subscribe(service, ["a"])
     draft = await add_draft(sessionmaker)
     await subscribe(service, ["late"])
-    async with sessionmaker() as session:
+    async with sessionmaker() as session, session.begin():
         assert await broadcast(session, draft, utcnow()) == 1
 
 

@@ -42,8 +42,14 @@ async def test_two_broadcasts_at_once_queue_each_resident_once(sessionmaker, ser
             assert loaded is not None
             drafts.append(loaded)
         now = utcnow()
+
+        async def broadcast_and_commit(session, loaded) -> int:  # as `ykien draft broadcast`
+            added = await broadcast(session, loaded, now)
+            await session.commit()
+            return added
+
         added = await asyncio.gather(
-            broadcast(first, drafts[0], now), broadcast(second, drafts[1], now)
+            broadcast_and_commit(first, drafts[0]), broadcast_and_commit(second, drafts[1])
         )
     assert sum(added) == len(users)
     assert await queued(sessionmaker) == dict.fromkeys(users, 1)

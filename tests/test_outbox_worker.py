@@ -254,6 +254,7 @@ async def test_cancel_sends_nothing_more_and_a_rebroadcast_leaves_it_cancelled(
         loaded = await session.get(Draft, draft.id)
         assert loaded is not None
         assert await broadcast(session, loaded, utcnow()) == 0
+        await session.commit()
     assert await status_counts(sessionmaker) == {DeliveryStatus.CANCELLED: 3}
     # Sent after all only when asked for.
     async with sessionmaker() as session:
