@@ -15,8 +15,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import insert
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -26,7 +24,8 @@ from bot.pacing import ChannelLimiter  # noqa: E402
 from handlers.i18n import translator  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.drafts import broadcast, create_draft  # noqa: E402
-from storage.models import Resident, utcnow  # noqa: E402
+from storage.models import utcnow  # noqa: E402
+from storage.queries import add_residents_in_bulk  # noqa: E402
 
 TELEGRAM_FREE, TELEGRAM_PAID = 30, 1000
 
@@ -47,7 +46,7 @@ async def measure(url: str, count: int) -> float:
     async with open_database(url) as sessionmaker:
         async with sessionmaker() as session:
             now = utcnow()
-            await session.execute(insert(Resident), [
+            await add_residents_in_bulk(session, [
                 {"channel": "bench", "platform_id": str(i), "language": "vi",
                  "commune_code": 15148, "consent_at": now, "consent_version": "bench",
                  "subscribed": True, "reachable": True, "awaiting": "", "held_text": "",

@@ -106,10 +106,15 @@ async def build(session: AsyncSession, rows: int) -> None:
     true = "true" if dialect == "postgresql" else "1"
     newline = "chr(10)" if dialect == "postgresql" else "char(10)"
     await session.execute(text(
-        "INSERT INTO residents (channel, platform_id, language, commune_code, consent_at,"
-        " consent_version, subscribed, reachable, last_seen_at, notice_version, awaiting,"
-        " awaiting_since, held_text, created_at)"
-        f" SELECT CASE WHEN i % 3 = 0 THEN 'zalo' ELSE 'telegram' END, '849' || i, 'vi', c.code,"
+        f"INSERT INTO persons (id, created_at) SELECT i, {_time(dialect, 'i')}"
+        f" FROM {_series(dialect, residents)}"
+    ))
+    await session.execute(text(
+        "INSERT INTO residents (channel, platform_id, person_id, language, commune_code,"
+        " consent_at, consent_version, subscribed, reachable, last_seen_at, notice_version,"
+        " awaiting, awaiting_since, held_text, created_at)"
+        f" SELECT CASE WHEN i % 3 = 0 THEN 'zalo' ELSE 'telegram' END, '849' || i, i, 'vi',"
+        " c.code,"
         f" {_time(dialect, 'i')}, 'v1', {true}, {true}, NULL, 'v1', '', NULL, '',"
         f" {_time(dialect, 'i')}"
         f" FROM {_series(dialect, residents)} JOIN bench_codes c ON c.n = i % {len(codes)}"

@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import insert
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -37,7 +35,8 @@ from bot.telegram import TelegramChannel  # noqa: E402
 from handlers.i18n import translator  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.drafts import broadcast, create_draft  # noqa: E402
-from storage.models import Resident, utcnow  # noqa: E402
+from storage.models import utcnow  # noqa: E402
+from storage.queries import add_residents_in_bulk  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "draft.toml"
 TIME_LIMIT = 600.0  # seconds per worker run, whatever happens
@@ -48,7 +47,7 @@ async def worker_rate(api: FakeBotApi, messages: int, rate: float) -> float:
     with tempfile.TemporaryDirectory() as folder:
         async with open_database(f"sqlite+aiosqlite:///{folder}/bench.db") as sessionmaker:
             async with sessionmaker() as session:
-                await session.execute(insert(Resident), [
+                await add_residents_in_bulk(session, [
                     {"channel": "telegram", "platform_id": str(10_000 + i), "language": "vi",
                      "commune_code": 15148, "consent_at": utcnow(), "consent_version": "b",
                      "notice_version": "b"}

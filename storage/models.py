@@ -79,10 +79,26 @@ class DeliveryStatus(StrEnum):
     SKIPPED = "skipped"  # the resident stopped or left before their turn came
     EXPIRED = "expired"  # not sent: the draft's deadline passed (or it was closed) first
     CANCELLED = "cancelled"  # not sent: an official cancelled the broadcast
+    # Waiting for the resident to open the channel's messaging window (Zalo OA: they must
+    # have written in the last 7 days); sent when they next write, unless it expired first.
+    HELD = "held"
+
+
+class Person(Base):
+    """One human being, who may reach us through several chat identities (`Resident` rows).
+
+    Identities linked by a code (see handlers.linking) share one person: one subscription,
+    one vote per poll, one delivery per draft, one pseudonym in exports.
+    """
+
+    __tablename__ = "persons"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class Resident(Base):
-    """A person in a chat. Exists only once they consented to the privacy notice."""
+    """A person's identity in one chat. Exists only once they consented to the privacy notice."""
 
     __tablename__ = "residents"
     __table_args__ = (UniqueConstraint("channel", "platform_id"),)
@@ -90,6 +106,9 @@ class Resident(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     platform_id: Mapped[str] = mapped_column(String(64))
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
     language: Mapped[str] = mapped_column(String(8), default="vi")
     commune_code: Mapped[int | None] = mapped_column(Integer, index=True)
     consent_at: Mapped[datetime] = mapped_column(UtcDateTime)
@@ -106,7 +125,58 @@ class Resident(Base):
     awaiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Text sent outside any draft, kept until the resident says which draft it is for.
     held_text: Mapped[str] = mapped_column(Text, default="")
+    # The last promotion-type message sent (Zalo OA allows one per resident per day).
+    last_promotion_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class LinkCode(Base):
+    """A short-lived code shown in one chat and typed in another to join the two identities."""
+
+    __tablename__ = "link_codes"
+
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Wrong codes typed by this person's other identity are counted elsewhere; the code
+    # itself dies after one use or at expiry.
+
+
+class ChatChoices(Base):
+    """The numbers last shown in a chat next to choices, so a typed "2" works on any process.
+
+    Kept per chat (not per resident): choices are shown before consent too (language,
+    Agree). `choices` is JSON written by handlers.numbering; rows are purged when stale.
+    """
+
+    __tablename__ = "chat_choices"
+
+    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    platform_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    choices: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
+
+
+class ChannelToken(Base):
+    """A channel's OAuth tokens (Zalo OA), kept in the database once refreshed.
+
+    Zalo's refresh tokens are single-use: the new pair is saved before the new access token
+    is used. `problem` holds why the channel stopped sending (shown by `ykien zalo status`);
+    `pkce_verifier`/`pkce_state` belong to an authorisation under way (`ykien zalo auth`).
+    """
+
+    __tablename__ = "channel_tokens"
+
+    channel: Mapped[str] = mapped_column(String(32), primary_key=True)
+    access_token: Mapped[str] = mapped_column(Text, default="")
+    refresh_token: Mapped[str] = mapped_column(Text, default="")
+    access_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    problem: Mapped[str] = mapped_column(String(300), default="")
+    pkce_verifier: Mapped[str] = mapped_column(String(128), default="")
+    pkce_state: Mapped[str] = mapped_column(String(64), default="")
 
 
 class Draft(Base):
@@ -303,3 +373,5 @@ class InboundUpdate(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     handled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A process handling the row holds it until then; after a crash another one takes over.
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
@@ -20,10 +20,12 @@ from storage.models import (
     DraftCommune,
     DraftMessage,
     DraftStatus,
+    Person,
     PollOption,
     ProcessedUpdate,
     Resident,
     Vote,
+    utcnow,
 )
 
 
@@ -73,15 +75,33 @@ async def add_resident(
     session: AsyncSession, channel: str, platform_id: str, language: str, consent_version: str,
     now: datetime,
 ) -> Resident:
-    """Create the resident at the moment of consent, recording when and which notice."""
+    """Create the resident (a new person) at the moment of consent: when and which notice."""
+    person = Person(created_at=now)
+    session.add(person)
+    await session.flush()
     resident = Resident(
-        channel=channel, platform_id=platform_id, language=language, consent_at=now,
+        channel=channel, platform_id=platform_id, person_id=person.id, language=language,
+        consent_at=now,
         consent_version=consent_version, notice_version=consent_version, subscribed=True,
         reachable=True, last_seen_at=now,
     )
     session.add(resident)
     await session.flush()
     return resident
+
+
+async def add_residents_in_bulk(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert many residents at once, each a person of their own (imports, tests, benchmarks)."""
+    if not rows:
+        return
+    now = utcnow()
+    person_ids = (await session.scalars(
+        insert(Person).returning(Person.id, sort_by_parameter_order=True),
+        [{"created_at": row.get("created_at", now)} for row in rows],
+    )).all()
+    await session.execute(insert(Resident), [
+        {**row, "person_id": person_id} for row, person_id in zip(rows, person_ids, strict=True)
+    ])
 
 
 def _still_open(now: datetime) -> Any:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
 from bot.config import DeliveryConfig
@@ -26,6 +26,7 @@ from storage.models import (
     Resident,
     utcnow,
 )
+from storage.queries import add_residents_in_bulk
 from tests.chat import delivery_statuses
 from tests.conftest import EXAMPLE_DRAFT, add_draft
 
@@ -89,7 +90,7 @@ async def add_residents(sessionmaker, count: int, channel: str = "test") -> list
     users = [f"r{i:05d}" for i in range(count)]
     now = utcnow()
     async with sessionmaker() as session:
-        await session.execute(insert(Resident), [
+        await add_residents_in_bulk(session, [
             {"channel": channel, "platform_id": user, "language": "vi", "commune_code": 15148,
              "consent_at": now, "consent_version": "test", "subscribed": True,
              "reachable": True, "awaiting": "", "held_text": "", "notice_version": "test",

@@ -22,7 +22,7 @@ from storage.export import (
     free_text_cell,
     neutralise,
 )
-from storage.models import VIETNAM, Comment, Draft, PollOption, Resident, Vote
+from storage.models import VIETNAM, Comment, Draft, Person, PollOption, Resident, Vote
 from tests.conftest import EXAMPLE_DRAFT, add_draft
 
 
@@ -140,9 +140,13 @@ async def small_database(sessionmaker) -> tuple[int, int]:
         await session.flush()
         agree = PollOption(draft_id=fees.id, position=0, label="Đồng ý")
         formula = PollOption(draft_id=fees.id, position=1, label="=Không")
+        first, second = Person(), Person()
+        session.add_all([first, second])
+        await session.flush()
         one = Resident(channel="telegram", platform_id="111", commune_code=15148,
+                       person_id=first.id,
                        consent_at=at("2026-01-01 00:00:00"), consent_version="1")
-        two = Resident(channel="zalo", platform_id="222", commune_code=4,
+        two = Resident(channel="zalo", platform_id="222", commune_code=4, person_id=second.id,
                        consent_at=at("2026-01-01 00:00:00"), consent_version="1")
         session.add_all([agree, formula, one, two])
         await session.flush()

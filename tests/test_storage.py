@@ -7,13 +7,13 @@ from datetime import timedelta
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.service import ChatService
 from handlers.events import Incoming, Kind
 from storage.models import Base, Draft, Resident, Vote, utcnow
-from storage.queries import forget_updates_before
+from storage.queries import add_residents_in_bulk, forget_updates_before
 from tests.conftest import add_draft
 
 
@@ -30,10 +30,10 @@ async def test_migrations_match_the_models(sessionmaker):
 async def test_one_vote_per_resident_per_poll(sessionmaker):
     draft = await add_draft(sessionmaker, send=False)
     async with sessionmaker() as session:
-        resident = Resident(channel="t", platform_id="1", consent_at=utcnow(),
-                            consent_version="x")
-        session.add(resident)
-        await session.flush()
+        await add_residents_in_bulk(session, [
+            {"channel": "t", "platform_id": "1", "consent_at": utcnow(), "consent_version": "x"}
+        ])
+        resident = await session.scalar(select(Resident))
         for option in draft.options[:2]:
             session.add(Vote(draft_id=draft.id, resident_id=resident.id, option_id=option.id))
         with pytest.raises(IntegrityError):
@@ -63,14 +63,16 @@ async def test_several_processes_migrate_a_fresh_database_at_once(database_url):
     """Deployments start several processes together; each migrates at start."""
     import asyncio
 
-    from storage.db import make_engine, upgrade
+    from alembic.script import ScriptDirectory
+
+    from storage.db import alembic_config, make_engine, upgrade
 
     engines = [make_engine(database_url) for _ in range(4)]
     try:
         await asyncio.gather(*(upgrade(engine) for engine in engines))
         async with engines[0].connect() as connection:
             version = await connection.scalar(text("SELECT version_num FROM alembic_version"))
-        assert version == "0003"
+        assert version == ScriptDirectory.from_config(alembic_config()).get_current_head()
     finally:
         for engine in engines:
             await engine.dispose()
