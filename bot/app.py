@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channel import Channel
 from bot.config import DeliveryConfig, Settings
 from bot.delivery import DeliveryWorker
+from bot.registry import configured_channels
 from bot.service import ChatService
 from storage import communes, outbox, queries
 from storage.db import open_database
@@ -23,22 +24,6 @@ log = logging.getLogger(__name__)
 # Platforms retry an update for at most a day; ids older than this cannot come back.
 REMEMBER_UPDATES = timedelta(days=2)
 HOUSEKEEPING_SECONDS = 3600
-
-
-def configured_channels(settings: Settings, service: ChatService) -> dict[str, Channel]:
-    """The chat platforms whose credentials are set."""
-    channels: dict[str, Channel] = {}
-    if settings.telegram_token:
-        from bot.telegram import TelegramChannel  # imported only when Telegram is used
-        from storage.budget import DatabaseBudget
-
-        channels["telegram"] = TelegramChannel(
-            settings.telegram_token, settings.telegram_api_url, service,
-            messages_per_second=settings.telegram_messages_per_second,
-            # The pace holds per bot, however many processes send (see README, "Sending").
-            budget=DatabaseBudget(service.sessionmaker, "telegram"),
-        )
-    return channels
 
 
 async def housekeeping(

@@ -1,10 +1,18 @@
-"""What every channel adapter provides, and the send errors it maps platform answers onto."""
+"""The channel contract: what every adapter provides, and the send errors it maps onto.
+
+A channel declares its `capabilities` (handlers.capabilities) and renders every reply within
+them through `ChatService.lay_out`; it paces all it sends through one `limiter`; `send`
+raises one of the `SendError` subclasses below for each platform failure. A channel that
+receives by webhook on `ykien serve` also implements `WebhookChannel`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from bot.pacing import ChannelLimiter
+from handlers.capabilities import Capabilities
 from handlers.events import Outgoing
 
 
@@ -32,10 +40,22 @@ class PermanentFailure(SendError):
     """The platform refused this message for good (bad request)."""
 
 
+class OutsideWindow(SendError):
+    """The resident is outside the channel's messaging window: hold the message until they
+    write again (the outbox row becomes `held`), unless it expires first."""
+
+
+class ChannelDisabled(SendError):
+    """The channel's configuration is wrong (bad secret, revoked app, expired authorisation):
+    stop sending on it until an admin fixes it; `ykien … status` shows why."""
+
+
 class Channel(Protocol):
     """A chat platform: it runs (receiving updates) and it sends neutral messages."""
 
     name: str
+    # What the platform can show: replies are laid out within it (handlers.layout).
+    capabilities: Capabilities
     # Paces everything this channel sends, replies and broadcasts alike (bot.pacing).
     limiter: ChannelLimiter
 
@@ -47,3 +67,42 @@ class Channel(Protocol):
 
     async def send(self, user_id: str, message: Outgoing) -> str:
         """Send one message; return the platform's message id. Raises SendError."""
+
+
+# What a webhook route answers: the HTTP status for a request that must be refused, or None.
+Verdict = int | None
+
+
+class WebhookChannel(Protocol):
+    """A channel that receives updates by webhook on `ykien serve` (bot.webhook).
+
+    The server reads the body once (at most 1 MB), asks `verify`, stores the update under
+    `webhook_update_key` (a retried delivery is then a no-op), answers 200 and hands the
+    update to `process_webhook_update` in the background.
+    """
+
+    name: str
+    # Where the platform posts updates, under YKIEN_PUBLIC_URL (unguessable where possible).
+    webhook_path: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Verdict:
+        """None when the request really comes from the platform; else 401/403/400 (logged)."""
+        ...
+
+    def webhook_update_key(self, payload: object) -> tuple[str, str]:
+        """(update id, chat key) of a posted update; raises ValueError if it is not one."""
+        ...
+
+    async def process_webhook_update(
+        self, payload: dict, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+    ) -> None:
+        """Run `handle(process)` for the update, in order with the earlier ones of its chat."""
+        ...
+
+    async def start_webhook(self) -> None:
+        """Get ready to send and to process posted updates (no polling)."""
+        ...
+
+    async def register_webhook(self, url: str) -> None:
+        """Tell the platform to post to `url` (or log where to set it, if only a person can)."""
+        ...

@@ -12,6 +12,9 @@ from storage.db import DEFAULT_DATABASE_URL
 from storage.text import N_
 
 DEFAULT_TELEGRAM_API_URL = "https://api.telegram.org"
+DEFAULT_ZALO_API_URL = "https://openapi.zalo.me"
+DEFAULT_ZALO_OAUTH_URL = "https://oauth.zaloapp.com"
+DEFAULT_ZALO_BOT_API_URL = "https://bot-api.zaloplatforms.com"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 LANGUAGES = ("vi", "en")
 
@@ -60,6 +63,21 @@ class Settings:
     telegram_messages_per_second: float = 30.0
     telegram_webhook_secret: str = ""
     public_url: str = ""  # where the platforms reach `ykien serve` (https://…)
+    # Zalo Official Account (Open API v3): the app, its OA secret key (webhook signatures)
+    # and the first token pair (the database keeps newer pairs once refreshed).
+    zalo_app_id: str = ""
+    zalo_app_secret: str = ""
+    zalo_oa_secret: str = ""
+    zalo_access_token: str = ""
+    zalo_refresh_token: str = ""
+    zalo_api_url: str = DEFAULT_ZALO_API_URL
+    zalo_oauth_url: str = DEFAULT_ZALO_OAUTH_URL
+    # Broadcast (promotion) messages for residents outside the 7-day window (verified OAs).
+    zalo_promotion: bool = False
+    # Zalo Bot platform (the Telegram-like API): token and webhook secret.
+    zalo_bot_token: str = ""
+    zalo_bot_webhook_secret: str = ""
+    zalo_bot_api_url: str = DEFAULT_ZALO_BOT_API_URL
     delivery: DeliveryConfig = field(default_factory=DeliveryConfig)
 
     @classmethod
@@ -118,6 +136,17 @@ class Settings:
             telegram_messages_per_second=rate("TELEGRAM_MESSAGES_PER_SECOND", 30),
             telegram_webhook_secret=value("TELEGRAM_WEBHOOK_SECRET"),
             public_url=value("PUBLIC_URL").rstrip("/"),
+            zalo_app_id=value("ZALO_APP_ID"),
+            zalo_app_secret=value("ZALO_APP_SECRET"),
+            zalo_oa_secret=value("ZALO_OA_SECRET"),
+            zalo_access_token=value("ZALO_ACCESS_TOKEN"),
+            zalo_refresh_token=value("ZALO_REFRESH_TOKEN"),
+            zalo_api_url=value("ZALO_API_URL", DEFAULT_ZALO_API_URL).rstrip("/"),
+            zalo_oauth_url=value("ZALO_OAUTH_URL", DEFAULT_ZALO_OAUTH_URL).rstrip("/"),
+            zalo_promotion=choice("ZALO_PROMOTION", "0", ("0", "1")) == "1",
+            zalo_bot_token=value("ZALO_BOT_TOKEN"),
+            zalo_bot_webhook_secret=value("ZALO_BOT_WEBHOOK_SECRET"),
+            zalo_bot_api_url=value("ZALO_BOT_API_URL", DEFAULT_ZALO_BOT_API_URL).rstrip("/"),
             delivery=delivery,
         )
 
@@ -126,4 +155,7 @@ class Settings:
         return timedelta(minutes=self.conversation_timeout_minutes)
 
     def __repr__(self) -> str:  # never print secrets in logs
-        return f"Settings(database_url={self.database_url!r}, telegram={bool(self.telegram_token)})"
+        return (
+            f"Settings(database_url={self.database_url!r}, telegram={bool(self.telegram_token)}, "
+            f"zalo_oa={bool(self.zalo_app_id)}, zalo_bot={bool(self.zalo_bot_token)})"
+        )

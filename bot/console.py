@@ -20,6 +20,7 @@ from bot.delivery import DeliveryWorker
 from bot.pacing import ChannelLimiter
 from bot.service import ChatService
 from bot.textchoices import NumberedChoices
+from handlers.capabilities import CONSOLE
 from handlers.events import Document, Incoming, Kind, Outgoing, Reply
 
 INTERACTIVE_DELIVERY_SECONDS = 2.0
@@ -29,6 +30,7 @@ class ConsoleChannel:
     """A text-only channel on standard input and output."""
 
     name = "console"
+    capabilities = CONSOLE
 
     def __init__(
         self,

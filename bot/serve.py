@@ -111,8 +111,9 @@ async def serve(
     """
     from aiohttp import web
 
-    from bot.app import configured_channels, housekeeping
+    from bot.app import housekeeping
     from bot.delivery import DeliveryWorker
+    from bot.registry import configured_channels
     from bot.service import ChatService
     from bot.telegram import TelegramChannel
     from bot.webhook import DEFAULT_BACKLOG, WebhookReceiver, make_app, telegram_path

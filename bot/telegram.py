@@ -17,7 +17,7 @@ import os
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from telegram import (
     Bot,
@@ -56,10 +56,15 @@ from bot.channel import (
 )
 from bot.pacing import ChannelLimiter, Priority, SharedBudget
 from bot.telegram_sender import TelegramSender
+from handlers.capabilities import Capabilities
 from handlers.commands import command_menu
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
 from handlers.i18n import Translator
 from handlers.logref import chat_ref
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.service import ChatService
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +215,11 @@ class TelegramChannel:
     """Telegram through python-telegram-bot: long polling, inline keyboards, typed send errors."""
 
     name = CHANNEL
+    # Inline keyboards hold up to 100 buttons; texts count UTF-16 code units.
+    capabilities = Capabilities(
+        buttons_per_message=100, button_label_limit=64, text_limit=MAX_TEXT, can_edit=True,
+        measure=lambda text: len(text.encode("utf-16-le")) // 2,
+    )
     # Replies held by flood control are dropped after this many waits for one update's replies.
     reply_max_waits = 5
     # Upper bound on stop(), so a stuck handler or network cannot hang shutdown.
@@ -895,3 +905,15 @@ __all__ = [
     "split_text",
     "to_incoming",
 ]
+
+
+def from_settings(settings: Settings, service: ChatService) -> TelegramChannel:
+    """The Telegram channel as configured (bot.registry)."""
+    from storage.budget import DatabaseBudget
+
+    return TelegramChannel(
+        settings.telegram_token, settings.telegram_api_url, service,
+        messages_per_second=settings.telegram_messages_per_second,
+        # The pace holds per bot, however many processes send (see README, "Sending").
+        budget=DatabaseBudget(service.sessionmaker, "telegram"),
+    )

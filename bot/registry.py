@@ -1,0 +1,52 @@
+"""Every chat platform the bot knows, configured from the environment in one place.
+
+A channel module (bot/telegram.py, bot/zalo_oa.py, …) exposes
+`from_settings(settings, service) -> Channel`; an entry here says when it is configured and
+whether it can poll (`ykien run`) or only receive by webhook (`ykien serve`). Modules are
+imported only when their channel is configured, so an unused platform costs nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.config import Settings
+
+if TYPE_CHECKING:
+    from bot.channel import Channel
+    from bot.service import ChatService
+
+
+@dataclass(frozen=True)
+class ChannelEntry:
+    name: str
+    module: str
+    configured: Callable[[Settings], bool]
+    can_poll: bool  # False: the platform only pushes updates (a webhook on `ykien serve`)
+
+
+CHANNELS = (
+    ChannelEntry("telegram", "bot.telegram", lambda s: bool(s.telegram_token), can_poll=True),
+    ChannelEntry("zalo", "bot.zalo_oa", lambda s: bool(s.zalo_app_id), can_poll=False),
+    ChannelEntry("zalobot", "bot.zalo_bot", lambda s: bool(s.zalo_bot_token), can_poll=True),
+)
+
+
+def configured_entries(settings: Settings) -> list[ChannelEntry]:
+    return [entry for entry in CHANNELS if entry.configured(settings)]
+
+
+def configured_channels(
+    settings: Settings, service: ChatService, *, polling: bool | None = None
+) -> dict[str, Channel]:
+    """The channels whose credentials are set (only those that can poll, if `polling`)."""
+    channels: dict[str, Channel] = {}
+    for entry in configured_entries(settings):
+        if polling and not entry.can_poll:
+            continue
+        module = importlib.import_module(entry.module)
+        channels[entry.name] = module.from_settings(settings, service)
+    return channels

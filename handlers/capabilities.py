@@ -1,0 +1,30 @@
+"""What a chat platform can show, so every reply is laid out within it (see handlers.layout)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """One channel's limits, declared by its adapter.
+
+    `buttons_per_message` 0 means no buttons at all: choices become numbered lines that
+    accept a typed number. A reply with more choices than the limit is numbered as a whole
+    (so every choice of one message is chosen the same way).
+    """
+
+    buttons_per_message: int
+    button_label_limit: int  # longer labels are shortened with "…"
+    text_limit: int  # longer texts are split into several messages at line or word ends
+    can_edit: bool = False  # a button's answer may replace the message it was on
+    # Residents who have not written for this long cannot be sent to (Zalo OA: 7 days).
+    messaging_window: timedelta | None = None
+    # How the platform counts text length (Telegram counts UTF-16 code units).
+    measure: Callable[[str], int] = len
+
+
+# A terminal shows any length and has no buttons.
+CONSOLE = Capabilities(buttons_per_message=0, button_label_limit=200, text_limit=100_000)
