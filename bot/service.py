@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from handlers.capabilities import Capabilities
 from handlers.conversation import apology, language_of, remember_draft_message, respond
 from handlers.events import Incoming, Outgoing, Reply
 from handlers.logref import chat_ref
@@ -49,6 +50,16 @@ class ChatService:
                 return await language_of(session, event.channel, event.user_id)
         except Exception:  # the database itself may be what failed
             return None
+
+    async def lay_out(
+        self, channel: str, capabilities: Capabilities, user_id: str, message: Outgoing
+    ) -> list[Outgoing]:
+        """The message as the channel can show it: within its button and text limits.
+
+        Choices beyond the channel's buttons become numbered lines; the numbers are stored
+        for the chat, so a typed "2" is read back by `handle` on any process.
+        """
+        return [message]
 
     async def sent(self, channel: str, user_id: str, message_id: str, message: Outgoing) -> None:
         """Record a sent message that shows a draft, so a reply to it becomes a comment."""
