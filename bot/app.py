@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channel import Channel
 from bot.config import DeliveryConfig, Settings
 from bot.delivery import DeliveryWorker
-from bot.registry import configured_channels
+from bot.registry import configured_channels, configured_entries
 from bot.service import ChatService
 from storage import communes, outbox, queries
 from storage.db import open_database
@@ -57,7 +57,9 @@ async def run_channels(settings: Settings, stop: asyncio.Event | None = None) ->
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
         service = ChatService(sessionmaker, settings.conversation_timeout)
-        channels = configured_channels(settings, service)
+        channels = configured_channels(settings, service, polling=True)
+        if len(channels) < len(configured_entries(settings)):
+            log.warning("a Zalo Official Account receives only by webhook: run ykien serve")
         started: list[Channel] = []
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
         try:

@@ -9,11 +9,14 @@ receives by webhook on `ykien serve` also implements `WebhookChannel`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.pacing import ChannelLimiter
 from handlers.capabilities import Capabilities
 from handlers.events import Outgoing
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 class SendError(Exception):
@@ -73,6 +76,7 @@ class Channel(Protocol):
 Verdict = int | None
 
 
+@runtime_checkable
 class WebhookChannel(Protocol):
     """A channel that receives updates by webhook on `ykien serve` (bot.webhook).
 
@@ -105,4 +109,12 @@ class WebhookChannel(Protocol):
 
     async def register_webhook(self, url: str) -> None:
         """Tell the platform to post to `url` (or log where to set it, if only a person can)."""
+        ...
+
+
+@runtime_checkable
+class ServesRoutes(Protocol):
+    """A channel with more pages on `ykien serve` than its webhook (an OAuth callback)."""
+
+    def extra_routes(self) -> list[web.RouteDef]:
         ...

@@ -22,6 +22,7 @@ from bot.clierrors import (
 )
 from bot.config import ConfigError, Settings
 from bot.outfile import export_refusal, replaced_on_success, standard_output
+from bot.registry import configured_entries
 from handlers import logref
 from handlers.i18n import Translator, translator
 from storage import communes
@@ -36,7 +37,14 @@ Command = Callable[[argparse.Namespace, Settings, Translator], Awaitable[int]]
 async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.app import run_channels
 
-    if not settings.telegram_token:
+    entries = configured_entries(settings)
+    if entries and not any(entry.can_poll for entry in entries):
+        print(t(
+            "A Zalo Official Account sends messages to a webhook only: start the bot with "
+            "ykien serve (see README, Zalo)."
+        ), file=sys.stderr)
+        return 2
+    if not entries:
         print(t(
             "No chat channel is configured. To connect Telegram, create a bot with @BotFather "
             "and set YKIEN_TELEGRAM_TOKEN in the environment or in a .env file (see "
@@ -44,14 +52,15 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -
             "type /start, and press Ctrl-D to leave."
         ), file=sys.stderr)
         return await cmd_console(args, settings, t)
-    from bot.telegram import WebhookRegistered  # Telegram is configured: worth importing
-
     try:
         await run_channels(settings)
-    except WebhookRegistered as error:
-        print(error.explain(t), file=sys.stderr)
-        return 1
     except RuntimeError as error:  # a channel could not start: wrong token, no network
+        if settings.telegram_token:
+            from bot.telegram import WebhookRegistered  # Telegram is configured: worth importing
+
+            if isinstance(error, WebhookRegistered):
+                print(error.explain(t), file=sys.stderr)
+                return 1
         print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
         return 1
     return 0
@@ -188,7 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = translator(settings.language)
     logref.configure(settings.pseudonym_key.encode())  # the same log references everywhere
     args = build_parser(t).parse_args(argv)
-    quiet = args.command in ("console", "run") and not settings.telegram_token
+    no_channel = not configured_entries(settings)
+    quiet = args.command == "console" or (args.command == "run" and no_channel)
     logging.basicConfig(
         level=logging.WARNING if quiet else settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

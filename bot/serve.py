@@ -31,33 +31,50 @@ SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 def webhook_problem(settings: Settings, t: Translator) -> str | None:
     """Why `ykien serve` cannot start with these settings (one line), or None."""
-    if not settings.telegram_token:
+    from bot.registry import configured_entries
+
+    if not configured_entries(settings):
         return t(
             "No chat channel is configured for the webhook server. To connect Telegram, set "
             "YKIEN_TELEGRAM_TOKEN, YKIEN_PUBLIC_URL and YKIEN_TELEGRAM_WEBHOOK_SECRET in the "
             "environment or in a .env file (see .env.example)."
         )
-    missing = [
-        name
-        for name, value in (
-            ("YKIEN_PUBLIC_URL", settings.public_url),
-            ("YKIEN_TELEGRAM_WEBHOOK_SECRET", settings.telegram_webhook_secret),
-        )
-        if not value
-    ]
+    if settings.telegram_token:
+        missing = [
+            name
+            for name, value in (
+                ("YKIEN_PUBLIC_URL", settings.public_url),
+                ("YKIEN_TELEGRAM_WEBHOOK_SECRET", settings.telegram_webhook_secret),
+            )
+            if not value
+        ]
+        if missing:
+            return t(
+                "The webhook server needs {variables}: YKIEN_PUBLIC_URL is the https:// "
+                "address where Telegram reaches this server (through the reverse proxy), and "
+                "YKIEN_TELEGRAM_WEBHOOK_SECRET a secret of 1 to 256 letters, digits, _ or -. "
+                "Set them in the environment or in the .env file, or poll instead with: "
+                "ykien run",
+                variables=", ".join(missing),
+            )
+        if not SECRET_PATTERN.fullmatch(settings.telegram_webhook_secret):
+            return t(
+                "YKIEN_TELEGRAM_WEBHOOK_SECRET is not valid: it must be 1 to 256 characters, "
+                "each a letter A–Z or a–z, a digit, _ or -. Correct it in the environment or "
+                "in the .env file."
+            )
+    zalo_needs = [
+        ("YKIEN_PUBLIC_URL", settings.public_url),
+        *([("YKIEN_ZALO_OA_SECRET", settings.zalo_oa_secret)] if settings.zalo_app_id else []),
+        *([("YKIEN_ZALO_BOT_WEBHOOK_SECRET", settings.zalo_bot_webhook_secret)]
+          if settings.zalo_bot_token else []),
+    ] if settings.zalo_app_id or settings.zalo_bot_token else []
+    missing = [name for name, value in zalo_needs if not value]
     if missing:
         return t(
-            "The webhook server needs {variables}: YKIEN_PUBLIC_URL is the https:// address "
-            "where Telegram reaches this server (through the reverse proxy), and "
-            "YKIEN_TELEGRAM_WEBHOOK_SECRET a secret of 1 to 256 letters, digits, _ or -. Set "
-            "them in the environment or in the .env file, or poll instead with: ykien run",
+            "Zalo needs {variables} for the webhook server. Set them in the environment or in "
+            "the .env file (see .env.example).",
             variables=", ".join(missing),
-        )
-    if not SECRET_PATTERN.fullmatch(settings.telegram_webhook_secret):
-        return t(
-            "YKIEN_TELEGRAM_WEBHOOK_SECRET is not valid: it must be 1 to 256 characters, each "
-            "a letter A–Z or a–z, a digit, _ or -. Correct it in the environment or in the "
-            ".env file."
         )
     return None
 
@@ -112,29 +129,40 @@ async def serve(
     from aiohttp import web
 
     from bot.app import housekeeping
+    from bot.channel import ServesRoutes, WebhookChannel
     from bot.delivery import DeliveryWorker
     from bot.registry import configured_channels
     from bot.service import ChatService
-    from bot.telegram import TelegramChannel
-    from bot.webhook import DEFAULT_BACKLOG, WebhookReceiver, make_app, telegram_path
+    from bot.webhook import DEFAULT_BACKLOG, WebhookReceiver, make_app
     from storage import communes
     from storage.db import open_database
 
     if stop is None:
         stop = _stop_on_signals()
-    secret = settings.telegram_webhook_secret
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
         service = ChatService(sessionmaker, settings.conversation_timeout)
         channels = configured_channels(settings, service)
-        telegram = channels["telegram"]
-        assert isinstance(telegram, TelegramChannel)
-        receiver = WebhookReceiver(sessionmaker, telegram, backlog=backlog or DEFAULT_BACKLOG)
-        runner = web.AppRunner(make_app(receiver, secret), access_log=None, shutdown_timeout=5)
+        hooked = [c for c in channels.values() if isinstance(c, WebhookChannel)]
+        receivers = [
+            WebhookReceiver(sessionmaker, channel, backlog=backlog or DEFAULT_BACKLOG)
+            for channel in hooked
+        ]
+        routes = [
+            route for c in channels.values() if isinstance(c, ServesRoutes)
+            for route in c.extra_routes()
+        ]
+        runner = web.AppRunner(
+            make_app(receivers, extra_routes=routes), access_log=None, shutdown_timeout=5
+        )
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
+        started: list[str] = []
         try:
-            await telegram.start_webhook()
-            await receiver.start()  # updates stored before a crash come first
+            for channel in hooked:
+                await channel.start_webhook()
+                started.append(channel.name)
+            for receiver in receivers:
+                await receiver.start()  # updates stored before a crash come first
             await runner.setup()
             try:
                 await web.TCPSite(runner, host, port).start()
@@ -142,16 +170,19 @@ async def serve(
                 raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
             listening = runner.addresses[0]
             log.info("webhook server listening on %s:%s", listening[0], listening[1])
-            await telegram.set_webhook(settings.public_url + telegram_path(secret), secret)
+            for channel in hooked:
+                await channel.register_webhook(settings.public_url + channel.webhook_path)
             if on_listening is not None:
                 on_listening(f"http://{host}:{listening[1]}")
             await DeliveryWorker(sessionmaker, channels, settings.delivery).run(stop)
         finally:
             stop.set()
             await runner.cleanup()  # no new updates
-            await receiver.close()  # the ones under way finish; the rest stay stored
+            for receiver in receivers:
+                await receiver.close()  # the ones under way finish; the rest stay stored
             await upkeep
-            await telegram.stop()
+            for name in reversed(started):
+                await channels[name].stop()
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
+import hashlib
+import hmac
 import logging
 import os
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -53,6 +55,7 @@ from bot.channel import (
     TemporaryFailure,
     Throttled,
     Unreachable,
+    Verdict,
 )
 from bot.pacing import ChannelLimiter, Priority, SharedBudget
 from bot.telegram_sender import TelegramSender
@@ -175,6 +178,15 @@ def _chat_id(update: object) -> int | None:
     return None
 
 
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def telegram_path(secret: str) -> str:
+    """The webhook path, derived from the secret so it is unguessable without naming it."""
+    digest = hashlib.sha256(b"ykien telegram webhook\0" + secret.encode()).hexdigest()
+    return f"/telegram/{digest[:32]}"
+
+
 class WebhookRegistered(RuntimeError):
     """`ykien run` would poll while Telegram delivers to a webhook (polling would delete it)."""
 
@@ -235,8 +247,11 @@ class TelegramChannel:
         concurrent_chats: int = 64,
         messages_per_second: float = 30.0,
         budget: SharedBudget | None = None,
+        webhook_secret: str = "",
     ) -> None:
         self.service = service
+        # Telegram echoes it in a header on every webhook POST (`ykien serve`).
+        self.webhook_secret = webhook_secret
         # Replies and broadcasts share it; with a budget the pace holds across processes.
         self.limiter = ChannelLimiter(messages_per_second, budget=budget)
         # Broadcast text goes through plain aiohttp, faster than PTB (bot.telegram_sender).
@@ -318,6 +333,22 @@ class TelegramChannel:
         self._started = True
 
     # ---- webhook mode (`ykien serve`) ----------------------------------------------------
+
+    @property
+    def webhook_path(self) -> str:
+        return telegram_path(self.webhook_secret)
+
+    def verify(self, headers: Mapping[str, str], body: bytes) -> Verdict:
+        """Only Telegram knows the secret it was given with the webhook."""
+        given = headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
+        if not self.webhook_secret or not hmac.compare_digest(
+            given, self.webhook_secret.encode()
+        ):
+            return 403
+        return None
+
+    async def register_webhook(self, url: str) -> None:
+        await self.set_webhook(url, self.webhook_secret)
 
     async def set_webhook(self, url: str, secret: str) -> None:
         """Ask Telegram to POST updates to `url` with `secret` in its secret-token header."""
@@ -916,4 +947,5 @@ def from_settings(settings: Settings, service: ChatService) -> TelegramChannel:
         messages_per_second=settings.telegram_messages_per_second,
         # The pace holds per bot, however many processes send (see README, "Sending").
         budget=DatabaseBudget(service.sessionmaker, "telegram"),
+        webhook_secret=settings.telegram_webhook_secret,
     )

@@ -1,55 +1,32 @@
 """The webhook server of `ykien serve`: platforms POST updates, a load balancer asks /healthz.
 
-A Telegram update is answered 200 only once it is stored (`storage.inbound`), then handled in
-the background through the channel's own update processing (each chat in order, chats
-concurrently). The answers that make Telegram retry later: 503 while the backlog in memory
-is full (or the database is down); the ones that make it give up: 403 without the right
-secret token, 400 for what is not an update, 413 over a megabyte.
+Every channel that receives by webhook (bot.channel.WebhookChannel) gets a route at its
+`webhook_path`. An update is answered 200 only once it is stored (`storage.inbound`), then
+handled in the background through the channel's own update processing (each chat in order,
+chats concurrently). The answers that make a platform retry later: 503 while the backlog in
+memory is full (or the database is down); the ones that make it give up: what the channel's
+`verify` refuses (403 without the right secret or signature), 400 for what is not an update,
+413 over a megabyte.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Protocol
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.channel import WebhookChannel
 from storage import inbound
 
 log = logging.getLogger(__name__)
 
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-MAX_BODY = 1024 * 1024  # Telegram's updates are far smaller; anything bigger is not one
+MAX_BODY = 1024 * 1024  # the platforms' updates are far smaller; anything bigger is not one
 DEFAULT_BACKLOG = 1000
-
-
-class WebhookChannel(Protocol):
-    """What a channel provides to receive updates through `WebhookReceiver`."""
-
-    name: str
-
-    def webhook_update_key(self, payload: object) -> tuple[str, str]:
-        """(update id, chat key) of a posted update; raises ValueError if it is not one."""
-        ...
-
-    async def process_webhook_update(
-        self, payload: dict, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
-    ) -> None:
-        """Run `handle(process)` for the update, in order with the earlier ones of its chat."""
-        ...
-
-
-def telegram_path(secret: str) -> str:
-    """The webhook path, derived from the secret so it is unguessable without naming it."""
-    digest = hashlib.sha256(b"ykien telegram webhook\0" + secret.encode()).hexdigest()
-    return f"/telegram/{digest[:32]}"
 
 
 class WebhookReceiver:
@@ -171,45 +148,60 @@ class WebhookReceiver:
 
 
 def make_app(
-    receiver: WebhookReceiver, secret: str, *, client_max_size: int = MAX_BODY
+    receivers: Sequence[WebhookReceiver],
+    *,
+    extra_routes: Sequence[web.RouteDef] = (),
+    client_max_size: int = MAX_BODY,
 ) -> web.Application:
-    """The aiohttp application: Telegram's webhook route and /healthz."""
+    """The aiohttp application: one webhook route per channel, /healthz, and `extra_routes`
+    (an OAuth callback, for instance)."""
     app = web.Application(client_max_size=client_max_size)
-    expected = secret.encode()
-
-    async def telegram_update(request: web.Request) -> web.Response:
-        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
-        if not hmac.compare_digest(given, expected):
-            return web.Response(status=403)
-        if receiver.full:
-            return web.Response(status=503, headers={"Retry-After": "1"})
-        body = await request.read()  # over client_max_size: 413 from aiohttp
-        try:
-            payload_text = body.decode("utf-8")
-            accepted = await receiver.accept(payload_text, json.loads(payload_text))
-        except ValueError:  # JSON, UTF-8, or not an update
-            return web.Response(status=400)
-        except (SQLAlchemyError, OSError) as exc:
-            log.warning("webhook: could not store an update (%s); Telegram will retry",
-                        type(exc).__name__)
-            return web.Response(status=503)
-        if not accepted:
-            log.info("webhook: an update delivered again was ignored")
-        return web.Response(status=200)
+    for receiver in receivers:
+        app.router.add_post(receiver.channel.webhook_path, _webhook_route(receiver))
+    app.router.add_routes(extra_routes)
 
     async def healthz(request: web.Request) -> web.Response:
+        sessionmaker = receivers[0].sessionmaker if receivers else None
         try:
-            database = await inbound.database_reachable(receiver.sessionmaker)
+            database = sessionmaker is not None and await inbound.database_reachable(sessionmaker)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("healthz: database unreachable: %s", type(exc).__name__)
             database = False
         status = 200 if database else 503
         return web.json_response(
             {"status": "ok" if database else "unavailable", "database": database,
-             "backlog": receiver.waiting},
+             "backlog": sum(receiver.waiting for receiver in receivers)},
             status=status,
         )
 
-    app.router.add_post(telegram_path(secret), telegram_update)
     app.router.add_get("/healthz", healthz)
     return app
+
+
+def _webhook_route(
+    receiver: WebhookReceiver,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    channel = receiver.channel
+
+    async def receive(request: web.Request) -> web.Response:
+        body = await request.read()  # over client_max_size: 413 from aiohttp
+        refused = channel.verify(request.headers, body)
+        if refused is not None:
+            log.warning("webhook: %s refused a request (%d)", channel.name, refused)
+            return web.Response(status=refused)
+        if receiver.full:
+            return web.Response(status=503, headers={"Retry-After": "1"})
+        try:
+            payload_text = body.decode("utf-8")
+            accepted = await receiver.accept(payload_text, json.loads(payload_text))
+        except ValueError:  # JSON, UTF-8, or not an update
+            return web.Response(status=400)
+        except (SQLAlchemyError, OSError) as exc:
+            log.warning("webhook: could not store a %s update (%s); it will be retried",
+                        channel.name, type(exc).__name__)
+            return web.Response(status=503)
+        if not accepted:
+            log.info("webhook: a %s update delivered again was ignored", channel.name)
+        return web.Response(status=200)
+
+    return receive

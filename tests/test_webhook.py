@@ -16,7 +16,7 @@ from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.serve import serve
-from bot.webhook import SECRET_HEADER, telegram_path
+from bot.telegram import SECRET_HEADER, telegram_path
 from storage import inbound
 from storage.db import open_database
 from storage.models import Comment, InboundUpdate, utcnow

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bot.webhook import telegram_path
+from bot.telegram import telegram_path
 from tests.conftest import ROOT
 from tests.fake_telegram import FakeTelegram
 
