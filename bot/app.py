@@ -15,7 +15,7 @@ from bot.config import DeliveryConfig, Settings
 from bot.delivery import DeliveryWorker
 from bot.registry import configured_channels, configured_entries
 from bot.service import ChatService
-from storage import communes, outbox, queries
+from storage import choices, communes, outbox, queries
 from storage.db import open_database
 from storage.models import utcnow
 
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # Platforms retry an update for at most a day; ids older than this cannot come back.
 REMEMBER_UPDATES = timedelta(days=2)
 HOUSEKEEPING_SECONDS = 3600
+FORGET_CHOICES = timedelta(days=7)
 
 
 async def housekeeping(
@@ -38,6 +39,8 @@ async def housekeeping(
             async with sessionmaker() as session, session.begin():
                 await queries.forget_updates_before(session, now - REMEMBER_UPDATES)
                 purged = await outbox.purge(session, now - timedelta(days=delivery.retention_days))
+                # Numbers shown a week ago are no longer on anyone's screen.
+                await choices.forget_before(session, now - FORGET_CHOICES)
             if purged:
                 log.info("housekeeping: %d finished outbox rows purged", purged)
         except Exception:

@@ -1,6 +1,6 @@
 """The console channel: the same conversation in a terminal, one line of input at a time.
 
-Buttons appear as numbered lines (see bot.textchoices for how numbers are given and read);
+Buttons appear as numbered lines (see handlers.numbering for how numbers are given and read);
 typing the number or the label presses one. Reading standard input line by line makes it
 scriptable: `printf '/start\\n1\\n' | ykien console`.
 
@@ -19,7 +19,6 @@ from typing import TextIO
 from bot.delivery import DeliveryWorker
 from bot.pacing import ChannelLimiter
 from bot.service import ChatService
-from bot.textchoices import NumberedChoices
 from handlers.capabilities import CONSOLE
 from handlers.events import Document, Incoming, Kind, Outgoing, Reply
 
@@ -45,7 +44,6 @@ class ConsoleChannel:
         self.stdin = stdin
         self.stdout = stdout
         self.files_dir = files_dir
-        self.choices = NumberedChoices()
         self.limiter = ChannelLimiter(0)  # a terminal has no platform limit
         self._message_ids = itertools.count(1)
         self._prompting = False  # a "> " prompt is on screen, waiting for a line
@@ -61,8 +59,13 @@ class ConsoleChannel:
         if user_id != self.user_id:
             # Printing it here would mark it sent although its recipient never saw it.
             raise ValueError("a console only shows messages for its own user")
+        for part in await self.service.lay_out(self.name, self.capabilities, user_id, message):
+            self._show(part)
+        return str(next(self._message_ids))
+
+    def _show(self, message: Outgoing) -> None:
         if isinstance(message, Reply):
-            body = self.choices.render(message)
+            body = message.text
         else:
             path = self.files_dir / (
                 message.filename if isinstance(message, Document) else "picture.png"
@@ -73,19 +76,12 @@ class ConsoleChannel:
         before, after = ("\n", "> ") if self._prompting else ("", "")
         self.stdout.write(f"{before}{body}\n\n{after}")
         self.stdout.flush()
-        return str(next(self._message_ids))
-
-    def _event(self, line: str) -> Incoming:
-        button = self.choices.resolve(line)
-        if button is not None:
-            return Incoming(self.name, self.user_id, Kind.CHOICE, choice=button.id)
-        return Incoming(self.name, self.user_id, Kind.TEXT, text=line)
 
     async def _answer(self, line: str) -> None:
-        event = self._event(line)
-        self.choices.new_turn()
-        for message in await self.service.handle(event):
-            message_id = await self.send(self.user_id, message)
+        event = Incoming(self.name, self.user_id, Kind.TEXT, text=line)
+        for message in await self.service.handle(event, self.capabilities):
+            self._show(message)  # laid out already
+            message_id = str(next(self._message_ids))
             await self.service.sent(self.name, self.user_id, message_id, message)
 
     async def run(self, worker: DeliveryWorker) -> None:
@@ -101,6 +97,7 @@ class ConsoleChannel:
             if interactive
             else None
         )
+        await self.service.forget_choices(self.name, self.user_id)
         try:
             await worker.run_once()
             while True:

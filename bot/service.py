@@ -3,18 +3,32 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.capabilities import Capabilities
 from handlers.conversation import apology, language_of, remember_draft_message, respond
-from handlers.events import Incoming, Outgoing, Reply
+from handlers.events import Incoming, Kind, Outgoing, Reply
+from handlers.layout import lay_out, needs_numbers
 from handlers.logref import chat_ref
+from handlers.numbering import Numbering
 from handlers.state import DEFAULT_TIMEOUT
+from storage import choices, queries
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
+
+
+def _chosen(event: Incoming, numbering: Numbering) -> Incoming:
+    """A typed number or label of a choice shown as a numbered line is that choice."""
+    if event.kind is not Kind.TEXT:
+        return event
+    button = numbering.resolve(event.text)
+    if button is None:
+        return event
+    return replace(event, kind=Kind.CHOICE, choice=button.id, text="")
 
 
 class ChatService:
@@ -28,15 +42,31 @@ class ChatService:
         self.sessionmaker = sessionmaker
         self.conversation_timeout = conversation_timeout
 
-    async def handle(self, event: Incoming) -> list[Outgoing]:
+    async def handle(
+        self, event: Incoming, capabilities: Capabilities | None = None
+    ) -> list[Outgoing]:
         """The replies to one event; never raises for a person's input.
 
         Everything the event changes is committed together, or nothing is: a failure rolls
         the whole update back (so a retried update is processed again) and apologises.
+        Given the channel's `capabilities`, the replies come laid out within them, and a
+        typed number or label of a choice shown as a numbered line counts as choosing it.
         """
         try:
             async with self.sessionmaker() as session, session.begin():
-                return await respond(session, event, utcnow(), self.conversation_timeout)
+                now = utcnow()
+                if capabilities is None or not capabilities.numbers_choices:
+                    return await respond(session, event, now, self.conversation_timeout)
+                numbering = await self._numbering(session, event.channel, event.user_id, now)
+                event = _chosen(event, numbering)
+                numbering.new_turn()
+                replies = await respond(session, event, now, self.conversation_timeout)
+                if await queries.get_resident(session, event.channel, event.user_id) is None:
+                    numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
+                laid_out = [part for reply in replies
+                            for part in lay_out(reply, capabilities, numbering)]
+                await self._keep(session, event.channel, event.user_id, numbering, now)
+                return laid_out
         except Exception:
             log.exception(
                 "failed to handle a %s event from %s", event.kind,
@@ -59,7 +89,39 @@ class ChatService:
         Choices beyond the channel's buttons become numbered lines; the numbers are stored
         for the chat, so a typed "2" is read back by `handle` on any process.
         """
-        return [message]
+        if not needs_numbers(message, capabilities):
+            return lay_out(message, capabilities, Numbering())
+        async with self.sessionmaker() as session, session.begin():
+            now = utcnow()
+            numbering = await self._numbering(session, channel, user_id, now)
+            laid_out = lay_out(message, capabilities, numbering)
+            await self._keep(session, channel, user_id, numbering, now)
+        return laid_out
+
+    async def forget_choices(self, channel: str, user_id: str) -> None:
+        """Old numbers are no longer on screen (a new console session): they choose nothing."""
+        async with self.sessionmaker() as session, session.begin():
+            await choices.forget(session, channel, user_id)
+
+    async def _numbering(
+        self, session: AsyncSession, channel: str, user_id: str, now: datetime
+    ) -> Numbering:
+        stored = await choices.load(session, channel, user_id)
+        if stored is None:
+            return Numbering()
+        numbering = Numbering.from_json(stored[0])
+        if now - stored[1] > self.conversation_timeout:
+            # A message long after the last one starts its own numbering from 1; older
+            # numbers still choose what they stood for until reused.
+            numbering.new_turn()
+        return numbering
+
+    @staticmethod
+    async def _keep(
+        session: AsyncSession, channel: str, user_id: str, numbering: Numbering, now: datetime
+    ) -> None:
+        if numbering.changed:
+            await choices.save(session, channel, user_id, numbering.to_json(), now)
 
     async def sent(self, channel: str, user_id: str, message_id: str, message: Outgoing) -> None:
         """Record a sent message that shows a draft, so a reply to it becomes a comment."""

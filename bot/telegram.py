@@ -59,6 +59,7 @@ from bot.channel import (
 )
 from bot.pacing import ChannelLimiter, Priority, SharedBudget
 from bot.telegram_sender import TelegramSender
+from handlers import layout
 from handlers.capabilities import Capabilities
 from handlers.commands import command_menu
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
@@ -178,6 +179,11 @@ def _chat_id(update: object) -> int | None:
     return None
 
 
+def _utf16_len(text: str) -> int:
+    # Telegram measures lengths in UTF-16 code units: an emoji counts twice.
+    return len(text.encode("utf-16-le")) // 2
+
+
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 
 
@@ -230,7 +236,7 @@ class TelegramChannel:
     # Inline keyboards hold up to 100 buttons; texts count UTF-16 code units.
     capabilities = Capabilities(
         buttons_per_message=100, button_label_limit=64, text_limit=MAX_TEXT, can_edit=True,
-        measure=lambda text: len(text.encode("utf-16-le")) // 2,
+        measure=_utf16_len,
     )
     # Replies held by flood control are dropped after this many waits for one update's replies.
     reply_max_waits = 5
@@ -875,53 +881,9 @@ def _fit_caption(caption: str) -> tuple[str | None, str]:
     return None, caption
 
 
-def _utf16_len(text: str) -> int:
-    # Telegram measures lengths in UTF-16 code units: an emoji counts twice.
-    return len(text.encode("utf-16-le")) // 2
-
-
 def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
     """Split text into parts Telegram accepts, on paragraph, then line, then word boundaries."""
-    parts = [part for part in _split(text, limit, ("\n\n", "\n", " ")) if part.strip()]
-    return parts or [text]
-
-
-def _split(text: str, limit: int, separators: tuple[str, ...]) -> list[str]:
-    if _utf16_len(text) <= limit:
-        return [text]
-    if not separators:
-        return _hard_cut(text, limit)
-    separator, finer = separators[0], separators[1:]
-    parts: list[str] = []
-    current: str | None = None
-    for piece in text.split(separator):
-        for chunk in _split(piece, limit, finer):
-            candidate = chunk if current is None else current + separator + chunk
-            if _utf16_len(candidate) <= limit:
-                current = candidate
-            else:
-                if current is not None:
-                    parts.append(current)
-                current = chunk
-    if current is not None:
-        parts.append(current)
-    return parts
-
-
-def _hard_cut(text: str, limit: int) -> list[str]:
-    parts: list[str] = []
-    current: list[str] = []
-    size = 0
-    for char in text:
-        width = _utf16_len(char)
-        if size + width > limit:
-            parts.append("".join(current))
-            current, size = [], 0
-        current.append(char)
-        size += width
-    if current:
-        parts.append("".join(current))
-    return parts
+    return layout.split_text(text, limit, _utf16_len)
 
 
 __all__ = [

@@ -6,6 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
+# The most choices one reply of the conversation carries: a channel allowing this many
+# buttons never needs numbered lines.
+MOST_CHOICES = 100
+
 
 @dataclass(frozen=True)
 class Capabilities:
@@ -24,6 +28,11 @@ class Capabilities:
     messaging_window: timedelta | None = None
     # How the platform counts text length (Telegram counts UTF-16 code units).
     measure: Callable[[str], int] = len
+
+    @property
+    def numbers_choices(self) -> bool:
+        """Whether some replies show numbered lines, so typed numbers must be read back."""
+        return self.buttons_per_message < MOST_CHOICES
 
 
 # A terminal shows any length and has no buttons.

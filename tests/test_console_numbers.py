@@ -1,4 +1,4 @@
-"""How the console numbers buttons and reads typed numbers and labels back (bot.textchoices)."""
+"""How the console numbers buttons and reads typed numbers and labels back (handlers.numbering)."""
 
 from __future__ import annotations
 
