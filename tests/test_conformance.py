@@ -8,15 +8,16 @@ resident types, presses and reads on each.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 from sqlalchemy import func, select
 
-from storage.models import Comment, Resident, Vote
+from storage.models import Comment, Delivery, DeliveryStatus, Resident, Vote
 from tests.conftest import add_draft
-from tests.drivers.base import ChatDriver
+from tests.drivers.base import WAIT, ChatDriver
 from tests.drivers.console import console_driver
 from tests.drivers.telegram import telegram_driver
 
@@ -67,6 +68,11 @@ async def receive_draft(driver: ChatDriver, user: str = USER) -> str:
     draft = await add_draft(driver.sessionmaker)
     await driver.deliver(user)
     await driver.expect(user, draft.title)
+    # The worker records a sent message (so a reply to it counts) within a second of sending
+    # it; a person's reply comes later than that. (Earlier, it is kept and asked about.)
+    async with asyncio.timeout(WAIT):
+        while await count(driver, Delivery, Delivery.status == DeliveryStatus.SENT) == 0:
+            await asyncio.sleep(0.02)
     return draft.title
 
 
