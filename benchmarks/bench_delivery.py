@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 from bot.delivery import DeliveryWorker  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
 from bot.pacing import ChannelLimiter  # noqa: E402
+from handlers.capabilities import CONSOLE  # noqa: E402
 from handlers.i18n import translator  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.drafts import broadcast, create_draft  # noqa: E402
@@ -33,6 +34,7 @@ TELEGRAM_FREE, TELEGRAM_PAID = 30, 1000
 class NullChannel:
     name = "bench"
     limiter = ChannelLimiter(0)  # no platform to pace for
+    capabilities = CONSOLE
 
     async def start(self) -> None: ...
 

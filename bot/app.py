@@ -38,6 +38,7 @@ async def housekeeping(
             now = utcnow()
             async with sessionmaker() as session, session.begin():
                 await queries.forget_updates_before(session, now - REMEMBER_UPDATES)
+                await outbox.expire_held(session, now)
                 purged = await outbox.purge(session, now - timedelta(days=delivery.retention_days))
                 # Numbers shown a week ago are no longer on anyone's screen.
                 await choices.forget_before(session, now - FORGET_CHOICES)

@@ -9,6 +9,7 @@ receives by webhook on `ykien serve` also implements `WebhookChannel`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from bot.pacing import ChannelLimiter
@@ -36,7 +37,15 @@ class Unreachable(SendError):
 
 
 class TemporaryFailure(SendError):
-    """Network trouble or a platform error worth retrying later."""
+    """Network trouble or a platform error worth retrying later.
+
+    With `retry_at` the platform said when (Zalo: not before 06:00): the row waits until
+    then without using up an attempt.
+    """
+
+    def __init__(self, detail: str = "", retry_at: datetime | None = None) -> None:
+        super().__init__(detail)
+        self.retry_at = retry_at
 
 
 class PermanentFailure(SendError):
@@ -90,7 +99,9 @@ class WebhookChannel(Protocol):
     webhook_path: str
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> Verdict:
-        """None when the request really comes from the platform; else 401/403/400 (logged)."""
+        """None when the request really comes from the platform and carries an update;
+        200 when it is genuine but nothing to handle (acknowledged, not stored); else the
+        refusal: 403 (wrong secret or signature, replay) or 400 (logged)."""
         ...
 
     def webhook_update_key(self, payload: object) -> tuple[str, str]:

@@ -164,6 +164,10 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
 
     add_draft_commands(commands, add, t)
 
+    from bot.zalo_commands import add_zalo_commands
+
+    add_zalo_commands(commands, add, t)
+
     export = add("export", t("export comments and votes as CSV (UTF-8 with BOM)"), cmd_export)
     export.add_argument("--draft", type=int, help=t("only this draft (default: all)"))
     export.add_argument("--out", required=True,

@@ -16,6 +16,12 @@ a crash can cause.
   one after another the channel is down: it is held with growing pauses and its rows go back
   without counting, so an outage costs nobody their attempts.
 - Blocked (403): the row is `unreachable` and so is the resident, until they write again.
+- Outside the channel's messaging window (Zalo OA: no message from the resident for 7 days,
+  known from `last_seen_at` or said by the platform): the row is `held`, without using an
+  attempt, until the resident writes (storage.outbox.release_held).
+- A disabled channel (its configuration is wrong): its rows stay queued and the channel
+  pauses, asked again every minute. A platform that says when to retry (`retry_at`) gets
+  the row back then, without using an attempt.
 - After a hold (or at start) one message goes first; full concurrency once it got an answer.
 - Stop: no new send starts, the ones in flight finish, and claimed rows not started go back
   to the queue at once, their attempt not counted.
@@ -40,7 +46,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channel import Channel, PermanentFailure, TemporaryFailure, Throttled, Unreachable
+from bot.channel import (
+    Channel,
+    ChannelDisabled,
+    OutsideWindow,
+    PermanentFailure,
+    TemporaryFailure,
+    Throttled,
+    Unreachable,
+)
 from bot.config import DeliveryConfig
 from bot.pacing import Priority
 from handlers.drafts import render_draft
@@ -57,6 +71,7 @@ log = logging.getLogger(__name__)
 BATCH = 500  # rows claimed at once per channel (fewer on a slow channel, see _batch_size)
 FLUSH_SECONDS = 1.0  # outcomes are written at least this often while a batch is sent
 OUTAGE_ROWS = 5  # this many different rows failing in a row: the channel is down
+DISABLED_PAUSE = timedelta(minutes=1)  # a disabled channel is asked again this often
 LEASE_MARGIN = 0.25  # no send starts in the last quarter of its lease
 
 
@@ -71,6 +86,7 @@ class Progress:
     skipped: int = 0
     expired: int = 0
     deferred: int = 0  # given back to the queue without counting an attempt
+    held: int = 0  # waiting for the resident to open the messaging window
     lost: int = 0  # outcome not recorded: another worker had reclaimed the row
 
     def __bool__(self) -> bool:
@@ -85,6 +101,7 @@ class _Tally(StrEnum):
     SKIPPED = "skipped"
     EXPIRED = "expired"
     DEFERRED = "deferred"
+    HELD = "held"
     WITHDRAWN = "withdrawn"  # no longer ours: nothing to record
 
 
@@ -101,6 +118,8 @@ class _Lane:
         self.name = name
         self.channel = channel
         self.limiter = channel.limiter
+        # Rows of residents silent for longer are held, not sent (None: no window).
+        self.window = channel.capabilities.messaging_window
         self.proven = False  # a send got an answer since the last hold: full concurrency
         self.streak: set[int] = set()  # rows failing temporarily one after another
         self.outage = 0  # consecutive outage holds (0: none)
@@ -298,6 +317,8 @@ class DeliveryWorker:
         elif not (row.subscribed and row.reachable):
             reason = "resident stopped" if not row.subscribed else "unreachable"
             withheld = _Result(Outcome(row.id, DeliveryStatus.SKIPPED, reason), _Tally.SKIPPED)
+        elif self._outside_window(lane, row, now):
+            withheld = self._held(row)
         if withheld is not None:
             log.info("delivery %s to %s not sent: %s", row.id, self._ref(lane, row),
                      withheld.outcome.error)
@@ -346,6 +367,15 @@ class DeliveryWorker:
             lane.hold(now + timedelta(seconds=error.retry_after))
             log.info("delivery: %s asks to wait %ss", lane.name, error.retry_after)
             return self._give_back(row, lane.held_until or now, str(error))
+        except OutsideWindow:
+            lane.answered()
+            log.info("delivery %s: %s is outside the messaging window", row.id, ref)
+            return self._held(row)
+        except ChannelDisabled as error:
+            # Every row would fail alike: pause the channel, its rows stay queued.
+            lane.hold(self.now() + DISABLED_PAUSE)
+            log.warning("delivery: %s is disabled, its messages wait: %s", lane.name, error)
+            return self._give_back(row, self._resume_time(lane), str(error))
         except Unreachable as error:
             lane.answered()
             log.info("delivery %s: %s is unreachable", row.id, ref)
@@ -356,6 +386,9 @@ class DeliveryWorker:
             log.warning("delivery %s to %s refused by the platform", row.id, ref)
             return _Result(Outcome(row.id, DeliveryStatus.FAILED, str(error)), _Tally.FAILED)
         except TemporaryFailure as error:
+            if error.retry_at is not None:  # the platform said when: not this row's fault
+                lane.answered()
+                return self._later(row, error.retry_at, str(error))
             return self._temporary(lane, row, epoch, str(error))
         except Exception as error:  # an adapter's bug: this row fails, the others go on
             log.exception("delivery %s: the %s channel failed unexpectedly", row.id, lane.name)
@@ -412,6 +445,34 @@ class DeliveryWorker:
         return _Result(
             Outcome(row.id, DeliveryStatus.PENDING, error, retry_at, count_attempt=False),
             _Tally.DEFERRED,
+        )
+
+    @staticmethod
+    def _later(row: ClaimedRow, retry_at: datetime, error: str) -> _Result:
+        if row.expires_at is not None and retry_at >= row.expires_at:
+            return _Result(
+                Outcome(row.id, DeliveryStatus.EXPIRED, f"expires before it may go: {error}"),
+                _Tally.EXPIRED,
+            )
+        return _Result(
+            Outcome(row.id, DeliveryStatus.PENDING, error, retry_at, count_attempt=False),
+            _Tally.DEFERRED,
+        )
+
+    @staticmethod
+    def _outside_window(lane: _Lane, row: ClaimedRow, now: datetime) -> bool:
+        """Known to be outside the channel's messaging window: no use asking the platform."""
+        window = lane.window
+        return window is not None and row.last_seen_at is not None and (
+            row.last_seen_at < now - window)
+
+    @staticmethod
+    def _held(row: ClaimedRow) -> _Result:
+        # Sent when the resident next writes (storage.outbox.release_held); no attempt used.
+        return _Result(
+            Outcome(row.id, DeliveryStatus.HELD, "outside the messaging window",
+                    count_attempt=False),
+            _Tally.HELD,
         )
 
     def _withdraw(self, row: ClaimedRow, verdict: str, now: datetime) -> _Result:

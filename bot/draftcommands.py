@@ -295,6 +295,14 @@ async def cmd_draft_status(args: argparse.Namespace, settings: Settings, t: Tran
         status += ", " + t("paused")
     print(t("Draft no. {id} [{status}] {title}", id=draft.id, status=status, title=draft.title))
     print(progress_line(state, draft.id, t))
+    if state[DeliveryStatus.HELD]:
+        print(t.plural(
+            "{count} resident has not written for 7 days (Zalo's window): their message "
+            "goes when they next write.",
+            "{count} residents have not written for 7 days (Zalo's window): their messages "
+            "go when they next write.",
+            state[DeliveryStatus.HELD],
+        ))
     if not state.remaining:
         return 0
     if draft.paused:

@@ -185,10 +185,12 @@ def _webhook_route(
 
     async def receive(request: web.Request) -> web.Response:
         body = await request.read()  # over client_max_size: 413 from aiohttp
-        refused = channel.verify(request.headers, body)
-        if refused is not None:
-            log.warning("webhook: %s refused a request (%d)", channel.name, refused)
-            return web.Response(status=refused)
+        verdict = channel.verify(request.headers, body)
+        if verdict == 200:  # genuine, but nothing for us (the platform's own echo events)
+            return web.Response(status=200)
+        if verdict is not None:
+            log.warning("webhook: %s refused a request (%d)", channel.name, verdict)
+            return web.Response(status=verdict)
         if receiver.full:
             return web.Response(status=503, headers={"Retry-After": "1"})
         try:

@@ -31,7 +31,7 @@ from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.i18n import N_, translator
 from handlers.state import DEFAULT_TIMEOUT, AwaitComment, AwaitCommune, awaiting, wait_for
 from handlers.turn import Turn, button, with_menu
-from storage import queries
+from storage import outbox, queries
 from storage.models import Resident
 from storage.text import clean_text, fold
 
@@ -82,6 +82,9 @@ KEYWORD_BUTTONS = {
     MenuCommand.HELP: N_("Show the help"),
 }
 SHOWN_COMMAND_LENGTH = 30
+# Messages are held only for residents silent far longer (a 7-day window): someone who wrote
+# within this has nothing held, and their messages cost no look for it.
+HELD_AFTER_SILENCE = timedelta(days=1)
 
 
 def _slash_command(text: str) -> MenuCommand | str | None:
@@ -266,7 +269,11 @@ async def respond(
     replies = await _dispatch(turn)
     if resident is not None and turn.resident is resident:
         # Noted after the step, so the resident row is written once, with everything else.
+        silent_since = resident.last_seen_at
         _note_presence(resident, event.kind, now)
+        if silent_since is None or silent_since <= now - HELD_AFTER_SILENCE:
+            # Writing opens the channel's messaging window: what was held for it goes now.
+            await outbox.release_held(turn.session, resident.id, now)
     resident = turn.resident  # agreeing creates one; erasing removes it
     if resident is not None and resident.notice_version != onboarding.CONSENT_VERSION:
         replies.insert(0, onboarding.updated_notice(turn, resident))

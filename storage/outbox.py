@@ -103,6 +103,8 @@ class ClaimedRow:
     language: str
     subscribed: bool
     reachable: bool
+    # When the resident last wrote: a channel with a messaging window holds the row if long ago.
+    last_seen_at: datetime | None = None
 
 
 @dataclass
@@ -179,7 +181,7 @@ async def claim(
             await session.execute(
                 select(
                     Resident.id, Resident.platform_id, Resident.language, Resident.subscribed,
-                    Resident.reachable,
+                    Resident.reachable, Resident.last_seen_at,
                 ).where(Resident.id.in_({row.resident_id for row in claimed}))
             )
         ).all()
@@ -188,7 +190,7 @@ async def claim(
         ClaimedRow(
             row.id, row.kind, row.draft_id, row.payload, row.attempts, row.expires_at,
             row.resident_id, resident.platform_id, resident.language, resident.subscribed,
-            resident.reachable,
+            resident.reachable, resident.last_seen_at,
         )
         for row in sorted(claimed, key=lambda row: row.id)
         if (resident := residents.get(row.resident_id)) is not None
@@ -344,6 +346,75 @@ async def record(
                 .execution_options(synchronize_session=False)
             )
     return recorded
+
+
+# ---- the messaging window ----------------------------------------------------------------
+
+
+def _too_late(now: datetime) -> Any:
+    """Rows whose message may no longer go: past its expiry, or its draft closed or over."""
+    return or_(
+        and_(Delivery.expires_at.is_not(None), Delivery.expires_at <= now),
+        and_(
+            Delivery.kind == DeliveryKind.DRAFT,
+            Delivery.draft_id.in_(select(Draft.id).where(
+                or_(Draft.status == DraftStatus.CLOSED, Draft.deadline <= now)
+            )),
+        ),
+    )
+
+
+async def expire_held(session: AsyncSession, now: datetime) -> int:
+    """Held rows whose resident never came back in time expire (housekeeping), so they
+    count as over and are purged with the other finished rows."""
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.status == DeliveryStatus.HELD, _too_late(now))
+        .values(status=DeliveryStatus.EXPIRED.value, error="expired while held for the window")
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result)
+
+
+async def release_held(session: AsyncSession, resident_id: int, now: datetime) -> int:
+    """The resident wrote: their held messages are due now, except those too late by now
+    (a draft closed or past its deadline, a message past its expiry), which expire. One
+    statement; returns how many rows it changed."""
+    too_late = _too_late(now)
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.resident_id == resident_id, Delivery.status == DeliveryStatus.HELD)
+        .values(
+            status=case((too_late, DeliveryStatus.EXPIRED.value),
+                        else_=DeliveryStatus.PENDING.value),
+            error=case((too_late, "expired while held for the window"), else_=""),
+            not_before=now, lease_token="",
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result)
+
+
+PROMOTION_INTERVAL = timedelta(days=1)
+
+
+async def reserve_promotion(
+    session: AsyncSession, channel: str, platform_id: str, now: datetime
+) -> datetime | None:
+    """Take the resident's one promotion message of the day; None when taken, else when the
+    next one is allowed."""
+    resident = (Resident.channel == channel, Resident.platform_id == platform_id)
+    taken = await session.execute(
+        update(Resident)
+        .where(*resident, or_(Resident.last_promotion_at.is_(None),
+                              Resident.last_promotion_at <= now - PROMOTION_INTERVAL))
+        .values(last_promotion_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if affected(taken):
+        return None
+    last = await session.scalar(select(Resident.last_promotion_at).where(*resident))
+    return (last or now) + PROMOTION_INTERVAL
 
 
 # ---- officials' controls ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachab
 from bot.config import DeliveryConfig
 from bot.delivery import DeliveryWorker, Progress
 from bot.pacing import ChannelLimiter
+from handlers.capabilities import CONSOLE
 from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.logref import chat_ref
 from storage.drafts import broadcast
@@ -39,6 +40,7 @@ class ScriptedChannel:
     """
 
     name = "test"
+    capabilities = CONSOLE
 
     def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
         self.limiter = ChannelLimiter(0)
