@@ -20,8 +20,9 @@ from tests.conftest import add_draft
 from tests.drivers.base import WAIT, ChatDriver
 from tests.drivers.console import console_driver
 from tests.drivers.telegram import telegram_driver
+from tests.drivers.zalo_oa import zalo_oa_driver
 
-CHANNELS = ["console", "telegram"]
+CHANNELS = ["console", "telegram", "zalo"]
 COMMUNE = "Xã Cẩm Tú — Tỉnh Thanh Hóa (includes former Xã Cẩm Lương)"
 USER = "7001"
 
@@ -34,6 +35,9 @@ async def driving(channel: str, database_url: str, sessionmaker) -> AsyncIterato
     elif channel == "telegram":
         async with telegram_driver(database_url, sessionmaker) as telegram:
             yield telegram
+    elif channel == "zalo":
+        async with zalo_oa_driver(database_url, sessionmaker) as zalo:
+            yield zalo
     else:
         raise AssertionError(f"no driver for {channel}")
 
