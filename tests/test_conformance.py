@@ -20,9 +20,10 @@ from tests.conftest import add_draft
 from tests.drivers.base import WAIT, ChatDriver
 from tests.drivers.console import console_driver
 from tests.drivers.telegram import telegram_driver
+from tests.drivers.zalo_bot import zalo_bot_driver
 from tests.drivers.zalo_oa import zalo_oa_driver
 
-CHANNELS = ["console", "telegram", "zalo"]
+CHANNELS = ["console", "telegram", "zalo", "zalobot"]
 COMMUNE = "Xã Cẩm Tú — Tỉnh Thanh Hóa (includes former Xã Cẩm Lương)"
 USER = "7001"
 
@@ -38,6 +39,9 @@ async def driving(channel: str, database_url: str, sessionmaker) -> AsyncIterato
     elif channel == "zalo":
         async with zalo_oa_driver(database_url, sessionmaker) as zalo:
             yield zalo
+    elif channel == "zalobot":
+        async with zalo_bot_driver(database_url, sessionmaker) as zalobot:
+            yield zalobot
     else:
         raise AssertionError(f"no driver for {channel}")
 
