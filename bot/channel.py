@@ -15,9 +15,17 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from bot.pacing import ChannelLimiter
 from handlers.capabilities import Capabilities
 from handlers.events import Outgoing
+from handlers.i18n import Translator
 
 if TYPE_CHECKING:
     from aiohttp import web
+
+
+class StartRefused(RuntimeError):
+    """A channel will not start as configured; `explain` tells the admin what to do."""
+
+    def explain(self, t: Translator) -> str:
+        return str(self)
 
 
 class SendError(Exception):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.channel import StartRefused
 from bot.clierrors import (
     SUPPORTED_DRIVERS,
     config_problem,
@@ -54,13 +55,10 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -
         return await cmd_console(args, settings, t)
     try:
         await run_channels(settings)
+    except StartRefused as error:  # a webhook registered where we would poll
+        print(error.explain(t), file=sys.stderr)
+        return 1
     except RuntimeError as error:  # a channel could not start: wrong token, no network
-        if settings.telegram_token:
-            from bot.telegram import WebhookRegistered  # Telegram is configured: worth importing
-
-            if isinstance(error, WebhookRegistered):
-                print(error.explain(t), file=sys.stderr)
-                return 1
         print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
         return 1
     return 0

@@ -93,22 +93,33 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings, t: Translator)
 
 
 async def cmd_webhook_delete(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from bot.telegram import delete_webhook
-
-    if not settings.telegram_token:
+    if not settings.telegram_token and not settings.zalo_bot_token:
         print(t("YKIEN_TELEGRAM_TOKEN is not set: there is no Telegram bot to change."),
               file=sys.stderr)
         return 2
-    try:
-        url = await delete_webhook(settings.telegram_token, settings.telegram_api_url)
-    except RuntimeError as error:
-        print(t("Could not remove the webhook: {reason}", reason=str(error)), file=sys.stderr)
-        return 1
-    if url:
-        print(t("The webhook {url} is removed. Telegram keeps new updates until ykien run "
-                "polls for them.", url=url))
-    else:
-        print(t("No webhook was registered: ykien run can poll."))
+    if settings.telegram_token:
+        from bot.telegram import delete_webhook
+
+        try:
+            url = await delete_webhook(settings.telegram_token, settings.telegram_api_url)
+        except RuntimeError as error:
+            print(t("Could not remove the webhook: {reason}", reason=str(error)), file=sys.stderr)
+            return 1
+        if url:
+            print(t("The webhook {url} is removed. Telegram keeps new updates until ykien run "
+                    "polls for them.", url=url))
+        else:
+            print(t("No webhook was registered: ykien run can poll."))
+    if settings.zalo_bot_token:
+        from bot.zalo_bot import delete_webhook as delete_zalo_webhook
+
+        try:
+            url = await delete_zalo_webhook(settings.zalo_bot_token, settings.zalo_bot_api_url)
+        except RuntimeError as error:
+            print(t("Could not remove the webhook: {reason}", reason=str(error)), file=sys.stderr)
+            return 1
+        print(t("The Zalo bot's webhook {url} is removed: ykien run can poll.", url=url) if url
+              else t("No webhook was registered for the Zalo bot: ykien run can poll."))
     return 0
 
 

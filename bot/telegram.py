@@ -52,6 +52,7 @@ from telegram.ext import (
 from bot.channel import (
     PermanentFailure,
     SendError,
+    StartRefused,
     TemporaryFailure,
     Throttled,
     Unreachable,
@@ -193,7 +194,7 @@ def telegram_path(secret: str) -> str:
     return f"/telegram/{digest[:32]}"
 
 
-class WebhookRegistered(RuntimeError):
+class WebhookRegistered(StartRefused):
     """`ykien run` would poll while Telegram delivers to a webhook (polling would delete it)."""
 
     def __init__(self, url: str) -> None:

@@ -31,6 +31,7 @@ from bot.channel import (
     ChannelDisabled,
     PermanentFailure,
     SendError,
+    StartRefused,
     TemporaryFailure,
     Throttled,
     Unreachable,
@@ -278,7 +279,7 @@ def render(message: Outgoing) -> list[str]:
 # ---- the channel ---------------------------------------------------------------------------
 
 
-class WebhookRegistered(RuntimeError):
+class WebhookRegistered(StartRefused):
     """`ykien run` would poll while the platform posts updates to a webhook."""
 
     def __init__(self, url: str) -> None:
