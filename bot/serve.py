@@ -12,7 +12,7 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
@@ -97,29 +97,31 @@ async def cmd_webhook_delete(args: argparse.Namespace, settings: Settings, t: Tr
         print(t("YKIEN_TELEGRAM_TOKEN is not set: there is no Telegram bot to change."),
               file=sys.stderr)
         return 2
+    bots: list[tuple[Callable[[str, str], Awaitable[str]], str, str, str, str]] = []
     if settings.telegram_token:
         from bot.telegram import delete_webhook
 
-        try:
-            url = await delete_webhook(settings.telegram_token, settings.telegram_api_url)
-        except RuntimeError as error:
-            print(t("Could not remove the webhook: {reason}", reason=str(error)), file=sys.stderr)
-            return 1
-        if url:
-            print(t("The webhook {url} is removed. Telegram keeps new updates until ykien run "
-                    "polls for them.", url=url))
-        else:
-            print(t("No webhook was registered: ykien run can poll."))
+        bots.append((
+            delete_webhook, settings.telegram_token, settings.telegram_api_url,
+            t("The webhook {url} is removed. Telegram keeps new updates until ykien run "
+              "polls for them."),
+            t("No webhook was registered: ykien run can poll."),
+        ))
     if settings.zalo_bot_token:
         from bot.zalo_bot import delete_webhook as delete_zalo_webhook
 
+        bots.append((
+            delete_zalo_webhook, settings.zalo_bot_token, settings.zalo_bot_api_url,
+            t("The Zalo bot's webhook {url} is removed: ykien run can poll."),
+            t("No webhook was registered for the Zalo bot: ykien run can poll."),
+        ))
+    for delete, token, api_url, removed, none in bots:
         try:
-            url = await delete_zalo_webhook(settings.zalo_bot_token, settings.zalo_bot_api_url)
+            url = await delete(token, api_url)
         except RuntimeError as error:
             print(t("Could not remove the webhook: {reason}", reason=str(error)), file=sys.stderr)
             return 1
-        print(t("The Zalo bot's webhook {url} is removed: ykien run can poll.", url=url) if url
-              else t("No webhook was registered for the Zalo bot: ykien run can poll."))
+        print(removed.format(url=url) if url else none)
     return 0
 
 
