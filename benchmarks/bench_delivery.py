@@ -33,7 +33,7 @@ TELEGRAM_FREE, TELEGRAM_PAID = 30, 1000
 
 class NullChannel:
     name = "bench"
-    limiter = ChannelLimiter(0)  # no platform to pace for
+    limiter = ChannelLimiter(0, per_chat=False)  # no platform to pace for
     capabilities = CONSOLE
 
     async def start(self) -> None: ...

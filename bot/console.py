@@ -44,7 +44,7 @@ class ConsoleChannel:
         self.stdin = stdin
         self.stdout = stdout
         self.files_dir = files_dir
-        self.limiter = ChannelLimiter(0)  # a terminal has no platform limit
+        self.limiter = ChannelLimiter(0, per_chat=False)  # a terminal has no platform limit
         self._message_ids = itertools.count(1)
         self._prompting = False  # a "> " prompt is on screen, waiting for a line
 

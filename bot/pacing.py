@@ -2,11 +2,14 @@
 
 `ChannelLimiter.acquire(chat_id, priority)` returns when one message to that chat may go out:
 
-- globally at most `rate` messages in any second (0 = no limit). A token bucket with burst
+- globally at most `rate` messages in any second (0 = no global limit: paid broadcasts, a
+  local Bot API server; the per-chat pace below still holds). A token bucket with burst
   b = max(1, ⌈3 % of rate⌉) refilled at rate − b per second lets through at most
   b + (rate − b) = rate in any one-second window, and over a long run ≥ 95 % of a rate of 30.
 - per chat 1 message/s on average with a burst of 3, so a reply of a few messages goes out
-  at once (a bounded LRU of chats: one idle for 3 s is as good as forgotten);
+  at once (a bounded LRU of chats: one idle for 3 s is as good as forgotten); only a channel
+  with no platform behind it (a terminal, a benchmark's null channel) turns it off with
+  `per_chat=False`;
 - a REPLY waiting for the global bucket goes before BROADCAST waiters, but at most
   `replies_per_broadcast` replies in a row pass a waiting broadcast, so none starves;
 - `pause(seconds)` (a 429's retry_after) stops the whole channel, replies and broadcasts.
@@ -111,6 +114,7 @@ class ChannelLimiter:
         *,
         budget: SharedBudget | None = None,
         max_chats: int = 10_000,
+        per_chat: bool = True,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
@@ -119,6 +123,7 @@ class ChannelLimiter:
         self._sleep = sleep
         self._budget = budget if rate else None
         self._max_chats = max_chats
+        self.per_chat = per_chat
         self._paused_until = 0.0
         burst = global_burst(rate)
         # Below 2/s the burst of 1 would leave nothing to refill with: pace at half.
@@ -139,9 +144,8 @@ class ChannelLimiter:
 
     async def acquire(self, chat_id: str, priority: Priority = Priority.BROADCAST) -> None:
         """Return when one message to `chat_id` may be sent now."""
-        if not self.rate:
-            while (wait := self._paused_until - self._clock()) > 0:
-                await self._sleep(wait)
+        if not self.per_chat:
+            await self._unpaced_slot()
             return
         chat = self._chat(chat_id)
         chat.users += 1
@@ -149,7 +153,10 @@ class ChannelLimiter:
             async with chat.lock:  # one acquisition per chat at a time: its bucket is exact
                 while (wait := chat.bucket.wait(self._clock())) > 0:
                     await self._sleep(wait)
-                await self._global_slot(priority)
+                if self.rate:
+                    await self._global_slot(priority)
+                else:
+                    await self._unpaced_slot()
                 chat.bucket.take(self._clock())
         finally:
             chat.users -= 1
@@ -158,9 +165,14 @@ class ChannelLimiter:
         """Take a slot for one message to `chat_id` if one is free now; False if it would wait
         (a handler hands its reply to a task that may wait with `acquire`)."""
         now = self._clock()
-        if not self.rate:
+        if not self.per_chat:
             return self._paused_until <= now
         chat = self._chat(chat_id)
+        if not self.rate:  # no global limit: the chat's pace and a pause only
+            if chat.users or chat.bucket.wait(now) > 0 or self._paused_until > now:
+                return False
+            chat.bucket.take(now)
+            return True
         queued = self._replies or (priority is Priority.BROADCAST and self._broadcasts)
         if chat.users or queued or chat.bucket.wait(now) > 0 or self._slot_wait() != 0.0:
             return False
@@ -177,6 +189,11 @@ class ChannelLimiter:
     def paused_for(self) -> float:
         """Seconds left of the pause (0.0 when sending may go on)."""
         return max(0.0, self._paused_until - self._clock())
+
+    async def _unpaced_slot(self) -> None:
+        """No global limit: only a pause (a 429's retry_after) holds the message."""
+        while (wait := self._paused_until - self._clock()) > 0:
+            await self._sleep(wait)
 
     # ---- per chat ------------------------------------------------------------------------
 

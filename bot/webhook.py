@@ -33,8 +33,12 @@ class WebhookReceiver:
     """Stored updates handed to a channel: at most `backlog` in memory, each claimed first.
 
     On `start`, rows stored but never handled (a crash after the 200) are handled first, in
-    the order they came. Every `sweep_seconds`, rows left unhandled for `stale_after` by a
-    process that died are taken over.
+    the order they came. A claim holds a row for `lease` (renewed while the update is being
+    handled); every `sweep_seconds` (half a lease), rows whose lease ran out (their process
+    died), or never claimed for `stale_after` (a lease), are taken over. An update whose
+    chat has an earlier update not handled yet (in another process, say) waits, out of its
+    chat's lane, and is tried again every `retry_seconds` or as soon as this process
+    finishes an update of that chat.
     """
 
     def __init__(
@@ -43,21 +47,32 @@ class WebhookReceiver:
         channel: WebhookChannel,
         *,
         backlog: int = DEFAULT_BACKLOG,
-        stale_after: timedelta = timedelta(minutes=5),
-        sweep_seconds: float = 60.0,
+        lease: timedelta = inbound.LEASE,
+        stale_after: timedelta | None = None,
+        sweep_seconds: float | None = None,
+        retry_seconds: float = 0.25,
+        clock: inbound.Clock = inbound.utcnow,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.channel = channel
         self.backlog = backlog
-        self.stale_after = stale_after
-        self.sweep_seconds = sweep_seconds
+        self.lease = lease
+        self.stale_after = stale_after if stale_after is not None else lease
+        self.sweep_seconds = (
+            sweep_seconds if sweep_seconds is not None else lease.total_seconds() / 2
+        )
+        self.retry_seconds = retry_seconds
+        self.clock = clock
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # by row id
-        self._sweeper: asyncio.Task[None] | None = None
+        self._claims: dict[int, int] = {}  # rows this process is handling: {id: attempt}
+        self._deferred: dict[int, tuple[inbound.StoredUpdate, dict]] = {}  # waiting their turn
+        self._retry = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
 
     @property
     def waiting(self) -> int:
         """Updates scheduled and not yet handled, in this process."""
-        return len(self._in_flight)
+        return len(self._in_flight) + len(self._deferred.keys() - self._in_flight.keys())
 
     @property
     def full(self) -> bool:
@@ -66,7 +81,11 @@ class WebhookReceiver:
     async def start(self) -> None:
         """Handle what was stored but never handled, then keep sweeping in the background."""
         await self._recover(unclaimed=True)
-        self._sweeper = asyncio.create_task(self._sweep())
+        self._background = [
+            asyncio.create_task(self._sweep()),
+            asyncio.create_task(self._renew()),
+            asyncio.create_task(self._retry_deferred()),
+        ]
 
     async def accept(self, payload_text: str, payload: object) -> bool:
         """Store a posted update and schedule it; False when it was stored before.
@@ -84,9 +103,10 @@ class WebhookReceiver:
 
     async def close(self, timeout: float = 15.0) -> None:
         """Stop sweeping; let the updates under way finish (bounded); the rest stay stored."""
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        self._background = []
         tasks = list(self._in_flight.values())
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -95,16 +115,21 @@ class WebhookReceiver:
             await asyncio.gather(*pending, return_exceptions=True)
             if pending:
                 log.warning("webhook: %d updates left for the next start", len(pending))
+        if self._deferred:
+            log.info("webhook: %d updates waiting for their turn left for the next start",
+                     len(self._deferred))
+            self._deferred.clear()
 
     async def _recover(self, *, unclaimed: bool) -> None:
-        free = self.backlog - len(self._in_flight)
+        free = self.backlog - self.waiting
         if free <= 0:
             return
+        known = self._in_flight.keys() | self._deferred.keys()
         rows = await inbound.unhandled(
             self.sessionmaker, self.channel.name, stale_after=self.stale_after,
-            unclaimed=unclaimed, limit=free + len(self._in_flight),
+            unclaimed=unclaimed, limit=free + len(known), now=self.clock(),
         )
-        rows = [row for row in rows if row.id not in self._in_flight][:free]
+        rows = [row for row in rows if row.id not in known][:free]
         if rows:
             log.info("webhook: handling %d updates stored earlier", len(rows))
         for row in rows:
@@ -118,33 +143,71 @@ class WebhookReceiver:
             except Exception:
                 log.exception("webhook: looking for abandoned updates failed")
 
+    async def _renew(self) -> None:
+        """Keep the leases of the updates being handled alive (a long reply, a slow API)."""
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            if not self._claims:
+                continue
+            try:
+                await inbound.renew(
+                    self.sessionmaker, dict(self._claims), lease=self.lease, now=self.clock()
+                )
+            except Exception as exc:
+                log.warning("webhook: could not renew leases (%s)", type(exc).__name__)
+
+    async def _retry_deferred(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.retry_seconds):
+                    await self._retry.wait()
+            except TimeoutError:
+                pass
+            self._retry.clear()
+            # In the order they came: the channel's lanes keep each chat in that order.
+            for row_id in sorted(self._deferred.keys() - self._in_flight.keys()):
+                row, payload = self._deferred.pop(row_id)
+                self._schedule(row, payload)
+
     def _schedule(self, row: inbound.StoredUpdate, payload: object) -> None:
         # Tasks start in the order they are created: the channel keeps each chat in order.
         assert isinstance(payload, dict)
-        task = asyncio.create_task(
-            self.channel.process_webhook_update(payload, lambda process: self._handle(row, process))
-        )
+        task = asyncio.create_task(self.channel.process_webhook_update(
+            payload, lambda process: self._handle(row, payload, process)
+        ))
         self._in_flight[row.id] = task
         task.add_done_callback(lambda _: self._in_flight.pop(row.id, None))
 
     async def _handle(
-        self, row: inbound.StoredUpdate, process: Callable[[], Awaitable[None]]
+        self, row: inbound.StoredUpdate, payload: dict, process: Callable[[], Awaitable[None]]
     ) -> None:
         try:
-            attempt = await inbound.claim(self.sessionmaker, row)
+            attempt = await inbound.claim(
+                self.sessionmaker, row, lease=self.lease, now=self.clock()
+            )
+            if attempt is None:
+                if await inbound.awaits_turn(self.sessionmaker, row, now=self.clock()):
+                    # An earlier update of the chat is not handled yet (here or elsewhere):
+                    # leave the lane free for it and try again later.
+                    self._deferred[row.id] = (row, payload)
+                return  # handled, or another process has it
         except SQLAlchemyError:
             log.exception("webhook: could not claim update row %d; it stays stored", row.id)
             return
-        if attempt is None:
-            return  # another process has it
+        self._claims[row.id] = attempt
         try:
-            await process()
-        except Exception:
-            log.exception("webhook: handling update row %d failed", row.id)
-        try:
-            await inbound.finish(self.sessionmaker, row.id, attempt)
-        except SQLAlchemyError:
-            log.exception("webhook: could not record update row %d as handled", row.id)
+            try:
+                await process()
+            except Exception:
+                log.exception("webhook: handling update row %d failed", row.id)
+            try:
+                await inbound.finish(self.sessionmaker, row.id, attempt)
+            except SQLAlchemyError:
+                log.exception("webhook: could not record update row %d as handled", row.id)
+        finally:
+            del self._claims[row.id]
+        if any(waiting.chat_key == row.chat_key for waiting, _ in self._deferred.values()):
+            self._retry.set()  # its next update may go now
 
 
 def make_app(

@@ -7,7 +7,7 @@ from handlers.drafts import receipt
 from handlers.events import Outgoing, Reply
 from handlers.state import wait_for
 from handlers.turn import COMMENT_LIMIT, Turn, button, with_menu
-from storage import queries
+from storage import linking, queries
 from storage.models import Resident
 
 MY_COMMENTS_SHOWN = 10
@@ -29,6 +29,7 @@ async def help_text(turn: Turn) -> list[Outgoing]:
         "/mycomments – your comments\n"
         "/commune – change commune\n"
         "/language – Tiếng Việt / English\n"
+        "/link – link your Telegram and Zalo chats (or type LIÊN KẾT)\n"
         "/stop – stop receiving drafts (or type STOP / DỪNG)\n"
         "/delete – delete your data\n"
         "/help – this help",
@@ -83,13 +84,16 @@ async def stop(turn: Turn) -> list[Outgoing]:
 async def ask_erase(turn: Turn) -> list[Outgoing]:
     if turn.resident is None:
         return _not_stored(turn)
+    text = turn.t(
+        "Delete your data? Your account, commune and language are erased; your comments "
+        "are kept only without any link to you; your votes on drafts still open are "
+        "removed, and votes on closed drafts are kept without any link to you. "
+        "This cannot be undone."
+    )
+    if await linking.person_count(turn.session, turn.resident.person_id) > 1:
+        text += "\n" + turn.t("This deletes your data in every linked chat app too.")
     return [Reply(
-        turn.t(
-            "Delete your data? Your account, commune and language are erased; your comments "
-            "are kept only without any link to you; your votes on drafts still open are "
-            "removed, and votes on closed drafts are kept without any link to you. "
-            "This cannot be undone."
-        ),
+        text,
         [[button(ConfirmErase(True), turn.t("Yes, delete")),
           button(ConfirmErase(False), turn.t("No, keep"))]],
     )]

@@ -25,6 +25,7 @@ class MenuCommand(StrEnum):
     HELP = "help"
     STOP = "stop"
     DELETE = "delete"
+    LINK = "link"  # show a code that links another chat app (handlers.linking)
 
 
 @dataclass(frozen=True)

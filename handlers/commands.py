@@ -11,6 +11,7 @@ COMMAND_MENU = {
     "commune": N_("Change commune"),
     "language": N_("Change language (Tiếng Việt / English)"),
     "help": N_("How to use this bot"),
+    "link": N_("Link your Telegram and Zalo chats"),
     "stop": N_("Stop receiving messages"),
     "delete": N_("Delete my data"),
 }

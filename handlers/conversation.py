@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import account, drafts, onboarding
+from handlers import account, drafts, linking, onboarding
 from handlers.buttons import (
     Agree,
     ButtonData,
@@ -31,6 +31,7 @@ from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.i18n import N_, translator
 from handlers.state import DEFAULT_TIMEOUT, AwaitComment, AwaitCommune, awaiting, wait_for
 from handlers.turn import Turn, button, with_menu
+from storage import linking as linking_storage
 from storage import outbox, queries
 from storage.models import Resident
 from storage.text import clean_text, fold
@@ -67,6 +68,7 @@ ANYONE_COMMANDS: dict[MenuCommand, Callable[[Turn], Awaitable[list[Outgoing]]]] 
     MenuCommand.HELP: account.help_text,
     MenuCommand.STOP: account.stop,
     MenuCommand.DELETE: account.ask_erase,
+    MenuCommand.LINK: linking.show_code,
 }
 COMMAND_ALIASES = {"mine": MenuCommand.MY_COMMENTS, "menu": MenuCommand.HELP,
                    "lang": MenuCommand.LANGUAGE}
@@ -74,12 +76,14 @@ COMMAND_ALIASES = {"mine": MenuCommand.MY_COMMENTS, "menu": MenuCommand.HELP,
 TYPED_COMMANDS = {
     "stop": MenuCommand.STOP, "start": MenuCommand.START, "bat dau": MenuCommand.START,
     "help": MenuCommand.HELP, "tro giup": MenuCommand.HELP, "giup": MenuCommand.HELP,
+    linking.KEYWORD: MenuCommand.LINK,
 }
 # What the button offering a typed keyword's command says, when the keyword may be a comment.
 KEYWORD_BUTTONS = {
     MenuCommand.STOP: N_("Stop receiving drafts"),
     MenuCommand.START: N_("Subscribe again"),
     MenuCommand.HELP: N_("Show the help"),
+    MenuCommand.LINK: N_("Link another chat app"),
 }
 SHOWN_COMMAND_LENGTH = 30
 # Messages are held only for residents silent far longer (a 7-day window): someone who wrote
@@ -173,13 +177,20 @@ def _keyword_or_comment(
 
 async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
     command = _slash_command(text)
+    if command is MenuCommand.LINK and linking.slash_argument(text):
+        return await linking.use_code(turn, linking.slash_argument(text))
     if command is not None:
         return await _on_command(turn, command)
     resident = turn.resident
     keyword = _keyword(text)
+    # Looked for only after a comment the resident clearly meant: a code typed while a
+    # comment is awaited (or in reply to a draft) is that comment.
+    code = linking.typed_code(text)
     if resident is None:
         if keyword is not None:
             return await _on_command(turn, keyword)
+        if code is not None:
+            return await linking.use_code(turn, code)  # asks for consent first
         return onboarding.greeting(turn.t.language)
     state = awaiting(resident, turn.now, turn.timeout)
     if state is None and resident.awaiting:
@@ -196,6 +207,8 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
         draft_id = await queries.draft_of_message(turn.session, resident, turn.event.reply_to)
         if draft_id is not None:
             return await drafts.submit_comment(turn, resident, draft_id, text)
+    if code is not None:
+        return await linking.use_code(turn, code)
     if not resident.subscribed:
         return [Reply(turn.t(
             "You have stopped receiving drafts. Type START or BẮT ĐẦU to subscribe again."
@@ -266,8 +279,12 @@ async def respond(
         return []  # nothing to answer, and nothing to store about a stranger
     turn = Turn(session, event, resident, translator(resident.language if resident else None),
                 now, timeout)
+    shared = linking_storage.settings_of(resident) if resident is not None else None
     replies = await _dispatch(turn)
     if resident is not None and turn.resident is resident:
+        if linking_storage.settings_of(resident) != shared:
+            # Commune, subscription and language belong to the person: every linked chat.
+            await linking_storage.share_settings(turn.session, resident)
         # Noted after the step, so the resident row is written once, with everything else.
         silent_since = resident.last_seen_at
         _note_presence(resident, event.kind, now)

@@ -74,14 +74,27 @@ async def upgrade(engine: AsyncEngine) -> None:
     transaction-scoped advisory lock first and then finds the work done. On SQLite the
     write lock, taken at the start (BEGIN IMMEDIATE) rather than at the first write, does
     the same.
+
+    SQLite alters a table by copying it and dropping the old one: with foreign keys on,
+    that drop would cascade and delete the rows that refer to it (poll options, votes,
+    deliveries). So SQLite migrates with foreign keys off, checks them before committing,
+    and the connection is not reused afterwards.
     """
+    sqlite = engine.dialect.name == "sqlite"
     async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
+        if not sqlite:
             await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                      {"key": MIGRATION_LOCK})
         else:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # outside a transaction
             await connection.exec_driver_sql("BEGIN IMMEDIATE")
         await connection.run_sync(_upgrade)
+        if sqlite:
+            broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
+            if broken is not None:
+                raise RuntimeError(f"migration left a row pointing nowhere in {broken[0]}")
+    if sqlite:
+        await engine.dispose()  # fresh connections get foreign keys back (see make_engine)
 
 
 @asynccontextmanager

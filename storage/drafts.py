@@ -10,9 +10,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import CursorResult, String, and_, exists, func, literal, select
+from sqlalchemy import CursorResult, String, exists, func, literal, select
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage import outbox
 from storage.models import (
@@ -139,28 +140,55 @@ async def close_draft(session: AsyncSession, draft: Draft, now: datetime) -> boo
 
 
 async def broadcast(session: AsyncSession, draft: Draft, now: datetime) -> int:
-    """Open the draft and queue one delivery per subscribed, reachable resident it targets.
+    """Open the draft and queue one delivery per subscribed, reachable person it targets.
 
-    Rows already queued are left alone, so broadcasting again only adds new subscribers;
-    two broadcasts at once (two officials, two terminals) queue each resident once.
-    Returns how many deliveries were added.
+    A person with several linked chats gets it once, on the chat they used last (of those
+    subscribed and reachable). Rows already queued are left alone, so broadcasting again
+    only adds new subscribers; two broadcasts at once (two officials, two terminals) queue
+    each person once. Returns how many deliveries were added.
     """
     if draft.status == DraftStatus.DRAFT:
         draft.status = DraftStatus.OPEN
         draft.broadcast_at = now
     send_from = max(draft.opens_at, now)
-    already = exists().where(
-        and_(Delivery.draft_id == draft.id, Delivery.resident_id == Resident.id)
+    # Each person's chats in the target communes, the one used last ranked first.
+    ranked = (
+        select(
+            Resident.id.label("resident_id"),
+            Resident.person_id.label("person_id"),
+            Resident.channel.label("channel"),
+            func.row_number().over(
+                partition_by=Resident.person_id,
+                order_by=(Resident.last_seen_at.desc().nulls_last(), Resident.id.desc()),
+            ).label("rank"),
+        )
+        .join(DraftCommune, DraftCommune.commune_code == Resident.commune_code)
+        .where(
+            DraftCommune.draft_id == draft.id,
+            Resident.subscribed.is_(True),
+            Resident.reachable.is_(True),
+        )
+        .subquery()
     )
-    # The key is built in SQL so a broadcast to 100,000 residents stays one statement.
-    dedup_key = literal(f"draft:{draft.id}:", String).concat(sa_cast(Resident.id, String))
+    # Already sent to one of the person's chats (perhaps before two chats were linked).
+    sibling = aliased(Resident)
+    already = exists().where(
+        Delivery.draft_id == draft.id,
+        Delivery.resident_id == sibling.id,
+        sibling.person_id == ranked.c.person_id,
+    )
+    # The key is per person and built in SQL, so a broadcast to 100,000 residents stays one
+    # statement. Keys queued before persons existed read "draft:<draft>:<resident>"; the
+    # migration that made persons (0004) gave each existing resident a person with the same
+    # number, so those keys are still the keys of the same people.
+    dedup_key = literal(f"draft:{draft.id}:", String).concat(sa_cast(ranked.c.person_id, String))
     recipients = (
         select(
             literal(DeliveryKind.DRAFT.value),
             dedup_key,
             literal(draft.id),
-            Resident.id,
-            Resident.channel,
+            ranked.c.resident_id,
+            ranked.c.channel,
             literal(""),
             literal(DeliveryStatus.PENDING.value),
             literal(0),
@@ -170,11 +198,8 @@ async def broadcast(session: AsyncSession, draft: Draft, now: datetime) -> int:
             literal(now, type_=Delivery.created_at.type),
             literal(""),
         )
-        .join(DraftCommune, DraftCommune.commune_code == Resident.commune_code)
         .where(
-            DraftCommune.draft_id == draft.id,
-            Resident.subscribed.is_(True),
-            Resident.reachable.is_(True),
+            ranked.c.rank == 1,
             ~already,  # cheap filter; the conflict clause settles a concurrent broadcast
         )
     )

@@ -6,11 +6,18 @@ server streams while we write (and may plan in parallel, which a cursor may not)
 through `fetchmany` batches read one ahead in aiosqlite's thread; elsewhere through a
 SQLAlchemy stream. Each batch becomes CSV text in one list comprehension, so memory stays
 flat however many rows there are. What repeats is looked up once, already neutralised and
-quoted: a draft's title, a commune's name and province, a resident's pseudonym (an HMAC, the
-costliest cell: kept for the most recent `PSEUDONYM_CACHE` residents), a vote's label, the
+quoted: a draft's title, a commune's name and province, a person's pseudonym (an HMAC, the
+costliest cell: kept for the most recent `PSEUDONYM_CACHE` persons), a vote's label, the
 Vietnam time of each hour. A batch holding anything the fast path does not recognise (a time
 in an unexpected shape, an offset change within an hour) is written by the plain row-by-row
 path instead, through `csv.writer`, which gives the same bytes.
+
+On PostgreSQL the server does more (`_copy_query`): COPY sends each line as CSV already
+(title, commune, comment and vote cells neutralised and quoted in SQL) but for the two cells
+that must come from this process: the pseudonym (the key never goes to the server) and the
+Vietnam hour (from Python's time zone data, as on the row-by-row path). Each COPY chunk is
+split on its tabs, those two cells are looked up, and the chunk is written as bytes: no
+per-row parsing, decoding or encoding.
 """
 
 from __future__ import annotations
@@ -20,18 +27,33 @@ import csv
 import hashlib
 import hmac
 import io
+import os
 import re
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
-from sqlalchemy import ColumnElement, Select, String, case, cast, func, literal, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.expression import type_coerce
 
 from storage import communes
-from storage.drafts import commune_code_text
+from storage.drafts import CODE_DIGITS, commune_code_text
 from storage.models import VIETNAM, AppSetting, Comment, Draft, PollOption, Resident, Vote
 from storage.text import N_
 
@@ -71,14 +93,23 @@ async def pseudonym_key(session: AsyncSession, configured: str = "") -> bytes:
     return stored.value.encode()
 
 
-def pseudonymiser(key: bytes, anonymous: str) -> Callable[[str | None, str | None], str]:
-    """A stable keyed pseudonym per resident: the same person gets the same id in every export."""
+# What a pseudonym is computed from: the person, so their linked chats share one.
+PERSON_PREFIX = "person:"
 
-    def pseudonym(channel: str | None, platform_id: str | None) -> str:
-        if channel is None or platform_id is None:
+
+def person_reference(person_id: int) -> str:
+    return f"{PERSON_PREFIX}{person_id}"
+
+
+def pseudonymiser(key: bytes, anonymous: str) -> Callable[[int | None], str]:
+    """A stable keyed pseudonym per person: the same person gets the same id in every export,
+    whichever of their linked chats they wrote from."""
+
+    def pseudonym(person_id: int | None) -> str:
+        if person_id is None:
             return anonymous  # the resident erased their data
         # The first 6 bytes of HMAC-SHA256 in hex (= the first 12 hex digits), one C call.
-        digest = hmac.digest(key, f"{channel}:{platform_id}".encode(), hashlib.sha256)
+        digest = hmac.digest(key, person_reference(person_id).encode(), hashlib.sha256)
         return "R-" + digest[:6].hex()
 
     return pseudonym
@@ -104,13 +135,14 @@ def _text(value: Any) -> ColumnElement[Any]:
 def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int | None = None
                  ) -> Select[Any]:
     """The export's rows in order, every column text and none NULL: draft no., kind, receipt
-    number ("3-17", "" for a vote), commune code ("" if none), "channel:platform id" ("" once
+    number ("3-17", "" for a vote), commune code ("" if none), "person:<person id>" ("" once
     the resident erased their data), time as UTC text, comment ("" for a vote), vote label
     ("" for a comment). Titles are not repeated on every row: the export looks them up once.
     `last_draft` leaves out drafts created after the export looked the titles up.
     """
+    # Pseudonyms are per person, so a person's linked chats (Telegram, Zalo) share one.
     person = case((Resident.id.is_(None), ""),
-                  else_=Resident.channel + ":" + Resident.platform_id)
+                  else_=literal(PERSON_PREFIX) + _text(Resident.person_id))
     comments = (
         select(
             Comment.draft_id, literal("comment").label("kind"),
@@ -226,6 +258,88 @@ def copy_text_rows(text: str) -> list[list[str]]:
         else [_COPY_ESCAPE.sub(_copy_unescape, cell) for cell in line.split("\t")]
         for line in text.split("\n")
     ]
+
+
+def _sql_cell(value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """SQL for `free_text_cell` (PostgreSQL): neutralised, then quoted if need be. The
+    cheapest functions per row: ascii() of the first character, strpos()."""
+    neutral = case(
+        (func.ascii(value).in_([ord(start) for start in FORMULA_STARTS]), literal("'") + value),
+        else_=value,
+    )
+    # "'" adds nothing that needs quotes: the value decides
+    needs_quotes = or_(*(func.strpos(value, special) > 0 for special in (",", '"', "\n", "\r")))
+    quoted = literal('"') + func.replace(neutral, '"', '""') + literal('"')
+    return case((needs_quotes, quoted), else_=neutral)
+
+
+def _copy_query(rows: Select[Any], heads: dict[int, tuple[str, str]], kinds: dict[str, str],
+                offset: str) -> Select[Any]:
+    """The export's rows as PostgreSQL writes most of each line, in four text columns: the
+    cells before the resident's ("3,Title,comment,3-17,15148,Xã …,Tỉnh …,"), the resident as
+    `export_query` gives it, the UTC hour "YYYY-MM-DD HH", and the rest (":MM:SS+07:00,
+    comment,vote", `offset` being the usual one). The export turns the resident into their
+    pseudonym (the key never leaves this process) and the UTC hour into Vietnam's. `heads`
+    holds each draft's first three cells per kind."""
+    both = rows.get_final_froms()[0]  # the union of comments and votes
+    utc = func.timezone("UTC", both.c.at)
+    head = values(column("draft_id", Integer), column("comment", String),
+                  column("vote", String), name="heads").data(
+        [(draft, comment, vote) for draft, (comment, vote) in heads.items()])
+    known = [commune for commune in communes.communes() if commune.code]
+    place = values(column("code", String), column("cell", String), name="places").data([
+        (str(commune.code), ",".join(csv_cell(cell) for cell in (
+            commune_code_text(commune.code), commune.name, commune.province.name)))
+        for commune in known
+    ])
+    code = both.c.code
+    code_text = case(
+        (code == "", ""),
+        (or_(code.startswith("-"), func.length(code) >= CODE_DIGITS), code),
+        else_=func.lpad(code, CODE_DIGITS, "0"),
+    )
+    comment = both.c.kind == "comment"
+    # A draft missing from `heads` (none should be) keeps its number and kind, no title.
+    missing = cast(both.c.draft_id, String) + ",," + case(
+        (comment, csv_cell(kinds["comment"])), else_=csv_cell(kinds["vote"]))
+    before = (
+        func.coalesce(case((comment, head.c.comment), else_=head.c.vote), missing)
+        + "," + both.c.receipt + ","
+        + func.coalesce(place.c.cell, code_text + ",,") + ","
+    )
+    # a comment has no vote, a vote no comment: one cell to work out per row
+    after = case((comment, "," + _sql_cell(both.c.text) + ","),
+                 else_=",," + _sql_cell(both.c.vote))
+    return (
+        select(before.label("before"), func.coalesce(cast(both.c.person, String), "")
+               .label("person"),
+               func.to_char(utc, "YYYY-MM-DD HH24").label("hour"),
+               (func.to_char(utc, ":MI:SS") + offset + after).label("after"))
+        .select_from(both.outerjoin(head, head.c.draft_id == both.c.draft_id)
+                     .outerjoin(place, place.c.code == code))
+        # the same order as export_query's
+        .order_by(both.c.draft_id, both.c.at, both.c.kind, both.c.row_id)
+    )
+
+
+_COPY_ESCAPE_BYTES = re.compile(rb"\\(.)", re.DOTALL)
+_COPY_ESCAPES_BYTES = {ord(key): value.encode() for key, value in _COPY_ESCAPES.items()}
+
+
+def _copy_unescape_bytes(match: re.Match[bytes]) -> bytes:
+    return _COPY_ESCAPES_BYTES.get(match.group(1)[0], match.group(1))
+
+
+def _binary(out: TextIO) -> Any:
+    """The byte stream under `out` when writing bytes there gives what writing text would
+    (UTF-8; and "\\n" written as is, whatever `newline` the file was opened with), else None."""
+    encoding = (getattr(out, "encoding", None) or "").lower().replace("_", "-")
+    if encoding not in ("utf-8", "utf8", "utf-8-sig") or os.linesep != "\n":
+        return None
+    return getattr(out, "buffer", None)
+
+
+_COPY_ESCAPES_BACK = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 async def _sqlite_batches(
@@ -351,6 +465,55 @@ async def export_csv(
     # The only values in the query are numbers and constants: safe to write inline.
     sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     if dialect.name == "postgresql" and dialect.driver == "asyncpg":
+        # PostgreSQL writes each line but the pseudonym and the Vietnam hour (see
+        # _copy_query); here each row costs two dictionary lookups, the rest is done on
+        # whole chunks of bytes, written as they are when `out` is a UTF-8 file.
+        copy_sql = str(_copy_query(
+            query, {draft: (heads[draft, "comment"], heads[draft, "vote"]) for draft in titles},
+            kinds, offset,
+        ).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        # Cells go back into COPY text escaped, so that unescaping the whole chunk restores them.
+        copy_people = _Cache(lambda person: (csv_cell(pseudonym(
+            _COPY_ESCAPE.sub(_copy_unescape, person.decode()))).translate(_COPY_ESCAPES_BACK)
+            + ",").encode())
+        copy_hours = _Cache(lambda utc_hour: hour(utc_hour.decode()).encode())
+        usual = len(":MM:SS" + offset)
+        binary = _binary(out)
+
+        def unusual_times(parts: list[bytes]) -> None:
+            # Row by row: an hour the lookup refused gets its time worked out on its own.
+            for at in range(2, len(parts) - 1, 3):
+                utc_hour, rest = parts[at], parts[at + 1]
+                try:
+                    parts[at] = copy_hours[utc_hour]
+                except _UnusualTime:
+                    parts[at] = _iso(f"{utc_hour.decode()}{rest[:6].decode()}").encode()
+                    parts[at + 1] = rest[usual:]
+
+        def write_copy(data: bytes) -> None:
+            # Rows "before<TAB>person<TAB>hour<TAB>rest<NL>"; tabs, newlines and backslashes
+            # within a value come escaped, so these split the chunk exactly.
+            nonlocal count
+            rows = data.count(b"\n")
+            parts = data.split(b"\t")
+            if len(parts) != 3 * rows + 1:
+                raise ValueError(f"COPY gave {len(parts)} cells for {rows} rows")
+            parts[1::3] = [copy_people[person] for person in parts[1::3]]
+            try:
+                parts[2::3] = [copy_hours[utc_hour] for utc_hour in parts[2::3]]
+            except _UnusualTime:
+                unusual_times(parts)
+            data = b"".join(parts).replace(b"\n", b"\r\n")  # raw newlines end rows only
+            if b"\\" in data:
+                data = _COPY_ESCAPE_BYTES.sub(_copy_unescape_bytes, data)
+            if binary is None:
+                out.write(data.decode())
+            else:
+                binary.write(data)
+            count += rows
+            if len(copy_people) > PSEUDONYM_CACHE:
+                copy_people.clear()
+
         raw = await connection.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
@@ -364,11 +527,13 @@ async def export_csv(
                 tail = data
                 return
             tail = data[end + 1:]
-            write(copy_text_rows(data[:end].decode()))
+            write_copy(data[:end + 1])
 
-        await driver.copy_from_query(sql, output=sink, format="text")
+        if binary is not None:
+            out.flush()  # the header, and the BOM, before the bytes that follow
+        await driver.copy_from_query(copy_sql, output=sink, format="text")
         if tail:
-            write(copy_text_rows(tail.rstrip(b"\n").decode()))
+            write_copy(tail + b"\n")
     elif dialect.name == "sqlite" and dialect.driver == "aiosqlite":
         async for rows in _sqlite_batches(connection, sql, batch):
             write(rows)

@@ -1,31 +1,47 @@
 """Webhook updates kept in the database from receipt until handled (`InboundUpdate`).
 
 A row is stored (and committed) before the platform gets its 200, so an acknowledged update
-is never lost. Before handling, a process claims the row with a conditional UPDATE on its
-`attempts` (compare and set): when several `ykien serve` share one database, exactly one of
-them handles each row. `handled_at` is set once the update has been handled.
+is never lost. Before handling, a process claims the row with one conditional UPDATE that
+takes a lease (`claimed_until = now + lease`) and bumps `attempts` (the fencing token that
+`finish` and `renew` check). A row is claimable when it is not handled, nobody holds a live
+lease on it, and no earlier update of its chat (same channel and chat key, lower id) is still
+unhandled: so when several `ykien serve` share one database, exactly one of them handles each
+row at a time, and one chat's updates are handled in the order they were stored even when
+the load balancer spreads them over processes. A process that dies holding rows lets their
+leases run out; another one takes them over (at least once). `handled_at` is set once the
+update has been handled.
+
+An earlier row that exhausted its attempts (it crashed every process that took it) no longer
+holds its chat back once its lease has run out. Updates with no chat (chat key "") are not
+ordered.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from storage.models import InboundUpdate, utcnow
 from storage.queries import affected, dialect_insert
 
 # A row whose handling crashed this often is left alone (it would crash every process).
 MAX_ATTEMPTS = 5
+# How long a claim holds a row unless renewed (a live process renews well before).
+LEASE = timedelta(seconds=10)
 
 Sessionmaker = async_sessionmaker[AsyncSession]
+# The time leases are reckoned in (UTC, timezone-aware); tests inject their own.
+Clock = Callable[[], datetime]
 
 
 @dataclass(frozen=True)
 class StoredUpdate:
-    """A stored update, with the `attempts` value seen when it was read (what a claim expects)."""
+    """A stored update, with the `attempts` value seen when it was read."""
 
     id: int
     channel: str
@@ -54,19 +70,94 @@ async def store(
     return StoredUpdate(row_id, channel, chat_key, payload)
 
 
-async def claim(sessionmaker: Sessionmaker, row: StoredUpdate) -> int | None:
-    """Take the row for handling; the new attempt count, or None if another process has it."""
+def _free(now: datetime) -> ColumnElement[bool]:
+    """Nobody holds a live lease on the row."""
+    return or_(InboundUpdate.claimed_until.is_(None), InboundUpdate.claimed_until <= now)
+
+
+def _earlier_pending(row: StoredUpdate, now: datetime) -> ColumnElement[bool]:
+    """An earlier update of the row's chat is not handled yet (and still will be)."""
+    earlier = aliased(InboundUpdate)
+    return exists().where(
+        earlier.channel == row.channel,
+        earlier.chat_key == row.chat_key,
+        earlier.handled_at.is_(None),
+        earlier.id < row.id,
+        or_(earlier.attempts < MAX_ATTEMPTS, earlier.claimed_until > now),
+    )
+
+
+async def claim(
+    sessionmaker: Sessionmaker,
+    row: StoredUpdate,
+    *,
+    lease: timedelta = LEASE,
+    now: datetime | None = None,
+) -> int | None:
+    """Take the row for handling until `now + lease`; the new attempt count (the fencing
+    token for `finish` and `renew`), or None when it is not this process's to handle now:
+    handled, held by another process, given up, or waiting for an earlier update of its chat
+    (`awaits_turn` tells which)."""
+    now = now or utcnow()
+    conditions = [
+        InboundUpdate.id == row.id,
+        InboundUpdate.handled_at.is_(None),
+        InboundUpdate.attempts < MAX_ATTEMPTS,
+        _free(now),
+    ]
+    if row.chat_key:
+        conditions.append(~_earlier_pending(row, now))
+    async with sessionmaker() as session, session.begin():
+        attempt = await session.scalar(
+            update(InboundUpdate)
+            .where(*conditions)
+            .values(attempts=InboundUpdate.attempts + 1, claimed_until=now + lease)
+            .returning(InboundUpdate.attempts)
+        )
+    return attempt
+
+
+async def awaits_turn(
+    sessionmaker: Sessionmaker, row: StoredUpdate, *, now: datetime | None = None
+) -> bool:
+    """Whether a row that could not be claimed is still to be handled by someone: it is
+    neither handled, nor held by a live lease, nor given up (then it waits for an earlier
+    update of its chat, or for a lease to run out)."""
+    now = now or utcnow()
+    async with sessionmaker() as session:
+        found = await session.scalar(
+            select(InboundUpdate.id).where(
+                InboundUpdate.id == row.id,
+                InboundUpdate.handled_at.is_(None),
+                InboundUpdate.attempts < MAX_ATTEMPTS,
+                _free(now),
+            )
+        )
+    return found is not None
+
+
+async def renew(
+    sessionmaker: Sessionmaker,
+    claims: dict[int, int],
+    *,
+    lease: timedelta = LEASE,
+    now: datetime | None = None,
+) -> int:
+    """Extend the leases of the rows this process is handling ({row id: attempt}); how many
+    were still ours (a row taken over since is left to its new holder)."""
+    if not claims:
+        return 0
+    now = now or utcnow()
     async with sessionmaker() as session, session.begin():
         result = await session.execute(
             update(InboundUpdate)
             .where(
-                InboundUpdate.id == row.id,
+                tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(list(claims.items())),
                 InboundUpdate.handled_at.is_(None),
-                InboundUpdate.attempts == row.attempts,
             )
-            .values(attempts=row.attempts + 1)
+            .values(claimed_until=now + lease)
         )
-    return row.attempts + 1 if affected(result) == 1 else None
+    return affected(result)
 
 
 async def finish(sessionmaker: Sessionmaker, row_id: int, attempt: int) -> None:
@@ -88,12 +179,13 @@ async def unhandled(
     limit: int,
     now: datetime | None = None,
 ) -> list[StoredUpdate]:
-    """Rows never handled, oldest first: those received longer than `stale_after` ago (a
-    process died holding them) and, with `unclaimed`, every row nobody has claimed yet."""
-    cutoff = (now or utcnow()) - stale_after
-    waiting = InboundUpdate.received_at < cutoff
-    if unclaimed:
-        waiting = or_(waiting, InboundUpdate.attempts == 0)
+    """Rows still to handle, oldest first: those whose lease ran out (a process died holding
+    them), those never claimed and received longer than `stale_after` ago (a process died
+    before claiming them) and, with `unclaimed`, every row nobody has claimed yet."""
+    now = now or utcnow()
+    never_claimed: ColumnElement[bool] = InboundUpdate.claimed_until.is_(None)
+    if not unclaimed:
+        never_claimed = and_(never_claimed, InboundUpdate.received_at < now - stale_after)
     async with sessionmaker() as session:
         rows = await session.execute(
             select(
@@ -104,7 +196,7 @@ async def unhandled(
                 InboundUpdate.handled_at.is_(None),
                 InboundUpdate.channel == channel,
                 InboundUpdate.attempts < MAX_ATTEMPTS,
-                waiting,
+                or_(never_claimed, InboundUpdate.claimed_until <= now),
             )
             .order_by(InboundUpdate.id)
             .limit(limit)

@@ -271,9 +271,11 @@ class Delivery(Base):
     error: Mapped[str] = mapped_column(String(300), default="")
 
 
-def draft_dedup_key(draft_id: int, resident_id: int) -> str:
-    """The outbox key of a draft's message to one resident: queued once, whatever happens."""
-    return f"draft:{draft_id}:{resident_id}"
+def draft_dedup_key(draft_id: int, person_id: int) -> str:
+    """The outbox key of a draft's message to one person (whichever chat it goes to): queued
+    once, whatever happens. Keys queued before migration 0004 hold the resident id, which
+    that migration made the id of the resident's person."""
+    return f"draft:{draft_id}:{person_id}"
 
 
 class DraftMessage(Base):

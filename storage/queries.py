@@ -104,30 +104,40 @@ async def add_residents_in_bulk(session: AsyncSession, rows: list[dict[str, Any]
     ])
 
 
-def _still_open(now: datetime) -> Any:
+def still_open(now: datetime) -> Any:
     """Drafts whose votes can still change (so an erased vote may be cast again)."""
     return select(Draft.id).where(Draft.status != DraftStatus.CLOSED, Draft.deadline > now)
 
 
+def _identities(resident: Resident) -> Any:
+    """The ids of every identity of the resident's person (linked chats), as a subquery."""
+    return select(Resident.id).where(Resident.person_id == resident.person_id)
+
+
 async def erase_resident(session: AsyncSession, resident: Resident, now: datetime) -> None:
-    """Delete a person as the privacy notice says.
+    """Delete a person, with every chat identity linked to them, as the privacy notice says.
 
     Comments stay without any link to them. Votes on drafts still open are deleted, so a
     person who comes back votes once, not twice; votes on closed drafts (which nobody can
     cast again) stay without any link.
     """
+    person_id = resident.person_id
+    ids = list((await session.scalars(_identities(resident))).all())
     await session.execute(
-        update(Comment).where(Comment.resident_id == resident.id).values(resident_id=None)
+        update(Comment).where(Comment.resident_id.in_(ids)).values(resident_id=None)
     )
     await session.execute(
-        delete(Vote).where(Vote.resident_id == resident.id, Vote.draft_id.in_(_still_open(now)))
+        delete(Vote).where(Vote.resident_id.in_(ids), Vote.draft_id.in_(still_open(now)))
     )
     await session.execute(
-        update(Vote).where(Vote.resident_id == resident.id).values(resident_id=None)
+        update(Vote).where(Vote.resident_id.in_(ids)).values(resident_id=None)
     )
-    await session.execute(delete(DraftMessage).where(DraftMessage.resident_id == resident.id))
-    await session.delete(resident)
+    await session.execute(delete(DraftMessage).where(DraftMessage.resident_id.in_(ids)))
+    for identity in (await session.scalars(select(Resident).where(Resident.id.in_(ids)))).all():
+        await session.delete(identity)
     await session.flush()
+    # Its link codes go with it (ON DELETE CASCADE).
+    await session.execute(delete(Person).where(Person.id == person_id))
 
 
 def _open_at(now: datetime) -> tuple[Any, ...]:
@@ -193,11 +203,11 @@ async def add_comment(
 async def comments_of(
     session: AsyncSession, resident: Resident, limit: int
 ) -> Sequence[tuple[Comment, str]]:
-    """A resident's latest comments with their drafts' titles, newest first."""
+    """A person's latest comments (from every linked chat) with their drafts' titles."""
     rows = await session.execute(
         select(Comment, Draft.title)
         .join(Draft, Draft.id == Comment.draft_id)
-        .where(Comment.resident_id == resident.id)
+        .where(Comment.resident_id.in_(_identities(resident)))
         .order_by(Comment.created_at.desc(), Comment.id.desc())
         .limit(limit)
     )
@@ -206,21 +216,41 @@ async def comments_of(
 
 async def count_comments_of(session: AsyncSession, resident: Resident) -> int:
     return await session.scalar(
-        select(func.count()).select_from(Comment).where(Comment.resident_id == resident.id)
+        select(func.count()).select_from(Comment)
+        .where(Comment.resident_id.in_(_identities(resident)))
     ) or 0
 
 
+async def _person_votes(session: AsyncSession, draft_id: int, resident: Resident
+                        ) -> Sequence[Vote]:
+    """The votes of the resident's person on a draft (one, unless two chats raced), newest first."""
+    return (await session.scalars(
+        select(Vote)
+        .where(Vote.draft_id == draft_id, Vote.resident_id.in_(_identities(resident)))
+        .order_by(Vote.updated_at.desc(), Vote.id.desc())
+    )).all()
+
+
 async def get_vote(session: AsyncSession, draft_id: int, resident: Resident) -> Vote | None:
-    return await session.scalar(
-        select(Vote).where(Vote.draft_id == draft_id, Vote.resident_id == resident.id)
-    )
+    """The person's vote on a draft, cast from whichever of their chats."""
+    votes = await _person_votes(session, draft_id, resident)
+    return votes[0] if votes else None
 
 
 async def cast_vote(
     session: AsyncSession, draft: Draft, option: PollOption, resident: Resident, now: datetime
 ) -> tuple[Vote, bool]:
-    """Record or change a vote; the flag says whether anything changed."""
-    vote = await get_vote(session, draft.id, resident)
+    """Record or change the person's one vote; the flag says whether anything changed.
+
+    A vote cast from another of the person's chats is replaced (moved to this chat), and
+    any other is deleted in the same transaction: one vote per person per poll.
+    """
+    votes = await _person_votes(session, draft.id, resident)
+    vote, others = (votes[0], votes[1:]) if votes else (None, [])
+    for other in others:
+        await session.delete(other)
+    if others:
+        await session.flush()  # before the kept vote may take this chat's (draft, resident)
     if vote is None:
         vote = Vote(
             draft_id=draft.id,
@@ -234,6 +264,7 @@ async def cast_vote(
     elif vote.option_id == option.id:
         return vote, False
     else:
+        vote.resident_id = resident.id
         vote.option_id = option.id
         vote.updated_at = now
     await session.flush()

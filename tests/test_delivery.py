@@ -43,7 +43,7 @@ class ScriptedChannel:
     capabilities = CONSOLE
 
     def __init__(self, clock: Callable[[], datetime] = utcnow) -> None:
-        self.limiter = ChannelLimiter(0)
+        self.limiter = ChannelLimiter(0, per_chat=False)
         self.clock = clock
         self.sent: list[tuple[str, Outgoing]] = []  # delivered
         self.tried: list[str] = []  # every send begun, delivered or not

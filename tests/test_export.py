@@ -174,8 +174,9 @@ async def small_database(sessionmaker) -> tuple[int, int]:
 
 
 def expected_table(fees: int, evil: int) -> list[list[str]]:
-    # HMAC-SHA256(b"key", "telegram:111"), (…, "zalo:222"): first 12 hex digits
-    one, two, anonymous = "R-5064d589779e", "R-82cb445a31f2", "anonymous"
+    # HMAC-SHA256(b"key", "person:1"), (…, "person:2"): first 12 hex digits (pseudonyms are
+    # per person, so linked chats share one)
+    one, two, anonymous = "R-8bd3cdd1fe08", "R-be58045cae71", "anonymous"
     cam_tu = ["15148", "Xã Cẩm Tú", "Tỉnh Thanh Hóa"]
     ba_dinh = ["00004", "Phường Ba Đình", "Thành phố Hà Nội"]
     fees_title, evil_title = "Phí vệ sinh, 2026", '\'=HYPERLINK("http://x.example")'

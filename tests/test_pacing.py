@@ -208,9 +208,38 @@ async def test_a_pause_stops_replies_and_broadcasts() -> None:
     assert time.now == pytest.approx(12)
 
 
-async def test_rate_zero_never_waits() -> None:
+async def test_rate_zero_lifts_the_global_limit_but_keeps_each_chats_pace() -> None:
     time = FakeTime()
     limiter = time.limiter(0)
+    for number in range(10_000):  # as many chats as it likes, all at once
+        await limiter.acquire(str(number), Priority.REPLY if number % 2 else Priority.BROADCAST)
+    assert time.now == 0 and time.sleeps == 0
+    stamps = []
+    for _ in range(6):  # one chat: a burst of three, then one a second
+        await limiter.acquire("resident", Priority.BROADCAST)
+        stamps.append(time.now)
+    assert stamps == pytest.approx([0, 0, 0, 1, 2, 3])
+    limiter.pause(5)  # a 429 still stops the channel
+    await limiter.acquire("43")
+    assert time.now == pytest.approx(8)
+
+
+def test_telegram_at_zero_messages_per_second_still_paces_each_chat(sessionmaker) -> None:
+    from bot.config import Settings
+    from bot.service import ChatService
+    from bot.telegram import from_settings
+
+    settings = Settings.from_env({
+        "YKIEN_TELEGRAM_TOKEN": "123456:TEST-token", "YKIEN_TELEGRAM_MESSAGES_PER_SECOND": "0",
+    })
+    limiter = from_settings(settings, ChatService(sessionmaker)).limiter
+    assert all(limiter.try_acquire(str(chat)) for chat in range(1_000))  # no global limit
+    assert [limiter.try_acquire("resident") for _ in range(4)] == [True, True, True, False]
+
+
+async def test_a_channel_without_a_platform_may_turn_the_chat_pace_off() -> None:
+    time = FakeTime()
+    limiter = time.limiter(0, per_chat=False)
     for number in range(10_000):
         await limiter.acquire("42", Priority.REPLY if number % 2 else Priority.BROADCAST)
     assert time.now == 0 and time.sleeps == 0

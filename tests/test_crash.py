@@ -1,0 +1,227 @@
+"""`kill -9` of `ykien serve` in the middle of its work, then a restart: a broadcast reaches
+every resident (duplicates at most the messages in flight), no outbox row is lost, and every
+webhook update acknowledged with 200 before the kill is handled after it. `ykien serve` runs
+as a separate process against the fake Bot API, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from sqlalchemy import func, select
+
+from bot.telegram import SECRET_HEADER, telegram_path
+from storage.db import open_database
+from storage.models import Delivery, DeliveryStatus, InboundUpdate, ProcessedUpdate, utcnow
+from storage.queries import add_residents_in_bulk
+from tests.conftest import ROOT, add_draft
+from tests.fake_telegram import Call, FakeTelegram
+from tests.test_delivery import until
+
+SECRET = "crash_Secret-42"
+RESIDENTS = 300
+CONCURRENCY = 8  # the delivery worker's in-flight window
+BOUND = 120.0  # seconds any one wait may take (a restart waits for the dead one's leases)
+LISTENING = re.compile(r"webhook server listening on [\d.]+:(\d+)")
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeTelegram]:
+    async with FakeTelegram() as server:
+        yield server
+
+
+class Serve:
+    """One `ykien serve` process, its port once it listens, and what it logged."""
+
+    def __init__(self, process: asyncio.subprocess.Process) -> None:
+        self.process = process
+        self.log: list[str] = []
+        self.port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.process.stderr is not None
+        async for raw in self.process.stderr:
+            line = raw.decode(errors="replace")
+            self.log.append(line)
+            found = LISTENING.search(line)
+            if found and not self.port.done():
+                self.port.set_result(int(found.group(1)))
+
+    async def address(self) -> str:
+        async with asyncio.timeout(BOUND):
+            return f"http://127.0.0.1:{await asyncio.shield(self.port)}"
+
+    async def kill(self) -> None:
+        """kill -9: no cleanup of any kind."""
+        os.kill(self.process.pid, signal.SIGKILL)
+        await self.stopped()
+
+    async def stop(self) -> str:
+        """SIGTERM, as an admin stops it; what it logged."""
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        await self.stopped()
+        return "".join(self.log)
+
+    async def stopped(self) -> None:
+        async with asyncio.timeout(BOUND):
+            await self.process.wait()
+            await self._reader
+
+
+@contextlib.asynccontextmanager
+async def serving(fake: FakeTelegram, database_url: str, tmp_path) -> AsyncIterator[Serve]:
+    env = {
+        **os.environ,
+        "YKIEN_DATABASE_URL": database_url,
+        "YKIEN_TELEGRAM_TOKEN": fake.token,
+        "YKIEN_TELEGRAM_API_URL": fake.url,
+        "YKIEN_TELEGRAM_WEBHOOK_SECRET": SECRET,
+        "YKIEN_PUBLIC_URL": "https://consult.example.vn",
+        "YKIEN_TELEGRAM_MESSAGES_PER_SECOND": "0",
+        "YKIEN_DELIVERY_CONCURRENCY": str(CONCURRENCY),
+        "YKIEN_DELIVERY_LEASE_SECONDS": "5",  # the least allowed: a restart waits this long
+        "YKIEN_LANGUAGE": "en",
+        "PYTHONPATH": str(ROOT),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0",
+        env=env, cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    serve = Serve(process)
+    try:
+        yield serve
+    finally:
+        log = await serve.stop()
+        assert "Traceback" not in log, log
+
+
+def sends(fake: FakeTelegram) -> Counter[int]:
+    """sendMessage calls answered, per chat."""
+    return Counter(call.chat_id for call in fake.calls_to("sendMessage") if call.ok)
+
+
+def arrived_sends(fake: FakeTelegram) -> int:
+    return sum(1 for call in fake.requests if call.method == "sendMessage")
+
+
+async def test_a_broadcast_killed_midway_reaches_everyone_after_a_restart(
+    fake, database_url, tmp_path
+):
+    chats = [700_000 + number for number in range(RESIDENTS)]
+    now = utcnow()
+    async with open_database(database_url) as sessionmaker:
+        async with sessionmaker() as session:
+            await add_residents_in_bulk(session, [
+                {"channel": "telegram", "platform_id": str(chat), "language": "vi",
+                 "commune_code": 15148, "consent_at": now, "consent_version": "test",
+                 "subscribed": True, "reachable": True, "awaiting": "", "held_text": "",
+                 "notice_version": "test", "created_at": now}
+                for chat in chats
+            ])
+            await session.commit()
+        await add_draft(sessionmaker)
+    let_through, seen, holding = 100, 0, True
+
+    def after_the_first_hundred(call: Call) -> bool:
+        nonlocal seen
+        if not holding or call.method != "sendMessage":
+            return False
+        seen += 1
+        return seen > let_through
+
+    released = fake.hold(after_the_first_hundred)
+    async with serving(fake, database_url, tmp_path) as first:
+        # A hundred went out; the worker's whole window is on its way when it dies.
+        await until(lambda: arrived_sends(fake) >= let_through + CONCURRENCY, BOUND)
+        await first.kill()
+    in_flight = arrived_sends(fake) - let_through
+    assert 0 < in_flight <= CONCURRENCY
+    holding = False
+    released.set()  # what reached Telegram before the kill is delivered all the same
+    async with serving(fake, database_url, tmp_path):
+        await until(lambda: len(sends(fake)) == RESIDENTS, BOUND)
+        async with open_database(database_url) as sessionmaker:
+
+            async def all_recorded() -> bool:
+                async with sessionmaker() as session:
+                    return await session.scalar(
+                        select(func.count()).where(Delivery.status == DeliveryStatus.SENT)
+                    ) == RESIDENTS
+
+            async with asyncio.timeout(BOUND):
+                while not await all_recorded():
+                    await asyncio.sleep(0.05)
+            async with sessionmaker() as session:
+                rows = await session.scalar(select(func.count()).select_from(Delivery))
+    counts = sends(fake)
+    assert set(counts) == set(chats)  # everyone
+    duplicates = sum(count - 1 for count in counts.values())
+    assert duplicates <= CONCURRENCY  # at most the messages in flight at the kill
+    assert rows == RESIDENTS  # no outbox row lost (or added)
+
+
+async def processed_update_ids(database_url: str) -> set[int]:
+    """The updates the conversation has committed (it records each one's id)."""
+    async with open_database(database_url) as sessionmaker, sessionmaker() as session:
+        return {int(update_id) for update_id in await session.scalars(
+            select(ProcessedUpdate.update_id).where(ProcessedUpdate.channel == "telegram"))}
+
+
+async def test_updates_acknowledged_before_a_kill_are_handled_after_the_restart(
+    fake, database_url, tmp_path
+):
+    chats = [800_000 + number for number in range(20)]
+    holding = True  # the answers hang: handling is under way at the kill
+    released = fake.hold(lambda call: holding and call.method == "sendMessage")
+    updates: dict[int, int] = {}  # update id -> chat
+    async with serving(fake, database_url, tmp_path) as first, aiohttp.ClientSession() as http:
+        url = await first.address() + telegram_path(SECRET)
+        for text in ("/start", "/help"):
+            for chat in chats:
+                fake.push_text(chat, text)
+                update = fake.take_update()
+                updates[update["update_id"]] = chat
+                async with http.post(url, json=update,
+                                     headers={SECRET_HEADER: SECRET}) as response:
+                    assert response.status == 200  # stored: Telegram forgets it
+        await until(lambda: arrived_sends(fake) > 0, BOUND)
+        await first.kill()
+    assert sends(fake) == Counter()  # nothing was answered before the kill
+    before = await processed_update_ids(database_url)
+    assert len(before) < len(updates)  # some were not even begun
+    holding = False  # (what the dead process asked stays unanswered)
+    since = len(fake.calls)
+    async with serving(fake, database_url, tmp_path), open_database(database_url) as sm:
+
+        async def all_handled() -> bool:
+            async with sm() as session:
+                return await session.scalar(
+                    select(func.count()).where(InboundUpdate.handled_at.is_(None))
+                ) == 0
+
+        async with asyncio.timeout(BOUND):
+            while not await all_handled():
+                await asyncio.sleep(0.05)
+        async with sm() as session:
+            stored = await session.scalar(select(func.count()).select_from(InboundUpdate))
+    assert stored == len(updates)
+    assert await processed_update_ids(database_url) == set(updates)  # every one handled
+    answered = Counter(call.chat_id for call in fake.calls[since:]
+                       if call.method == "sendMessage" and call.ok)
+    # Each update the conversation had not committed at the kill is answered now. (Those it
+    # had committed, with their answers stuck on the way out, are not answered again.)
+    expected = Counter(chat for update_id, chat in updates.items() if update_id not in before)
+    assert answered == expected
+    released.set()

@@ -1,0 +1,338 @@
+"""One resident on Telegram and Zalo: a code shown in one chat and typed in the other makes
+them one person (one subscription, one vote per poll, each draft once, one pseudonym)."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from bot.cli import main
+from handlers.events import Incoming, Kind
+from storage.drafts import broadcast
+from storage.linking import GUESS_LIMIT
+from storage.models import (
+    Comment,
+    Delivery,
+    LinkCode,
+    Person,
+    Resident,
+    Vote,
+    draft_dedup_key,
+    utcnow,
+)
+from tests.chat import BA_DINH, CAM_TU, joined, make_draft, scalar_count
+
+TELEGRAM = ("telegram", "1")
+ZALO = ("zalo", "z1")
+
+
+def text(who: tuple[str, str], body: str) -> Incoming:
+    return Incoming(who[0], who[1], Kind.TEXT, text=body)
+
+
+def press(who: tuple[str, str], choice: str) -> Incoming:
+    return Incoming(who[0], who[1], Kind.CHOICE, choice=choice)
+
+
+async def subscribe(service, who: tuple[str, str], commune: int) -> None:
+    await service.handle(press(who, "agree:en"))
+    await service.handle(press(who, f"commune:{commune}"))
+
+
+async def code_shown(service, who: tuple[str, str] = TELEGRAM) -> str:
+    shown = joined(await service.handle(text(who, "/link")))
+    found = re.search(r"code: ([A-Z0-9]{6})\n", shown)
+    assert found, shown
+    return found.group(1)
+
+
+async def linked(service) -> str:
+    """Telegram (Cẩm Tú) shows a code, Zalo (Ba Đình) types it; returns Zalo's answer."""
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    code = await code_shown(service)
+    return joined(await service.handle(text(ZALO, code)))
+
+
+async def identity(sessionmaker, who: tuple[str, str]) -> Resident | None:
+    async with sessionmaker() as session:
+        return await session.scalar(
+            select(Resident).where(Resident.channel == who[0], Resident.platform_id == who[1])
+        )
+
+
+async def both(sessionmaker) -> tuple[Resident, Resident]:
+    one, other = await identity(sessionmaker, TELEGRAM), await identity(sessionmaker, ZALO)
+    assert one is not None and other is not None
+    return one, other
+
+
+async def test_the_chat_typing_the_code_joins_the_person_and_its_commune(
+    service, sessionmaker
+):
+    answer = await linked(service)
+    assert "Linked" in answer
+    assert "Xã Cẩm Tú" in answer  # the commune of the chat that showed the code
+    telegram, zalo = await both(sessionmaker)
+    assert telegram.person_id == zalo.person_id
+    assert zalo.commune_code == CAM_TU
+    assert await scalar_count(sessionmaker, Person) == 1
+
+
+async def test_one_subscription_change_commune_stop_and_start_on_either(service, sessionmaker):
+    await linked(service)
+    await service.handle(press(ZALO, f"commune:{BA_DINH}"))
+    telegram, zalo = await both(sessionmaker)
+    assert (telegram.commune_code, zalo.commune_code) == (BA_DINH, BA_DINH)
+
+    await service.handle(text(TELEGRAM, "STOP"))
+    telegram, zalo = await both(sessionmaker)
+    assert (telegram.subscribed, zalo.subscribed) == (False, False)
+
+    await service.handle(text(ZALO, "/start"))
+    telegram, zalo = await both(sessionmaker)
+    assert (telegram.subscribed, zalo.subscribed) == (True, True)
+
+    await service.handle(press(ZALO, "lang:vi"))
+    telegram, _ = await both(sessionmaker)
+    assert telegram.language == "vi"
+
+
+async def test_one_vote_per_poll_the_latest_from_either_chat(service, sessionmaker):
+    draft = await make_draft(sessionmaker)
+    await linked(service)
+    yes, no = draft.options
+    await service.handle(press(TELEGRAM, f"vote:{yes.id}"))
+    answer = joined(await service.handle(press(ZALO, f"vote:{no.id}")))
+    assert "from “Yes” to “No”" in answer
+    async with sessionmaker() as session:
+        votes = (await session.scalars(select(Vote))).all()
+    _, zalo = await both(sessionmaker)
+    assert [(v.option_id, v.resident_id) for v in votes] == [(no.id, zalo.id)]
+
+
+async def test_votes_cast_on_both_chats_before_linking_keep_the_latest(service, sessionmaker):
+    draft = await make_draft(sessionmaker, communes=(CAM_TU, BA_DINH))
+    yes, no = draft.options
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    await service.handle(press(TELEGRAM, f"vote:{yes.id}"))
+    await service.handle(press(ZALO, f"vote:{no.id}"))  # the later one
+    code = await code_shown(service)
+    await service.handle(text(ZALO, code))
+    async with sessionmaker() as session:
+        assert (await session.scalars(select(Vote.option_id))).all() == [no.id]
+
+
+async def test_a_broadcast_queues_one_message_per_person_on_the_chat_used_last(
+    service, sessionmaker
+):
+    await linked(service)
+    await subscribe(service, ("telegram", "2"), CAM_TU)  # someone else
+    telegram, zalo = await both(sessionmaker)
+    now = utcnow()
+    first, second = await make_draft(sessionmaker, "First"), await make_draft(sessionmaker)
+    for draft, (earlier, later) in ((first, (telegram, zalo)), (second, (zalo, telegram))):
+        async with sessionmaker() as session:
+            await session.execute(update(Resident).where(Resident.id == earlier.id)
+                                  .values(last_seen_at=now - timedelta(hours=2)))
+            await session.execute(update(Resident).where(Resident.id == later.id)
+                                  .values(last_seen_at=now - timedelta(hours=1)))
+            await broadcast(session, await session.get(type(draft), draft.id), now)
+            await broadcast(session, await session.get(type(draft), draft.id), now)  # again
+            await session.commit()
+    async with sessionmaker() as session:
+        rows = (await session.execute(
+            select(Delivery.draft_id, Delivery.channel, Delivery.dedup_key)
+            .join(Resident, Resident.id == Delivery.resident_id)
+            .where(Resident.person_id == telegram.person_id)
+            .order_by(Delivery.draft_id)
+        )).all()
+    assert [(d, c) for d, c, _ in rows] == [(first.id, "zalo"), (second.id, "telegram")]
+    assert rows[0][2] == draft_dedup_key(first.id, telegram.person_id)
+    assert await scalar_count(sessionmaker, Delivery) == 4  # and one each for the other
+
+
+async def test_a_draft_queued_to_both_chats_before_linking_goes_once(service, sessionmaker):
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, CAM_TU)
+    draft = await make_draft(sessionmaker)
+    async with sessionmaker() as session:
+        await broadcast(session, await session.get(type(draft), draft.id), utcnow())
+        await session.commit()
+    await service.handle(text(ZALO, await code_shown(service)))
+    async with sessionmaker() as session:
+        statuses = (await session.scalars(select(Delivery.status).order_by(Delivery.id))).all()
+    assert statuses == ["pending", "skipped"]
+
+
+async def test_one_pseudonym_in_the_export(service, sessionmaker, database_url, monkeypatch,
+                                           tmp_path):
+    draft = await make_draft(sessionmaker)
+    await linked(service)
+    await subscribe(service, ("telegram", "2"), CAM_TU)
+    for who, words in ((TELEGRAM, "From Telegram"), (ZALO, "From Zalo"),
+                       (("telegram", "2"), "Someone else")):
+        await service.handle(press(who, f"comment:{draft.id}"))
+        await service.handle(text(who, words))
+    for name, value in {"YKIEN_DATABASE_URL": database_url, "YKIEN_LANGUAGE": "en",
+                        "YKIEN_TELEGRAM_TOKEN": "", "YKIEN_PSEUDONYM_KEY": "key"}.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "comments.csv"
+    argv = ["export", "--draft", str(draft.id), "--out", str(out)]
+    assert await asyncio.wait_for(asyncio.to_thread(main, argv), 60) == 0
+    with out.open(encoding="utf-8-sig", newline="") as file:
+        who = {row["Comment"]: row["Resident"] for row in csv.DictReader(file)}
+    assert who["From Telegram"] == who["From Zalo"] != who["Someone else"]
+
+
+async def test_my_comments_shows_the_comments_of_every_chat(service, sessionmaker):
+    draft = await make_draft(sessionmaker)
+    await linked(service)
+    for who, words in ((TELEGRAM, "From Telegram"), (ZALO, "From Zalo")):
+        await service.handle(press(who, f"comment:{draft.id}"))
+        await service.handle(text(who, words))
+    mine = joined(await service.handle(text(TELEGRAM, "/mycomments")))
+    assert "From Telegram" in mine and "From Zalo" in mine
+    assert "2 comments" in mine
+
+
+@pytest.mark.parametrize("erased_on", [TELEGRAM, ZALO])
+async def test_delete_on_either_chat_erases_both(service, sessionmaker, erased_on):
+    draft = await make_draft(sessionmaker)
+    await linked(service)
+    other = ZALO if erased_on == TELEGRAM else TELEGRAM
+    await service.handle(press(other, f"comment:{draft.id}"))
+    await service.handle(text(other, "Kept without a name"))
+    await service.handle(press(other, f"vote:{draft.options[0].id}"))
+    asked = joined(await service.handle(text(erased_on, "/delete")))
+    assert "every linked chat app" in asked
+    answer = joined(await service.handle(press(erased_on, "erase:yes")))
+    assert "deleted" in answer
+    assert await scalar_count(sessionmaker, Resident) == 0
+    assert await scalar_count(sessionmaker, Person) == 0
+    assert await scalar_count(sessionmaker, Comment, Comment.resident_id.is_(None)) == 1
+    assert await scalar_count(sessionmaker, Vote) == 0  # the poll is open: they may vote again
+
+
+async def test_a_wrong_code_links_nothing(service, sessionmaker):
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    code = await code_shown(service)
+    wrong = "AB2345" if code != "AB2345" else "AB2346"
+    assert "wrong" in joined(await service.handle(text(ZALO, f"/link {wrong}")))
+    telegram, zalo = await both(sessionmaker)
+    assert telegram.person_id != zalo.person_id
+
+
+async def test_an_expired_code_says_so(service, sessionmaker):
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    code = await code_shown(service)
+    async with sessionmaker() as session:
+        await session.execute(update(LinkCode).values(expires_at=utcnow() - timedelta(seconds=1)))
+        await session.commit()
+    assert "expired" in joined(await service.handle(text(ZALO, code)))
+    telegram, zalo = await both(sessionmaker)
+    assert telegram.person_id != zalo.person_id
+
+
+async def test_a_used_code_typed_again_is_wrong(service, sessionmaker):
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    code = await code_shown(service)
+    await service.handle(text(ZALO, code))
+    other = ("zalo", "z2")
+    await subscribe(service, other, BA_DINH)
+    assert "wrong" in joined(await service.handle(text(other, code)))
+    telegram, second = await identity(sessionmaker, TELEGRAM), await identity(sessionmaker, other)
+    assert telegram and second and telegram.person_id != second.person_id
+
+
+async def test_a_code_typed_in_the_chat_that_showed_it(service, sessionmaker):
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    code = await code_shown(service)
+    assert "other chat app" in joined(await service.handle(text(TELEGRAM, code)))
+    # still valid for the other chat
+    assert "Linked" in joined(await service.handle(text(ZALO, code)))
+
+
+async def test_linking_a_pair_already_linked_says_so(service, sessionmaker):
+    await linked(service)
+    code = await code_shown(service, ZALO)
+    assert "already linked" in joined(await service.handle(text(TELEGRAM, code)))
+    assert await scalar_count(sessionmaker, Person) == 1
+
+
+async def test_guessing_is_limited(service, sessionmaker):
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    code = await code_shown(service)
+    wrong = [guess for guess in ("AB2345", "AB2346", "AB2347", "AB2348", "AB2349", "AB2352")
+             if guess != code]
+    for guess in wrong[:GUESS_LIMIT]:
+        assert "wrong" in joined(await service.handle(text(ZALO, guess)))
+    assert "Too many wrong codes" in joined(await service.handle(text(ZALO, code)))
+    telegram, zalo = await both(sessionmaker)
+    assert telegram.person_id != zalo.person_id
+    # An hour later the guesses no longer count.
+    async with sessionmaker() as session:
+        await session.execute(update(LinkCode).where(LinkCode.person_id == zalo.person_id)
+                              .values(created_at=utcnow() - timedelta(minutes=61)))
+        await session.commit()
+    assert "Linked" in joined(await service.handle(text(ZALO, code)))
+
+
+async def test_both_chats_must_consent_first(service, sessionmaker):
+    stranger = ("zalo", "new")
+    answer = joined(await service.handle(text(stranger, "/link")))
+    assert "first agree" in answer and "I agree" not in answer  # buttons carry the labels
+    assert await scalar_count(sessionmaker, LinkCode) == 0
+    await subscribe(service, TELEGRAM, CAM_TU)
+    code = await code_shown(service)
+    assert "first agree" in joined(await service.handle(text(stranger, code)))
+    assert await identity(sessionmaker, stranger) is None  # nothing stored
+    assert await scalar_count(sessionmaker, LinkCode) == 1  # the code is not used up
+    await subscribe(service, stranger, BA_DINH)
+    assert "Linked" in joined(await service.handle(text(stranger, code)))
+
+
+async def test_a_code_typed_while_a_comment_is_awaited_is_the_comment(service, sessionmaker):
+    draft = await make_draft(sessionmaker)
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, CAM_TU)
+    code = await code_shown(service)
+    await service.handle(press(ZALO, f"comment:{draft.id}"))
+    assert "Received" in joined(await service.handle(text(ZALO, code)))
+    await service.handle(press(ZALO, f"comment:{draft.id}"))
+    assert "Received" in joined(await service.handle(text(ZALO, "123456")))
+    async with sessionmaker() as session:
+        assert (await session.scalars(select(Comment.text).order_by(Comment.id))).all() == [
+            code, "123456"]
+    telegram, zalo = await both(sessionmaker)
+    assert telegram.person_id != zalo.person_id
+    # Once no comment is awaited, the same code links.
+    assert "Linked" in joined(await service.handle(text(ZALO, code)))
+
+
+async def test_a_number_is_never_taken_for_a_code(service, sessionmaker):
+    await make_draft(sessionmaker)
+    await subscribe(service, ZALO, CAM_TU)
+    answer = joined(await service.handle(text(ZALO, "123456")))
+    assert "Which draft" in answer and "code" not in answer
+
+
+async def test_the_vietnamese_keyword_with_or_without_accents(service, sessionmaker):
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    shown = joined(await service.handle(text(TELEGRAM, "lien ket")))
+    code = re.search(r"code: ([A-Z0-9]{6})\n", shown)
+    assert code
+    answer = joined(await service.handle(text(ZALO, f"Liên kết {code.group(1).lower()}")))
+    assert "Linked" in answer
