@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from bot.cli import main
 from handlers.events import Incoming, Kind
+from handlers.i18n import translator
 from storage.drafts import broadcast
 from storage.linking import GUESS_LIMIT
 from storage.models import (
@@ -291,12 +292,16 @@ async def test_guessing_is_limited(service, sessionmaker):
 
 async def test_both_chats_must_consent_first(service, sessionmaker):
     stranger = ("zalo", "new")
+    # Before consent the bot speaks Vietnamese (nobody has chosen a language yet).
+    first_agree = translator("vi")(
+        "To link your chats, first agree to the privacy notice below, then type /link again."
+    )
     answer = joined(await service.handle(text(stranger, "/link")))
-    assert "first agree" in answer and "I agree" not in answer  # buttons carry the labels
+    assert first_agree in answer and "Tôi đồng ý" not in answer  # buttons carry the labels
     assert await scalar_count(sessionmaker, LinkCode) == 0
     await subscribe(service, TELEGRAM, CAM_TU)
     code = await code_shown(service)
-    assert "first agree" in joined(await service.handle(text(stranger, code)))
+    assert first_agree in joined(await service.handle(text(stranger, code)))
     assert await identity(sessionmaker, stranger) is None  # nothing stored
     assert await scalar_count(sessionmaker, LinkCode) == 1  # the code is not used up
     await subscribe(service, stranger, BA_DINH)

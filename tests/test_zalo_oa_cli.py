@@ -18,6 +18,7 @@ from sqlalchemy import update
 from bot.cli import main
 from bot.service import ChatService
 from bot.zalo_oa import CALLBACK_PATH
+from handlers.i18n import translator
 from storage import tokens
 from storage.models import ChannelToken, Delivery, DeliveryStatus, utcnow
 from tests.chat import subscribe
@@ -109,7 +110,9 @@ async def test_the_callback_page_stores_tokens(zalo_env, fake, sessionmaker, cap
                 assert response.status == 400
             async with http.get(base, params={"code": code, "state": query["state"]}) as response:
                 assert response.status == 200
-                assert "connected" in await response.text()
+                # The page speaks the command line's language (Vietnamese by default).
+                assert translator("vi")("The Zalo OA is connected. You can close this page.") \
+                    == await response.text()
     finally:
         await runner.cleanup()
         await channel.stop()
