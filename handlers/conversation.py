@@ -29,6 +29,7 @@ from handlers.buttons import (
 )
 from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.i18n import N_, translator
+from handlers.payload import PayloadError, decode_replies, encode_replies
 from handlers.state import DEFAULT_TIMEOUT, AwaitComment, AwaitCommune, awaiting, wait_for
 from handlers.turn import Turn, button, with_menu
 from storage import linking as linking_storage
@@ -268,10 +269,15 @@ def _note_presence(resident: Resident, kind: Kind, now: datetime) -> None:
 async def respond(
     session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta = DEFAULT_TIMEOUT
 ) -> list[Outgoing]:
-    """The replies to one event; the caller commits, or rolls back if this raises."""
+    """The replies to one event; the caller commits, or rolls back if this raises.
+
+    An update handled before (a platform delivering it again) changes nothing; if it was
+    the chat's last one, its replies are given again: the process that handled it may have
+    died before sending them. One chat's updates are handled one after the other, each
+    sent before the next begins, so only the last one's replies can be missing.
+    """
     if not await queries.first_time_update(session, event.channel, event.update_id, now):
-        log.info("update on %s already handled", event.channel)
-        return []
+        return await _given_before(session, event)
     resident = await queries.get_resident(session, event.channel, event.user_id)
     if event.kind in (Kind.BLOCKED, Kind.UNBLOCKED):
         if resident is not None:
@@ -280,21 +286,41 @@ async def respond(
     turn = Turn(session, event, resident, translator(resident.language if resident else None),
                 now, timeout)
     shared = linking_storage.settings_of(resident) if resident is not None else None
-    replies = await _dispatch(turn)
-    if resident is not None and turn.resident is resident:
-        if linking_storage.settings_of(resident) != shared:
-            # Commune, subscription and language belong to the person: every linked chat.
-            await linking_storage.share_settings(turn.session, resident)
-        # Noted after the step, so the resident row is written once, with everything else.
+    if resident is not None:
+        # Noted before the step: a comment takes its draft's receipt counter (a row every
+        # comment on the draft locks until commit) as the last write of the transaction.
         silent_since = resident.last_seen_at
-        _note_presence(resident, event.kind, now)
         if silent_since is None or silent_since <= now - HELD_AFTER_SILENCE:
             # Writing opens the channel's messaging window: what was held for it goes now.
             await outbox.release_held(turn.session, resident.id, now)
+        # After that statement, so the resident row is written once, with the step's changes.
+        _note_presence(resident, event.kind, now)
+    replies = await _dispatch(turn)
+    if (resident is not None and turn.resident is resident
+            and linking_storage.settings_of(resident) != shared):
+        # Commune, subscription and language belong to the person: every linked chat.
+        await linking_storage.share_settings(turn.session, resident)
     resident = turn.resident  # agreeing creates one; erasing removes it
     if resident is not None and resident.notice_version != onboarding.CONSENT_VERSION:
         replies.insert(0, onboarding.updated_notice(turn, resident))
+    if resident is not None and event.update_id:
+        # Written with the resident's other changes: no statement of its own.
+        resident.last_update_id = event.update_id
+        resident.last_replies = encode_replies(replies)
     return replies
+
+
+async def _given_before(session: AsyncSession, event: Incoming) -> list[Outgoing]:
+    resident = await queries.get_resident(session, event.channel, event.user_id)
+    if resident is None or resident.last_update_id != event.update_id:
+        log.info("update on %s already handled", event.channel)
+        return []
+    log.info("update on %s already handled; its replies are given again", event.channel)
+    try:
+        return decode_replies(resident.last_replies)
+    except PayloadError:
+        log.warning("the replies stored for an update on %s are unreadable", event.channel)
+        return []
 
 
 def apology(language: str | None) -> list[Outgoing]:

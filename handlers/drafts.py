@@ -123,9 +123,9 @@ async def submit_comment(
     if len(text) > COMMENT_LIMIT:
         wait_for(resident, AwaitComment(draft.id), turn.now)
         return [too_long(turn, text)]
-    comment = await queries.add_comment(turn.session, draft, resident, text, turn.now)
     wait_for(resident, None, turn.now)
     resident.held_text = ""
+    comment = await queries.add_comment(turn.session, draft, resident, text, turn.now)
     return [with_menu(turn, turn.t(
         "Received: your comment no. {number} on “{title}”. Thank you! "
         "To add more, tap Comment again.",

@@ -22,7 +22,8 @@ DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ykien.db"
 
 
 def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
-    """An engine for the URL; SQLite gets foreign keys and a busy timeout so processes share it.
+    """An engine for the URL; SQLite gets foreign keys, one connection per process and a busy
+    timeout so processes share it.
 
     SQL parameters are hidden from errors: they hold comments and chat ids, which must not
     reach a log through a traceback.
@@ -30,7 +31,14 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
     # aiosqlite logs every statement with its parameters at DEBUG: comments and chat ids.
     logging.getLogger("aiosqlite").setLevel(logging.INFO)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
+        # One connection per process: SQLite has one writer at a time, and a second
+        # connection of the same process waiting for the write lock sleeps in SQLite's busy
+        # handler (up to seconds) where queueing for the pool costs nothing. Other
+        # processes sharing the file still wait through the busy timeout.
+        engine = create_async_engine(
+            url, connect_args={"timeout": 30}, hide_parameters=True,
+            pool_size=1, max_overflow=0,
+        )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:

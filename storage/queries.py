@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, delete, func, insert, select, update
+from sqlalchemy import CursorResult, Table, delete, func, insert, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
@@ -168,6 +168,9 @@ async def draft_for_commune(
         select(Draft)
         .join(DraftCommune, DraftCommune.draft_id == Draft.id)
         .where(Draft.id == draft_id, DraftCommune.commune_code == commune_code)
+        # Drafts do not depend on the resident's pending changes: flushing them here would
+        # write the resident row twice in one update.
+        .execution_options(autoflush=False)
     )
     if not with_options:
         query = query.options(raiseload(Draft.options))  # a comment does not need them
@@ -181,23 +184,44 @@ async def get_option(session: AsyncSession, option_id: int) -> PollOption | None
 async def add_comment(
     session: AsyncSession, draft: Draft, resident: Resident, text: str, now: datetime
 ) -> Comment:
-    """Store a comment with the next receipt number of its draft."""
-    # One UPDATE … RETURNING takes the number: the row lock (PostgreSQL) or the write lock
-    # (SQLite) makes concurrent comments on one draft get distinct numbers.
-    number = await session.scalar(
+    """Store a comment with the next receipt number of its draft.
+
+    The draft's counter hands out the numbers: its row lock (PostgreSQL) or the write lock
+    (SQLite) gives concurrent comments on one draft distinct numbers. Every comment on the
+    draft waits for that lock until the commit, so call this as the last step of a
+    transaction. On PostgreSQL, taking the number and storing the comment is one statement.
+    """
+    counter = (
         update(Draft)
         .where(Draft.id == draft.id)
         .values(comment_count=Draft.comment_count + 1)
         .returning(Draft.comment_count)
         .execution_options(synchronize_session=False)
     )
-    comment = Comment(
-        draft_id=draft.id, number=number, resident_id=resident.id,
-        commune_code=resident.commune_code, text=text, created_at=now,
-    )
-    session.add(comment)
-    await session.flush()
-    return comment
+    values = {"draft_id": draft.id, "resident_id": resident.id,
+              "commune_code": resident.commune_code, "text": text, "created_at": now}
+    # No autoflush: the resident's pending changes are written by the caller's commit, in
+    # one UPDATE.
+    with session.no_autoflush:
+        row = await _store_numbered(session, counter, values)
+    return Comment(id=row.id, number=row.number, **values)
+
+
+async def _store_numbered(session: AsyncSession, counter: Any, values: dict[str, Any]) -> Any:
+    """The new comment's (id, number): the counter taken, the comment stored."""
+    table = Comment.__table__
+    assert isinstance(table, Table)
+    if session.get_bind().dialect.name == "postgresql":
+        taken = counter.cte("taken")
+        storing = insert(table).from_select(
+            [*values, "number"],
+            select(*(literal(value, table.c[name].type) for name, value in values.items()),
+                   taken.c.comment_count),
+        )
+    else:
+        number = (await session.execute(counter)).scalar_one()
+        storing = insert(table).values(number=number, **values)
+    return (await session.execute(storing.returning(table.c.id, table.c.number))).one()
 
 
 async def comments_of(

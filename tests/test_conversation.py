@@ -363,13 +363,15 @@ async def test_no_chat_id_or_comment_text_in_the_logs(service, sessionmaker, cap
 
 
 async def test_a_comment_costs_six_statements(service, sessionmaker, draft):
-    """Dedup, resident, draft, receipt number, comment, resident state: nothing more."""
+    """Dedup, resident, draft, receipt number, comment, resident state (with the replies
+    kept to give again): nothing more. On PostgreSQL the number and the comment are one
+    statement."""
     await service.handle(press("u1", f"comment:{draft.id}"))
     statements: list[str] = []
 
     def count(connection, cursor, statement, parameters, context, executemany) -> None:
         if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
-            statements.append(statement.split()[0])
+            statements.append(" ".join(statement.split()[:3]))
 
     engine = sessionmaker.kw["bind"].sync_engine
     sa_event.listen(engine, "before_cursor_execute", count)
@@ -378,4 +380,5 @@ async def test_a_comment_costs_six_statements(service, sessionmaker, draft):
     finally:
         sa_event.remove(engine, "before_cursor_execute", count)
     assert "Received" in answer
-    assert len(statements) <= 6, statements
+    postgres = engine.dialect.name == "postgresql"
+    assert len(statements) <= (5 if postgres else 6), statements

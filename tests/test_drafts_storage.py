@@ -8,6 +8,7 @@ from sqlalchemy import func, select, text, update
 
 from handlers.events import Incoming, Kind, Reply
 from handlers.payload import queue_reply
+from storage.db import open_database
 from storage.drafts import broadcast, list_drafts
 from storage.models import Delivery, Draft, Resident, utcnow
 from tests.conftest import add_draft
@@ -30,11 +31,15 @@ async def queued(sessionmaker) -> dict[str, int]:
         return {platform_id: count for platform_id, count in rows}
 
 
-async def test_two_broadcasts_at_once_queue_each_resident_once(sessionmaker, service):
+async def test_two_broadcasts_at_once_queue_each_resident_once(
+    sessionmaker, service, database_url
+):
     draft = await add_draft(sessionmaker)  # broadcast once already: the next are re-broadcasts
     users = [f"u{i}" for i in range(5)]
     await subscribe(service, *users)
-    async with sessionmaker() as first, sessionmaker() as second:
+    # Two processes: each its own engine (one process holds one SQLite connection).
+    async with open_database(database_url) as other_process, \
+            sessionmaker() as first, other_process() as second:
         drafts = []
         for session in (first, second):
             await session.execute(text("SELECT 1"))  # both connected before either inserts
