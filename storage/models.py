@@ -125,6 +125,11 @@ class Resident(Base):
     awaiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
     # Text sent outside any draft, kept until the resident says which draft it is for.
     held_text: Mapped[str] = mapped_column(Text, default="")
+    # The chat's last update and the replies it was given (encoded by handlers.payload),
+    # committed with what the update changed: if the process dies before they go out, the
+    # platform delivers the update again and they are given again.
+    last_update_id: Mapped[str] = mapped_column(String(64), default="")
+    last_replies: Mapped[str] = mapped_column(Text, default="")
     # The last promotion-type message sent (Zalo OA allows one per resident per day).
     last_promotion_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
