@@ -63,6 +63,9 @@ class Settings:
     telegram_messages_per_second: float = 30.0
     telegram_webhook_secret: str = ""
     public_url: str = ""  # where the platforms reach `ykien serve` (https://…)
+    # How long a `ykien serve` process holds a webhook update it is handling (renewed while
+    # it lives); if it dies, another process takes the update over after this long.
+    webhook_lease_seconds: int = 10
     # Zalo Official Account (Open API v3): the app, its OA secret key (webhook signatures)
     # and the first token pair (the database keeps newer pairs once refreshed).
     zalo_app_id: str = ""
@@ -136,6 +139,7 @@ class Settings:
             telegram_messages_per_second=rate("TELEGRAM_MESSAGES_PER_SECOND", 30),
             telegram_webhook_secret=value("TELEGRAM_WEBHOOK_SECRET"),
             public_url=value("PUBLIC_URL").rstrip("/"),
+            webhook_lease_seconds=whole("WEBHOOK_LEASE_SECONDS", 10, 2, 3600),
             zalo_app_id=value("ZALO_APP_ID"),
             zalo_app_secret=value("ZALO_APP_SECRET"),
             zalo_oa_secret=value("ZALO_OA_SECRET"),

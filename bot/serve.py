@@ -14,6 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
@@ -158,7 +159,10 @@ async def serve(
         channels = configured_channels(settings, service)
         hooked = [c for c in channels.values() if isinstance(c, WebhookChannel)]
         receivers = [
-            WebhookReceiver(sessionmaker, channel, backlog=backlog or DEFAULT_BACKLOG)
+            WebhookReceiver(
+                sessionmaker, channel, backlog=backlog or DEFAULT_BACKLOG,
+                lease=timedelta(seconds=settings.webhook_lease_seconds),
+            )
             for channel in hooked
         ]
         routes = [

@@ -224,6 +224,7 @@ def test_a_file_problem_names_the_file_not_the_database(ykien):
     ("YKIEN_LOG_LEVEL", "loud", "DEBUG, INFO, WARNING, ERROR"),
     ("YKIEN_LANGUAGE", "fr", "vi, en"),
     ("YKIEN_CONVERSATION_TIMEOUT_MINUTES", "0", "1"),
+    ("YKIEN_WEBHOOK_LEASE_SECONDS", "1", "2"),
 ])
 def test_an_invalid_setting_is_named_with_what_it_accepts(ykien, variable, value, accepted):
     done = ykien("draft", "list", check=False, env={variable: value})
