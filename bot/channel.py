@@ -28,6 +28,28 @@ class StartRefused(RuntimeError):
         return str(self)
 
 
+class WebhookRegistered(StartRefused):
+    """`ykien run` would poll while the platform delivers the bot's updates to a webhook
+    (polling would remove it, or is refused)."""
+
+    def __init__(self, platform: str, url: str) -> None:
+        super().__init__(
+            f"a webhook is registered for this {platform} bot ({url}), so it cannot poll; "
+            "run `ykien serve` instead, or remove the webhook with `ykien webhook delete`"
+        )
+        self.platform = platform
+        self.url = url
+
+    def explain(self, t: Translator) -> str:
+        """The explanation in the person's language."""
+        return t(
+            "{platform} delivers this bot's updates to a webhook ({url}), and polling would "
+            "remove it. Run the webhook server with: ykien serve --host H --port P. To poll "
+            "instead, remove the webhook first with: ykien webhook delete",
+            platform=self.platform, url=self.url,
+        )
+
+
 class SendError(Exception):
     """A message could not be sent; subclasses say what the sender should do next."""
 

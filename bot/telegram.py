@@ -52,11 +52,11 @@ from telegram.ext import (
 from bot.channel import (
     PermanentFailure,
     SendError,
-    StartRefused,
     TemporaryFailure,
     Throttled,
     Unreachable,
     Verdict,
+    WebhookRegistered,
 )
 from bot.pacing import ChannelLimiter, Priority, SharedBudget
 from bot.telegram_sender import TelegramSender
@@ -64,7 +64,6 @@ from handlers import layout
 from handlers.capabilities import Capabilities
 from handlers.commands import command_menu
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
-from handlers.i18n import Translator
 from handlers.logref import chat_ref
 
 if TYPE_CHECKING:
@@ -194,26 +193,6 @@ def telegram_path(secret: str) -> str:
     return f"/telegram/{digest[:32]}"
 
 
-class WebhookRegistered(StartRefused):
-    """`ykien run` would poll while Telegram delivers to a webhook (polling would delete it)."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(
-            f"a webhook is registered for this bot ({url}), so it cannot poll; run "
-            "`ykien serve` instead, or remove the webhook with `ykien webhook delete`"
-        )
-        self.url = url
-
-    def explain(self, t: Translator) -> str:
-        """The explanation in the person's language."""
-        return t(
-            "Telegram delivers this bot's updates to a webhook ({url}), and polling would "
-            "remove it. Run the webhook server with: ykien serve --host H --port P. To poll "
-            "instead, remove the webhook first with: ykien webhook delete",
-            url=self.url,
-        )
-
-
 # One Bot API call that sends (part of) a message, giving the new message's id.
 Step = Callable[[], Awaitable[str]]
 
@@ -305,7 +284,7 @@ class TelegramChannel:
         app = self.application
         webhook = (await app.bot.get_webhook_info()).url
         if webhook:
-            raise WebhookRegistered(webhook)
+            raise WebhookRegistered("Telegram", webhook)
         assert app.updater is not None  # built by ApplicationBuilder by default
         await app.updater.start_polling(
             timeout=self.poll_timeout,

@@ -31,18 +31,17 @@ from bot.channel import (
     ChannelDisabled,
     PermanentFailure,
     SendError,
-    StartRefused,
     TemporaryFailure,
     Throttled,
     Unreachable,
     Verdict,
+    WebhookRegistered,
 )
 from bot.chatorder import ChatLanes
 from bot.pacing import ChannelLimiter, Priority, SharedBudget
 from handlers import layout
 from handlers.capabilities import Capabilities
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, flat_buttons
-from handlers.i18n import Translator
 from handlers.logref import chat_ref
 
 if TYPE_CHECKING:
@@ -279,26 +278,6 @@ def render(message: Outgoing) -> list[str]:
 # ---- the channel ---------------------------------------------------------------------------
 
 
-class WebhookRegistered(StartRefused):
-    """`ykien run` would poll while the platform posts updates to a webhook."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(
-            f"a webhook is registered for this Zalo bot ({url}), so it cannot poll; run "
-            "`ykien serve` instead, or remove the webhook (the Bot API's deleteWebhook) first"
-        )
-        self.url = url
-
-    def explain(self, t: Translator) -> str:
-        """The explanation in the person's language."""
-        return t(
-            "Zalo delivers this bot's updates to a webhook ({url}), so it cannot poll. Run the "
-            "webhook server with: ykien serve --host H --port P. To poll instead, remove the "
-            "webhook first (deleteWebhook).",
-            url=self.url,
-        )
-
-
 class ZaloBotChannel:
     """A bot on the Zalo Bot platform: polling or webhook in, text messages out."""
 
@@ -353,7 +332,7 @@ class ZaloBotChannel:
         url = info.get("url") if isinstance(info, dict) else None
         if isinstance(url, str) and url:
             await self.api.close()
-            raise WebhookRegistered(url)
+            raise WebhookRegistered("Zalo", url)
         self._stopping.clear()
         self._poller = asyncio.create_task(self._poll())
         log.info("Zalo Bot: polling")

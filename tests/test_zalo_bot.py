@@ -237,7 +237,7 @@ async def test_polling_refuses_while_a_webhook_is_registered(sessionmaker, fake)
         await channel.start()
     await channel.stop()
     assert fake.calls_to("getUpdates") == [] and fake.calls_to("deleteWebhook") == []
-    assert "ykien serve" in raised.value.explain(translator("en"))
+    assert "ykien webhook delete" in raised.value.explain(translator("en"))
     assert "https://ykien.example.gov.vn/zalobot/abc" in raised.value.explain(translator("vi"))
     # Removing it, as the message says, lets polling start.
     assert await delete_webhook(fake.token, fake.url) == "https://ykien.example.gov.vn/zalobot/abc"
