@@ -17,6 +17,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import environment, write_results  # noqa: E402
 
 from bot.delivery import DeliveryWorker  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
@@ -70,7 +73,8 @@ async def measure(url: str, count: int) -> float:
 
 async def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    lines = [f"delivery worker, null channel, {count} messages"]
+    lines = [f"delivery worker, null channel, {count} messages",
+             environment("SQLAlchemy", "aiosqlite", "asyncpg")]
     with tempfile.TemporaryDirectory() as folder:
         targets = {"sqlite": f"sqlite+aiosqlite:///{folder}/bench.db"}
         if os.environ.get("YKIEN_BENCH_POSTGRES_URL"):
@@ -81,11 +85,8 @@ async def main() -> None:
                 f"{name}: {rate:,.0f} messages/s = {rate / TELEGRAM_FREE:,.1f}x Telegram's "
                 f"30/s, {rate / TELEGRAM_PAID:.2f}x the 1,000/s paid ceiling"
             )
-    report = "\n".join(lines)
-    print(report)
-    out = ROOT / "benchmarks" / "results" / "delivery.txt"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(report + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    print(f"written to {write_results('delivery.txt', lines)}")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 500  # rows claimed at once per channel (fewer on a slow channel, see _batch_size)
 FLUSH_SECONDS = 1.0  # outcomes are written at least this often while a batch is sent
+# A pause, cancel or close reaches a batch under way at its first flush, then within this
+# long: checking the rows still queued costs a query as long as the queue.
+RECHECK_SECONDS = 1.0
 OUTAGE_ROWS = 5  # this many different rows failing in a row: the channel is down
 DISABLED_PAUSE = timedelta(minutes=1)  # a disabled channel is asked again this often
 LEASE_MARGIN = 0.25  # no send starts in the last quarter of its lease
@@ -256,6 +259,7 @@ class DeliveryWorker:
         lease_end = claimed_at + self.lease * (1 - LEASE_MARGIN)
         running: set[asyncio.Task[_Result]] = set()
         flushed_at = time.monotonic()
+        rechecked_at: float | None = None
         try:
             while queue or running:
                 if queue and interrupt.done():
@@ -269,8 +273,11 @@ class DeliveryWorker:
                 if results and (
                     len(results) >= concurrency or time.monotonic() - flushed_at >= FLUSH_SECONDS
                 ):
-                    await self._flush(claim.token, results, progress, queue)
                     flushed_at = time.monotonic()
+                    recheck = rechecked_at is None or flushed_at - rechecked_at >= RECHECK_SECONDS
+                    if recheck:
+                        rechecked_at = flushed_at
+                    await self._flush(claim.token, results, progress, queue if recheck else None)
                     continue
                 limit = concurrency if lane.proven else 1
                 if queue and len(running) < limit and len(running) + len(results) < 2 * concurrency:
@@ -495,7 +502,7 @@ class DeliveryWorker:
         """Write the outcomes gathered so far, in one transaction.
 
         With the rows still to send (`queue`), also drop those an official cancelled, paused
-        or closed since the claim: such a change takes effect within one flush.
+        or closed since the claim.
         """
         if not results:
             return
