@@ -4,8 +4,9 @@
 
 - globally at most `rate` messages in any second (0 = no global limit: paid broadcasts, a
   local Bot API server; the per-chat pace below still holds). A token bucket with burst
-  b = max(1, ⌈3 % of rate⌉) refilled at rate − b per second lets through at most
-  b + (rate − b) = rate in any one-second window, and over a long run ≥ 95 % of a rate of 30.
+  b = max(1, ⌈3 % of rate⌉) (holding up to b + 0.1, so that a waiter woken late loses
+  nothing) refilled at rate − b − 0.1 per second lets through at most rate in any one-second
+  window, and over a long run ≥ 95 % of a rate of 30.
 - per chat 1 message/s on average with a burst of 3, so a reply of a few messages goes out
   at once (a bounded LRU of chats: one idle for 3 s is as good as forgotten); only a channel
   with no platform behind it (a terminal, a benchmark's null channel) turns it off with
@@ -107,6 +108,7 @@ class ChannelLimiter:
     replies_per_broadcast = 3  # replies that may pass a waiting broadcast in a row
     slot_tolerance = 0.01  # s: how late a shared slot may still be used
     batch_seconds = 0.1  # shared slots reserved at a time, in seconds of sending
+    wake_headroom = 0.1  # tokens the bucket holds beyond its burst (see __init__)
 
     def __init__(
         self,
@@ -126,12 +128,16 @@ class ChannelLimiter:
         self.per_chat = per_chat
         self._paused_until = 0.0
         burst = global_burst(rate)
+        # A sleeper wakes a little late (event loop, OS): a bucket full at that moment would
+        # drop what it refilled meanwhile, a few % of the rate at 30/s. The headroom keeps it,
+        # and is taken off the pace so that no second holds more than `rate`.
+        capacity = burst + self.wake_headroom
         # Below 2/s the burst of 1 would leave nothing to refill with: pace at half.
-        pace = rate - burst if rate - burst >= rate / 2 else rate / 2
+        pace = rate - capacity if rate - capacity >= rate / 2 else rate / 2
         if budget is not None:
             pace /= 1 + self.slot_tolerance
-        self.pace, self.burst = pace, burst
-        self._bucket = _Bucket(pace, burst) if rate else None
+        self.pace, self.burst, self.capacity = pace, burst, capacity
+        self._bucket = _Bucket(pace, capacity) if rate else None
         self._batch = max(1, math.ceil(pace * self.batch_seconds))
         self._slots: deque[float] = deque()  # reserved shared slots, on our clock
         self._chats: OrderedDict[str, _Chat] = OrderedDict()
@@ -293,7 +299,7 @@ class ChannelLimiter:
         count = max(1, min(self._batch, waiting))
         asked_at = self._clock()
         try:
-            delays = await self._budget.reserve(count, self.pace, self.burst)
+            delays = await self._budget.reserve(count, self.pace, self.capacity)
         except Exception as exc:
             # Without the database, pace as if this process were alone rather than stop.
             log.warning("send budget unavailable, pacing locally: %s", type(exc).__name__)
