@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.fake_platform import Call, RecordsCalls, matcher
+
 # Parameters that Telegram treats as integers, and those that carry JSON-serialised objects.
 _INT_PARAMS = {"chat_id", "message_id", "offset", "limit", "user_id", "reply_to_message_id"}
 _JSON_PARAMS = {
@@ -49,28 +51,6 @@ _NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
     "are exactly the same as a current content and reply markup of the message"
 )
-
-
-@dataclass
-class Call:
-    """One request the fake received, and what it answered."""
-
-    method: str
-    params: dict[str, Any]
-    result: Any = None
-    error: dict[str, Any] | None = None
-    # When the request arrived (time.monotonic()), before any hold or failure.
-    at: float = field(default_factory=time.monotonic)
-
-    @property
-    def ok(self) -> bool:
-        """Whether the fake answered with success."""
-        return self.error is None
-
-    @property
-    def chat_id(self) -> int | None:
-        """The `chat_id` parameter, if any."""
-        return self.params.get("chat_id")
 
 
 @dataclass
@@ -101,14 +81,13 @@ class _Chat:
     from_bot: list[int] = field(default_factory=list)  # ids of the bot's messages, in order
 
 
-class FakeTelegram:
+class FakeTelegram(RecordsCalls):
     """The fake Bot API server; use as `async with FakeTelegram() as fake:`."""
 
     def __init__(self, token: str = "123456:TEST-token", *, poll_cap: float = 2.0) -> None:
+        super().__init__()
         self.token = token
         self.poll_cap = poll_cap  # no getUpdates waits longer than this, whatever it asks
-        self.calls: list[Call] = []  # answered requests, in the order they were answered
-        self.requests: list[Call] = []  # every request as it arrives (a long poll at once)
         self.commands: dict[str, list[dict]] = {}  # language code ("" = default) -> menu
         self.bot_user = {
             "id": int(token.split(":", 1)[0]) if token.split(":", 1)[0].isdigit() else 1,
@@ -131,7 +110,6 @@ class FakeTelegram:
         self._failures: list[_Failure] = []
         self._holds: list[tuple[Callable[[Call], bool], asyncio.Event]] = []
         self._new_updates = asyncio.Event()
-        self._calls_changed = asyncio.Condition()
         self._closing = False
         self._runner: web.AppRunner | None = None
         self.url = ""
@@ -369,49 +347,10 @@ class FakeTelegram:
         The predicate sees each call as it arrives, before it is recorded.
         """
         released = asyncio.Event()
-        self._holds.append((_matcher(predicate), released))
+        self._holds.append((matcher(predicate), released))
         return released
 
     # ---- looking at what the bot did -------------------------------------------------------
-
-    async def wait_for(
-        self,
-        predicate: Callable[[Call], bool] | str,
-        timeout: float = 10.0,
-        *,
-        since: int = 0,
-        arrived: bool = False,
-    ) -> Call:
-        """The first recorded call (from index `since`) matching; waits for it if need be.
-
-        `predicate` may be a method name. With `arrived`, requests count as they arrive
-        (index into `requests`): a long poll is seen before it is answered. Raises
-        AssertionError after `timeout` seconds.
-        """
-        match = _matcher(predicate)
-        found: list[Call] = []
-        seen = self.requests if arrived else self.calls
-
-        def check() -> bool:
-            found[:] = [call for call in seen[since:] if match(call)][:1]
-            return bool(found)
-
-        try:
-            async with asyncio.timeout(timeout), self._calls_changed:
-                await self._calls_changed.wait_for(check)
-        except TimeoutError:
-            recent = [f"{c.method}({c.params.get('chat_id', '')})" for c in self.calls[-10:]]
-            raise AssertionError(f"no matching call within {timeout}s; last: {recent}") from None
-        return found[0]
-
-    def calls_to(self, method: str, chat_id: int | None = None) -> list[Call]:
-        """Recorded calls of `method` (to `chat_id`, if given), failed ones included."""
-        name = method.lower()
-        return [
-            call
-            for call in self.calls
-            if call.method.lower() == name and (chat_id is None or call.chat_id == chat_id)
-        ]
 
     def messages_to(self, chat_id: int) -> list[dict]:
         """The bot's messages in a chat, as Bot API message objects (edits applied).
@@ -433,9 +372,7 @@ class FakeTelegram:
         method = request.match_info["method"]
         name, handler = self._methods.get(method.lower(), (method, None))
         call = Call(name, await _read_params(request))
-        async with self._calls_changed:
-            self.requests.append(call)
-            self._calls_changed.notify_all()
+        await self._arrived(call)
         try:
             if request.match_info["token"] != self.token:
                 raise ApiError(401, "Unauthorized")
@@ -455,11 +392,6 @@ class FakeTelegram:
         call.result = result
         await self._record(call)
         return web.json_response({"ok": True, "result": result})
-
-    async def _record(self, call: Call) -> None:
-        async with self._calls_changed:
-            self.calls.append(call)
-            self._calls_changed.notify_all()
 
     async def _wait_while_held(self, call: Call) -> None:
         for matches, released in list(self._holds):
@@ -638,13 +570,6 @@ async def fake_telegram() -> AsyncIterator[FakeTelegram]:
     """A running fake Bot API server (import this fixture into a test module to use it)."""
     async with FakeTelegram() as fake:
         yield fake
-
-
-def _matcher(predicate: Callable[[Call], bool] | str) -> Callable[[Call], bool]:
-    if callable(predicate):
-        return predicate
-    name = predicate.lower()
-    return lambda call: call.method.lower() == name
 
 
 def _with_caption(content: dict, caption: str | None) -> dict:

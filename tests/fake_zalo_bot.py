@@ -21,11 +21,13 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiohttp import web
+
+from tests.fake_platform import Call, RecordsCalls
 
 TEXT_LIMIT = 2000
 _DEFAULT_ERRORS = {
@@ -37,30 +39,6 @@ _DEFAULT_ERRORS = {
     500: "Internal Server Error",
     502: "Bad Gateway",
 }
-
-
-@dataclass
-class Call:
-    """One request the fake received, and what it answered."""
-
-    method: str
-    params: dict[str, Any]
-    result: Any = None
-    error: dict[str, Any] | None = None
-    at: float = field(default_factory=time.monotonic)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-    @property
-    def chat_id(self) -> str | None:
-        value = self.params.get("chat_id")
-        return None if value is None else str(value)
-
-    @property
-    def text(self) -> str:
-        return str(self.params.get("text") or "")
 
 
 @dataclass
@@ -82,23 +60,21 @@ class ApiError(Exception):
         self.http_status = http_status if http_status is not None else code
 
 
-class FakeZaloBot:
+class FakeZaloBot(RecordsCalls):
     """The fake platform; use as `async with FakeZaloBot() as fake:`."""
 
     def __init__(self, token: str = "1234567890:TEST-zalo-bot-token", *,
                  poll_cap: float = 1.0, batch: bool = False) -> None:
+        super().__init__()
         self.token = token
         self.poll_cap = poll_cap  # no getUpdates waits longer than this, whatever it asks
         self.batch = batch  # getUpdates hands out every waiting update as a list
-        self.calls: list[Call] = []  # answered requests, in the order they were answered
-        self.requests: list[Call] = []  # every request as it arrives (a long poll at once)
         self.webhook: dict[str, Any] = {"url": ""}
         self.sent: dict[str, list[dict]] = {}  # chat id -> the bot's messages, in order
         self._updates: list[dict] = []
         self._message_ids = itertools.count(1)
         self._failures: list[_Failure] = []
         self._new_updates = asyncio.Event()
-        self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
         self.url = ""
         self._methods: dict[str, Callable[[dict], Any]] = {
@@ -190,30 +166,6 @@ class FakeZaloBot:
 
     # ---- looking at what the bot did ----------------------------------------------------------
 
-    async def wait_for(self, predicate: Callable[[Call], bool] | str, timeout: float = 10.0,
-                       *, since: int = 0, arrived: bool = False) -> Call:
-        """The first recorded call (from index `since`) matching; waits for it if need be."""
-        match = _matcher(predicate)
-        seen = self.requests if arrived else self.calls
-        found: list[Call] = []
-
-        def check() -> bool:
-            found[:] = [call for call in seen[since:] if match(call)][:1]
-            return bool(found)
-
-        try:
-            async with asyncio.timeout(timeout), self._changed:
-                await self._changed.wait_for(check)
-        except TimeoutError:
-            recent = [f"{c.method}({c.chat_id or ''})" for c in self.calls[-10:]]
-            raise AssertionError(f"no matching call within {timeout}s; last: {recent}") from None
-        return found[0]
-
-    def calls_to(self, method: str, chat_id: str | None = None) -> list[Call]:
-        name = method.lower()
-        return [call for call in self.calls if call.method.lower() == name
-                and (chat_id is None or call.chat_id == chat_id)]
-
     def texts_to(self, chat_id: str) -> list[str]:
         """What the bot's messages in a chat said, in order."""
         return [message["text"] for message in self.sent.get(chat_id, [])]
@@ -227,9 +179,7 @@ class FakeZaloBot:
             body = await request.json()
             params.update(body if isinstance(body, dict) else {})
         call = Call(method, params)
-        async with self._changed:
-            self.requests.append(call)
-            self._changed.notify_all()
+        await self._arrived(call)
         handler = self._methods.get(method.lower())
         try:
             if request.match_info["token"] != self.token:
@@ -250,11 +200,6 @@ class FakeZaloBot:
         call.result = result
         await self._record(call)
         return web.json_response({"ok": True, "result": result})
-
-    async def _record(self, call: Call) -> None:
-        async with self._changed:
-            self.calls.append(call)
-            self._changed.notify_all()
 
     def _maybe_fail(self, call: Call) -> None:
         for failure in self._failures:
@@ -324,10 +269,3 @@ async def fake_zalo_bot() -> AsyncIterator[FakeZaloBot]:
     """A running fake platform (import this fixture into a test module to use it)."""
     async with FakeZaloBot() as fake:
         yield fake
-
-
-def _matcher(predicate: Callable[[Call], bool] | str) -> Callable[[Call], bool]:
-    if callable(predicate):
-        return predicate
-    name = predicate.lower()
-    return lambda call: call.method.lower() == name
