@@ -20,11 +20,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import environment, write_results  # noqa: E402
+from null_channel import NullChannel  # noqa: E402
 
 from bot.delivery import DeliveryWorker  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
-from bot.pacing import ChannelLimiter  # noqa: E402
-from handlers.capabilities import CONSOLE  # noqa: E402
 from handlers.i18n import translator  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.drafts import broadcast, create_draft  # noqa: E402
@@ -32,19 +31,6 @@ from storage.models import utcnow  # noqa: E402
 from storage.queries import add_residents_in_bulk  # noqa: E402
 
 TELEGRAM_FREE, TELEGRAM_PAID = 30, 1000
-
-
-class NullChannel:
-    name = "bench"
-    limiter = ChannelLimiter(0, per_chat=False)  # no platform to pace for
-    capabilities = CONSOLE
-
-    async def start(self) -> None: ...
-
-    async def stop(self) -> None: ...
-
-    async def send(self, user_id: str, message) -> str:
-        return user_id
 
 
 async def measure(url: str, count: int) -> float:
