@@ -7,6 +7,7 @@ the shared send outcomes (bot.channel). Nothing here logs tokens or message text
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -137,26 +138,47 @@ def _button(button: Button) -> dict[str, str]:
 # ---- calls --------------------------------------------------------------------------------
 
 
+async def _post_json(
+    http: aiohttp.ClientSession, url: str, server: str,
+    refuse: Callable[[aiohttp.ClientResponse], None], **request: Any,
+) -> dict[str, Any]:
+    """POST and read the JSON object answered. `refuse` raises for a status that has no
+    answer worth reading; TemporaryFailure when `server` could not be reached, or answered
+    what is not a JSON object."""
+    try:
+        async with http.post(url, timeout=TIMEOUT, **request) as response:
+            refuse(response)
+            answer = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise TemporaryFailure(f"{server} unreachable: {type(exc).__name__}") from exc
+    if not isinstance(answer, dict):
+        raise TemporaryFailure(f"{server} answered something that is not JSON")
+    return answer
+
+
+def _refuse_message(response: aiohttp.ClientResponse) -> None:
+    if response.status == 429:
+        retry = response.headers.get("Retry-After", "")
+        raise Throttled(float(retry) if retry.isdigit() else THROTTLE_SECONDS)
+    if response.status >= 500:
+        raise TemporaryFailure(f"Zalo answered HTTP {response.status}")
+    if response.status >= 400:
+        raise PermanentFailure(f"Zalo answered HTTP {response.status}")
+
+
+def _refuse_oauth(response: aiohttp.ClientResponse) -> None:
+    # A 4xx carries Zalo's explanation in its JSON: read on.
+    if response.status >= 500 or response.status == 429:
+        raise TemporaryFailure(f"Zalo's OAuth server answered HTTP {response.status}")
+
+
 async def post_message(
     http: aiohttp.ClientSession, url: str, access_token: str, body: dict[str, Any],
     now: datetime,
 ) -> str:
     """POST one message; its message id. Raises SendError or TokenRejected."""
-    try:
-        async with http.post(url, json=body, headers={"access_token": access_token},
-                             timeout=TIMEOUT) as response:
-            if response.status == 429:
-                retry = response.headers.get("Retry-After", "")
-                raise Throttled(float(retry) if retry.isdigit() else THROTTLE_SECONDS)
-            if response.status >= 500:
-                raise TemporaryFailure(f"Zalo answered HTTP {response.status}")
-            if response.status >= 400:
-                raise PermanentFailure(f"Zalo answered HTTP {response.status}")
-            answer = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise TemporaryFailure(f"Zalo unreachable: {type(exc).__name__}") from exc
-    if not isinstance(answer, dict):
-        raise TemporaryFailure("Zalo answered something that is not JSON")
+    answer = await _post_json(http, url, "Zalo", _refuse_message, json=body,
+                              headers={"access_token": access_token})
     code = _int(answer.get("error"))
     if code:
         raise send_error(code, str(answer.get("message", "")), now)
@@ -188,18 +210,10 @@ async def request_tokens(
 ) -> TokenPair:
     """POST to the token endpoint (a refresh or a code exchange). Raises OAuthRefused, or
     TemporaryFailure when Zalo could not be reached."""
-    try:
-        async with http.post(
-            oauth_url + TOKEN_PATH, data={**form, "app_id": app_id},
-            headers={"secret_key": app_secret}, timeout=TIMEOUT,
-        ) as response:
-            if response.status >= 500 or response.status == 429:
-                raise TemporaryFailure(f"Zalo's OAuth server answered HTTP {response.status}")
-            answer = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise TemporaryFailure(f"Zalo's OAuth server unreachable: {type(exc).__name__}") from exc
-    if not isinstance(answer, dict):
-        raise TemporaryFailure("Zalo's OAuth server answered something that is not JSON")
+    answer = await _post_json(
+        http, oauth_url + TOKEN_PATH, "Zalo's OAuth server", _refuse_oauth,
+        data={**form, "app_id": app_id}, headers={"secret_key": app_secret},
+    )
     access, refresh = answer.get("access_token"), answer.get("refresh_token")
     if not access or not refresh:
         reason = answer.get("error_description") or answer.get("error_name") or answer.get(
