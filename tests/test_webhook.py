@@ -15,13 +15,13 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Settings
-from bot.serve import serve
 from bot.telegram import SECRET_HEADER, telegram_path
 from storage import inbound
 from storage.db import open_database
 from storage.models import Comment, InboundUpdate, utcnow
 from tests.conftest import add_draft
 from tests.fake_telegram import Call, FakeTelegram
+from tests.serving import running_server
 from tests.test_telegram_e2e import Chat
 
 ALICE, BOB = 2001, 2002
@@ -67,20 +67,8 @@ async def serving(
         # Pacing is tested in test_pacing; here a held reply must hold its update.
         telegram_messages_per_second=0,
     )
-    stop = asyncio.Event()
-    listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        serve(settings, "127.0.0.1", 0, stop, on_listening=listening.set_result, backlog=backlog)
-    )
-    try:
-        done, _ = await asyncio.wait([listening, task], return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()  # raises what stopped it
-        async with aiohttp.ClientSession() as http:
-            yield Server(fake, listening.result(), http)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
+    async with running_server(settings, backlog) as address, aiohttp.ClientSession() as http:
+        yield Server(fake, address, http)
 
 
 class WebhookChat(Chat):

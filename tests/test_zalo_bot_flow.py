@@ -34,6 +34,7 @@ from storage.models import Comment, InboundUpdate, Resident, Vote
 from tests.chat import scalar_count
 from tests.conftest import add_draft
 from tests.fake_zalo_bot import FakeZaloBot
+from tests.serving import running_server
 
 ALICE, BOB = "7001aa", "7002bb"
 SECRET = "a-long-random-secret_1"
@@ -268,18 +269,11 @@ async def test_group_messages_are_acknowledged_and_not_stored(server, sessionmak
 
 async def test_ykien_serve_registers_and_answers_the_zalo_bot(database_url):
     """The real `ykien serve` mounts the channel, registers its webhook and answers."""
-    from bot.serve import serve
-
     async with FakeZaloBot() as fake, aiohttp.ClientSession() as http:
         settings = Settings(database_url=database_url, zalo_bot_token=fake.token,
                             zalo_bot_api_url=fake.url, zalo_bot_webhook_secret=SECRET,
                             public_url="https://ykien.example.gov.vn")
-        stop = asyncio.Event()
-        listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        server = asyncio.create_task(serve(settings, "127.0.0.1", 0, stop,
-                                           on_listening=listening.set_result))
-        try:
-            base = await asyncio.wait_for(asyncio.shield(listening), timeout=30)
+        async with running_server(settings) as base:
             path = fake.webhook["url"].removeprefix(settings.public_url)
             assert path.startswith("/zalobot/") and fake.webhook["secret_token"] == SECRET
             body = json.dumps({"ok": True, "result": fake.text_update(ALICE, "/start")})
@@ -288,6 +282,3 @@ async def test_ykien_serve_registers_and_answers_the_zalo_bot(database_url):
                 assert response.status == 200
             await fake.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == ALICE
                                 and "/delete" in c.text, timeout=20)
-        finally:
-            stop.set()
-            await asyncio.wait_for(server, timeout=30)

@@ -3,7 +3,6 @@ fake Zalo Open API (tests/fake_zalo.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,7 +11,6 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.serve import serve
 from bot.zalo_oa import WEBHOOK_PATH
 from tests.drivers.base import WAIT, numbered_choice
 from tests.fake_zalo import (
@@ -27,6 +25,7 @@ from tests.fake_zalo import (
     signed,
     text_event,
 )
+from tests.serving import running_server
 
 
 def _shown(call: Call) -> str:
@@ -104,18 +103,8 @@ async def zalo_oa_driver(
         zalo_access_token=access, zalo_refresh_token=refresh,
         zalo_api_url=fake.url, zalo_oauth_url=fake.url,
     )
-    stop = asyncio.Event()
-    listening: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    task = asyncio.create_task(
-        serve(settings, "127.0.0.1", 0, stop, on_listening=listening.set_result)
-    )
     try:
-        done, _ = await asyncio.wait([listening, task], return_when=asyncio.FIRST_COMPLETED)
-        if task in done:
-            task.result()
-        async with aiohttp.ClientSession() as http:
-            yield ZaloOADriver(fake, listening.result(), http, sessionmaker)
+        async with running_server(settings) as address, aiohttp.ClientSession() as http:
+            yield ZaloOADriver(fake, address, http, sessionmaker)
     finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=WAIT)
         await fake.close()
