@@ -94,7 +94,8 @@ class WebhookReceiver:
         """
         update_id, chat_key = self.channel.webhook_update_key(payload)
         row = await inbound.store(
-            self.sessionmaker, self.channel.name, update_id, chat_key, payload_text
+            self.sessionmaker, self.channel.name, update_id, chat_key, payload_text,
+            now=self.clock(),
         )
         if row is None:
             return False

@@ -51,16 +51,20 @@ class StoredUpdate:
 
 
 async def store(
-    sessionmaker: Sessionmaker, channel: str, update_id: str, chat_key: str, payload: str
+    sessionmaker: Sessionmaker, channel: str, update_id: str, chat_key: str, payload: str,
+    *, now: datetime | None = None,
 ) -> StoredUpdate | None:
-    """Record an update and commit; None when this update was stored before (a retry)."""
+    """Record an update and commit; None when this update was stored before (a retry).
+
+    `now` is the receipt time, on the clock the leases are reckoned in (a row never claimed
+    is taken over once it is older than a lease)."""
     async with sessionmaker() as session, session.begin():
         insert = dialect_insert(session)
         row_id = await session.scalar(
             insert(InboundUpdate)
             .values(
                 channel=channel, update_id=update_id, chat_key=chat_key, payload=payload,
-                received_at=utcnow(), attempts=0,
+                received_at=now or utcnow(), attempts=0,
             )
             .on_conflict_do_nothing(index_elements=["channel", "update_id"])
             .returning(InboundUpdate.id)
