@@ -186,7 +186,9 @@ async def prepare(url: str, rows: int) -> tuple[float, int, str]:
         ))).scalar_one()
         if session.bind.dialect.name == "sqlite":
             await session.execute(text("PRAGMA wal_checkpoint(TRUNCATE)"))
-        query = export.export_query(None).compile(
+        # The query the export's rows come from on this database (on PostgreSQL the export
+        # wraps it in COPY with most of each line built in SQL).
+        query = export.export_query(None, session.bind.dialect.name).compile(
             dialect=session.bind.dialect, compile_kwargs={"literal_binds": True}
         )
     return elapsed, total, " ".join(str(query).split())
