@@ -334,7 +334,10 @@ class DeliveryWorker:
             assert draft is not None
             key = (draft.id, row.language)
             if key not in rendered:
-                rendered[key] = render_draft(draft, translator(row.language))
+                rendered[key] = render_draft(
+                    draft, translator(row.language),
+                    reply_hint=lane.channel.capabilities.replies_to_messages,
+                )
             return rendered[key]
         try:
             return decode_reply(row.payload)

@@ -370,7 +370,8 @@ def _unknown_key(location: tuple[int | str, ...], t: Translator) -> str:
 
 def _check_fits_one_message(spec: DraftSpec, t: Translator) -> None:
     """The draft message must fit in one message on every channel, in every language."""
-    longest = max(len(render_draft(spec.to_draft(), translator(lang)).text) for lang in LANGUAGES)
+    longest = max(len(render_draft(spec.to_draft(), translator(lang), reply_hint=True).text)
+                  for lang in LANGUAGES)
     if longest > MESSAGE_LIMIT:
         raise DraftFileError([t(
             "The draft message would have {length} characters, but a chat message holds at "

@@ -216,7 +216,7 @@ class TelegramChannel:
     # Inline keyboards hold up to 100 buttons; texts count UTF-16 code units.
     capabilities = Capabilities(
         buttons_per_message=100, button_label_limit=64, text_limit=MAX_TEXT, can_edit=True,
-        measure=_utf16_len,
+        replies_to_messages=True, measure=_utf16_len,
     )
     # Replies held by flood control are dropped after this many waits for one update's replies.
     reply_max_waits = 5

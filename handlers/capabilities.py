@@ -24,6 +24,9 @@ class Capabilities:
     button_label_limit: int  # longer labels are shortened with "…"
     text_limit: int  # longer texts are split into several messages at line or word ends
     can_edit: bool = False  # a button's answer may replace the message it was on
+    # A resident can answer a given message (quote it), and a reply to a draft's message is
+    # a comment on that draft: its message says so.
+    replies_to_messages: bool = False
     # Residents who have not written for this long cannot be sent to (Zalo OA: 7 days).
     messaging_window: timedelta | None = None
     # How the platform counts text length (Telegram counts UTF-16 code units).

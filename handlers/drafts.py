@@ -14,15 +14,19 @@ OPEN_DRAFTS_SHOWN = 5
 HELD_TITLE_LENGTH = 60
 
 
-def render_draft(draft: Draft, t: Translator) -> Reply:
-    """The message that presents a draft, with a Comment button and one button per option."""
+def render_draft(draft: Draft, t: Translator, *, reply_hint: bool = False) -> Reply:
+    """The message that presents a draft, with a Comment button and one button per option.
+
+    `reply_hint`: the channel lets residents reply to a message, and the message says that
+    a reply is a comment too."""
     parts = [f"📢 {draft.title}", draft.issuer, "", draft.summary, ""]
     if draft.poll_question:
         parts.append(f"❓ {draft.poll_question}")
     parts.append(t("Comments until: {deadline}", deadline=t.datetime(draft.deadline)))
     if draft.link:
         parts.append(t("Full text: {link}", link=draft.link))
-    parts.append(t("Tap Comment, or reply to this message, to send your opinion."))
+    parts.append(t("Tap Comment, or reply to this message, to send your opinion.") if reply_hint
+                 else t("Tap Comment to send your opinion."))
     buttons = [[button(CommentOn(draft.id), "💬 " + t("Comment"))]]
     buttons += [[button(VoteFor(option.id), f"🗳 {option.label}")] for option in draft.options]
     return Reply("\n".join(parts), buttons, draft_id=draft.id)

@@ -113,6 +113,15 @@ async def test_a_draft_arrives_and_takes_a_comment_by_button(driver):
     assert comment.text == "Thu gom rác lúc 18 giờ thì hơn." and title
 
 
+async def test_the_draft_offers_a_reply_only_where_one_is_possible(driver):
+    await join(driver)
+    draft = await add_draft(driver.sessionmaker)
+    await driver.deliver(USER)
+    shown = await driver.expect(USER, draft.title)
+    assert ("reply to this message" in shown) == driver.can_reply, shown
+    assert "Tap Comment" in shown
+
+
 async def test_a_reply_to_the_draft_is_a_comment(driver):
     if not driver.can_reply:
         pytest.skip(f"{driver.channel} has no replies to a message")
