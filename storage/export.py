@@ -50,7 +50,7 @@ from sqlalchemy import (
     values,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.sql.expression import type_coerce
+from sqlalchemy.sql.expression import Subquery, type_coerce
 
 from storage import communes
 from storage.drafts import CODE_DIGITS, commune_code_text
@@ -168,14 +168,7 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
     )
-    if draft_id is not None:
-        comments = comments.where(Comment.draft_id == draft_id)
-        votes = votes.where(Vote.draft_id == draft_id)
-    if last_draft is not None:
-        # "+ 0": a bound on the draft must not turn the full scan into a slower index walk.
-        comments = comments.where(Comment.draft_id + 0 <= last_draft)
-        votes = votes.where(Vote.draft_id + 0 <= last_draft)
-    both = union_all(comments, votes).subquery()
+    both = _both(comments, votes, draft_id, last_draft)
     return (
         select(
             both.c.draft_id, both.c.kind, both.c.receipt, both.c.code, both.c.person,
@@ -183,6 +176,19 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
         )
         .order_by(both.c.draft_id, both.c.at, both.c.kind, both.c.row_id)
     )
+
+
+def _both(comments: Select[*tuple[Any, ...]], votes: Select[*tuple[Any, ...]],
+          draft_id: int | None, last_draft: int | None) -> Subquery:
+    """Comments and votes, of one draft or all up to `last_draft`, as one subquery."""
+    if draft_id is not None:
+        comments = comments.where(Comment.draft_id == draft_id)
+        votes = votes.where(Vote.draft_id == draft_id)
+    if last_draft is not None:
+        # "+ 0": a bound on the draft must not turn the full scan into a slower index walk.
+        comments = comments.where(Comment.draft_id + 0 <= last_draft)
+        votes = votes.where(Vote.draft_id + 0 <= last_draft)
+    return union_all(comments, votes).subquery()
 
 
 def _sqlite_query(draft_id: int | None, last_draft: int | None) -> Select[Any]:
@@ -211,18 +217,11 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None) -> Select[Any]:
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
     )
-    if draft_id is not None:
-        comments = comments.where(Comment.draft_id == draft_id)
-        votes = votes.where(Vote.draft_id == draft_id)
-    if last_draft is not None:
-        # "+ 0": a bound on the draft must not turn the full scan into a slower index walk.
-        comments = comments.where(Comment.draft_id + 0 <= last_draft)
-        votes = votes.where(Vote.draft_id + 0 <= last_draft)
-    both = union_all(comments, votes).subquery()
+    both = _both(comments, votes, draft_id, last_draft)
     return (
         select(
             (both.c.draft_id * 2 + both.c.vote_kind).label("head"), both.c.number,
-            both.c.code, both.c.person, type_coerce(both.c.at, String).label("at"),
+            both.c.code, both.c.person, _utc_text(both.c.at, "sqlite").label("at"),
             both.c.text, both.c.vote,
         )
         .order_by(both.c.draft_id, both.c.at, both.c.vote_kind, both.c.row_id)
@@ -231,7 +230,7 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None) -> Select[Any]:
 
 def _person_key(person: int | str) -> str:
     """`export_query`'s resident cell from SQLite's person id ("" once erased)."""
-    return "" if person == "" else f"{PERSON_PREFIX}{person}"
+    return "" if person == "" else person_reference(int(person))
 
 
 def _widen(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
