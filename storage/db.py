@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
@@ -19,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ykien.db"
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's lock
 
 
 def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
@@ -36,21 +40,46 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
         # handler (up to seconds) where queueing for the pool costs nothing. Other
         # processes sharing the file still wait through the busy timeout.
         engine = create_async_engine(
-            url, connect_args={"timeout": 30}, hide_parameters=True,
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, hide_parameters=True,
             pool_size=1, max_overflow=0,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA journal_mode=WAL")
-            # In WAL mode NORMAL is still safe from corruption and spares an fsync per commit.
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.close()
+            dbapi_connection.run_async(_prepare_sqlite)
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+async def _prepare_sqlite(connection: aiosqlite.Connection) -> None:
+    """Foreign keys on, WAL so readers never wait for the writer, NORMAL sync (still safe
+    from corruption in WAL, and spares an fsync per commit).
+
+    Switching to WAL, or opening while the last connection of another process cleans up
+    its WAL, can answer "database is locked" at once instead of waiting in the busy handler
+    (sqlite.org/wal.html, "Sometimes Queries Return SQLITE_BUSY In WAL Mode"): so WAL is
+    asked for again, without blocking the event loop, for as long as the busy timeout.
+    """
+    await _run(connection, "PRAGMA foreign_keys=ON")
+    deadline = asyncio.get_running_loop().time() + SQLITE_BUSY_TIMEOUT
+    pause = 0.005
+    while True:
+        try:
+            await _run(connection, "PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError as error:
+            busy = error.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or asyncio.get_running_loop().time() + pause > deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.5)
+    await _run(connection, "PRAGMA synchronous=NORMAL")
+
+
+async def _run(connection: aiosqlite.Connection, statement: str) -> None:
+    async with connection.execute(statement):
+        pass
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
