@@ -55,12 +55,15 @@ class ChatService:
         try:
             async with self.sessionmaker() as session, session.begin():
                 now = utcnow()
+                can_reply = capabilities is not None and capabilities.replies_to_messages
                 if capabilities is None or not capabilities.numbers_choices:
-                    return await respond(session, event, now, self.conversation_timeout)
+                    return await respond(session, event, now, self.conversation_timeout,
+                                         replies_to_messages=can_reply)
                 numbering = await self._numbering(session, event.channel, event.user_id, now)
                 event = _chosen(event, numbering)
                 numbering.new_turn()
-                replies = await respond(session, event, now, self.conversation_timeout)
+                replies = await respond(session, event, now, self.conversation_timeout,
+                                        replies_to_messages=can_reply)
                 if await queries.get_resident(session, event.channel, event.user_id) is None:
                     numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
                 laid_out = [part for reply in replies

@@ -119,8 +119,10 @@ _MEDIA_KINDS: tuple[tuple[str, Kind], ...] = (
 class Service(Protocol):
     """What the adapter needs from `bot.service.ChatService`."""
 
-    async def handle(self, event: Incoming) -> list[Outgoing]:
-        """The replies to one event."""
+    async def handle(
+        self, event: Incoming, capabilities: Capabilities | None = None
+    ) -> list[Outgoing]:
+        """The replies to one event, within the channel's `capabilities`."""
         ...
 
     async def sent(self, channel: str, user_id: str, message_id: str, message: Outgoing) -> None:
@@ -652,7 +654,7 @@ class TelegramChannel:
         if event is None:
             return
         try:
-            replies = await self.service.handle(event)
+            replies = await self.service.handle(event, self.capabilities)
         except Exception:
             log.exception("Telegram: handling an update from %s failed", _ref(event.user_id))
             return

@@ -19,10 +19,17 @@ def _not_stored(turn: Turn) -> list[Outgoing]:
 
 
 async def help_text(turn: Turn) -> list[Outgoing]:
+    limit = turn.t.number(COMMENT_LIMIT)
+    how_to_comment = turn.t(
+        "• When a draft arrives, tap Comment (or reply to the draft message) and type your "
+        "opinion, at most {limit} characters.", limit=limit,
+    ) if turn.replies_to_messages else turn.t(
+        "• When a draft arrives, tap Comment and type your opinion, at most {limit} "
+        "characters.", limit=limit,
+    )
     text = turn.t(
         "How to take part:\n"
-        "• When a draft arrives, tap Comment (or reply to the draft message) and type your "
-        "opinion, at most {limit} characters.\n"
+        "{how_to_comment}\n"
         "• Tap an option to vote; you can change your vote until the deadline.\n"
         "Commands:\n"
         "/drafts – drafts open now\n"
@@ -33,7 +40,7 @@ async def help_text(turn: Turn) -> list[Outgoing]:
         "/stop – stop receiving drafts (or type STOP / DỪNG)\n"
         "/delete – delete your data\n"
         "/help – this help",
-        limit=turn.t.number(COMMENT_LIMIT),
+        how_to_comment=how_to_comment,
     )
     if turn.resident is None:
         return [Reply(text + "\n\n" + turn.t("To begin, type /start."))]

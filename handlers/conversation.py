@@ -267,7 +267,8 @@ def _note_presence(resident: Resident, kind: Kind, now: datetime) -> None:
 
 
 async def respond(
-    session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta = DEFAULT_TIMEOUT
+    session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta = DEFAULT_TIMEOUT,
+    *, replies_to_messages: bool = False,
 ) -> list[Outgoing]:
     """The replies to one event; the caller commits, or rolls back if this raises.
 
@@ -284,7 +285,7 @@ async def respond(
             _note_presence(resident, event.kind, now)
         return []  # nothing to answer, and nothing to store about a stranger
     turn = Turn(session, event, resident, translator(resident.language if resident else None),
-                now, timeout)
+                now, timeout, replies_to_messages)
     shared = linking_storage.settings_of(resident) if resident is not None else None
     if resident is not None:
         # Noted before the step: a comment takes its draft's receipt counter (a row every

@@ -51,7 +51,8 @@ async def open_drafts_replies(turn: Turn, resident: Resident) -> list[Outgoing]:
         "{count} draft is open for comments:", "{count} drafts are open for comments:",
         len(drafts),
     )
-    shown = [render_draft(draft, turn.t) for draft in drafts[:OPEN_DRAFTS_SHOWN]]
+    shown = [render_draft(draft, turn.t, reply_hint=turn.replies_to_messages)
+             for draft in drafts[:OPEN_DRAFTS_SHOWN]]
     return [Reply(header), *shown]
 
 

@@ -28,6 +28,8 @@ class Turn:
     now: datetime
     # Silence after which a waiting step (comment, commune search) is over.
     timeout: timedelta = DEFAULT_TIMEOUT
+    # The channel counts a reply to a draft's message as a comment (Capabilities).
+    replies_to_messages: bool = False
 
 
 def button(data: ButtonData, label: str) -> Button:

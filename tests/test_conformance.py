@@ -113,13 +113,19 @@ async def test_a_draft_arrives_and_takes_a_comment_by_button(driver):
     assert comment.text == "Thu gom rác lúc 18 giờ thì hơn." and title
 
 
-async def test_the_draft_offers_a_reply_only_where_one_is_possible(driver):
+async def test_the_draft_and_help_offer_a_reply_only_where_one_is_possible(driver):
     await join(driver)
     draft = await add_draft(driver.sessionmaker)
     await driver.deliver(USER)
     shown = await driver.expect(USER, draft.title)
     assert ("reply to this message" in shown) == driver.can_reply, shown
     assert "Tap Comment" in shown
+    await driver.text(USER, "/drafts")
+    listed = await driver.expect(USER, "Tap Comment")
+    assert ("reply to this message" in listed) == driver.can_reply, listed
+    await driver.text(USER, "/help")
+    helped = await driver.expect(USER, "How to take part")
+    assert ("reply to the draft message" in helped) == driver.can_reply, helped
 
 
 async def test_a_reply_to_the_draft_is_a_comment(driver):

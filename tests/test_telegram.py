@@ -33,7 +33,7 @@ class StubService:
         ]
         self._changed = asyncio.Condition()
 
-    async def handle(self, event: Incoming) -> list[Outgoing]:
+    async def handle(self, event: Incoming, capabilities: object = None) -> list[Outgoing]:
         async with self._changed:
             self.events.append(event)
             self._changed.notify_all()

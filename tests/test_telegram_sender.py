@@ -15,7 +15,7 @@ from tests.fake_telegram import FakeTelegram
 
 
 class NoService:
-    async def handle(self, event):  # pragma: no cover - nothing is received here
+    async def handle(self, event, capabilities=None):  # pragma: no cover - nothing is received here
         return []
 
     async def sent(self, channel, user_id, message_id, message) -> None:
