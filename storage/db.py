@@ -13,7 +13,7 @@ import aiosqlite
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,6 +23,11 @@ from sqlalchemy.ext.asyncio import (
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ykien.db"
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's lock
+
+
+def in_memory(database: str | None) -> bool:
+    """Whether an SQLite URL's database is in memory rather than a file."""
+    return not database or database == ":memory:" or "mode=memory" in database
 
 
 def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
@@ -39,9 +44,11 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
         # connection of the same process waiting for the write lock sleeps in SQLite's busy
         # handler (up to seconds) where queueing for the pool costs nothing. Other
         # processes sharing the file still wait through the busy timeout.
+        # A database in memory lives in one connection already (SQLAlchemy's StaticPool).
+        memory = in_memory(make_url(url).database)
         engine = create_async_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, hide_parameters=True,
-            pool_size=1, max_overflow=0,
+            **({} if memory else {"pool_size": 1, "max_overflow": 0}),
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -130,7 +137,11 @@ async def upgrade(engine: AsyncEngine) -> None:
             broken = (await connection.exec_driver_sql("PRAGMA foreign_key_check")).first()
             if broken is not None:
                 raise RuntimeError(f"migration left a row pointing nowhere in {broken[0]}")
-    if sqlite:
+    if sqlite and in_memory(engine.url.database):
+        # Its one connection is the database: keep it, with foreign keys back on.
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+    elif sqlite:
         await engine.dispose()  # fresh connections get foreign keys back (see make_engine)
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import insert
 import storage.export as export_module
 from handlers.events import Incoming, Kind
 from handlers.i18n import translator
+from storage.db import open_database
 from storage.export import (
     COLUMNS,
     copy_text_rows,
@@ -216,6 +217,15 @@ async def test_the_export_is_exactly_the_expected_table(sessionmaker):
     reference = io.StringIO(newline="")
     csv.writer(reference).writerows(expected_table(fees, evil))
     assert text == reference.getvalue()
+
+
+async def test_a_database_in_memory_exports_the_same_table():
+    """A file is exported from a worker thread on its own connection; a database in memory
+    has no file to open, so it goes through the session's own connection."""
+    async with open_database("sqlite+aiosqlite://") as in_memory:
+        fees, evil = await small_database(in_memory)
+        text = await export_text(in_memory)
+    assert list(csv.reader(io.StringIO(text, newline=""))) == expected_table(fees, evil)
 
 
 async def test_one_draft_only(sessionmaker):
