@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bot.config import Settings
+from storage.text import N_
 
 if TYPE_CHECKING:
     from bot.channel import Channel
@@ -26,17 +27,38 @@ class ChannelEntry:
     module: str
     configured: Callable[[Settings], bool]
     can_poll: bool  # False: the platform only pushes updates (a webhook on `ykien serve`)
+    # A bot that polls may have a webhook registered instead, which stops the polling: its
+    # module's `remove_webhook(settings) -> str` removes it (`ykien webhook delete`) and
+    # returns the URL it had, "" if none. What to say then, as catalogue texts.
+    webhook_removed: str = ""  # with {url}
+    no_webhook: str = ""
 
 
 CHANNELS = (
-    ChannelEntry("telegram", "bot.telegram", lambda s: bool(s.telegram_token), can_poll=True),
+    ChannelEntry(
+        "telegram", "bot.telegram", lambda s: bool(s.telegram_token), can_poll=True,
+        webhook_removed=N_("The webhook {url} is removed. Telegram keeps new updates until "
+                           "ykien run polls for them."),
+        no_webhook=N_("No webhook was registered: ykien run can poll."),
+    ),
     ChannelEntry("zalo", "bot.zalo_oa", lambda s: bool(s.zalo_app_id), can_poll=False),
-    ChannelEntry("zalobot", "bot.zalo_bot", lambda s: bool(s.zalo_bot_token), can_poll=True),
+    ChannelEntry(
+        "zalobot", "bot.zalo_bot", lambda s: bool(s.zalo_bot_token), can_poll=True,
+        webhook_removed=N_("The Zalo bot's webhook {url} is removed: ykien run can poll."),
+        no_webhook=N_("No webhook was registered for the Zalo bot: ykien run can poll."),
+    ),
 )
 
 
 def configured_entries(settings: Settings) -> list[ChannelEntry]:
     return [entry for entry in CHANNELS if entry.configured(settings)]
+
+
+async def remove_webhook(entry: ChannelEntry, settings: Settings) -> str:
+    """Remove the entry's webhook (see `ChannelEntry.webhook_removed`); the URL it had."""
+    module = importlib.import_module(entry.module)
+    url: str = await module.remove_webhook(settings)
+    return url
 
 
 def configured_channels(

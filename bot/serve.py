@@ -12,7 +12,7 @@ import logging
 import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from contextlib import suppress
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -94,35 +94,20 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings, t: Translator)
 
 
 async def cmd_webhook_delete(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    if not settings.telegram_token and not settings.zalo_bot_token:
-        print(t("YKIEN_TELEGRAM_TOKEN is not set: there is no Telegram bot to change."),
-              file=sys.stderr)
+    from bot.registry import configured_entries, remove_webhook
+
+    bots = [entry for entry in configured_entries(settings) if entry.webhook_removed]
+    if not bots:
+        print(t("Neither YKIEN_TELEGRAM_TOKEN nor YKIEN_ZALO_BOT_TOKEN is set: there is no "
+                "bot whose webhook could be removed."), file=sys.stderr)
         return 2
-    bots: list[tuple[Callable[[str, str], Awaitable[str]], str, str, str, str]] = []
-    if settings.telegram_token:
-        from bot.telegram import delete_webhook
-
-        bots.append((
-            delete_webhook, settings.telegram_token, settings.telegram_api_url,
-            t("The webhook {url} is removed. Telegram keeps new updates until ykien run "
-              "polls for them."),
-            t("No webhook was registered: ykien run can poll."),
-        ))
-    if settings.zalo_bot_token:
-        from bot.zalo_bot import delete_webhook as delete_zalo_webhook
-
-        bots.append((
-            delete_zalo_webhook, settings.zalo_bot_token, settings.zalo_bot_api_url,
-            t("The Zalo bot's webhook {url} is removed: ykien run can poll."),
-            t("No webhook was registered for the Zalo bot: ykien run can poll."),
-        ))
-    for delete, token, api_url, removed, none in bots:
+    for entry in bots:
         try:
-            url = await delete(token, api_url)
+            url = await remove_webhook(entry, settings)
         except RuntimeError as error:
             print(t("Could not remove the webhook: {reason}", reason=str(error)), file=sys.stderr)
             return 1
-        print(removed.format(url=url) if url else none)
+        print(t(entry.webhook_removed, url=url) if url else t(entry.no_webhook))
     return 0
 
 

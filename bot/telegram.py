@@ -688,6 +688,11 @@ class TelegramChannel:
         log.warning("Telegram: polling failed, retrying: %s", self._redact(exc))
 
 
+async def remove_webhook(settings: Settings) -> str:
+    """`ykien webhook delete` (bot.registry)."""
+    return await delete_webhook(settings.telegram_token, settings.telegram_api_url)
+
+
 async def delete_webhook(token: str, api_url: str) -> str:
     """Remove the bot's webhook (Telegram keeps updates for polling); the URL it had, or ""."""
     api_url = api_url.rstrip("/")

@@ -553,6 +553,11 @@ def _ref(user_id: str) -> str:
     return chat_ref(CHANNEL, user_id)
 
 
+async def remove_webhook(settings: Settings) -> str:
+    """`ykien webhook delete` (bot.registry)."""
+    return await delete_webhook(settings.zalo_bot_token, settings.zalo_bot_api_url)
+
+
 async def delete_webhook(token: str, api_url: str) -> str:
     """Remove the bot's webhook so that `ykien run` can poll; the URL it had, or ""."""
     api = BotApi(token, api_url)

@@ -103,6 +103,13 @@ def test_run_without_a_channel_explains_and_falls_back_to_the_console(ykien):
     assert "/delete" in done.stdout  # the greeting, from the console
 
 
+def test_webhook_delete_without_a_bot_says_which_settings_name_one(ykien):
+    done = ykien("webhook", "delete", check=False)
+    assert done.returncode == 2
+    assert "YKIEN_TELEGRAM_TOKEN" in done.stderr and "YKIEN_ZALO_BOT_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_unknown_draft(ykien):
     for command in ("broadcast", "close"):
         done = ykien("draft", command, "99", check=False)
