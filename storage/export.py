@@ -434,6 +434,107 @@ def _write_sqlite_file(path: str, sql: str, batch: int,
         database.close()
 
 
+class CsvLines:
+    """The export's CSV lines from its query's rows, the cells that repeat (title, kind,
+    commune, pseudonym, vote, Vietnam hour) cached already neutralised and quoted, joined by
+    commas where adjacent. Pickled as its inputs: a worker process builds its own caches."""
+
+    def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
+                 secret: bytes) -> None:
+        self.titles, self.kinds, self.anonymous, self.secret = titles, kinds, anonymous, secret
+        self.heads = _Cache(lambda head: ",".join(
+            (str(head[0]), csv_cell(self.title(head[0])), csv_cell(kinds[head[1]]))
+        ))
+        self.places = _Cache(lambda code: ",".join(csv_cell(cell) for cell in self.place(code)))
+        self.people = _Cache(lambda person: csv_cell(self.pseudonym(person)))
+        self.labels = _Cache(lambda label: csv_cell(neutralise(label)))
+        # "+07:00": a batch with an hour of another offset goes the plain way
+        self.offset = _vietnam_hour("2026-01-01 00")[1]
+        self.hours = _Cache(self.hour)
+        # SQLite's leaner rows (_sqlite_query): the same cells from other keys. A comment's
+        # head ends with its receipt's "3-", followed by its number; a vote's number is "".
+        self.leads = _Cache(lambda head: (
+            self.heads[head >> 1, "vote"] + "," if head & 1
+            else self.heads[head >> 1, "comment"] + f",{head >> 1}-"
+        ))
+        self.places_by_code = _Cache(lambda code: self.places[str(code)])
+        self.people_by_id = _Cache(lambda person: self.people[_person_key(person)])
+        self.buffer = io.StringIO()  # for batches that take the plain path
+        self.writer = csv.writer(self.buffer)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return CsvLines, (self.titles, self.kinds, self.anonymous, self.secret)
+
+    def pseudonym(self, person: str) -> str:
+        if not person:
+            return self.anonymous  # the resident erased their data
+        digest = hmac.digest(self.secret, person.encode(), hashlib.sha256)
+        return "R-" + digest[:6].hex()
+
+    @staticmethod
+    def place(code: str) -> tuple[str, str, str]:
+        if not code:
+            return "", "", ""
+        number = int(code)
+        commune = communes.get_commune(number) if number else None
+        if commune is None:
+            return commune_code_text(number), "", ""
+        return commune_code_text(number), commune.name, commune.province.name
+
+    def title(self, draft: int | str) -> str:
+        return neutralise(self.titles.get(int(draft), ""))  # "" if created during the export
+
+    def hour(self, utc_hour: str) -> str:
+        local, its_offset = _vietnam_hour(utc_hour)
+        if its_offset != self.offset:
+            raise _UnusualTime(utc_hour)
+        return local
+
+    def text(self, rows: Sequence[Any], *, lean: bool) -> str:
+        """The lines of a batch of rows (`_sqlite_query`'s if `lean`, else `export_query`'s)."""
+        try:
+            written = self._lean(rows) if lean else self._wide(rows)
+        except (_UnusualTime, TypeError, IndexError, ValueError):
+            written = self._plain(_widen(rows) if lean else rows)
+        if len(self.people) > PSEUDONYM_CACHE:
+            self.people.clear()
+            self.people_by_id.clear()
+        return written
+
+    def _wide(self, rows: Sequence[Any]) -> str:
+        heads, places, people, hours, labels, offset = (
+            self.heads, self.places, self.people, self.hours, self.labels, self.offset)
+        return "".join([
+            f"{heads[draft, kind]},{receipt},{places[code]},{people[person]},"
+            f"{hours[at[:13]]}{at[13:19]}{offset},"
+            f"{free_text_cell(text)},{labels[vote]}\r\n"
+            for draft, kind, receipt, code, person, at, text, vote in rows
+        ])
+
+    def _lean(self, rows: Sequence[Any]) -> str:
+        leads, places, people, hours, labels, offset = (
+            self.leads, self.places_by_code, self.people_by_id, self.hours, self.labels,
+            self.offset)
+        return "".join([
+            f"{leads[head]}{number},{places[code]},{people[person]},"
+            f"{hours[at[:13]]}{at[13:19]}{offset},"
+            f"{free_text_cell(text)},{labels[vote]}\r\n"
+            for head, number, code, person, at, text, vote in rows
+        ])
+
+    def _plain(self, rows: Sequence[Any]) -> str:
+        # The same cells row by row through csv.writer, for a batch the fast path refused.
+        self.writer.writerows([
+            [draft, self.title(draft), self.kinds[kind], receipt, *self.place(code),
+             self.pseudonym(person), _iso(at), neutralise(text), neutralise(vote)]
+            for draft, kind, receipt, code, person, at, text, vote in rows
+        ])
+        written = self.buffer.getvalue()
+        self.buffer.seek(0)
+        self.buffer.truncate()
+        return written
+
+
 async def export_csv(
     session: AsyncSession,
     out: TextIO,
@@ -451,12 +552,9 @@ async def export_csv(
     secret = key or await pseudonym_key(session)
     anonymous = translate(ANONYMOUS)
     kinds = {kind: translate(word) for kind, word in KINDS.items()}
-    buffer = io.StringIO()  # the header, and batches that take the plain path
-    writer = csv.writer(buffer)
-    writer.writerow([translate(column) for column in COLUMNS])
-    out.write(buffer.getvalue())
-    buffer.seek(0)
-    buffer.truncate()
+    header = io.StringIO()
+    csv.writer(header).writerow([translate(column) for column in COLUMNS])
+    out.write(header.getvalue())
     connection = await session.connection()
     titles_query = select(Draft.id, Draft.title)
     if draft_id is not None:
@@ -465,91 +563,15 @@ async def export_csv(
     if not titles:
         return 0
 
-    def pseudonym(person: str) -> str:
-        if not person:
-            return anonymous  # the resident erased their data
-        digest = hmac.digest(secret, person.encode(), hashlib.sha256)
-        return "R-" + digest[:6].hex()
-
-    def place(code: str) -> tuple[str, str, str]:
-        if not code:
-            return "", "", ""
-        number = int(code)
-        commune = communes.get_commune(number) if number else None
-        if commune is None:
-            return commune_code_text(number), "", ""
-        return commune_code_text(number), commune.name, commune.province.name
-
-    def title(draft: int | str) -> str:
-        return neutralise(titles.get(int(draft), ""))  # "" if created during the export
-
-    # Each cache holds cells already neutralised and quoted, joined by commas where adjacent.
-    heads = _Cache(lambda head: ",".join(
-        (str(head[0]), csv_cell(title(head[0])), csv_cell(kinds[head[1]]))
-    ))
-    places = _Cache(lambda code: ",".join(csv_cell(cell) for cell in place(code)))
-    people = _Cache(lambda person: csv_cell(pseudonym(person)))
-    labels = _Cache(lambda label: csv_cell(neutralise(label)))
-    offset = _vietnam_hour("2026-01-01 00")[1]  # "+07:00": an hour with another goes plain
-
-    def hour(utc_hour: str) -> str:
-        local, its_offset = _vietnam_hour(utc_hour)
-        if its_offset != offset:
-            raise _UnusualTime(utc_hour)
-        return local
-
-    hours = _Cache(hour)
-
-    def fast(rows: Sequence[Any]) -> str:
-        return "".join([
-            f"{heads[draft, kind]},{receipt},{places[code]},{people[person]},"
-            f"{hours[at[:13]]}{at[13:19]}{offset},"
-            f"{free_text_cell(text)},{labels[vote]}\r\n"
-            for draft, kind, receipt, code, person, at, text, vote in rows
-        ])
-
-    # SQLite's leaner rows (_sqlite_query): the same cells from other keys. A comment's
-    # head ends with its receipt's "3-", followed by its number; a vote's number is "".
-    leads = _Cache(lambda head: (
-        heads[head >> 1, "vote"] + "," if head & 1 else heads[head >> 1, "comment"]
-        + f",{head >> 1}-"
-    ))
-    places_by_code = _Cache(lambda code: places[str(code)])
-    people_by_id = _Cache(lambda person: people[_person_key(person)])
-
-    def fast_lean(rows: Sequence[Any]) -> str:
-        return "".join([
-            f"{leads[head]}{number},{places_by_code[code]},{people_by_id[person]},"
-            f"{hours[at[:13]]}{at[13:19]}{offset},"
-            f"{free_text_cell(text)},{labels[vote]}\r\n"
-            for head, number, code, person, at, text, vote in rows
-        ])
-
-    def plain(rows: Sequence[Any]) -> str:
-        # The same cells row by row through csv.writer, for a batch the fast path refused.
-        writer.writerows([
-            [draft, title(draft), kinds[kind], receipt, *place(code), pseudonym(person),
-             _iso(at), neutralise(text), neutralise(vote)]
-            for draft, kind, receipt, code, person, at, text, vote in rows
-        ])
-        written = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return written
-
+    lines = CsvLines(titles, kinds, anonymous, secret)
+    heads, pseudonym, hour, offset = lines.heads, lines.pseudonym, lines.hour, lines.offset
     count = 0
     lean = connection.dialect.name == "sqlite"
 
     def write(rows: Sequence[Any]) -> None:
         nonlocal count
-        try:
-            out.write(fast_lean(rows) if lean else fast(rows))
-        except (_UnusualTime, TypeError, IndexError, ValueError):
-            out.write(plain(_widen(rows) if lean else rows))
+        out.write(lines.text(rows, lean=lean))
         count += len(rows)
-        if len(people) > PSEUDONYM_CACHE:
-            people.clear()
-            people_by_id.clear()
 
     dialect = connection.dialect
     query = export_query(draft_id, dialect.name, last_draft=max(titles))
