@@ -177,11 +177,10 @@ async def vote(turn: Turn, resident: Resident, option_id: int) -> list[Outgoing]
     draft, refused = await _usable_draft(turn, resident, option.draft_id, with_options=True)
     if draft is None:
         return refused
-    previous = await queries.get_vote(turn.session, draft.id, resident)
-    previous_label = next(
-        (o.label for o in draft.options if previous and o.id == previous.option_id), ""
-    )
-    _, changed = await queries.cast_vote(turn.session, draft, option, resident, turn.now)
+    # The vote before comes from cast_vote: read earlier, another chat of the person voting
+    # at the same moment could be missed.
+    previous, changed = await queries.cast_vote(turn.session, draft, option, resident, turn.now)
+    previous_label = next((o.label for o in draft.options if o.id == previous), "")
     values = {
         "title": draft.title,
         "option": option.label,

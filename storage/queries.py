@@ -255,22 +255,23 @@ async def _person_votes(session: AsyncSession, draft_id: int, resident: Resident
     )).all()
 
 
-async def get_vote(session: AsyncSession, draft_id: int, resident: Resident) -> Vote | None:
-    """The person's vote on a draft, cast from whichever of their chats."""
-    votes = await _person_votes(session, draft_id, resident)
-    return votes[0] if votes else None
-
-
 async def cast_vote(
     session: AsyncSession, draft: Draft, option: PollOption, resident: Resident, now: datetime
-) -> tuple[Vote, bool]:
-    """Record or change the person's one vote; the flag says whether anything changed.
+) -> tuple[int | None, bool]:
+    """Record or change the person's one vote: the option it had before (None if none) and
+    whether anything changed.
 
     A vote cast from another of the person's chats is replaced (moved to this chat), and
-    any other is deleted in the same transaction: one vote per person per poll.
+    any other is deleted in the same transaction: one vote per person per poll. Two chats of
+    one person voting at once take turns on the person's row (PostgreSQL; SQLite has one
+    writer at a time), so the second sees the first one's vote instead of adding another.
     """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(
+            select(Person.id).where(Person.id == resident.person_id).with_for_update())
     votes = await _person_votes(session, draft.id, resident)
     vote, others = (votes[0], votes[1:]) if votes else (None, [])
+    previous = vote.option_id if vote is not None else None
     for other in others:
         await session.delete(other)
     if others:
@@ -286,13 +287,13 @@ async def cast_vote(
         )
         session.add(vote)
     elif vote.option_id == option.id:
-        return vote, False
+        return previous, False
     else:
         vote.resident_id = resident.id
         vote.option_id = option.id
         vote.updated_at = now
     await session.flush()
-    return vote, True
+    return previous, True
 
 
 async def remember_message(

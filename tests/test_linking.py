@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy import text as text_sql
 
 from bot.cli import main
 from handlers.events import Incoming, Kind
@@ -19,14 +20,18 @@ from storage.linking import GUESS_LIMIT
 from storage.models import (
     Comment,
     Delivery,
+    Draft,
     LinkCode,
     Person,
+    PollOption,
     Resident,
     Vote,
     draft_dedup_key,
     utcnow,
 )
+from storage.queries import cast_vote
 from tests.chat import BA_DINH, CAM_TU, joined, make_draft, scalar_count
+from tests.drivers.base import WAIT
 
 TELEGRAM = ("telegram", "1")
 ZALO = ("zalo", "z1")
@@ -115,6 +120,37 @@ async def test_one_vote_per_poll_the_latest_from_either_chat(service, sessionmak
         votes = (await session.scalars(select(Vote))).all()
     _, zalo = await both(sessionmaker)
     assert [(v.option_id, v.resident_id) for v in votes] == [(no.id, zalo.id)]
+
+
+async def test_two_chats_voting_at_the_same_moment_leave_one_vote(
+    service, sessionmaker, database_url
+):
+    if database_url.startswith("sqlite"):
+        pytest.skip("one SQLite connection per process: a second vote waits for the first")
+    draft = await make_draft(sessionmaker)
+    await linked(service)
+    yes, no = draft.options
+    async with sessionmaker() as first, first.begin():
+        telegram = await first.scalar(select(Resident).where(Resident.platform_id == "1"))
+        await cast_vote(first, await first.get(Draft, draft.id),
+                        await first.get(PollOption, yes.id), telegram, utcnow())
+        # Zalo's vote, while Telegram's is not committed yet: it must wait for it
+        second = asyncio.create_task(service.handle(press(ZALO, f"vote:{no.id}")))
+        async with asyncio.timeout(WAIT):
+            while not second.done() and not await waiting_for_a_lock(sessionmaker):
+                await asyncio.sleep(0.01)
+    assert "from “Yes” to “No”" in joined(await second)
+    async with sessionmaker() as session:
+        votes = (await session.scalars(select(Vote))).all()
+    _, zalo = await both(sessionmaker)
+    assert [(v.option_id, v.resident_id) for v in votes] == [(no.id, zalo.id)]
+
+
+async def waiting_for_a_lock(sessionmaker) -> bool:
+    async with sessionmaker() as session:
+        return bool(await session.scalar(text_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()")))
 
 
 async def test_votes_cast_on_both_chats_before_linking_keep_the_latest(service, sessionmaker):
