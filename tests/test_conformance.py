@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
+from bot.pacing import ChannelLimiter
 from storage.models import Comment, Delivery, DeliveryStatus, Resident, Vote
 from tests.conftest import add_draft
 from tests.drivers.base import WAIT, ChatDriver
@@ -44,6 +45,14 @@ async def driving(channel: str, database_url: str, sessionmaker) -> AsyncIterato
             yield zalobot
     else:
         raise AssertionError(f"no driver for {channel}")
+
+
+@pytest.fixture(autouse=True)
+def brisk_chats(monkeypatch) -> None:
+    """A chat's pace (1 message/s after a burst of 3) is tested in test_pacing on a clock of
+    its own; here it only made every scenario wait several seconds of real time."""
+    monkeypatch.setattr(ChannelLimiter, "chat_rate", 1000.0)
+    monkeypatch.setattr(ChannelLimiter, "chat_burst", 100)
 
 
 @pytest.fixture(params=CHANNELS)
