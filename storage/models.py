@@ -144,8 +144,16 @@ class LinkCode(Base):
     person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
-    # Wrong codes typed by this person's other identity are counted elsewhere; the code
-    # itself dies after one use or at expiry.
+
+
+class LinkGuess(Base):
+    """A wrong link code typed in one of a person's chats: a few an hour are allowed."""
+
+    __tablename__ = "link_guesses"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class ChatChoices(Base):

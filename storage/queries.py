@@ -136,7 +136,7 @@ async def erase_resident(session: AsyncSession, resident: Resident, now: datetim
     for identity in (await session.scalars(select(Resident).where(Resident.id.in_(ids)))).all():
         await session.delete(identity)
     await session.flush()
-    # Its link codes go with it (ON DELETE CASCADE).
+    # Its link codes and wrong guesses go with it (ON DELETE CASCADE).
     await session.execute(delete(Person).where(Person.id == person_id))
 
 

@@ -22,6 +22,7 @@ from storage.models import (
     Delivery,
     Draft,
     LinkCode,
+    LinkGuess,
     Person,
     PollOption,
     Resident,
@@ -247,12 +248,15 @@ async def test_delete_on_either_chat_erases_both(service, sessionmaker, erased_o
     await service.handle(press(other, f"comment:{draft.id}"))
     await service.handle(text(other, "Kept without a name"))
     await service.handle(press(other, f"vote:{draft.options[0].id}"))
+    assert "wrong" in joined(await service.handle(text(other, "AB2345")))
+    assert await scalar_count(sessionmaker, LinkGuess) == 1
     asked = joined(await service.handle(text(erased_on, "/delete")))
     assert "every linked chat app" in asked
     answer = joined(await service.handle(press(erased_on, "erase:yes")))
     assert "deleted" in answer
     assert await scalar_count(sessionmaker, Resident) == 0
     assert await scalar_count(sessionmaker, Person) == 0
+    assert await scalar_count(sessionmaker, LinkGuess) == 0
     assert await scalar_count(sessionmaker, Comment, Comment.resident_id.is_(None)) == 1
     assert await scalar_count(sessionmaker, Vote) == 0  # the poll is open: they may vote again
 
@@ -320,10 +324,13 @@ async def test_guessing_is_limited(service, sessionmaker):
     assert telegram.person_id != zalo.person_id
     # An hour later the guesses no longer count.
     async with sessionmaker() as session:
-        await session.execute(update(LinkCode).where(LinkCode.person_id == zalo.person_id)
+        await session.execute(update(LinkGuess).where(LinkGuess.person_id == zalo.person_id)
                               .values(created_at=utcnow() - timedelta(minutes=61)))
         await session.commit()
     assert "Linked" in joined(await service.handle(text(ZALO, code)))
+    # Guesses that no longer count are not kept (the next wrong one clears them).
+    assert "wrong" in joined(await service.handle(text(ZALO, wrong[0])))
+    assert await scalar_count(sessionmaker, LinkGuess) == 1
 
 
 async def test_both_chats_must_consent_first(service, sessionmaker):
