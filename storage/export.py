@@ -437,7 +437,7 @@ def _write_sqlite_file(path: str, sql: str, batch: int,
 class CsvLines:
     """The export's CSV lines from its query's rows, the cells that repeat (title, kind,
     commune, pseudonym, vote, Vietnam hour) cached already neutralised and quoted, joined by
-    commas where adjacent. Pickled as its inputs: a worker process builds its own caches."""
+    commas where adjacent."""
 
     def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
                  secret: bytes) -> None:
@@ -461,9 +461,6 @@ class CsvLines:
         self.people_by_id = _Cache(lambda person: self.people[_person_key(person)])
         self.buffer = io.StringIO()  # for batches that take the plain path
         self.writer = csv.writer(self.buffer)
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return CsvLines, (self.titles, self.kinds, self.anonymous, self.secret)
 
     def pseudonym(self, person: str) -> str:
         if not person:
