@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from common import environment, write_results  # noqa: E402
 from null_channel import NullChannel  # noqa: E402
 
-from bot.delivery import DeliveryWorker  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
+from bot.sending.worker import DeliveryWorker  # noqa: E402
 from handlers.i18n import translator  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.drafts import broadcast, create_draft  # noqa: E402

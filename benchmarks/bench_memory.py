@@ -43,8 +43,8 @@ from sqlalchemy import cast as sa_cast  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
-from bot.delivery import DeliveryWorker  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
+from bot.sending.worker import DeliveryWorker  # noqa: E402
 from handlers.i18n import translator  # noqa: E402
 from storage import communes  # noqa: E402
 from storage.db import open_database  # noqa: E402

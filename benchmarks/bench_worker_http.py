@@ -27,11 +27,11 @@ from bench_send import bare_aiohttp, bare_ptb  # noqa: E402
 from common import environment, write_results  # noqa: E402
 from fake_bot_api import FakeBotApi  # noqa: E402
 
+from bot.channels.telegram.channel import TelegramChannel  # noqa: E402
 from bot.config import DeliveryConfig  # noqa: E402
-from bot.delivery import DeliveryWorker  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
+from bot.sending.worker import DeliveryWorker  # noqa: E402
 from bot.service import ChatService  # noqa: E402
-from bot.telegram import TelegramChannel  # noqa: E402
 from handlers.i18n import translator  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.drafts import broadcast, create_draft  # noqa: E402

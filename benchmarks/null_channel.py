@@ -6,7 +6,7 @@ NullChannel`.
 
 from __future__ import annotations
 
-from bot.pacing import ChannelLimiter
+from bot.channels.pacing import ChannelLimiter
 from handlers.capabilities import CONSOLE
 
 

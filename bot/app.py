@@ -10,10 +10,10 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channel import Channel
+from bot.channels.channel import Channel
+from bot.channels.registry import configured_channels, configured_entries
 from bot.config import DeliveryConfig, Settings
-from bot.delivery import DeliveryWorker
-from bot.registry import configured_channels, configured_entries
+from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from storage import choices, communes, outbox, queries
 from storage.db import open_database

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.console import ConsoleChannel
-from bot.delivery import DeliveryWorker
+from bot.channels.console import ConsoleChannel
 from bot.draftfile import load_draft_file
+from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from handlers.i18n import translator
 from storage.db import open_database

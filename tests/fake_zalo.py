@@ -21,7 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.zalo_oa import SIGNATURE_HEADER, signature
+from bot.channels.zalo_oa.channel import SIGNATURE_HEADER, signature
 
 APP_ID = "1234567890123456789"
 APP_SECRET = "app-secret-for-tests"

@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from bot.config import Settings
-from bot.serve import serve
+from bot.web.server import serve
 
 STOP_WITHIN = 30.0  # seconds the server may take to stop
 

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
-from bot.pacing import ChannelLimiter
+from bot.channels.pacing import ChannelLimiter
 from storage.models import Comment, Delivery, DeliveryStatus, Resident, Vote
 from tests.conftest import add_draft
 from tests.drivers.base import WAIT, ChatDriver

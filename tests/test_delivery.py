@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
+from bot.channels.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
+from bot.channels.pacing import ChannelLimiter
 from bot.config import DeliveryConfig
-from bot.delivery import DeliveryWorker, Progress
-from bot.pacing import ChannelLimiter
+from bot.sending.worker import DeliveryWorker, Progress
 from handlers.capabilities import CONSOLE
 from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.logref import chat_ref

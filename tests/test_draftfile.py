@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from tests.conftest import EXAMPLE_DRAFT
 
 EXAMPLE = EXAMPLE_DRAFT.read_text(encoding="utf-8")

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from bot.chatorder import ChatLanes
-from bot.webhook import WebhookReceiver
+from bot.channels.chatorder import ChatLanes
+from bot.web.webhook import WebhookReceiver
 from storage import inbound
 from storage.db import open_database
 from storage.models import InboundUpdate

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy import text as text_sql
 
-from bot.cli import main
+from bot.cli.main import main
 from handlers.events import Incoming, Kind
 from handlers.i18n import translator
 from storage.drafts import broadcast

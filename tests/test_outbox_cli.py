@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.channel import PermanentFailure
-from bot.delivery import DeliveryWorker
+from bot.channels.channel import PermanentFailure
+from bot.sending.worker import DeliveryWorker
 from tests.conftest import EXAMPLE_DRAFT, cli_environment
 from tests.test_delivery import ScriptedChannel, add_residents, subscribe
 

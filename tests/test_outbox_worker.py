@@ -15,10 +15,10 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from bot.app import housekeeping
-from bot.channel import PermanentFailure
+from bot.channels.channel import PermanentFailure
+from bot.cli.draft import follow
 from bot.config import DeliveryConfig
-from bot.delivery import OUTAGE_ROWS, DeliveryWorker, Progress
-from bot.draftcommands import follow
+from bot.sending.worker import OUTAGE_ROWS, DeliveryWorker, Progress
 from handlers.events import Button, Reply
 from handlers.i18n import translator
 from handlers.payload import PayloadError, decode_reply, encode_reply, queue_reply

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.pacing import ChannelLimiter, Priority
+from bot.channels.pacing import ChannelLimiter, Priority
 from storage.budget import DatabaseBudget
 
 EPOCH = 1_800_000_000.0  # the fake wall clock's start, for the shared budget
@@ -238,9 +238,9 @@ async def test_rate_zero_lifts_the_global_limit_but_keeps_each_chats_pace() -> N
 
 
 def test_telegram_at_zero_messages_per_second_still_paces_each_chat(sessionmaker) -> None:
+    from bot.channels.telegram.channel import from_settings
     from bot.config import Settings
     from bot.service import ChatService
-    from bot.telegram import from_settings
 
     settings = Settings.from_env({
         "YKIEN_TELEGRAM_TOKEN": "123456:TEST-token", "YKIEN_TELEGRAM_MESSAGES_PER_SECOND": "0",

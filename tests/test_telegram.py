@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 from telegram import Update
 
-from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
-from bot.telegram import TelegramChannel, split_text, to_incoming
+from bot.channels.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
+from bot.channels.telegram.channel import TelegramChannel, split_text, to_incoming
 from handlers.commands import command_menu
 from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
 from handlers.logref import chat_ref
@@ -336,7 +336,9 @@ async def test_a_failing_service_does_not_stop_polling(
     assert [e.text for e in service.events] == ["boom", "tiếp"]
     errors = [(r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR]
     ref = chat_ref("telegram", str(ALICE))
-    assert errors == [("bot.telegram", f"Telegram: handling an update from {ref} failed")]
+    assert errors == [
+        ("bot.channels.telegram.channel", f"Telegram: handling an update from {ref} failed")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ from datetime import datetime
 import pytest
 from sqlalchemy import select
 
-from bot.delivery import DeliveryWorker
+from bot.channels.telegram.channel import TelegramChannel
+from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
-from bot.telegram import TelegramChannel
 from handlers.events import Incoming, Kind
 from storage.models import Delivery, DeliveryStatus, DraftMessage, Resident, utcnow
 from tests.conftest import add_draft

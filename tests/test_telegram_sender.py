@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
-from bot.telegram import TelegramChannel
-from bot.telegram_sender import Misconfigured
+from bot.channels.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.sender import Misconfigured
 from handlers.events import Button, Reply
 from tests.fake_telegram import FakeTelegram
 

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
+from bot.channels.telegram.channel import SECRET_HEADER, telegram_path
 from bot.config import Settings
-from bot.telegram import SECRET_HEADER, telegram_path
 from storage import inbound
 from storage.db import open_database
 from storage.models import Comment, InboundUpdate, utcnow

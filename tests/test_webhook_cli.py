@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bot.telegram import telegram_path
+from bot.channels.telegram.channel import telegram_path
 from tests.conftest import ROOT
 from tests.fake_telegram import FakeTelegram
 

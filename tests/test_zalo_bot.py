@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.channel import (
+from bot.channels.channel import (
     ChannelDisabled,
     PermanentFailure,
     SendError,
@@ -18,9 +18,7 @@ from bot.channel import (
     Throttled,
     Unreachable,
 )
-from bot.config import Settings
-from bot.service import ChatService
-from bot.zalo_bot import (
+from bot.channels.zalo_bot import (
     TEXT_LIMIT,
     WebhookRegistered,
     ZaloBotChannel,
@@ -28,6 +26,8 @@ from bot.zalo_bot import (
     events_of,
     from_settings,
 )
+from bot.config import Settings
+from bot.service import ChatService
 from handlers.events import Button, Document, Kind, Picture, Reply
 from handlers.i18n import translator
 from tests.fake_zalo_bot import FakeZaloBot

@@ -3,7 +3,7 @@
 By polling: the real `ykien run` (bot.app.run_channels) polls the fake; a resident starts,
 agrees, picks a commune, gets a broadcast draft from the delivery worker, comments and votes,
 each choice made by typing the number the bot showed. By webhook: the real webhook server
-(bot.webhook) with the real channel; the platform's secret header is required, and an update
+(bot.web.webhook) with the real channel; the platform's secret header is required, and an update
 delivered twice (wrapped or bare) is handled once. On SQLite and PostgreSQL.
 """
 
@@ -23,11 +23,11 @@ from aiohttp import web
 from sqlalchemy import select
 
 from bot.app import run_channels
+from bot.channels.zalo_bot import SECRET_HEADER, ZaloBotChannel
 from bot.config import Settings
-from bot.delivery import DeliveryWorker
+from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
-from bot.webhook import WebhookReceiver, make_app
-from bot.zalo_bot import SECRET_HEADER, ZaloBotChannel
+from bot.web.webhook import WebhookReceiver, make_app
 from handlers.i18n import translator
 from storage.db import open_database
 from storage.models import Comment, InboundUpdate, Resident, Vote

@@ -15,11 +15,11 @@ import pytest
 from aiohttp import web
 from sqlalchemy import func, select, update
 
-from bot.delivery import DeliveryWorker
-from bot.pacing import ChannelLimiter
+from bot.channels.pacing import ChannelLimiter
+from bot.channels.zalo_oa.channel import ZaloOAChannel, render
+from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
-from bot.webhook import WebhookReceiver, make_app
-from bot.zalo_oa import ZaloOAChannel, render
+from bot.web.webhook import WebhookReceiver, make_app
 from handlers.events import Button, Reply
 from storage import tokens
 from storage.drafts import broadcast
@@ -406,7 +406,7 @@ def test_rendering_keeps_within_five_buttons_titles_and_2000_characters():
     assert sum(len(group) for _, group in parts) == 7
     assert "".join(part for part, _ in parts).replace(" ", "").replace("\n", "").startswith(
         "Mộtđoạnvăn.")
-    from bot.zalo_api import cs_body
+    from bot.channels.zalo_oa.api import cs_body
 
     body = cs_body("u", parts[-2][0], parts[-2][1])
     assert all(len(b["title"]) <= 100 for b in body["message"]["attachment"]["payload"][

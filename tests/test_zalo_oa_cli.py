@@ -1,4 +1,4 @@
-"""`ykien zalo auth` and `ykien zalo status` through `bot.cli.main`, against the fake Zalo;
+"""`ykien zalo auth` and `ykien zalo status` through `bot.cli.main.main`, against the fake Zalo;
 the OAuth callback page of `ykien serve`."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import update
 
-from bot.cli import main
+from bot.channels.zalo_oa.channel import CALLBACK_PATH
+from bot.cli.main import main
 from bot.service import ChatService
-from bot.zalo_oa import CALLBACK_PATH
 from handlers.i18n import translator
 from storage import tokens
 from storage.models import ChannelToken, Delivery, DeliveryStatus, utcnow

@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.console import ConsoleChannel
-from bot.delivery import DeliveryWorker
+from bot.channels.console import ConsoleChannel
+from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from tests.drivers.base import WAIT, numbered_choice
 

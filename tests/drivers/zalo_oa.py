@@ -10,8 +10,8 @@ from typing import Any
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.channels.zalo_oa.channel import WEBHOOK_PATH
 from bot.config import Settings
-from bot.zalo_oa import WEBHOOK_PATH
 from tests.drivers.base import WAIT, numbered_choice
 from tests.fake_zalo import (
     APP_ID,

@@ -19,8 +19,8 @@ from typing import NoReturn
 import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channel import ChannelDisabled
-from bot.zalo_api import OAuthRefused, request_tokens
+from bot.channels.channel import ChannelDisabled
+from bot.channels.zalo_oa.api import OAuthRefused, request_tokens
 from storage import tokens
 from storage.models import ChannelToken, utcnow
 

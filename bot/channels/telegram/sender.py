@@ -4,7 +4,7 @@ python-telegram-bot's HTTP client tops out near 1,000 messages/s on a small mach
 aiohttp loop near ten times that (benchmarks/results/send.txt), so `TelegramChannel.send`
 posts text messages through this one ClientSession with a bounded connection pool.
 
-Answers map onto the neutral send errors as `bot.telegram.send_error` maps PTB's: 429 →
+Answers map onto the neutral send errors as `channel.send_error` maps PTB's: 429 →
 Throttled(retry_after); 403 and "chat not found" → Unreachable; any other 400 →
 PermanentFailure; 5xx, network trouble and timeouts → TemporaryFailure; 401/404 (a wrong
 token or address) → `Misconfigured`, a TemporaryFailure that says the trouble is ours.
@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.channel import (
+from bot.channels.channel import (
     PermanentFailure,
     SendError,
     TemporaryFailure,

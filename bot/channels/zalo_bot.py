@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bot.channel import (
+from bot.channels.channel import (
     ChannelDisabled,
     PermanentFailure,
     SendError,
@@ -37,8 +37,8 @@ from bot.channel import (
     Verdict,
     WebhookRegistered,
 )
-from bot.chatorder import ChatLanes
-from bot.pacing import ChannelLimiter, Priority, SharedBudget
+from bot.channels.chatorder import ChatLanes
+from bot.channels.pacing import ChannelLimiter, Priority, SharedBudget
 from handlers import layout
 from handlers.capabilities import Capabilities
 from handlers.events import Document, Incoming, Kind, Outgoing, Picture, flat_buttons
@@ -554,7 +554,7 @@ def _ref(user_id: str) -> str:
 
 
 async def remove_webhook(settings: Settings) -> str:
-    """`ykien webhook delete` (bot.registry)."""
+    """`ykien webhook delete` (bot.channels.registry)."""
     return await delete_webhook(settings.zalo_bot_token, settings.zalo_bot_api_url)
 
 
@@ -574,7 +574,7 @@ async def delete_webhook(token: str, api_url: str) -> str:
 
 
 def from_settings(settings: Settings, service: ChatService) -> ZaloBotChannel:
-    """The Zalo Bot channel as configured (bot.registry)."""
+    """The Zalo Bot channel as configured (bot.channels.registry)."""
     from storage.budget import DatabaseBudget
 
     return ZaloBotChannel(

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from bot.pacing import ChannelLimiter
+from bot.channels.pacing import ChannelLimiter
 from handlers.capabilities import Capabilities
 from handlers.events import Outgoing
 from handlers.i18n import Translator
@@ -98,7 +98,7 @@ class Channel(Protocol):
     name: str
     # What the platform can show: replies are laid out within it (handlers.layout).
     capabilities: Capabilities
-    # Paces everything this channel sends, replies and broadcasts alike (bot.pacing).
+    # Paces everything this channel sends, replies and broadcasts alike (bot.channels.pacing).
     limiter: ChannelLimiter
 
     async def start(self) -> None:
@@ -117,7 +117,7 @@ Verdict = int | None
 
 @runtime_checkable
 class WebhookChannel(Protocol):
-    """A channel that receives updates by webhook on `ykien serve` (bot.webhook).
+    """A channel that receives updates by webhook on `ykien serve` (bot.web.webhook).
 
     The server reads the body once (at most 1 MB), asks `verify`, stores the update under
     `webhook_update_key` (a retried delivery is then a no-op), answers 200 and hands the

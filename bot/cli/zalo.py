@@ -27,17 +27,17 @@ import aiohttp
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channel import TemporaryFailure
+from bot.channels.channel import TemporaryFailure
+from bot.channels.zalo_oa.api import PERMISSION_PATH, OAuthRefused, TokenPair, request_tokens
+from bot.channels.zalo_oa.channel import CALLBACK_PATH, CHANNEL
 from bot.config import Settings
-from bot.zalo_api import PERMISSION_PATH, OAuthRefused, TokenPair, request_tokens
-from bot.zalo_oa import CALLBACK_PATH, CHANNEL
 from handlers.i18n import Translator, translator
 from storage import tokens
 from storage.db import open_database
 from storage.models import utcnow
 
 if TYPE_CHECKING:
-    from bot.zalo_oa import ZaloOAChannel
+    from bot.channels.zalo_oa.channel import ZaloOAChannel
 
 AddCommand = Callable[..., argparse.ArgumentParser]
 

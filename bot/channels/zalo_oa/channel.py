@@ -1,6 +1,6 @@
 """The Zalo Official Account channel (Open API v3): signed webhooks in, OA messages out.
 
-An OA cannot be polled: Zalo POSTs events to `ykien serve` (bot.webhook), which asks
+An OA cannot be polled: Zalo POSTs events to `ykien serve` (bot.web.webhook), which asks
 `verify`, stores the event under `webhook_update_key` and hands it to
 `process_webhook_update`. Replies and broadcasts go out as customer-service messages
 (`/v3.0/oa/message/cs`), which reach only residents who wrote in the last 7 days: the
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 from aiohttp import web
 
-from bot.channel import (
+from bot.channels.channel import (
     ChannelDisabled,
     OutsideWindow,
     PermanentFailure,
@@ -30,9 +30,9 @@ from bot.channel import (
     TemporaryFailure,
     Verdict,
 )
-from bot.chatorder import ChatLanes
-from bot.pacing import ChannelLimiter, Priority
-from bot.zalo_api import (
+from bot.channels.chatorder import ChatLanes
+from bot.channels.pacing import ChannelLimiter, Priority
+from bot.channels.zalo_oa.api import (
     BUTTONS_LIMIT,
     CS_PATH,
     PROMOTION_PATH,
@@ -45,7 +45,7 @@ from bot.zalo_api import (
     post_message,
     promotion_body,
 )
-from bot.zalo_tokens import TokenKeeper
+from bot.channels.zalo_oa.tokens import TokenKeeper
 from handlers.capabilities import Capabilities
 from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
 from handlers.logref import chat_ref
@@ -346,7 +346,7 @@ class ZaloOAChannel:
 
     def extra_routes(self) -> list[web.RouteDef]:
         """The OAuth callback of `ykien zalo auth` (the redirect URI registered with Zalo)."""
-        from bot.zalo_commands import callback_handler
+        from bot.cli.zalo import callback_handler
 
         return [web.get(CALLBACK_PATH, callback_handler(self.service.sessionmaker, self))]
 
@@ -356,7 +356,7 @@ async def _nothing() -> None:
 
 
 def from_settings(settings: Settings, service: ChatService) -> ZaloOAChannel:
-    """The OA channel as configured (bot.registry)."""
+    """The OA channel as configured (bot.channels.registry)."""
     from storage.budget import DatabaseBudget
 
     return ZaloOAChannel(

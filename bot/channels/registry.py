@@ -1,6 +1,6 @@
 """Every chat platform the bot knows, configured from the environment in one place.
 
-A channel module (bot/telegram.py, bot/zalo_oa.py, …) exposes
+A channel module (bot/channels/telegram/channel.py, bot/channels/zalo_oa/channel.py, …) exposes
 `from_settings(settings, service) -> Channel`; an entry here says when it is configured and
 whether it can poll (`ykien run`) or only receive by webhook (`ykien serve`). Modules are
 imported only when their channel is configured, so an unused platform costs nothing.
@@ -17,7 +17,7 @@ from bot.config import Settings
 from storage.text import N_
 
 if TYPE_CHECKING:
-    from bot.channel import Channel
+    from bot.channels.channel import Channel
     from bot.service import ChatService
 
 
@@ -36,14 +36,17 @@ class ChannelEntry:
 
 CHANNELS = (
     ChannelEntry(
-        "telegram", "bot.telegram", lambda s: bool(s.telegram_token), can_poll=True,
+        "telegram", "bot.channels.telegram.channel", lambda s: bool(s.telegram_token),
+        can_poll=True,
         webhook_removed=N_("The webhook {url} is removed. Telegram keeps new updates until "
                            "ykien run polls for them."),
         no_webhook=N_("No webhook was registered: ykien run can poll."),
     ),
-    ChannelEntry("zalo", "bot.zalo_oa", lambda s: bool(s.zalo_app_id), can_poll=False),
     ChannelEntry(
-        "zalobot", "bot.zalo_bot", lambda s: bool(s.zalo_bot_token), can_poll=True,
+        "zalo", "bot.channels.zalo_oa.channel", lambda s: bool(s.zalo_app_id), can_poll=False
+    ),
+    ChannelEntry(
+        "zalobot", "bot.channels.zalo_bot", lambda s: bool(s.zalo_bot_token), can_poll=True,
         webhook_removed=N_("The Zalo bot's webhook {url} is removed: ykien run can poll."),
         no_webhook=N_("No webhook was registered for the Zalo bot: ykien run can poll."),
     ),

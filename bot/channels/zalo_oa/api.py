@@ -1,7 +1,7 @@
 """Zalo OA Open API v3 and OAuth v4 over aiohttp: message bodies, calls, and their errors.
 
 Zalo answers most failures with HTTP 200 and a non-zero `error`; `send_error` maps each onto
-the shared send outcomes (bot.channel). Nothing here logs tokens or message text.
+the shared send outcomes (bot.channels.channel). Nothing here logs tokens or message text.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.channel import (
+from bot.channels.channel import (
     ChannelDisabled,
     OutsideWindow,
     PermanentFailure,

@@ -1,6 +1,6 @@
 """The webhook server of `ykien serve`: platforms POST updates, a load balancer asks /healthz.
 
-Every channel that receives by webhook (bot.channel.WebhookChannel) gets a route at its
+Every channel that receives by webhook (bot.channels.channel.WebhookChannel) gets a route at its
 `webhook_path`. An update is answered 200 only once it is stored (`storage.inbound`), then
 handled in the background through the channel's own update processing (each chat in order,
 chats concurrently). The answers that make a platform retry later: 503 while the backlog in
@@ -20,7 +20,7 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.channel import WebhookChannel
+from bot.channels.channel import WebhookChannel
 from storage import inbound
 
 log = logging.getLogger(__name__)

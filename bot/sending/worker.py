@@ -46,7 +46,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channel import (
+from bot.channels.channel import (
     Channel,
     ChannelDisabled,
     OutsideWindow,
@@ -55,8 +55,8 @@ from bot.channel import (
     Throttled,
     Unreachable,
 )
+from bot.channels.pacing import Priority
 from bot.config import DeliveryConfig
-from bot.pacing import Priority
 from handlers.drafts import render_draft
 from handlers.events import Outgoing
 from handlers.i18n import translator

@@ -49,7 +49,7 @@ from telegram.ext import (
     TypeHandler,
 )
 
-from bot.channel import (
+from bot.channels.channel import (
     PermanentFailure,
     SendError,
     TemporaryFailure,
@@ -58,8 +58,8 @@ from bot.channel import (
     Verdict,
     WebhookRegistered,
 )
-from bot.pacing import ChannelLimiter, Priority, SharedBudget
-from bot.telegram_sender import TelegramSender
+from bot.channels.pacing import ChannelLimiter, Priority, SharedBudget
+from bot.channels.telegram.sender import TelegramSender
 from handlers import layout
 from handlers.capabilities import Capabilities
 from handlers.commands import command_menu
@@ -242,7 +242,7 @@ class TelegramChannel:
         self.webhook_secret = webhook_secret
         # Replies and broadcasts share it; with a budget the pace holds across processes.
         self.limiter = ChannelLimiter(messages_per_second, budget=budget)
-        # Broadcast text goes through plain aiohttp, faster than PTB (bot.telegram_sender).
+        # Broadcast text goes through plain aiohttp, faster than PTB (bot.channels.telegram.sender).
         self.sender = TelegramSender(token, api_url)
         self.poll_timeout = poll_timeout
         self._token = token
@@ -689,7 +689,7 @@ class TelegramChannel:
 
 
 async def remove_webhook(settings: Settings) -> str:
-    """`ykien webhook delete` (bot.registry)."""
+    """`ykien webhook delete` (bot.channels.registry)."""
     return await delete_webhook(settings.telegram_token, settings.telegram_api_url)
 
 
@@ -888,7 +888,7 @@ __all__ = [
 
 
 def from_settings(settings: Settings, service: ChatService) -> TelegramChannel:
-    """The Telegram channel as configured (bot.registry)."""
+    """The Telegram channel as configured (bot.channels.registry)."""
     from storage.budget import DatabaseBudget
 
     return TelegramChannel(

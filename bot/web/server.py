@@ -32,7 +32,7 @@ SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 def webhook_problem(settings: Settings, t: Translator) -> str | None:
     """Why `ykien serve` cannot start with these settings (one line), or None."""
-    from bot.registry import configured_entries
+    from bot.channels.registry import configured_entries
 
     if not configured_entries(settings):
         return t(
@@ -94,7 +94,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings, t: Translator)
 
 
 async def cmd_webhook_delete(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from bot.registry import configured_entries, remove_webhook
+    from bot.channels.registry import configured_entries, remove_webhook
 
     bots = [entry for entry in configured_entries(settings) if entry.webhook_removed]
     if not bots:
@@ -128,11 +128,11 @@ async def serve(
     from aiohttp import web
 
     from bot.app import housekeeping
-    from bot.channel import ServesRoutes, WebhookChannel
-    from bot.delivery import DeliveryWorker
-    from bot.registry import configured_channels
+    from bot.channels.channel import ServesRoutes, WebhookChannel
+    from bot.channels.registry import configured_channels
+    from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
-    from bot.webhook import DEFAULT_BACKLOG, WebhookReceiver, make_app
+    from bot.web.webhook import DEFAULT_BACKLOG, WebhookReceiver, make_app
     from storage import communes
     from storage.db import open_database
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.channel import StartRefused
-from bot.clierrors import (
+from bot.channels.channel import StartRefused
+from bot.channels.registry import configured_entries
+from bot.cli.errors import (
     SUPPORTED_DRIVERS,
     config_problem,
     database_problem,
@@ -21,9 +22,8 @@ from bot.clierrors import (
     file_problem,
     shown_url,
 )
+from bot.cli.outfile import export_refusal, replaced_on_success, standard_output
 from bot.config import ConfigError, Settings
-from bot.outfile import export_refusal, replaced_on_success, standard_output
-from bot.registry import configured_entries
 from handlers import logref
 from handlers.i18n import Translator, translator
 from storage import communes
@@ -65,8 +65,8 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -
 
 
 async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from bot.console import ConsoleChannel
-    from bot.delivery import DeliveryWorker
+    from bot.channels.console import ConsoleChannel
+    from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
 
     async with open_database(settings.database_url) as sessionmaker:
@@ -140,7 +140,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         return sub
 
     add("run", t("run every configured channel and the delivery worker"), cmd_run)
-    from bot.serve import cmd_serve, cmd_webhook_delete
+    from bot.web.server import cmd_serve, cmd_webhook_delete
 
     serve = add("serve", t("run the webhook server (Telegram) and the delivery worker"),
                 cmd_serve)
@@ -158,11 +158,11 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         dest="db_command", required=True, metavar="COMMAND")
     add("upgrade", t("create or upgrade the database tables"), cmd_db_upgrade, db)
 
-    from bot.draftcommands import add_draft_commands
+    from bot.cli.draft import add_draft_commands
 
     add_draft_commands(commands, add, t)
 
-    from bot.zalo_commands import add_zalo_commands
+    from bot.cli.zalo import add_zalo_commands
 
     add_zalo_commands(commands, add, t)
 

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from bot.delivery import DeliveryWorker
-from bot.pacing import ChannelLimiter
+from bot.channels.pacing import ChannelLimiter
+from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from handlers.capabilities import CONSOLE
 from handlers.events import Document, Incoming, Kind, Outgoing, Reply

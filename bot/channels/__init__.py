@@ -1,0 +1,1 @@
+"""Chat platforms behind one contract (channel.py): one module or package per platform."""

@@ -1,0 +1,1 @@
+"""The Zalo Official Account: its channel, API client, tokens and OAuth."""

@@ -1,0 +1,1 @@
+"""The `ykien` command line, one module per command group."""

@@ -1,0 +1,1 @@
+"""The outbox worker: everything the bot sends on its own initiative."""

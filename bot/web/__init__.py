@@ -1,0 +1,1 @@
+"""`ykien serve`: the aiohttp application, the webhook receiver, the officials' pages."""
