@@ -31,8 +31,8 @@ from storage.models import (
     utcnow,
 )
 from storage.queries import cast_vote
+from tests.channels.drivers.base import WAIT
 from tests.chat import BA_DINH, CAM_TU, joined, make_draft, scalar_count
-from tests.drivers.base import WAIT
 
 TELEGRAM = ("telegram", "1")
 ZALO = ("zalo", "z1")

@@ -23,9 +23,9 @@ from handlers.onboarding import CONSENT_VERSION
 from storage.db import open_database
 from storage.models import Delivery, DeliveryStatus, InboundUpdate, ProcessedUpdate, utcnow
 from storage.queries import add_residents_in_bulk
+from tests.channels.fake_telegram import Call, FakeTelegram
 from tests.conftest import ROOT, add_draft
-from tests.fake_telegram import Call, FakeTelegram
-from tests.test_delivery import until
+from tests.sending.test_delivery import until
 
 SECRET = "crash_Secret-42"
 RESIDENTS = 300

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fake_platform import Call, RecordsCalls, matcher
+from tests.channels.fake_platform import Call, RecordsCalls, matcher
 
 # Parameters that Telegram treats as integers, and those that carry JSON-serialised objects.
 _INT_PARAMS = {"chat_id", "message_id", "offset", "limit", "user_id", "reply_to_message_id"}

@@ -26,7 +26,7 @@ from storage import outbox
 from storage.drafts import broadcast
 from storage.models import Delivery, DeliveryStatus, Draft, DraftMessage, Resident, utcnow
 from tests.conftest import add_draft
-from tests.test_delivery import (
+from tests.sending.test_delivery import (
     Clock,
     ScriptedChannel,
     add_residents,

@@ -1,5 +1,5 @@
 """The Zalo Bot platform through `ykien run`: updates long-polled from a fake platform
-(tests/fake_zalo_bot.py); every choice is a numbered line, chosen by typing its number."""
+(tests/channels/fake_zalo_bot.py); every choice is a numbered line, chosen by typing its number."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import run_channels
 from bot.config import Settings
-from tests.drivers.base import WAIT, numbered_choice
-from tests.fake_zalo_bot import FakeZaloBot
+from tests.channels.drivers.base import WAIT, numbered_choice
+from tests.channels.fake_zalo_bot import FakeZaloBot
 
 
 class ZaloBotDriver:

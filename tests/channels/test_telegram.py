@@ -15,7 +15,7 @@ from bot.channels.telegram.channel import TelegramChannel, split_text, to_incomi
 from handlers.commands import command_menu
 from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
 from handlers.logref import chat_ref
-from tests.fake_telegram import Call, FakeTelegram
+from tests.channels.fake_telegram import Call, FakeTelegram
 
 ALICE, BOB = 42, 43  # residents' private chats
 

@@ -7,9 +7,9 @@ import os
 
 import pytest
 
+from tests.channels.fake_zalo_bot import FakeZaloBot
+from tests.cli.test_webhook_cli import finished, start
 from tests.conftest import ROOT
-from tests.fake_zalo_bot import FakeZaloBot
-from tests.test_webhook_cli import finished, start
 
 PUBLIC_URL = "https://consult.example.vn"
 

@@ -11,10 +11,10 @@ from sqlalchemy import select
 
 from storage.db import open_database
 from storage.models import Comment
+from tests.channels.fake_telegram import FakeTelegram
+from tests.channels.test_telegram_e2e import ALICE, Chat, bot_running, draft_to, subscribe
 from tests.conftest import add_draft
-from tests.fake_telegram import FakeTelegram
 from tests.test_properties import BUTTON_DATA, TYPED, WORDS
-from tests.test_telegram_e2e import ALICE, Chat, bot_running, draft_to, subscribe
 
 EXAMPLES = settings(
     max_examples=40,

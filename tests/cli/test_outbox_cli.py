@@ -15,7 +15,7 @@ import pytest
 from bot.channels.channel import PermanentFailure
 from bot.sending.worker import DeliveryWorker
 from tests.conftest import EXAMPLE_DRAFT, cli_environment
-from tests.test_delivery import ScriptedChannel, add_residents, subscribe
+from tests.sending.test_delivery import ScriptedChannel, add_residents, subscribe
 
 
 @dataclass

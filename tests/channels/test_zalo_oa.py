@@ -35,8 +35,7 @@ from storage.models import (
     Vote,
     utcnow,
 )
-from tests.chat import CAM_TU, make_draft
-from tests.fake_zalo import (
+from tests.channels.fake_zalo import (
     APP_ID,
     APP_SECRET,
     OA_SECRET,
@@ -48,6 +47,7 @@ from tests.fake_zalo import (
     signed,
     text_event,
 )
+from tests.chat import CAM_TU, make_draft
 
 ALICE, BOB = "5001", "5002"
 

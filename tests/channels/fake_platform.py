@@ -1,6 +1,6 @@
 """What the fake platform servers share: the calls they received, and waiting for them.
 
-A fake (tests/fake_telegram.py, tests/fake_zalo_bot.py) mixes in `RecordsCalls`: its HTTP
+A fake (fake_telegram.py, fake_zalo_bot.py beside this file) mixes in `RecordsCalls`: its HTTP
 handler notes each request as it arrives (`_arrived`) and again once answered (`_record`);
 tests read `calls`, `requests`, `calls_to(...)` and wait with `wait_for(...)`.
 """

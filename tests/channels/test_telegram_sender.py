@@ -11,7 +11,7 @@ from bot.channels.channel import PermanentFailure, TemporaryFailure, Throttled, 
 from bot.channels.telegram.channel import TelegramChannel
 from bot.channels.telegram.sender import Misconfigured
 from handlers.events import Button, Reply
-from tests.fake_telegram import FakeTelegram
+from tests.channels.fake_telegram import FakeTelegram
 
 
 class NoService:

@@ -30,7 +30,7 @@ from bot.config import Settings
 from bot.service import ChatService
 from handlers.events import Button, Document, Kind, Picture, Reply
 from handlers.i18n import translator
-from tests.fake_zalo_bot import FakeZaloBot
+from tests.channels.fake_zalo_bot import FakeZaloBot
 
 ALICE = "9001aa"
 UNSUPPORTED = (

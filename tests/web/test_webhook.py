@@ -19,10 +19,10 @@ from bot.config import Settings
 from storage import inbound
 from storage.db import open_database
 from storage.models import Comment, InboundUpdate, utcnow
+from tests.channels.fake_telegram import Call, FakeTelegram
+from tests.channels.test_telegram_e2e import Chat
 from tests.conftest import add_draft
-from tests.fake_telegram import Call, FakeTelegram
-from tests.serving import running_server
-from tests.test_telegram_e2e import Chat
+from tests.web.serving import running_server
 
 ALICE, BOB = 2001, 2002
 SECRET = "s3cret_Token-for-tests"

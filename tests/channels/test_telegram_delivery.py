@@ -19,8 +19,8 @@ from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from handlers.events import Incoming, Kind
 from storage.models import Delivery, DeliveryStatus, DraftMessage, Resident, utcnow
+from tests.channels.fake_telegram import FakeTelegram
 from tests.conftest import add_draft
-from tests.fake_telegram import FakeTelegram
 
 FINE, BLOCKED, REFUSED, FLAKY, THROTTLED, NEXT = 2001, 2002, 2003, 2004, 2005, 2006
 

@@ -1,5 +1,5 @@
 """Telegram through `ykien serve`: updates POSTed to its webhook, answers read from a fake
-Bot API (tests/fake_telegram.py)."""
+Bot API (tests/channels/fake_telegram.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.drivers.base import WAIT
-from tests.fake_telegram import FakeTelegram
-from tests.test_webhook import Server, serving
+from tests.channels.drivers.base import WAIT
+from tests.channels.fake_telegram import FakeTelegram
+from tests.web.test_webhook import Server, serving
 
 
 class TelegramDriver:

@@ -21,9 +21,9 @@ from bot.service import ChatService
 from handlers.i18n import translator
 from storage import tokens
 from storage.models import ChannelToken, Delivery, DeliveryStatus, utcnow
+from tests.channels.fake_zalo import APP_ID, APP_SECRET, OA_SECRET, FakeZalo
+from tests.channels.test_zalo_oa import make_channel, queue_draft
 from tests.chat import subscribe
-from tests.fake_zalo import APP_ID, APP_SECRET, OA_SECRET, FakeZalo
-from tests.test_zalo_oa import make_channel, queue_draft
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Zalo OA through `ykien serve`: signed events POSTed to its webhook, answers read from a
-fake Zalo Open API (tests/fake_zalo.py)."""
+fake Zalo Open API (tests/channels/fake_zalo.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.zalo_oa.channel import WEBHOOK_PATH
 from bot.config import Settings
-from tests.drivers.base import WAIT, numbered_choice
-from tests.fake_zalo import (
+from tests.channels.drivers.base import WAIT, numbered_choice
+from tests.channels.fake_zalo import (
     APP_ID,
     APP_SECRET,
     OA_SECRET,
@@ -25,7 +25,7 @@ from tests.fake_zalo import (
     signed,
     text_event,
 )
-from tests.serving import running_server
+from tests.web.serving import running_server
 
 
 def _shown(call: Call) -> str:

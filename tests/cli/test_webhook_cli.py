@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from bot.channels.telegram.channel import telegram_path
+from tests.channels.fake_telegram import FakeTelegram
 from tests.conftest import ROOT
-from tests.fake_telegram import FakeTelegram
 
 SECRET = "cli_Secret-123"
 PUBLIC_URL = "https://consult.example.vn"

@@ -1,4 +1,4 @@
-"""The Zalo Bot channel end to end, against the fake platform (tests/fake_zalo_bot.py).
+"""The Zalo Bot channel end to end, against the fake platform (tests/channels/fake_zalo_bot.py).
 
 By polling: the real `ykien run` (bot.app.run_channels) polls the fake; a resident starts,
 agrees, picks a commune, gets a broadcast draft from the delivery worker, comments and votes,
@@ -31,10 +31,10 @@ from bot.web.webhook import WebhookReceiver, make_app
 from handlers.i18n import translator
 from storage.db import open_database
 from storage.models import Comment, InboundUpdate, Resident, Vote
+from tests.channels.fake_zalo_bot import FakeZaloBot
 from tests.chat import scalar_count
 from tests.conftest import add_draft
-from tests.fake_zalo_bot import FakeZaloBot
-from tests.serving import running_server
+from tests.web.serving import running_server
 
 ALICE, BOB = "7001aa", "7002bb"
 SECRET = "a-long-random-secret_1"

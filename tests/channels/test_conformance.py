@@ -2,7 +2,7 @@
 
 Each channel is driven through its real adapter (console on a piped terminal, Telegram
 through `ykien serve`'s webhook and a fake Bot API, Zalo OA through its signed webhook and a
-fake Open API, Zalo Bot through a fake Bot platform); tests/drivers/ hides only how a
+fake Open API, Zalo Bot through a fake Bot platform); tests/channels/drivers/ hides only how a
 resident types, presses and reads on each.
 """
 
@@ -17,12 +17,12 @@ from sqlalchemy import func, select
 
 from bot.channels.pacing import ChannelLimiter
 from storage.models import Comment, Delivery, DeliveryStatus, Resident, Vote
+from tests.channels.drivers.base import WAIT, ChatDriver
+from tests.channels.drivers.console import console_driver
+from tests.channels.drivers.telegram import telegram_driver
+from tests.channels.drivers.zalo_bot import zalo_bot_driver
+from tests.channels.drivers.zalo_oa import zalo_oa_driver
 from tests.conftest import add_draft
-from tests.drivers.base import WAIT, ChatDriver
-from tests.drivers.console import console_driver
-from tests.drivers.telegram import telegram_driver
-from tests.drivers.zalo_bot import zalo_bot_driver
-from tests.drivers.zalo_oa import zalo_oa_driver
 
 CHANNELS = ["console", "telegram", "zalo", "zalobot"]
 COMMUNE = "Xã Cẩm Tú — Tỉnh Thanh Hóa (includes former Xã Cẩm Lương)"

@@ -21,8 +21,8 @@ from bot.config import Settings
 from storage.db import open_database
 from storage.export import export_csv
 from storage.models import Resident
+from tests.channels.fake_telegram import Call, FakeTelegram
 from tests.conftest import add_draft
-from tests.fake_telegram import Call, FakeTelegram
 
 ALICE, BOB = 1001, 1002
 

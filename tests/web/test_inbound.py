@@ -18,7 +18,7 @@ from bot.web.webhook import WebhookReceiver
 from storage import inbound
 from storage.db import open_database
 from storage.models import InboundUpdate
-from tests.test_delivery import Clock
+from tests.sending.test_delivery import Clock
 
 LEASE = timedelta(seconds=10)
 BOUND = 30.0  # seconds any wait in these tests may take at most

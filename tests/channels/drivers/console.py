@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.channels.console import ConsoleChannel
 from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
-from tests.drivers.base import WAIT, numbered_choice
+from tests.channels.drivers.base import WAIT, numbered_choice
 
 
 class _Lines(io.TextIOBase):

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from handlers.i18n import translator
 from storage.export import export_csv
 from storage.models import Comment, Delivery, DeliveryStatus, PollOption, Resident, Vote
+from tests.channels.test_console_numbers import buttons_printed
 from tests.conftest import add_draft
-from tests.test_console_numbers import buttons_printed
 
 EN = translator("en")
 VI = translator("vi")

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.fake_platform import Call, RecordsCalls
+from tests.channels.fake_platform import Call, RecordsCalls
 
 TEXT_LIMIT = 2000
 _DEFAULT_ERRORS = {
