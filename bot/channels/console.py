@@ -14,13 +14,15 @@ import asyncio
 import itertools
 import sys
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from bot.channels.pacing import ChannelLimiter
-from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from handlers.capabilities import CONSOLE
 from handlers.events import Document, Incoming, Kind, Outgoing, Reply
+
+if TYPE_CHECKING:  # the worker is handed in by whoever runs the console (bot/cli/run.py)
+    from bot.sending.worker import DeliveryWorker
 
 INTERACTIVE_DELIVERY_SECONDS = 2.0
 

@@ -15,12 +15,12 @@ import asyncio
 import math
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cli.command import AddCommand, Subcommands
 from bot.config import Settings
 from handlers.i18n import N_, Translator
 from storage import communes, outbox
@@ -44,10 +44,7 @@ QUIET_SECONDS = 3.0
 # A progress line is printed at most this often when the output is not a terminal.
 LOG_LINE_SECONDS = 2.0
 
-AddCommand = Callable[..., argparse.ArgumentParser]
-
-
-def add_draft_commands(commands, add: AddCommand, t: Translator) -> None:
+def add_draft_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
     """Register `ykien draft …` under the top-level subcommands."""
     draft = commands.add_parser(
         "draft", help=t("create, list, broadcast, follow and steer drafts"))

@@ -1,4 +1,4 @@
-"""The `ykien` command line."""
+"""The `ykien` command line: the parser made of each command group's module, and `main`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.channels.channel import StartRefused
 from bot.channels.registry import configured_entries
+from bot.cli.command import Command
+from bot.cli.communes import add_communes_commands
+from bot.cli.draft import add_draft_commands
 from bot.cli.errors import (
     SUPPORTED_DRIVERS,
     config_problem,
@@ -22,109 +23,15 @@ from bot.cli.errors import (
     file_problem,
     shown_url,
 )
-from bot.cli.outfile import export_refusal, replaced_on_success, standard_output
+from bot.cli.export import add_export_commands
+from bot.cli.run import add_run_commands
+from bot.cli.webhook import add_webhook_commands
+from bot.cli.zalo import add_zalo_commands
 from bot.config import ConfigError, Settings
 from handlers import logref
 from handlers.i18n import Translator, translator
-from storage import communes
-from storage.db import make_engine, open_database, upgrade
-from storage.drafts import commune_code_text
 
 log = logging.getLogger("ykien")
-
-Command = Callable[[argparse.Namespace, Settings, Translator], Awaitable[int]]
-
-
-async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from bot.app import run_channels
-
-    entries = configured_entries(settings)
-    if entries and not any(entry.can_poll for entry in entries):
-        print(t(
-            "A Zalo Official Account sends messages to a webhook only: start the bot with "
-            "ykien serve (see README, Zalo)."
-        ), file=sys.stderr)
-        return 2
-    if not entries:
-        print(t(
-            "No chat channel is configured. To connect Telegram, create a bot with @BotFather "
-            "and set YKIEN_TELEGRAM_TOKEN in the environment or in a .env file (see "
-            ".env.example). Meanwhile, here is the bot in this terminal (ykien console); "
-            "type /start, and press Ctrl-D to leave."
-        ), file=sys.stderr)
-        return await cmd_console(args, settings, t)
-    try:
-        await run_channels(settings)
-    except StartRefused as error:  # a webhook registered where we would poll
-        print(error.explain(t), file=sys.stderr)
-        return 1
-    except RuntimeError as error:  # a channel could not start: wrong token, no network
-        print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
-        return 1
-    return 0
-
-
-async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from bot.channels.console import ConsoleChannel
-    from bot.sending.worker import DeliveryWorker
-    from bot.service import ChatService
-
-    async with open_database(settings.database_url) as sessionmaker:
-        await asyncio.to_thread(communes.warm_up)
-        service = ChatService(sessionmaker, settings.conversation_timeout)
-        console = ConsoleChannel(service, user_id=getattr(args, "user", "console"))
-        await console.run(DeliveryWorker(sessionmaker, {console.name: console}, settings.delivery))
-    return 0
-
-
-async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    engine = make_engine(settings.database_url)
-    try:
-        await upgrade(engine)
-    finally:
-        await engine.dispose()
-    print(t("The database is up to date."))
-    return 0
-
-
-async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from storage.export import export_csv
-    from storage.queries import get_draft
-
-    to_stdout = args.out == "-"
-    target = Path(args.out)
-    if not to_stdout:
-        refusal = export_refusal(target, args.force, settings.database_url, t)
-        if refusal:
-            print(refusal, file=sys.stderr)
-            return 1
-    async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        if args.draft is not None and await get_draft(session, args.draft) is None:
-            print(t("There is no draft no. {id}; nothing was written.", id=args.draft),
-                  file=sys.stderr)
-            return 1
-        with standard_output() if to_stdout else replaced_on_success(target) as out:
-            count = await export_csv(
-                session, out, args.draft, settings.pseudonym_key.encode(), translate=t
-            )
-    print(t.plural(
-        "Wrote {count} row to {path}.", "Wrote {count} rows to {path}.", count,
-        path=t("standard output") if to_stdout else str(target),
-    ), file=sys.stderr if to_stdout else sys.stdout)
-    return 0
-
-
-async def cmd_communes_search(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    matches = communes.search(" ".join(args.query), province=args.province, limit=args.limit)
-    if not matches:
-        print(t("No commune found."))
-        return 1
-    for match in matches:
-        line = f"{commune_code_text(match.commune.code)}  {match.commune.label}"
-        if match.former is not None:
-            line += "  " + t("(includes former {former})", former=match.former.name)
-        print(line)
-    return 0
 
 
 def build_parser(t: Translator) -> argparse.ArgumentParser:
@@ -139,48 +46,9 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    add("run", t("run every configured channel and the delivery worker"), cmd_run)
-    from bot.web.server import cmd_serve, cmd_webhook_delete
-
-    serve = add("serve", t("run the webhook server (Telegram) and the delivery worker"),
-                cmd_serve)
-    serve.add_argument("--host", default="127.0.0.1", help=t("the address to listen on"))
-    serve.add_argument("--port", type=int, default=8080, help=t("the port to listen on"))
-    webhook = commands.add_parser("webhook", help=t("Telegram's webhook")).add_subparsers(
-        dest="webhook_command", required=True, metavar="COMMAND")
-    add("delete", t("remove Telegram's webhook so that ykien run can poll"),
-        cmd_webhook_delete, webhook)
-    console = add("console", t("talk to the bot in this terminal (reads standard input)"),
-                  cmd_console)
-    console.add_argument("--user", default="console", help=t("who you are in the console"))
-
-    db = commands.add_parser("db", help=t("database schema")).add_subparsers(
-        dest="db_command", required=True, metavar="COMMAND")
-    add("upgrade", t("create or upgrade the database tables"), cmd_db_upgrade, db)
-
-    from bot.cli.draft import add_draft_commands
-
-    add_draft_commands(commands, add, t)
-
-    from bot.cli.zalo import add_zalo_commands
-
-    add_zalo_commands(commands, add, t)
-
-    export = add("export", t("export comments and votes as CSV (UTF-8 with BOM)"), cmd_export)
-    export.add_argument("--draft", type=int, help=t("only this draft (default: all)"))
-    export.add_argument("--out", required=True,
-                        help=t("the CSV file to write, or - for standard output"))
-    export.add_argument("--force", action="store_true",
-                        help=t("replace the file if it already exists"))
-
-    communes_parser = commands.add_parser("communes", help=t("the list of communes"))
-    communes_commands = communes_parser.add_subparsers(
-        dest="communes_command", required=True, metavar="COMMAND")
-    search = add("search", t("find communes by name, old names included"), cmd_communes_search,
-                 communes_commands)
-    search.add_argument("query", nargs="+", help=t("a commune name, with or without accents"))
-    search.add_argument("--province", help=t("only in this province"))
-    search.add_argument("--limit", type=int, default=10, help=t("how many to show"))
+    for add_commands in (add_run_commands, add_webhook_commands, add_draft_commands,
+                         add_zalo_commands, add_export_commands, add_communes_commands):
+        add_commands(commands, add, t)
     return parser
 
 

@@ -1,9 +1,9 @@
-"""`ykien zalo auth` (OAuth consent with PKCE) and `ykien zalo status`, and the callback page.
+"""`ykien zalo auth` (OAuth consent with PKCE) and `ykien zalo status`.
 
 `auth` stores a PKCE verifier and state, prints Zalo's consent URL, and takes the code Zalo
 returns: typed or pasted (the whole address works too), given with `--code`, or received by
-`ykien serve` at /zalo/oauth/callback. The code is exchanged for a token pair, which is saved
-and clears any problem: a running server picks it up within a minute.
+`ykien serve` at /zalo/oauth/callback (bot/channels/zalo_oa/oauth.py, which exchanges the code
+for a token pair and saves it: a running server picks it up within a minute).
 
 Exit codes: 0 done, 1 cannot be done (Zalo refused, unreachable, nothing to finish; status:
 the channel has a problem), 2 not configured.
@@ -12,37 +12,30 @@ the channel has a problem), 2 not configured.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import hmac
 import secrets
 import sys
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import TYPE_CHECKING
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import aiohttp
-from aiohttp import web
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.channel import TemporaryFailure
-from bot.channels.zalo_oa.api import PERMISSION_PATH, OAuthRefused, TokenPair, request_tokens
-from bot.channels.zalo_oa.channel import CALLBACK_PATH, CHANNEL
+from bot.channels.zalo_oa.api import CHANNEL
+from bot.channels.zalo_oa.oauth import (
+    AuthError,
+    ZaloApp,
+    code_from,
+    consent_url,
+    finish_authorisation,
+    pkce_pair,
+    redirect_uri,
+)
+from bot.cli.command import AddCommand, Subcommands
 from bot.config import Settings
-from handlers.i18n import Translator, translator
+from handlers.i18n import Translator
 from storage import tokens
 from storage.db import open_database
 from storage.models import utcnow
 
-if TYPE_CHECKING:
-    from bot.channels.zalo_oa.channel import ZaloOAChannel
 
-AddCommand = Callable[..., argparse.ArgumentParser]
-
-
-def add_zalo_commands(commands, add: AddCommand, t: Translator) -> None:
+def add_zalo_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
     """Register `ykien zalo …` under the top-level subcommands."""
     zalo = commands.add_parser("zalo", help=t("the Zalo Official Account"))
     subcommands = zalo.add_subparsers(dest="zalo_command", required=True, metavar="COMMAND")
@@ -51,100 +44,6 @@ def add_zalo_commands(commands, add: AddCommand, t: Translator) -> None:
     auth.add_argument("--code", help=t("the code Zalo gave after consent (or the whole address)"))
     add("status", t("whether the Zalo OA can send, its tokens and held messages"),
         cmd_zalo_status, subcommands)
-
-
-# ---- PKCE and the exchange -----------------------------------------------------------------
-
-
-def pkce_pair() -> tuple[str, str]:
-    """A code verifier (86 characters of A–Z a–z 0–9 - _) and its S256 challenge."""
-    verifier = secrets.token_urlsafe(64)
-    digest = hashlib.sha256(verifier.encode()).digest()
-    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
-
-
-def redirect_uri(public_url: str) -> str:
-    return public_url.rstrip("/") + CALLBACK_PATH
-
-
-def consent_url(oauth_url: str, app_id: str, redirect: str, challenge: str, state: str) -> str:
-    query = urlencode({"app_id": app_id, "redirect_uri": redirect,
-                       "code_challenge": challenge, "state": state})
-    return f"{oauth_url.rstrip('/')}{PERMISSION_PATH}?{query}"
-
-
-def code_from(text: str) -> tuple[str, str | None]:
-    """(code, state) from what the admin pasted: the code, or the whole callback address."""
-    text = text.strip()
-    if "code=" not in text:
-        return text, None
-    query = parse_qs(urlsplit(text).query or text.partition("?")[2] or text)
-    return query.get("code", [""])[0], query.get("state", [None])[0]
-
-
-class AuthFailure(StrEnum):
-    NOTHING_PENDING = "nothing pending"  # no `ykien zalo auth` was started
-    WRONG_STATE = "wrong state"  # not the consent this server asked for
-    REFUSED = "refused"  # Zalo refused the code (or the app secret)
-    UNREACHABLE = "unreachable"
-
-
-class AuthError(Exception):
-    def __init__(self, failure: AuthFailure, detail: str = "") -> None:
-        super().__init__(f"{failure}: {detail}" if detail else str(failure))
-        self.failure = failure
-        self.detail = detail
-
-    def explain(self, t: Translator) -> str:
-        if self.failure == AuthFailure.NOTHING_PENDING:
-            return t("No Zalo authorisation is under way. Start one with: ykien zalo auth")
-        if self.failure == AuthFailure.WRONG_STATE:
-            return t("This code belongs to another authorisation (the state does not match). "
-                     "Start again with: ykien zalo auth")
-        if self.failure == AuthFailure.REFUSED:
-            return t("Zalo refused the code: {reason}. Codes work once and for a few minutes; "
-                     "check YKIEN_ZALO_APP_SECRET, then start again with: ykien zalo auth",
-                     reason=self.detail)
-        return t("Zalo could not be reached ({reason}). Try again in a moment.",
-                 reason=self.detail)
-
-
-@dataclass(frozen=True)
-class ZaloApp:
-    oauth_url: str
-    app_id: str
-    app_secret: str
-
-
-async def finish_authorisation(
-    sessionmaker: async_sessionmaker[AsyncSession], http: aiohttp.ClientSession, app: ZaloApp,
-    code: str, state: str | None,
-) -> TokenPair:
-    """Exchange the code for a token pair with the stored verifier, and save the pair.
-
-    `state` is checked when known (the callback always knows it). Raises AuthError.
-    """
-    async with sessionmaker() as session:
-        row = await tokens.get(session, CHANNEL)
-    if row is None or not row.pkce_verifier:
-        raise AuthError(AuthFailure.NOTHING_PENDING)
-    if state is not None and not hmac.compare_digest(state.encode(), row.pkce_state.encode()):
-        raise AuthError(AuthFailure.WRONG_STATE)
-    try:
-        pair = await request_tokens(
-            http, app.oauth_url, app.app_id, app.app_secret,
-            {"code": code, "grant_type": "authorization_code",
-             "code_verifier": row.pkce_verifier},
-            utcnow(),
-        )
-    except OAuthRefused as refused:
-        raise AuthError(AuthFailure.REFUSED, str(refused)) from refused
-    except TemporaryFailure as failure:
-        raise AuthError(AuthFailure.UNREACHABLE, str(failure)) from failure
-    async with sessionmaker() as session, session.begin():
-        await tokens.save_pair(session, CHANNEL, pair.access_token, pair.refresh_token,
-                               pair.access_expires_at, pair.refresh_expires_at, utcnow())
-    return pair
 
 
 def _app(settings: Settings) -> ZaloApp:
@@ -203,28 +102,6 @@ async def cmd_zalo_auth(args: argparse.Namespace, settings: Settings, t: Transla
             "refresh token until {refresh}.", access=t.datetime(pair.access_expires_at),
             refresh=t.datetime(pair.refresh_expires_at)))
     return 0
-
-
-def callback_handler(
-    sessionmaker: async_sessionmaker[AsyncSession], channel: ZaloOAChannel
-) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """GET /zalo/oauth/callback?code=…&state=…: where Zalo sends the admin after consent."""
-    app = ZaloApp(channel.oauth_url, channel.app_id, channel.keeper.app_secret)
-
-    async def callback(request: web.Request) -> web.Response:
-        t = translator(None)
-        code, state = request.query.get("code", ""), request.query.get("state", "")
-        if not code or not state:
-            return web.Response(status=400, text=t(
-                "This page needs the code and state Zalo adds after consent."))
-        try:
-            await finish_authorisation(sessionmaker, channel._http(), app, code, state)
-        except AuthError as error:
-            status = 502 if error.failure == AuthFailure.UNREACHABLE else 400
-            return web.Response(status=status, text=error.explain(t))
-        return web.Response(text=t("The Zalo OA is connected. You can close this page."))
-
-    return callback
 
 
 # ---- ykien zalo status ---------------------------------------------------------------------

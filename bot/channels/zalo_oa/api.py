@@ -28,6 +28,7 @@ from storage.models import VIETNAM
 
 log = logging.getLogger(__name__)
 
+CHANNEL = "zalo"  # the OA's name in the database: its tokens, chats and outbox rows
 CS_PATH = "/v3.0/oa/message/cs"  # customer-service messages: within the 7-day window
 PROMOTION_PATH = "/v3.0/oa/message/promotion"  # broadcast type: verified OAs, outside it
 TOKEN_PATH = "/v4/oa/access_token"

@@ -34,6 +34,7 @@ from bot.channels.chatorder import ChatLanes
 from bot.channels.pacing import ChannelLimiter, Priority
 from bot.channels.zalo_oa.api import (
     BUTTONS_LIMIT,
+    CHANNEL,
     CS_PATH,
     PROMOTION_PATH,
     TEXT_LIMIT,
@@ -45,6 +46,7 @@ from bot.channels.zalo_oa.api import (
     post_message,
     promotion_body,
 )
+from bot.channels.zalo_oa.oauth import CALLBACK_PATH, ZaloApp, callback_handler
 from bot.channels.zalo_oa.tokens import TokenKeeper
 from handlers.capabilities import Capabilities
 from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
@@ -58,10 +60,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "zalo"
 SIGNATURE_HEADER = "X-ZEvent-Signature"
 WEBHOOK_PATH = "/zalo/webhook"
-CALLBACK_PATH = "/zalo/oauth/callback"
 REPLAY_WINDOW = timedelta(minutes=5)  # a signed event older (or newer) than this is refused
 WINDOW = timedelta(days=7)  # customer-service messages reach who wrote within this
 MESSAGES_PER_SECOND = 10.0  # a cautious pace for the whole OA (Zalo publishes no figure)
@@ -346,9 +346,9 @@ class ZaloOAChannel:
 
     def extra_routes(self) -> list[web.RouteDef]:
         """The OAuth callback of `ykien zalo auth` (the redirect URI registered with Zalo)."""
-        from bot.cli.zalo import callback_handler
-
-        return [web.get(CALLBACK_PATH, callback_handler(self.service.sessionmaker, self))]
+        app = ZaloApp(self.oauth_url, self.app_id, self.keeper.app_secret)
+        return [web.get(CALLBACK_PATH, callback_handler(self.service.sessionmaker, self._http,
+                                                        app))]
 
 
 async def _nothing() -> None:

@@ -20,13 +20,12 @@ import aiohttp
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.channel import ChannelDisabled
-from bot.channels.zalo_oa.api import OAuthRefused, request_tokens
+from bot.channels.zalo_oa.api import CHANNEL, OAuthRefused, request_tokens
 from storage import tokens
 from storage.models import ChannelToken, utcnow
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "zalo"
 REFRESH_MARGIN = timedelta(hours=1)  # refresh when less than this is left
 RECHECK = timedelta(seconds=30)  # how often a disabled channel looks for a fix
 
