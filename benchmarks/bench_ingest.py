@@ -29,7 +29,7 @@ from common import environment, write_results  # noqa: E402
 from fake_bot_api import FakeBotApi  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from bot.channels.telegram.channel import SECRET_HEADER, telegram_path  # noqa: E402
+from bot.channels.telegram.receiving import SECRET_HEADER, telegram_path  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
 from handlers.i18n import translator  # noqa: E402
 from handlers.onboarding import CONSENT_VERSION  # noqa: E402

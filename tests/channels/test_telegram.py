@@ -11,7 +11,9 @@ import pytest
 from telegram import Update
 
 from bot.channels.channel import PermanentFailure, TemporaryFailure, Throttled, Unreachable
-from bot.channels.telegram.channel import TelegramChannel, split_text, to_incoming
+from bot.channels.telegram.channel import TelegramChannel
+from bot.channels.telegram.receiving import to_incoming
+from bot.channels.telegram.rendering import split_text
 from handlers.commands import command_menu
 from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
 from handlers.logref import chat_ref

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from bot.channels.telegram.channel import telegram_path
+from bot.channels.telegram.receiving import telegram_path
 from tests.channels.fake_telegram import FakeTelegram
 from tests.conftest import ROOT
 

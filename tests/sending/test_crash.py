@@ -18,7 +18,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.telegram.channel import SECRET_HEADER, telegram_path
+from bot.channels.telegram.receiving import SECRET_HEADER, telegram_path
 from handlers.onboarding import CONSENT_VERSION
 from storage.db import open_database
 from storage.models import Delivery, DeliveryStatus, InboundUpdate, ProcessedUpdate, utcnow

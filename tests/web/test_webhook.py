@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.telegram.channel import SECRET_HEADER, telegram_path
+from bot.channels.telegram.receiving import SECRET_HEADER, telegram_path
 from bot.config import Settings
 from storage import inbound
 from storage.db import open_database

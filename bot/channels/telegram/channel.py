@@ -1,6 +1,8 @@
-"""The Telegram channel: python-telegram-bot long polling in, neutral replies out.
+"""The Telegram channel: python-telegram-bot long polling or webhook in, neutral replies out.
 
-This is the only module that imports `telegram`; the conversation sees neutral events only.
+Only this package imports `telegram`; the conversation sees neutral events only. Updates
+become events in receiving.py, replies become Bot API calls in rendering.py, and broadcasts
+go out through the lean aiohttp sender (sender.py).
 
 Each chat's updates are handled in order, different chats concurrently (`PerChatProcessor`).
 A reply throttled by flood control (429) is not waited for inside the handler: that chat's
@@ -12,27 +14,23 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dtm
-import hashlib
 import hmac
 import logging
 import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from telegram import (
     Bot,
     BotCommand,
     CallbackQuery,
-    ChatMemberUpdated,
-    InlineKeyboardButton,
     InlineKeyboardMarkup,
     InputFile,
     Message,
     Update,
 )
-from telegram.constants import ChatMemberStatus, ChatType, MessageLimit
 from telegram.error import (
     BadRequest,
     Forbidden,
@@ -44,7 +42,6 @@ from telegram.error import (
 from telegram.ext import (
     Application,
     ApplicationBuilder,
-    BaseUpdateProcessor,
     ContextTypes,
     TypeHandler,
 )
@@ -59,12 +56,27 @@ from bot.channels.channel import (
     WebhookRegistered,
 )
 from bot.channels.pacing import ChannelLimiter, Priority, SharedBudget
+from bot.channels.telegram.receiving import (
+    ALLOWED_UPDATES,
+    CHANNEL,
+    SECRET_HEADER,
+    PerChatProcessor,
+    chat_id_of,
+    ref,
+    telegram_path,
+    to_incoming,
+)
+from bot.channels.telegram.rendering import (
+    MAX_TEXT,
+    fit_caption,
+    keyboard,
+    split_text,
+    utf16_len,
+)
 from bot.channels.telegram.sender import TelegramSender
-from handlers import layout
 from handlers.capabilities import Capabilities
 from handlers.commands import command_menu
-from handlers.events import Document, Incoming, Kind, Outgoing, Picture, Reply
-from handlers.logref import chat_ref
+from handlers.events import Document, Incoming, Outgoing, Picture, Reply
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -76,17 +88,6 @@ log = logging.getLogger(__name__)
 # warning each time it raises RetryAfter. Only this module uses PTB, and it handles both.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
 
-CHANNEL = "telegram"
-# What the bot asks Telegram for, by polling (and, later, by webhook).
-ALLOWED_UPDATES = [
-    Update.MESSAGE,
-    Update.EDITED_MESSAGE,
-    Update.CALLBACK_QUERY,
-    Update.MY_CHAT_MEMBER,
-]
-MAX_TEXT = MessageLimit.MAX_TEXT_LENGTH  # 4096
-MAX_CAPTION = MessageLimit.CAPTION_LENGTH  # 1024
-
 # PTB loggers that write whole updates and request parameters (chat ids, what people wrote)
 # at DEBUG, and httpx, which writes request URLs (they contain the token) at INFO.
 _CHATTY_LOGGERS = {
@@ -96,25 +97,6 @@ _CHATTY_LOGGERS = {
     "telegram.ext.Updater": logging.INFO,
     "httpx": logging.WARNING,
 }
-
-# Message content -> neutral kind, checked in this order: a venue also carries a location, and
-# an animation also carries a document, so the more specific field comes first.
-_MEDIA_KINDS: tuple[tuple[str, Kind], ...] = (
-    ("photo", Kind.PHOTO),
-    ("sticker", Kind.STICKER),
-    ("voice", Kind.VOICE),
-    ("audio", Kind.VOICE),
-    ("location", Kind.LOCATION),
-    ("animation", Kind.OTHER),
-    ("document", Kind.FILE),
-    ("video", Kind.OTHER),
-    ("video_note", Kind.OTHER),
-    ("contact", Kind.OTHER),
-    ("poll", Kind.OTHER),
-    ("dice", Kind.OTHER),
-    ("story", Kind.OTHER),
-)
-
 
 class Service(Protocol):
     """What the adapter needs from `bot.service.ChatService`."""
@@ -128,71 +110,6 @@ class Service(Protocol):
     async def sent(self, channel: str, user_id: str, message_id: str, message: Outgoing) -> None:
         """Called after each message sent in answer to an event."""
         ...
-
-
-class PerChatProcessor(BaseUpdateProcessor):
-    """Handles the updates of different chats concurrently, and those of one chat in order.
-
-    PTB starts a task per update, in the order Telegram sent them, and each enters
-    `do_process_update` in that order (PTB's semaphore wakes its waiters first in, first out).
-    An update waits for the previous update of its chat, then for one of `max_running`
-    places. PTB's own bound (`max_waiting`) counts the waiting updates too, so it is set far
-    higher: a chat with many queued updates must not take the places of other chats.
-    """
-
-    def __init__(self, max_running: int, max_waiting: int = 10_000) -> None:
-        super().__init__(max_waiting)
-        self._running = asyncio.Semaphore(max_running)
-        # Each chat's latest update: done once handled. Only chats with updates in flight.
-        self._latest: dict[int, asyncio.Future[None]] = {}
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Handle one update after the earlier updates of its chat (see the class)."""
-        chat_id = _chat_id(update)
-        if chat_id is None:  # nothing to keep in order with
-            async with self._running:
-                await coroutine
-            return
-        previous = self._latest.get(chat_id)
-        handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._latest[chat_id] = handled
-        try:
-            if previous is not None:
-                # Shielded: cancelling this update must not cancel the marker of the previous
-                # one, which its own task resolves.
-                await asyncio.shield(previous)
-            async with self._running:
-                await coroutine
-        finally:
-            handled.set_result(None)
-            if self._latest.get(chat_id) is handled:
-                del self._latest[chat_id]
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to release: PTB waits for the updates in flight before shutting down."""
-
-
-def _chat_id(update: object) -> int | None:
-    if isinstance(update, Update) and update.effective_chat is not None:
-        return update.effective_chat.id
-    return None
-
-
-def _utf16_len(text: str) -> int:
-    # Telegram measures lengths in UTF-16 code units: an emoji counts twice.
-    return len(text.encode("utf-16-le")) // 2
-
-
-SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
-
-
-def telegram_path(secret: str) -> str:
-    """The webhook path, derived from the secret so it is unguessable without naming it."""
-    digest = hashlib.sha256(b"ykien telegram webhook\0" + secret.encode()).hexdigest()
-    return f"/telegram/{digest[:32]}"
 
 
 # One Bot API call that sends (part of) a message, giving the new message's id.
@@ -218,7 +135,7 @@ class TelegramChannel:
     # Inline keyboards hold up to 100 buttons; texts count UTF-16 code units.
     capabilities = Capabilities(
         buttons_per_message=100, button_label_limit=64, text_limit=MAX_TEXT, can_edit=True,
-        replies_to_messages=True, measure=_utf16_len,
+        replies_to_messages=True, measure=utf16_len,
     )
     # Replies held by flood control are dropped after this many waits for one update's replies.
     reply_max_waits = 5
@@ -360,7 +277,7 @@ class TelegramChannel:
             update = Update.de_json(payload, None)
         except Exception as exc:  # PTB raises whatever the malformed fields provoke
             raise ValueError("not a Telegram update") from exc
-        chat_id = _chat_id(update)
+        chat_id = chat_id_of(update)
         return str(update.update_id), "" if chat_id is None else str(chat_id)
 
     async def process_webhook_update(
@@ -490,14 +407,14 @@ class TelegramChannel:
             last = len(parts)
             return [text(part, markup if n == last else None) for n, part in enumerate(parts, 1)]
         if isinstance(message, Document):
-            caption, rest = _fit_caption(message.caption)
+            caption, rest = fit_caption(message.caption)
             upload = InputFile(message.data, filename=message.filename)
 
             async def file() -> str:
                 return str((await bot.send_document(chat_id, upload, caption=caption)).message_id)
 
         elif isinstance(message, Picture):
-            caption, rest = _fit_caption(message.caption)
+            caption, rest = fit_caption(message.caption)
             upload = InputFile(message.data, filename="picture.png")
 
             async def file() -> str:
@@ -513,7 +430,7 @@ class TelegramChannel:
 
         Raises `Throttled` under flood control, so the edit is tried again later.
         """
-        if _utf16_len(reply.text) > MAX_TEXT or not reply.text.strip():
+        if utf16_len(reply.text) > MAX_TEXT or not reply.text.strip():
             return False
         try:
             await self.application.bot.edit_message_text(
@@ -528,10 +445,10 @@ class TelegramChannel:
             # Pressing the same button twice asks for the same content: already shown.
             if "not modified" in exc.message.lower():
                 return True
-            log.info("Telegram: could not edit a message in %s: %s", _ref(user_id), exc)
+            log.info("Telegram: could not edit a message in %s: %s", ref(user_id), exc)
             return False
         except TelegramError as exc:
-            log.info("Telegram: could not edit a message in %s: %s", _ref(user_id), exc)
+            log.info("Telegram: could not edit a message in %s: %s", ref(user_id), exc)
             return False
         return True
 
@@ -573,12 +490,12 @@ class TelegramChannel:
                         log.warning(
                             "Telegram: replies to %d updates from %s dropped after %d waits",
                             len(held),
-                            _ref(user_id),
+                            ref(user_id),
                             self.reply_max_waits,
                         )
                         return
         except Exception:
-            log.exception("Telegram: sending held replies to %s failed", _ref(user_id))
+            log.exception("Telegram: sending held replies to %s failed", ref(user_id))
         finally:
             # No await since `held` was last seen empty: nothing can have joined unseen.
             del self._held[user_id]
@@ -602,7 +519,7 @@ class TelegramChannel:
             except SendError as exc:
                 log.warning(
                     "Telegram: reply to %s not sent: %s: %s",
-                    _ref(answer.user_id),
+                    ref(answer.user_id),
                     type(exc).__name__,
                     exc,
                 )
@@ -641,7 +558,7 @@ class TelegramChannel:
             try:
                 await self.service.sent(CHANNEL, user_id, message_id, message)
             except Exception:
-                log.exception("Telegram: recording a message sent to %s failed", _ref(user_id))
+                log.exception("Telegram: recording a message sent to %s failed", ref(user_id))
 
     # ---- receiving -----------------------------------------------------------------------
 
@@ -656,7 +573,7 @@ class TelegramChannel:
         try:
             replies = await self.service.handle(event, self.capabilities)
         except Exception:
-            log.exception("Telegram: handling an update from %s failed", _ref(event.user_id))
+            log.exception("Telegram: handling an update from %s failed", ref(event.user_id))
             return
         answer = _Answer(event.user_id, deque(replies))
         # A button press may update the message the button was on instead of adding one.
@@ -674,8 +591,8 @@ class TelegramChannel:
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         # The update itself holds a chat id and what was written: name the chat by reference.
         error = context.error
-        chat_id = _chat_id(update)
-        source = _ref(str(chat_id)) if chat_id is not None else "no chat"
+        chat_id = chat_id_of(update)
+        source = ref(str(chat_id)) if chat_id is not None else "no chat"
         log.error(
             "Telegram: %s while handling an update from %s",
             type(error).__name__,
@@ -716,125 +633,6 @@ def _quiet_chatty_loggers() -> None:
             logger.setLevel(level)
 
 
-def _ref(user_id: str) -> str:
-    return chat_ref(CHANNEL, user_id)
-
-
-def to_incoming(update: Update) -> Incoming | None:
-    """The neutral event for an update, or None for what the bot ignores."""
-    if update.callback_query is not None:
-        return _choice(update)
-    if update.my_chat_member is not None:
-        return _membership(update, update.my_chat_member)
-    if update.edited_message is not None:
-        return _edited(update, update.edited_message)
-    message = update.message
-    if message is None:  # channel posts and the like
-        return None
-    if not _is_private(message.chat.type, message.chat.id, "message"):
-        return None
-    if message.text is not None:
-        kind, text = Kind.TEXT, _strip_bot_name(message.text)
-    else:
-        found = next((kind for field, kind in _MEDIA_KINDS if getattr(message, field, None)), None)
-        if found is None:  # service messages (pinned, write access allowed, ...)
-            return None
-        kind, text = found, message.caption or ""
-    return _from_message(update, message, kind, text)
-
-
-def _edited(update: Update, message: Message) -> Incoming | None:
-    # Only text edits: a live location, for one, is "edited" every few seconds.
-    if message.text is None or not _is_private(message.chat.type, message.chat.id, "edit"):
-        return None
-    return _from_message(update, message, Kind.EDITED, message.text)
-
-
-def _from_message(update: Update, message: Message, kind: Kind, text: str) -> Incoming:
-    reply_to = message.reply_to_message
-    return Incoming(
-        channel=CHANNEL,
-        user_id=str(message.chat.id),
-        kind=kind,
-        text=text,
-        reply_to=str(reply_to.message_id) if reply_to else "",
-        update_id=str(update.update_id),
-        language_hint=_language(message.from_user),
-    )
-
-
-def _membership(update: Update, change: ChatMemberUpdated) -> Incoming | None:
-    """In a private chat the bot's membership changes when the person blocks or unblocks it."""
-    if not _is_private(change.chat.type, change.chat.id, "membership change"):
-        return None
-    old, new = change.old_chat_member.status, change.new_chat_member.status
-    if new == ChatMemberStatus.BANNED:  # "kicked": the person blocked the bot
-        kind = Kind.BLOCKED
-    elif new == ChatMemberStatus.MEMBER and old == ChatMemberStatus.BANNED:
-        kind = Kind.UNBLOCKED
-    else:
-        return None
-    return Incoming(
-        channel=CHANNEL,
-        user_id=str(change.chat.id),
-        kind=kind,
-        update_id=str(update.update_id),
-        language_hint=_language(change.from_user),
-    )
-
-
-def _choice(update: Update) -> Incoming | None:
-    query = update.callback_query
-    assert query is not None
-    if query.message is not None:
-        chat = query.message.chat
-        if not _is_private(chat.type, chat.id, "button"):
-            return None
-        chat_id = chat.id
-    else:  # a button on an inline-mode message: private by nature
-        chat_id = query.from_user.id
-    if not query.data:
-        return None
-    return Incoming(
-        channel=CHANNEL,
-        user_id=str(chat_id),
-        kind=Kind.CHOICE,
-        choice=query.data,
-        update_id=str(update.update_id),
-        language_hint=_language(query.from_user),
-    )
-
-
-def _is_private(chat_type: str, chat_id: int, what: str) -> bool:
-    """Whether the chat is a private one; the bot ignores groups and channels (logged)."""
-    if chat_type == ChatType.PRIVATE:
-        return True
-    log.info("Telegram: ignoring a %s in %s chat %s", what, chat_type, _ref(str(chat_id)))
-    return False
-
-
-def _language(user: Any) -> str:
-    return (user.language_code or "") if user is not None else ""
-
-
-def _strip_bot_name(text: str) -> str:
-    """'/start@ykien_bot payload' -> '/start payload' (Telegram adds the name in menus)."""
-    if not text.startswith("/"):
-        return text
-    command, space, rest = text.partition(" ")
-    return command.split("@", 1)[0] + space + rest
-
-
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """Inline keyboard rows for a reply's buttons (callback data is the button id)."""
-    rows = [
-        [InlineKeyboardButton(button.label, callback_data=button.id) for button in row]
-        for row in reply.buttons
-        if row
-    ]
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
 def send_error(exc: TelegramError) -> SendError:
     """The neutral send error for a python-telegram-bot exception."""
     if isinstance(exc, RetryAfter):
@@ -857,34 +655,6 @@ def _retry_seconds(exc: RetryAfter) -> float:
     if isinstance(value, dtm.timedelta):
         return value.total_seconds()
     return float(value)
-
-
-def _fit_caption(caption: str) -> tuple[str | None, str]:
-    """A caption Telegram accepts, and what has to follow as a message instead."""
-    if not caption:
-        return None, ""
-    if _utf16_len(caption) <= MAX_CAPTION:
-        return caption, ""
-    return None, caption
-
-
-def split_text(text: str, limit: int = MAX_TEXT) -> list[str]:
-    """Split text into parts Telegram accepts, on paragraph, then line, then word boundaries."""
-    return layout.split_text(text, limit, _utf16_len)
-
-
-__all__ = [
-    "ALLOWED_UPDATES",
-    "PerChatProcessor",
-    "Service",
-    "TelegramChannel",
-    "WebhookRegistered",
-    "delete_webhook",
-    "keyboard",
-    "send_error",
-    "split_text",
-    "to_incoming",
-]
 
 
 def from_settings(settings: Settings, service: ChatService) -> TelegramChannel:
