@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///ykien.db"
+from storage import DEFAULT_DATABASE_URL
+
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's lock
 
 

@@ -5,24 +5,25 @@ from __future__ import annotations
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from bot.config import ConfigError
+from bot.config import Problem
 from handlers.i18n import Translator
 
 # The database drivers the package installs; another driver in the URL is not there.
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 
 
-def config_problem(error: ConfigError, t: Translator) -> str:
-    if error.choices:
+def config_problem(problem: Problem, t: Translator) -> str:
+    if problem.choices:
         return t(
             "{variable} is “{value}”, which is not valid: use one of {choices}. "
             "Correct it in the environment or in the .env file.",
-            variable=error.variable, value=error.value, choices=", ".join(error.choices),
+            variable=problem.variable, value=problem.value, choices=", ".join(problem.choices),
         )
     return t(
         "{variable} is “{value}”, which is not valid: it must be {expected}. "
         "Correct it in the environment or in the .env file.",
-        variable=error.variable, value=error.value, expected=t(error.expected, **error.values),
+        variable=problem.variable, value=problem.value,
+        expected=t(problem.expected, low=t.number(problem.low), high=t.number(problem.high)),
     )
 
 

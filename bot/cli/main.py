@@ -27,7 +27,7 @@ from bot.cli.export import add_export_commands
 from bot.cli.run import add_run_commands
 from bot.cli.webhook import add_webhook_commands
 from bot.cli.zalo import add_zalo_commands
-from bot.config import ConfigError, Settings
+from bot.config import ENV_FILE, PREFIX, ConfigError, Settings
 from handlers import logref
 from handlers.i18n import Translator, translator
 
@@ -52,14 +52,24 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     return parser
 
 
+def configured_language() -> str:
+    """YKIEN_LANGUAGE as given (the environment first, then .env), or "" for the default."""
+    from dotenv import dotenv_values
+
+    name = PREFIX + "LANGUAGE"
+    value = os.environ.get(name) or dotenv_values(ENV_FILE).get(name) or ""
+    return value.strip().lower()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
     except ConfigError as error:
-        # No valid settings, so no configured language yet: the default one, or the
-        # environment's when that part is valid.
-        early = translator(os.environ.get("YKIEN_LANGUAGE", "").strip().lower())
-        print(config_problem(error, early), file=sys.stderr)
+        # No valid settings, so no configured language yet: the default one, or the one
+        # asked for in the environment or .env when that part is valid.
+        early = translator(configured_language())
+        for problem in error.problems:
+            print(config_problem(problem, early), file=sys.stderr)
         return 2
     except OSError as error:  # an unreadable .env file
         print(file_problem(error, translator(None)), file=sys.stderr)

@@ -237,14 +237,16 @@ async def test_rate_zero_lifts_the_global_limit_but_keeps_each_chats_pace() -> N
     assert time.now == pytest.approx(8)
 
 
-def test_telegram_at_zero_messages_per_second_still_paces_each_chat(sessionmaker) -> None:
+def test_telegram_at_zero_messages_per_second_still_paces_each_chat(
+    sessionmaker, monkeypatch
+) -> None:
     from bot.channels.telegram.channel import from_settings
     from bot.config import Settings
     from bot.service import ChatService
 
-    settings = Settings.from_env({
-        "YKIEN_TELEGRAM_TOKEN": "123456:TEST-token", "YKIEN_TELEGRAM_MESSAGES_PER_SECOND": "0",
-    })
+    monkeypatch.setenv("YKIEN_TELEGRAM_TOKEN", "123456:TEST-token")
+    monkeypatch.setenv("YKIEN_TELEGRAM_MESSAGES_PER_SECOND", "0")
+    settings = Settings.from_env()
     limiter = from_settings(settings, ChatService(sessionmaker)).limiter
     assert all(limiter.try_acquire(str(chat)) for chat in range(1_000))  # no global limit
     assert [limiter.try_acquire("resident") for _ in range(4)] == [True, True, True, False]
