@@ -293,9 +293,14 @@ def load_draft_file(path: Path, t: Translator) -> DraftSpec:
     try:
         fields = DraftFile.model_validate(data, context={"now": now})
     except ValidationError as error:
-        raise DraftFileError([_explain(problem, t) for problem in error.errors()]) from None
+        problems = [_explain(problem, t) for problem in error.errors()]
+        # Every problem at once: the length too, measured on what can be read of the file.
+        too_long = _too_long(_rough_spec(data, now), t)
+        raise DraftFileError(problems + ([too_long] if too_long else [])) from None
     spec = fields.to_spec(now)
-    _check_fits_one_message(spec, t)
+    too_long = _too_long(spec, t)
+    if too_long:
+        raise DraftFileError([too_long])
     return spec
 
 
@@ -368,14 +373,38 @@ def _unknown_key(location: tuple[int | str, ...], t: Translator) -> str:
     return t(UNKNOWN_KEY)
 
 
-def _check_fits_one_message(spec: DraftSpec, t: Translator) -> None:
-    """The draft message must fit in one message on every channel, in every language."""
+def _too_long(spec: DraftSpec, t: Translator) -> str | None:
+    """Why the draft message would not fit in one message on every channel and language."""
     longest = max(len(render_draft(spec.to_draft(), translator(lang), reply_hint=True).text)
                   for lang in LANGUAGES)
-    if longest > MESSAGE_LIMIT:
-        raise DraftFileError([t(
-            "The draft message would have {length} characters, but a chat message holds at "
-            "most {limit} (Zalo's limit). Shorten the summary by {excess} characters.",
-            length=t.number(longest), limit=t.number(MESSAGE_LIMIT),
-            excess=t.number(longest - MESSAGE_LIMIT),
-        )])
+    if longest <= MESSAGE_LIMIT:
+        return None
+    return t(
+        "The draft message would have {length} characters, but a chat message holds at "
+        "most {limit} (Zalo's limit). Shorten the summary by {excess} characters.",
+        length=t.number(longest), limit=t.number(MESSAGE_LIMIT),
+        excess=t.number(longest - MESSAGE_LIMIT),
+    )
+
+
+def _rough_spec(data: dict[str, Any], now: datetime) -> DraftSpec:
+    """The texts of a file that did not pass its checks, in a spec that can be rendered:
+    what is not text (or missing) counts as empty, the deadline as the longest to write, and
+    a text over its own limit (a problem of its own) as cut to it, so only the summary, which
+    has no limit but the message's, can make the message too long."""
+
+    def text(value: object, limit: int | None = None) -> str:
+        return value[:limit] if isinstance(value, str) else ""
+
+    poll = data.get("poll")
+    poll = poll if isinstance(poll, dict) else {}
+    options = poll.get("options")
+    options = options if isinstance(options, list) else []
+    longest_date = datetime(2099, 12, 31, 23, 59, tzinfo=now.tzinfo)
+    return DraftSpec(
+        title=text(data.get("title"), TITLE_LIMIT), issuer=text(data.get("issuer"), TITLE_LIMIT),
+        summary=text(data.get("summary")), link=text(data.get("link"), LINK_LIMIT), scope="",
+        commune_codes=[], opens_at=now, deadline=longest_date,
+        poll_question=text(poll.get("question"), QUESTION_LIMIT),
+        poll_options=[text(option, OPTION_LIMIT) for option in options[:MAX_OPTIONS]],
+    )

@@ -45,6 +45,13 @@ class Translator:
         text = self._translations.gettext(message)
         return text.format(**values) if values else text
 
+    def gettext(self, message: str) -> str:
+        """The translation alone, unformatted (for texts with %-placeholders, like argparse's)."""
+        return self._translations.gettext(message)
+
+    def ngettext(self, singular: str, plural: str, count: int) -> str:
+        return self._translations.ngettext(singular, plural, count)
+
     def plural(self, singular: str, plural: str, count: int, **values: object) -> str:
         text = self._translations.ngettext(singular, plural, count)
         return text.format(count=self.number(count), **values)

@@ -31,6 +31,7 @@ __all__ = [
     "communes_in_province",
     "find_province",
     "get_commune",
+    "get_province",
     "provinces",
     "search",
     "warm_up",
@@ -394,6 +395,11 @@ def communes_in_province(province_code: int) -> list[Commune]:
 def get_commune(code: int) -> Commune | None:
     """The current commune with this code, if any."""
     return _data().commune_by_code.get(code)
+
+
+def get_province(code: int) -> Province | None:
+    """The current province-level unit with this code, if any."""
+    return _data().province_by_code.get(code)
 
 
 def find_province(query: str) -> Province | None:

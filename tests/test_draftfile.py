@@ -179,6 +179,22 @@ def test_commune_names_still_work(create):
     assert "00004  Phường Ba Đình" in done.out and "15148  Xã Cẩm Tú" in done.out
 
 
+def test_a_summary_too_long_is_listed_with_the_other_problems(create):
+    err = refused(create(
+        (EXAMPLE_DEADLINE, "deadline = 2020-01-01"),
+        ('summary = """', 'summary = """' + "Nội dung dự thảo rất dài. " * 120),
+    ))
+    assert "Draft not created; 2 problems in draft.toml:" in err, err
+    assert "  - deadline: must be in the future" in err
+    assert "Shorten the summary by" in err
+
+
+def test_a_title_too_long_is_not_blamed_on_the_summary(create):
+    err = refused(create(('title = "Dự thảo', 'title = "' + "Dài " * 900 + 'Dự thảo')))
+    assert "Draft not created; 1 problem in draft.toml:" in err, err
+    assert "title: has 3" in err and "Shorten the summary" not in err
+
+
 def test_every_problem_is_listed_at_once(create):
     err = refused(create(
         ('title = "Dự thảo', 'title = "' + "Dài " * 60 + 'Dự thảo'),

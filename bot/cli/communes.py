@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from bot.cli.command import AddCommand, Subcommands
+from bot.cli.parser import whole_number
 from bot.config import Settings
 from handlers.i18n import Translator
 from storage import communes
 from storage.drafts import commune_code_text
+
+SHOWN_AT_MOST = 5000  # more than any name shares (the most common, "phuong 1", has 89)
 
 
 def add_communes_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
@@ -18,18 +22,37 @@ def add_communes_commands(commands: Subcommands, add: AddCommand, t: Translator)
     search = add("search", t("find communes by name, old names included"), cmd_communes_search,
                  communes_commands)
     search.add_argument("query", nargs="+", help=t("a commune name, with or without accents"))
-    search.add_argument("--province", help=t("only in this province"))
-    search.add_argument("--limit", type=int, default=10, help=t("how many to show"))
+    # Several words, so that `--province ho chi minh` needs no quotes.
+    search.add_argument("--province", nargs="+", metavar="PROVINCE",
+                        help=t("only in this province (a name or a code)"))
+    search.add_argument("--limit", type=whole_number(t, 1, SHOWN_AT_MOST), default=10,
+                        help=t("how many to show (default 10)"))
 
 
 async def cmd_communes_search(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    matches = communes.search(" ".join(args.query), province=args.province, limit=args.limit)
+    province = " ".join(args.province) if args.province else None
+    if province is not None and _province(province) is None:
+        print(t("No province or city is called “{name}”. Write its name (with or without "
+                "accents, e.g. thanh hoa, ho chi minh) or its code.", name=province),
+              file=sys.stderr)
+        return 1
+    matches = communes.search(" ".join(args.query), province=province, limit=SHOWN_AT_MOST)
     if not matches:
         print(t("No commune found."))
         return 1
-    for match in matches:
+    for match in matches[: args.limit]:
         line = f"{commune_code_text(match.commune.code)}  {match.commune.label}"
         if match.former is not None:
             line += "  " + t("(includes former {former})", former=match.former.name)
         print(line)
+    if len(matches) > args.limit:
+        print(t("Shown: {shown} of {count}. To see them all: --limit {count}; to narrow the "
+                "search: --province NAME.", shown=t.number(args.limit),
+                count=t.number(len(matches))), file=sys.stderr)  # the list stays clean to pipe
     return 0
+
+
+def _province(name: str) -> communes.Province | None:
+    if name.strip().isdigit():
+        return communes.get_province(int(name))
+    return communes.find_province(name)

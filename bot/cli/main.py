@@ -24,6 +24,7 @@ from bot.cli.errors import (
     shown_url,
 )
 from bot.cli.export import add_export_commands
+from bot.cli.parser import Parser, speak
 from bot.cli.run import add_run_commands
 from bot.cli.webhook import add_webhook_commands
 from bot.cli.zalo import add_zalo_commands
@@ -35,11 +36,12 @@ log = logging.getLogger("ykien")
 
 
 def build_parser(t: Translator) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    speak(t)
+    parser = Parser(
         prog="ykien",
         description=t("Ý kiến: public consultation on draft policies in Zalo and Telegram chats."),
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name: str, help_text: str, handler: Command, parent=commands):
         sub = parent.add_parser(name, help=help_text, description=help_text)
@@ -77,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     t = translator(settings.language)
     logref.configure(settings.pseudonym_key.encode())  # the same log references everywhere
     args = build_parser(t).parse_args(argv)
+    if args.handler is None:  # a command group alone (`ykien`, `ykien draft`): its commands
+        args.listing.print_help()
+        return 2
     no_channel = not configured_entries(settings)
     quiet = args.command == "console" or (args.command == "run" and no_channel)
     logging.basicConfig(
