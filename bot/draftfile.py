@@ -28,6 +28,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from bot.reasons import os_reason, toml_reason
 from handlers.drafts import render_draft
 from handlers.i18n import LANGUAGES, N_, VIETNAM, Translator, translator
 from handlers.turn import MESSAGE_LIMIT
@@ -315,7 +316,7 @@ def _read_toml(path: Path, t: Translator) -> dict[str, Any]:
         raise DraftFileError([t("File not found: {path}", path=str(path))]) from None
     except OSError as error:
         raise DraftFileError([t(
-            "Cannot read {path}: {reason}.", path=str(path), reason=error.strerror or str(error)
+            "Cannot read {path}: {reason}.", path=str(path), reason=os_reason(error, t)
         )]) from None
     if len(raw) > FILE_SIZE_LIMIT:
         raise DraftFileError([t(
@@ -331,7 +332,7 @@ def _read_toml(path: Path, t: Translator) -> dict[str, Any]:
         )]) from None
     except tomllib.TOMLDecodeError as error:
         raise DraftFileError([t(
-            "The file is not valid TOML: {error}", error=str(error)
+            "The file is not valid TOML: {error}", error=toml_reason(str(error), t)
         )]) from None
 
 

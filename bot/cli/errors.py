@@ -6,6 +6,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.config import Problem
+from bot.reasons import os_reason, reason_in_chain
 from handlers.i18n import Translator
 
 # The database drivers the package installs; another driver in the URL is not there.
@@ -30,7 +31,7 @@ def config_problem(problem: Problem, t: Translator) -> str:
 def file_problem(error: OSError, t: Translator) -> str:
     return t(
         "Cannot use the file {path}: {reason}. Check the name, the folder and the permissions.",
-        path=str(error.filename), reason=error.strerror or str(error),
+        path=str(error.filename), reason=os_reason(error, t),
     )
 
 
@@ -52,6 +53,5 @@ def shown_url(database_url: str, t: Translator) -> str:
 def database_problem(error: Exception, database_url: str, t: Translator) -> str:
     return t(
         "Cannot use the database {url}: {reason}. Check YKIEN_DATABASE_URL.",
-        url=shown_url(database_url, t),
-        reason=(str(error).splitlines() or [type(error).__name__])[0],
+        url=shown_url(database_url, t), reason=reason_in_chain(error, t),
     )

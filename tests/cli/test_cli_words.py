@@ -98,3 +98,26 @@ def test_an_unknown_province_is_named_as_such(monkeypatch, tmp_path):
     code, said = run(monkeypatch, tmp_path, "vi", "communes", "search", "cam", "tu",
                      "--province", "38")  # a code works too: Thanh Hóa
     assert code == 0 and "15148" in said
+
+
+def test_system_messages_are_said_in_vietnamese_with_their_detail_after(monkeypatch, tmp_path):
+    code, said = run(monkeypatch, tmp_path, "vi", "export", "--out", "missing/x.csv")
+    assert code == 1
+    assert "không có tệp hay thư mục này (No such file or directory)" in said
+    (tmp_path / "bad.toml").write_text('title = "x\nsummary = 1\n', encoding="utf-8")
+    code, said = run(monkeypatch, tmp_path, "vi", "draft", "create", "--file", "bad.toml")
+    assert code == 2 and "tệp bị sai ở dòng 1, cột 11 (Illegal character" in said, said
+    assert "(at line" not in said
+
+
+def test_a_database_that_refuses_is_said_in_vietnamese(monkeypatch, tmp_path):
+    monkeypatch.setenv("YKIEN_DATABASE_URL", "postgresql+asyncpg://u@127.0.0.1:1/x")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("YKIEN_LANGUAGE", "vi")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(["draft", "list"])
+    said = out.getvalue()
+    assert code == 1, said
+    assert "bị từ chối kết nối" in said and "Connect call failed" in said
+    assert "Traceback" not in said
