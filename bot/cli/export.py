@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from bot.cli.command import AddCommand, Subcommands
-from bot.cli.outfile import export_refusal, replaced_on_success, standard_output
+from bot.cli.outfile import Refused, export_refusal, replaced_on_success, standard_output
 from bot.config import Settings
 from handlers.i18n import Translator
 from storage.db import open_database
@@ -28,20 +28,26 @@ async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator
 
     to_stdout = args.out == "-"
     target = Path(args.out)
-    if not to_stdout:
-        refusal = export_refusal(target, args.force, settings.database_url, t)
-        if refusal:
-            print(refusal, file=sys.stderr)
-            return 1
+
+    def refusal() -> str | None:
+        return export_refusal(target, args.force, settings.database_url, t)
+
+    if not to_stdout and (reason := refusal()):
+        print(reason, file=sys.stderr)
+        return 1
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         if args.draft is not None and await get_draft(session, args.draft) is None:
             print(t("There is no draft no. {id}; nothing was written.", id=args.draft),
                   file=sys.stderr)
             return 1
-        with standard_output() if to_stdout else replaced_on_success(target) as out:
-            count = await export_csv(
-                session, out, args.draft, settings.pseudonym_key.encode(), translate=t
-            )
+        try:
+            with standard_output() if to_stdout else replaced_on_success(target, refusal) as out:
+                count = await export_csv(
+                    session, out, args.draft, settings.pseudonym_key.encode(), translate=t
+                )
+        except Refused as refused:  # something appeared at the target meanwhile
+            print(refused, file=sys.stderr)
+            return 1
     print(t.plural(
         "Wrote {count} row to {path}.", "Wrote {count} rows to {path}.", count,
         path=t("standard output") if to_stdout else str(target),

@@ -1,14 +1,16 @@
 """Where a command writes its output file: never over the database, never over an existing
-file unless asked (--force), and never a half-written file (written beside the target and
-renamed over it only on success)."""
+file unless asked (--force), never in place of anything but a regular file (a device, a named
+pipe or a symbolic link is refused: `--out -` streams), and never a half-written file
+(written beside the target and renamed over it only on success)."""
 
 from __future__ import annotations
 
 import io
 import os
+import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
@@ -56,10 +58,31 @@ def export_refusal(target: Path, force: bool, database_url: str, t: Translator) 
     if target.is_dir():
         return t("{path} is a folder; give a file name, such as {example}.",
                  path=str(target), example=str(target / "comments.csv"))
+    if _something_else_there(target):
+        # Renaming over it would put a file in place of a device (as root, /dev/null), a
+        # pipe or a link, not write through it; streaming does that, and says what it means.
+        return t(
+            "{path} is not a regular file (a device, a named pipe or a symbolic link), so "
+            "the export does not replace it. To send the export there, write it to standard "
+            "output: --out - > {path}", path=str(target),
+        )
     if target.exists() and not force:
         return t("{path} already exists. Choose another file name, or add --force to "
                  "replace it.", path=str(target))
     return None
+
+
+def _something_else_there(target: Path) -> bool:
+    """Something other than a regular file is at target (a dangling link included)."""
+    try:
+        mode = target.lstat().st_mode
+    except FileNotFoundError:
+        return False
+    return not stat.S_ISREG(mode)
+
+
+class Refused(Exception):
+    """The target became one the command must not write to while it was writing."""
 
 
 def _current_umask() -> int:
@@ -69,10 +92,12 @@ def _current_umask() -> int:
 
 
 @contextmanager
-def replaced_on_success(target: Path) -> Iterator[TextIO]:
+def replaced_on_success(target: Path, refusal: Callable[[], str | None]) -> Iterator[TextIO]:
     """A CSV file written beside target and renamed over it only when all went well.
 
-    A failed export leaves the previous file as it was, never a truncated one.
+    A failed export leaves the previous file as it was, never a truncated one. `refusal` is
+    asked again just before the rename (something may have appeared at target meanwhile):
+    a reason raises Refused, and nothing is replaced.
     """
     mode = target.stat().st_mode if target.exists() else 0o666 & ~_current_umask()
     try:
@@ -86,6 +111,9 @@ def replaced_on_success(target: Path) -> Iterator[TextIO]:
         with open(descriptor, "w", encoding="utf-8-sig", newline="") as handle:
             yield handle
         os.chmod(temporary, mode & 0o7777)
+        reason = refusal()
+        if reason:
+            raise Refused(reason)
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import os
 import re
 import sqlite3
+import stat
 import subprocess
 import sys
 from datetime import timedelta
@@ -152,6 +154,70 @@ def test_export_does_not_replace_a_file_unless_forced(ykien, tmp_path):
     assert "Wrote 0 rows to comments.csv." in ykien(
         "export", "--out", "comments.csv", "--force").stdout
     assert export_header(previous)[:4] == ["Draft no.", "Draft title", "Kind", "Receipt no."]
+    assert leftovers(tmp_path) == []
+
+
+def test_export_replaces_only_a_regular_file_even_with_force(ykien, tmp_path):
+    ykien("db", "upgrade")
+    real = tmp_path / "real.csv"
+    real.write_text("last week's export", encoding="utf-8")
+    (tmp_path / "link.csv").symlink_to(real)
+    (tmp_path / "dangling.csv").symlink_to(tmp_path / "nowhere.csv")
+    os.mkfifo(tmp_path / "pipe.csv")
+    for target in ("link.csv", "dangling.csv", "pipe.csv"):
+        for force in ([], ["--force"]):
+            done = ykien("export", "--out", target, *force, check=False)
+            assert done.returncode == 1, (target, force)
+            assert f"{target} is not a regular file" in done.stderr
+            assert "--out -" in done.stderr  # the way to stream it there
+            assert "--force" not in done.stderr  # it would not help
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "dangling.csv").is_symlink()
+    assert os.readlink(tmp_path / "link.csv") == str(real)
+    assert real.read_text(encoding="utf-8") == "last week's export"
+    assert stat.S_ISFIFO((tmp_path / "pipe.csv").lstat().st_mode)
+    assert not (tmp_path / "nowhere.csv").exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_export_never_replaces_a_device_not_even_as_root(ykien, tmp_path):
+    """As root, `--out /dev/null --force` once put a world-writable CSV file in its place."""
+    ykien("db", "upgrade")
+    if os.geteuid() == 0:  # a null device of our own first: a failure here spares /dev/null
+        device = tmp_path / "null"
+        os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+        done = ykien("export", "--out", str(device), "--force", check=False)
+        assert done.returncode == 1 and f"{device} is not a regular file" in done.stderr
+        assert stat.S_ISCHR(device.lstat().st_mode)
+    before = os.lstat("/dev/null")
+    done = ykien("export", "--out", "/dev/null", "--force", check=False)
+    assert done.returncode == 1 and "/dev/null is not a regular file" in done.stderr
+    after = os.lstat("/dev/null")
+    assert stat.S_ISCHR(after.st_mode) and after.st_rdev == before.st_rdev
+    assert (after.st_ino, after.st_mode) == (before.st_ino, before.st_mode)
+    streamed = ykien("export", "--out", "-")  # streaming is the way to write through one
+    assert streamed.stdout.startswith("\ufeffDraft no.,")
+
+
+async def test_a_pipe_appearing_at_the_target_during_the_export_is_not_replaced(
+    tmp_path, database_url, monkeypatch
+):
+    import storage.export
+    from bot.cli.main import main
+
+    target = tmp_path / "comments.csv"
+    real_export = storage.export.export_csv
+
+    async def export_while_a_pipe_appears(*args, **kwargs):
+        count = await real_export(*args, **kwargs)
+        os.mkfifo(target)  # after the check before writing, before the rename
+        return count
+
+    monkeypatch.setattr(storage.export, "export_csv", export_while_a_pipe_appears)
+    for name, value in cli_environment(database_url).items():
+        monkeypatch.setenv(name, value)
+    argv = ["export", "--out", str(target), "--force"]
+    assert await asyncio.wait_for(asyncio.to_thread(main, argv), 60) == 1
+    assert stat.S_ISFIFO(target.lstat().st_mode)
     assert leftovers(tmp_path) == []
 
 
