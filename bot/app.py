@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.channel import Channel
+from bot.channels.channel import Channel, WebhookChannel
 from bot.channels.registry import configured_channels, configured_entries
 from bot.config import DeliveryConfig, Settings
 from bot.sending.worker import DeliveryWorker
@@ -52,23 +52,37 @@ async def housekeeping(
 
 async def run_channels(settings: Settings, stop: asyncio.Event | None = None) -> None:
     """Start the channels and deliver broadcasts until `stop` is set (or SIGINT/SIGTERM)."""
+    await _run(settings, stop, receive=True)
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    """Only deliver (`ykien worker`): every configured channel sends, none receives.
+
+    Beside `ykien serve` processes on one PostgreSQL, a worker adds sending capacity without
+    taking webhook traffic; the rows are shared out by the database.
+    """
+    await _run(settings, stop, receive=False)
+
+
+async def _run(settings: Settings, stop: asyncio.Event | None, *, receive: bool) -> None:
     if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
         service = ChatService(sessionmaker, settings.conversation_timeout)
-        channels = configured_channels(settings, service, polling=True)
-        if len(channels) < len(configured_entries(settings)):
+        channels = configured_channels(settings, service, polling=receive)
+        if receive and len(channels) < len(configured_entries(settings)):
             log.warning("a Zalo Official Account receives only by webhook: run ykien serve")
         started: list[Channel] = []
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
         try:
             for channel in channels.values():
-                await channel.start()
+                if receive:
+                    await channel.start()
+                elif isinstance(channel, WebhookChannel):
+                    await channel.start_webhook()  # connects; registers nothing
+                else:
+                    continue
                 started.append(channel)
                 log.info("%s channel started", channel.name)
             await DeliveryWorker(sessionmaker, channels, settings.delivery).run(stop)
@@ -77,3 +91,13 @@ async def run_channels(settings: Settings, stop: asyncio.Event | None = None) ->
             await upkeep
             for channel in reversed(started):
                 await channel.stop()
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (where the loop can catch them)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop

@@ -23,7 +23,9 @@ SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 
 def add_run_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
     add("run", t("run every configured channel and the delivery worker"), cmd_run)
-    serve = add("serve", t("run the webhook server (Telegram) and the delivery worker"),
+    add("worker", t("only send what the outbox holds, receiving nothing (a process added "
+                    "beside ykien serve on one PostgreSQL database)"), cmd_worker)
+    serve = add("serve", t("run the webhook server (Telegram, Zalo) and the delivery worker"),
                 cmd_serve)
     serve.add_argument("--host", default="127.0.0.1", help=t("the address to listen on"))
     serve.add_argument("--port", type=int, default=8080, help=t("the port to listen on"))
@@ -64,11 +66,30 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -
     return 0
 
 
+async def cmd_worker(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from bot.app import run_worker
+
+    if not configured_entries(settings):
+        print(t("No chat channel is configured, so there is nothing to send through. Set "
+                "YKIEN_TELEGRAM_TOKEN or the Zalo settings (see .env.example)."),
+              file=sys.stderr)
+        return 2
+    try:
+        await run_worker(settings)
+    except RuntimeError as error:  # a channel could not start: wrong token, no network
+        print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
+        return 1
+    return 0
+
+
 async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.channels.console import ConsoleChannel
     from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
 
+    if args.command == "console":  # (`ykien run` with no channel has said so already)
+        print(t("The bot, in this terminal. Type /start to begin; Ctrl-D leaves."),
+              file=sys.stderr)
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)
         service = ChatService(sessionmaker, settings.conversation_timeout)
@@ -96,9 +117,11 @@ def webhook_problem(settings: Settings, t: Translator) -> str | None:
     """Why `ykien serve` cannot start with these settings (one line), or None."""
     if not configured_entries(settings):
         return t(
-            "No chat channel is configured for the webhook server. To connect Telegram, set "
-            "YKIEN_TELEGRAM_TOKEN, YKIEN_PUBLIC_URL and YKIEN_TELEGRAM_WEBHOOK_SECRET in the "
-            "environment or in a .env file (see .env.example)."
+            "No chat channel is configured for the webhook server. For Telegram, set "
+            "YKIEN_TELEGRAM_TOKEN, YKIEN_PUBLIC_URL and YKIEN_TELEGRAM_WEBHOOK_SECRET; for a "
+            "Zalo Official Account, YKIEN_ZALO_APP_ID and its secrets; for a Zalo Bot, "
+            "YKIEN_ZALO_BOT_TOKEN and YKIEN_ZALO_BOT_WEBHOOK_SECRET — in the environment or "
+            "in a .env file (see .env.example and the README)."
         )
     if settings.telegram_token:
         missing = [

@@ -12,9 +12,11 @@ from handlers.i18n import Translator
 
 
 def add_webhook_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
-    webhook = commands.add_parser("webhook", help=t("Telegram's webhook")).add_subparsers(
-        dest="webhook_command", required=True, metavar="COMMAND")
-    add("delete", t("remove Telegram's webhook so that ykien run can poll"),
+    webhook = commands.add_parser(
+        "webhook", help=t("the webhook of the Telegram bot and the Zalo Bot")
+    ).add_subparsers(dest="webhook_command", required=True, metavar="COMMAND")
+    add("delete",
+        t("remove the webhook of the Telegram bot and the Zalo Bot so that ykien run can poll"),
         cmd_webhook_delete, webhook)
 
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable
-from contextlib import suppress
 from datetime import timedelta
 
 from bot.config import Settings
@@ -34,7 +32,7 @@ async def serve(
     """
     from aiohttp import web
 
-    from bot.app import housekeeping
+    from bot.app import housekeeping, stop_on_signals
     from bot.channels.channel import ServesRoutes, WebhookChannel
     from bot.channels.registry import configured_channels
     from bot.sending.worker import DeliveryWorker
@@ -44,7 +42,7 @@ async def serve(
     from storage.db import open_database
 
     if stop is None:
-        stop = _stop_on_signals()
+        stop = stop_on_signals()
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
         service = ChatService(sessionmaker, settings.conversation_timeout)
@@ -93,11 +91,3 @@ async def serve(
             for name in reversed(started):
                 await channels[name].stop()
 
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-    return stop
