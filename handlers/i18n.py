@@ -13,7 +13,7 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal
 
-from storage.models import VIETNAM
+from storage import VIETNAM
 from storage.text import N_
 
 __all__ = ["LANGUAGES", "N_", "VIETNAM", "Translator", "translator"]

@@ -27,6 +27,7 @@ __all__ = [
     "FormerCommune",
     "Match",
     "Province",
+    "commune_code_text",
     "communes",
     "communes_in_province",
     "find_province",
@@ -36,6 +37,8 @@ __all__ = [
     "search",
     "warm_up",
 ]
+
+CODE_DIGITS = 5  # as the government's list writes codes: 00004
 
 # The longest name is under 40 characters; a longer query is a mistake, and searching it would
 # cost CPU time on the event loop in proportion to its length.
@@ -385,6 +388,11 @@ def provinces() -> list[Province]:
 def communes() -> list[Commune]:
     """All current communes, by code."""
     return list(_data().communes)
+
+
+def commune_code_text(code: int) -> str:
+    """A commune code as the government's list writes it, e.g. 4 -> "00004"."""
+    return f"{code:0{CODE_DIGITS}d}" if code >= 0 else str(code)
 
 
 def communes_in_province(province_code: int) -> list[Commune]:

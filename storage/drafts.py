@@ -16,6 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from storage import outbox
+
+# Kept importable from here, where drafts name their communes.
+from storage.communes import CODE_DIGITS as CODE_DIGITS
+from storage.communes import commune_code_text as commune_code_text
 from storage.models import (
     Comment,
     Delivery,
@@ -28,14 +32,6 @@ from storage.models import (
     Resident,
 )
 from storage.queries import dialect_insert
-
-# Official commune codes are five digits ("00004" is Phường Ba Đình): always shown that way.
-CODE_DIGITS = 5
-
-
-def commune_code_text(code: int) -> str:
-    """A commune code as the government's list writes it, e.g. 4 -> "00004"."""
-    return f"{code:0{CODE_DIGITS}d}" if code >= 0 else str(code)
 
 
 @dataclass

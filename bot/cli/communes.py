@@ -10,7 +10,6 @@ from bot.cli.parser import whole_number
 from bot.config import Settings
 from handlers.i18n import Translator
 from storage import communes
-from storage.drafts import commune_code_text
 
 SHOWN_AT_MOST = 5000  # more than any name shares (the most common, "phuong 1", has 89)
 
@@ -41,7 +40,7 @@ async def cmd_communes_search(args: argparse.Namespace, settings: Settings, t: T
         print(t("No commune found."))
         return 1
     for match in matches[: args.limit]:
-        line = f"{commune_code_text(match.commune.code)}  {match.commune.label}"
+        line = f"{communes.commune_code_text(match.commune.code)}  {match.commune.label}"
         if match.former is not None:
             line += "  " + t("(includes former {former})", former=match.former.name)
         print(line)

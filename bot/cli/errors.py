@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from bot.config import Problem
 from bot.reasons import os_reason, reason_in_chain
 from handlers.i18n import Translator
@@ -36,6 +33,9 @@ def file_problem(error: OSError, t: Translator) -> str:
 
 
 def driver(database_url: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(database_url).drivername
     except ArgumentError:
@@ -44,6 +44,9 @@ def driver(database_url: str) -> str:
 
 def shown_url(database_url: str, t: Translator) -> str:
     """The database address without its password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         return make_url(database_url).render_as_string(hide_password=True)
     except ArgumentError:

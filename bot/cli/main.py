@@ -9,8 +9,6 @@ import os
 import sys
 from collections.abc import Sequence
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from bot.channels.registry import configured_entries
 from bot.cli.command import Command
 from bot.cli.communes import add_communes_commands
@@ -104,10 +102,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.debug("database failure", exc_info=True)
             print(database_problem(error, settings.database_url, t), file=sys.stderr)
         return 1
-    except SQLAlchemyError as error:
-        log.debug("database failure", exc_info=True)
-        print(database_problem(error, settings.database_url, t), file=sys.stderr)
-        return 1
     except ModuleNotFoundError as error:
         if driver(settings.database_url) in SUPPORTED_DRIVERS:
             raise  # a broken installation, not a setting
@@ -118,3 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             url=shown_url(settings.database_url, t), reason=str(error),
         ), file=sys.stderr)
         return 1
+    except Exception as error:
+        if not is_database_error(error):
+            raise
+        log.debug("database failure", exc_info=True)
+        print(database_problem(error, settings.database_url, t), file=sys.stderr)
+        return 1
+
+
+def is_database_error(error: Exception) -> bool:
+    """Whether SQLAlchemy raised it; a command that never touched it did not import it."""
+    exc = sys.modules.get("sqlalchemy.exc")
+    return exc is not None and isinstance(error, exc.SQLAlchemyError)

@@ -1,4 +1,4 @@
-"""`ykien run`, `ykien serve`, `ykien console` and `ykien db upgrade`: starting the bot.
+"""`ykien run`, `ykien worker`, `ykien serve`, `ykien console` and `ykien db upgrade`.
 
 Each imports what it starts only when it runs, so that the short commands start fast.
 """
@@ -10,13 +10,10 @@ import asyncio
 import re
 import sys
 
-from bot.channels.channel import StartRefused
 from bot.channels.registry import configured_entries
 from bot.cli.command import AddCommand, Subcommands
 from bot.config import Settings
 from handlers.i18n import Translator
-from storage import communes
-from storage.db import make_engine, open_database, upgrade
 
 # What Telegram accepts as a webhook secret_token.
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -39,6 +36,7 @@ def add_run_commands(commands: Subcommands, add: AddCommand, t: Translator) -> N
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.app import run_channels
+    from bot.channels.channel import StartRefused
 
     entries = configured_entries(settings)
     if entries and not any(entry.can_poll for entry in entries):
@@ -86,6 +84,8 @@ async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translato
     from bot.channels.console import ConsoleChannel
     from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
+    from storage import communes
+    from storage.db import open_database
 
     if args.command == "console":  # (`ykien run` with no channel has said so already)
         print(t("The bot, in this terminal. Type /start to begin; Ctrl-D leaves."),
@@ -164,6 +164,8 @@ def webhook_problem(settings: Settings, t: Translator) -> str | None:
 
 
 async def cmd_db_upgrade(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from storage.db import make_engine, upgrade
+
     engine = make_engine(settings.database_url)
     try:
         await upgrade(engine)

@@ -14,25 +14,14 @@ from __future__ import annotations
 import argparse
 import secrets
 import sys
+from typing import TYPE_CHECKING
 
-import aiohttp
-
-from bot.channels.zalo_oa.api import CHANNEL
-from bot.channels.zalo_oa.oauth import (
-    AuthError,
-    ZaloApp,
-    code_from,
-    consent_url,
-    finish_authorisation,
-    pkce_pair,
-    redirect_uri,
-)
 from bot.cli.command import AddCommand, Subcommands
 from bot.config import Settings
 from handlers.i18n import Translator
-from storage import tokens
-from storage.db import open_database
-from storage.models import utcnow
+
+if TYPE_CHECKING:
+    from bot.channels.zalo_oa.oauth import ZaloApp
 
 
 def add_zalo_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
@@ -47,6 +36,8 @@ def add_zalo_commands(commands: Subcommands, add: AddCommand, t: Translator) -> 
 
 
 def _app(settings: Settings) -> ZaloApp:
+    from bot.channels.zalo_oa.oauth import ZaloApp
+
     return ZaloApp(settings.zalo_oauth_url, settings.zalo_app_id, settings.zalo_app_secret)
 
 
@@ -63,6 +54,21 @@ def _missing(settings: Settings, *, webhook: bool) -> list[str]:
 
 
 async def cmd_zalo_auth(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    import aiohttp
+
+    from bot.channels.zalo_oa.api import CHANNEL
+    from bot.channels.zalo_oa.oauth import (
+        AuthError,
+        code_from,
+        consent_url,
+        finish_authorisation,
+        pkce_pair,
+        redirect_uri,
+    )
+    from storage import tokens
+    from storage.db import open_database
+    from storage.models import utcnow
+
     missing = _missing(settings, webhook=False)
     if args.code is None and not settings.public_url:
         missing.append("YKIEN_PUBLIC_URL")
@@ -108,6 +114,10 @@ async def cmd_zalo_auth(args: argparse.Namespace, settings: Settings, t: Transla
 
 
 async def cmd_zalo_status(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from bot.channels.zalo_oa.api import CHANNEL
+    from storage import tokens
+    from storage.db import open_database
+
     if not settings.zalo_app_id:
         print(t("The Zalo OA is not configured: set YKIEN_ZALO_APP_ID, YKIEN_ZALO_APP_SECRET "
                 "and YKIEN_ZALO_OA_SECRET (see .env.example)."), file=sys.stderr)
