@@ -34,7 +34,7 @@ from handlers.state import DEFAULT_TIMEOUT, AwaitComment, AwaitCommune, awaiting
 from handlers.turn import Turn, button, with_menu
 from storage import linking as linking_storage
 from storage import outbox, queries
-from storage.models import Resident
+from storage.models import ReachWay, Resident
 from storage.text import clean_text, fold
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ ResidentStep = Callable[[Turn, Resident], Awaitable[list[Outgoing]]]
 async def _drafts(turn: Turn, resident: Resident) -> list[Outgoing]:
     if resident.commune_code is None:
         return onboarding.ask_commune(turn, resident)
-    return await drafts.open_drafts_replies(turn, resident)
+    return await drafts.open_drafts_replies(turn, resident, ReachWay.ASKED)
 
 
 async def _change_commune(turn: Turn, resident: Resident) -> list[Outgoing]:

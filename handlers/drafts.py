@@ -7,8 +7,8 @@ from handlers.events import Outgoing, Reply
 from handlers.i18n import Translator
 from handlers.state import AwaitComment, wait_for
 from handlers.turn import COMMENT_LIMIT, Turn, button, with_menu
-from storage import queries
-from storage.models import Comment, Draft, DraftStatus, Resident
+from storage import queries, reach
+from storage.models import Comment, Draft, DraftStatus, ReachWay, Resident
 
 OPEN_DRAFTS_SHOWN = 5
 HELD_TITLE_LENGTH = 60
@@ -37,8 +37,10 @@ def receipt(comment: Comment) -> str:
     return f"{comment.draft_id}-{comment.number}"
 
 
-async def open_drafts_replies(turn: Turn, resident: Resident) -> list[Outgoing]:
-    """The drafts open for the resident's commune, each as its own message."""
+async def open_drafts_replies(turn: Turn, resident: Resident, way: ReachWay
+                              ) -> list[Outgoing]:
+    """The drafts open for the resident's commune, each as its own message; each draft
+    shown counts as reaching the resident (`way`: on subscribing, or asked for)."""
     if resident.commune_code is None:
         return []
     drafts = await queries.open_drafts(turn.session, resident.commune_code, turn.now)
@@ -53,6 +55,8 @@ async def open_drafts_replies(turn: Turn, resident: Resident) -> list[Outgoing]:
     )
     shown = [render_draft(draft, turn.t, reply_hint=turn.replies_to_messages)
              for draft in drafts[:OPEN_DRAFTS_SHOWN]]
+    await reach.record_shown(turn.session, [draft.id for draft in drafts[:OPEN_DRAFTS_SHOWN]],
+                             resident, way, turn.now)
     return [Reply(header), *shown]
 
 
@@ -130,6 +134,8 @@ async def submit_comment(
         return [too_long(turn, text)]
     wait_for(resident, None, turn.now)
     resident.held_text = ""
+    await reach.record_part(turn.session, draft.id, resident, turn.now)
+    # Last: the draft's receipt counter stays locked until the commit.
     comment = await queries.add_comment(turn.session, draft, resident, text, turn.now)
     return [with_menu(turn, turn.t(
         "Received: your comment no. {number} on “{title}”. Thank you! "
@@ -180,6 +186,8 @@ async def vote(turn: Turn, resident: Resident, option_id: int) -> list[Outgoing]
     # The vote before comes from cast_vote: read earlier, another chat of the person voting
     # at the same moment could be missed.
     previous, changed = await queries.cast_vote(turn.session, draft, option, resident, turn.now)
+    if changed:
+        await reach.record_part(turn.session, draft.id, resident, turn.now)
     previous_label = next((o.label for o in draft.options if o.id == previous), "")
     values = {
         "title": draft.title,

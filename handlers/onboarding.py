@@ -10,7 +10,7 @@ from handlers.state import AwaitCommune, wait_for
 from handlers.turn import Turn, button, language_switch, with_menu
 from storage import communes, queries
 from storage.communes import Match
-from storage.models import Resident
+from storage.models import ReachWay, Resident
 
 # Bump when the notice text changes: each resident's consent records the version they saw,
 # and a resident who agreed to an earlier one is shown the new one once.
@@ -70,7 +70,8 @@ async def start(turn: Turn) -> list[Outgoing]:
     if resident.commune_code is None:
         return ask_commune(turn, resident)
     text = turn.t("You are subscribed to news from {commune}.", commune=_commune_name(resident))
-    return [with_menu(turn, text), *await open_drafts_replies(turn, resident)]
+    return [with_menu(turn, text),
+            *await open_drafts_replies(turn, resident, ReachWay.SUBSCRIBED)]
 
 
 def _commune_name(resident: Resident) -> str:
@@ -192,4 +193,5 @@ async def pick_commune(turn: Turn, resident: Resident, code: int) -> list[Outgoi
             "BẮT ĐẦU to receive them again.",
             commune=commune.label,
         ))]
-    return [with_menu(turn, text), *await open_drafts_replies(turn, resident)]
+    return [with_menu(turn, text),
+            *await open_drafts_replies(turn, resident, ReachWay.SUBSCRIBED)]

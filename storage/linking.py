@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import reach
 from storage.models import (
     Delivery,
     DeliveryKind,
@@ -148,6 +149,7 @@ async def join(session: AsyncSession, joining: Resident, person_id: int, now: da
     old_person = joining.person_id
     keeping = (await identities_of(session, person_id))[0]
     await _keep_latest_votes(session, old_person, person_id, now)
+    await reach.merge_reaches(session, old_person, person_id)  # each draft reached them once
     already = select(Delivery.draft_id).where(Delivery.resident_id.in_(identities(person_id)),
                                               Delivery.draft_id.is_not(None))
     await session.execute(

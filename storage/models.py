@@ -336,6 +336,41 @@ class Vote(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class ReachWay(StrEnum):
+    """How a draft first reached a person."""
+
+    BROADCAST = "broadcast"  # its broadcast message was sent to them
+    SUBSCRIBED = "subscribed"  # shown with the open drafts when they subscribed (or came back)
+    ASKED = "asked"  # shown when they asked for the open drafts (/drafts)
+    # They commented or voted with no earlier reach recorded (one from before reaches were
+    # recorded, or a draft chosen for a message typed outside any draft).
+    TOOK_PART = "took_part"
+
+
+class Reach(Base):
+    """The first time a draft reached a person, and whether they took part (commented or
+    voted): one row per draft and person, written with what caused it.
+
+    Results count these rows, so the counts outlive the outbox's purge and the person: on
+    erasure `person_id` becomes NULL and the row, with its commune and way, stays.
+    """
+
+    __tablename__ = "reaches"
+    __table_args__ = (UniqueConstraint("draft_id", "person_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"))
+    person_id: Mapped[int | None] = mapped_column(
+        ForeignKey("persons.id", ondelete="SET NULL"), index=True
+    )
+    way: Mapped[str] = mapped_column(String(16))
+    channel: Mapped[str] = mapped_column(String(16))
+    commune_code: Mapped[int | None] = mapped_column(Integer)  # the person's then
+    reached_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    # Their first comment or vote on the draft; NULL while they have not taken part.
+    took_part_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 class AppSetting(Base):
     """Values the application generates once and keeps (the pseudonym key, for instance)."""
 

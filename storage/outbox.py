@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage import reach
 from storage.models import (
     Delivery,
     DeliveryKind,
@@ -309,6 +310,9 @@ async def record(
             insert = dialect_insert(session)
             # One statement with many parameter sets: compiled once, then cached.
             await session.execute(insert(DraftMessage).on_conflict_do_nothing(), shown)
+        # The drafts reached their persons: counted in the results after the row is purged.
+        await reach.record_sent(session, [row.id for row in rows if row.draft_id is not None],
+                                now)
     groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for outcome in outcomes:
         if outcome.status != DeliveryStatus.SENT:
