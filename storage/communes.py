@@ -7,8 +7,15 @@ resident to choose from: names collide, so the caller always stores the numeric 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
+import os
+import pickle
 import re
+import sys
+import tempfile
 import unicodedata
 from bisect import bisect_left
 from collections import defaultdict
@@ -16,8 +23,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 from storage.text import fold
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "DATA_DATE",
@@ -363,8 +373,51 @@ class _Data:
 
 @cache
 def _data() -> _Data:
-    path = resources.files("storage").joinpath("data", "communes.json")
-    return _Data(json.loads(path.read_text(encoding="utf-8")))
+    raw = resources.files("storage").joinpath("data", "communes.json").read_bytes()
+    cached = _cache_file(raw)
+    if cached is not None and cached.exists():
+        try:
+            with cached.open("rb") as handle:
+                loaded = pickle.load(handle)
+            if isinstance(loaded, _Data):
+                return loaded
+        except Exception:  # a damaged or foreign cache file: build the index again
+            log.debug("commune index cache %s unreadable; rebuilding", cached, exc_info=True)
+    data = _Data(json.loads(raw.decode("utf-8")))
+    if cached is not None:
+        _save(data, cached)
+    return data
+
+
+def _cache_file(raw: bytes) -> Path | None:
+    """Where the built index is kept between runs (building it takes twice as long as
+    reading it back): named by the data and this module's code, so a change to either is
+    never read stale. None when there is no home folder to keep it in."""
+    base = os.environ.get("XDG_CACHE_HOME") or (
+        str(Path.home() / ".cache") if Path.home().is_dir() else "")
+    if not base:
+        return None
+    key = hashlib.sha256(raw + Path(__file__).read_bytes() + sys.version.encode()).hexdigest()
+    return Path(base) / "ykien" / f"communes-{key[:24]}.pickle"
+
+
+def _save(data: _Data, target: Path) -> None:
+    """Write the index beside its final name and rename, so a reader never sees half of it.
+    A read-only or full disk only costs the next run the time to build it again."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle = tempfile.NamedTemporaryFile(dir=target.parent, delete=False)  # noqa: SIM115 (closed below)
+    except OSError:
+        log.debug("commune index cache %s not written", target, exc_info=True)
+        return
+    try:
+        with handle:
+            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(handle.name, target)
+    except OSError:
+        log.debug("commune index cache %s not written", target, exc_info=True)
+        with contextlib.suppress(OSError):
+            os.unlink(handle.name)
 
 
 def warm_up() -> None:
