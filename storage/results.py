@@ -22,8 +22,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.drafts import DraftState, draft_state
+from storage import communes as commune_list
+from storage.drafts import DraftState, commune_code_text, draft_state
 from storage.models import (
+    VIETNAM,
     Comment,
     Delivery,
     DeliveryKind,
@@ -208,3 +210,45 @@ async def draft_results(
         draft.id, draft.title, draft_state(draft, now), draft.deadline, options, total,
         by_commune, communes, now,
     )
+
+
+def figures_dict(figures: Figures) -> dict[str, Any]:
+    """The figures as JSON-ready values."""
+    return {
+        "reached": figures.reached,
+        "reached_by_way": {way.value: figures.reached_by_way.get(way, 0) for way in ReachWay},
+        "held": figures.held,
+        "unreachable": figures.unreachable,
+        "comments": figures.comments,
+        "votes": list(figures.votes),
+        "voters": figures.voters,
+        "participants": figures.participants,
+        "participation": figures.participation,
+    }
+
+
+def results_dict(results: DraftResults) -> dict[str, Any]:
+    """The results as JSON-ready values (`ykien results --format json`, the web page): times
+    in Vietnam time, commune codes as the government's list writes them ("00004")."""
+    def commune(entry: CommuneFigures) -> dict[str, Any]:
+        known = commune_list.get_commune(entry.code) if entry.code is not None else None
+        return {
+            "code": commune_code_text(entry.code) if entry.code is not None else None,
+            "name": known.name if known else None,
+            "province": known.province.name if known else None,
+            "targeted": entry.targeted,
+            **figures_dict(entry.figures),
+        }
+
+    return {
+        "draft": {
+            "id": results.draft_id, "title": results.title, "state": results.state.value,
+            "deadline": results.deadline.astimezone(VIETNAM).isoformat(timespec="seconds"),
+        },
+        "counted_at": results.at.astimezone(VIETNAM).isoformat(timespec="seconds"),
+        "scope": None if results.scope is None else sorted(results.scope),
+        "options": [{"position": option.position + 1, "label": option.label}
+                    for option in results.options],
+        "total": figures_dict(results.total),
+        "communes": [commune(entry) for entry in results.communes],
+    }

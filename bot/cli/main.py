@@ -23,6 +23,7 @@ from bot.cli.errors import (
 )
 from bot.cli.export import add_export_commands
 from bot.cli.parser import Parser, speak
+from bot.cli.results import add_results_commands
 from bot.cli.run import add_run_commands
 from bot.cli.webhook import add_webhook_commands
 from bot.cli.zalo import add_zalo_commands
@@ -47,7 +48,8 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
         return sub
 
     for add_commands in (add_run_commands, add_webhook_commands, add_draft_commands,
-                         add_zalo_commands, add_export_commands, add_communes_commands):
+                         add_zalo_commands, add_export_commands, add_results_commands,
+                         add_communes_commands):
         add_commands(commands, add, t)
     return parser
 

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -99,6 +99,24 @@ def replaced_on_success(target: Path, refusal: Callable[[], str | None]) -> Iter
     asked again just before the rename (something may have appeared at target meanwhile):
     a reason raises Refused, and nothing is replaced.
     """
+    # utf-8-sig writes the BOM that makes Excel read Vietnamese correctly.
+    with _written_beside(target, refusal) as descriptor, \
+            open(descriptor, "w", encoding="utf-8-sig", newline="") as handle:
+        yield handle
+
+
+@contextmanager
+def bytes_replaced_on_success(target: Path, refusal: Callable[[], str | None]
+                              ) -> Iterator[BinaryIO]:
+    """`replaced_on_success` for a binary file (a chart, a spreadsheet)."""
+    with _written_beside(target, refusal) as descriptor, open(descriptor, "wb") as handle:
+        yield handle
+
+
+@contextmanager
+def _written_beside(target: Path, refusal: Callable[[], str | None]) -> Iterator[int]:
+    """A temporary file's descriptor beside target, renamed over target once the caller
+    has written and closed it, unless `refusal` now gives a reason."""
     mode = target.stat().st_mode if target.exists() else 0o666 & ~_current_umask()
     try:
         descriptor, temporary = tempfile.mkstemp(
@@ -107,9 +125,7 @@ def replaced_on_success(target: Path, refusal: Callable[[], str | None]) -> Iter
     except OSError as error:  # name the file asked for, not the temporary one
         raise OSError(error.errno, error.strerror, str(target)) from error
     try:
-        # utf-8-sig writes the BOM that makes Excel read Vietnamese correctly.
-        with open(descriptor, "w", encoding="utf-8-sig", newline="") as handle:
-            yield handle
+        yield descriptor
         os.chmod(temporary, mode & 0o7777)
         reason = refusal()
         if reason:

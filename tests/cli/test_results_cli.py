@@ -1,0 +1,104 @@
+"""`ykien results`, run as a user would (a separate process), on the known consultation of
+tests/results_data.py: the table in Vietnamese, exact JSON, the chart file and its refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from tests.chat import BA_DINH, CAM_TU
+from tests.conftest import cli_environment
+from tests.results_data import known_consultation
+
+
+def ykien(database_url: str, cwd, *args: str, language: str = "vi"
+          ) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=cwd,
+        env={**cli_environment(database_url), "YKIEN_LANGUAGE": language}, timeout=120,
+    )
+
+
+def url_of(sessionmaker) -> str:
+    return sessionmaker.kw["bind"].url.render_as_string(hide_password=False)
+
+
+async def test_the_table_in_vietnamese(sessionmaker, service, tmp_path):
+    known = await known_consultation(sessionmaker, service)
+    done = ykien(url_of(sessionmaker), tmp_path, "results", str(known.draft.id))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith(f"Dự thảo số {known.draft.id}: “Phí vệ sinh” — đang lấy ý kiến")
+    assert "Đã đến 7 người (tin nhắn phát đi 6, khi đăng ký 1)" in lines[1]
+    assert "tham gia: 6 trên 7 người đã đến (85,7%)" in lines[2]
+    assert [line.split() for line in lines[4:6]] == [
+        ["Đồng", "ý", "3", "75%"], ["Không", "đồng", "ý", "1", "25%"]]
+    table = {line.split("  ")[0].strip() or line.split()[0]: line.split()
+             for line in lines[7:]}
+    #                       reached held unreachable comments yes no took part
+    assert table["00004"][-7:] == ["2", "0", "1", "1", "1", "1", "100%"]
+    assert table["00008"][-7:] == ["0", "0", "0", "0", "0", "0", "–"]
+    assert table["15148"][-7:] == ["5", "1", "0", "4", "2", "0", "80%"]
+    assert table["Tổng"][-7:] == ["7", "1", "1", "5", "3", "1", "85,7%"]
+    assert "Phường Ba Đình" in lines[8] and "Xã Cẩm Tú" in lines[10]
+
+
+async def test_json_for_programs(sessionmaker, service, tmp_path):
+    known = await known_consultation(sessionmaker, service)
+    done = ykien(url_of(sessionmaker), tmp_path, "results", str(known.draft.id),
+                 "--format", "json", language="en")
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout)
+    assert found["draft"]["title"] == "Phí vệ sinh" and found["draft"]["state"] == "open"
+    assert found["options"] == [{"position": 1, "label": "Đồng ý"},
+                                {"position": 2, "label": "Không đồng ý"}]
+    assert found["total"] == {
+        "reached": 7, "reached_by_way": {"broadcast": 6, "subscribed": 1, "asked": 0,
+                                         "took_part": 0},
+        "held": 1, "unreachable": 1, "comments": 5, "votes": [3, 1], "voters": 4,
+        "participants": 6, "participation": 6 / 7,
+    }
+    by_code = {commune["code"]: commune for commune in found["communes"]}
+    assert list(by_code) == [f"{BA_DINH:05d}", "00008", f"{CAM_TU:05d}"]
+    assert by_code["15148"]["name"] == "Xã Cẩm Tú"
+    assert by_code["15148"]["province"] == "Tỉnh Thanh Hóa"
+    assert (by_code["15148"]["votes"], by_code["15148"]["participation"]) == ([2, 0], 0.8)
+
+
+async def test_the_chart_file_and_what_is_refused(sessionmaker, service, tmp_path):
+    known = await known_consultation(sessionmaker, service)
+    url, draft = url_of(sessionmaker), str(known.draft.id)
+    chart = tmp_path / "ket-qua.png"
+    done = ykien(url, tmp_path, "results", draft, "--chart", str(chart), language="en")
+    assert done.returncode == 0, done.stderr
+    assert f"Chart written to {chart}." in done.stdout
+    with Image.open(chart) as image:
+        assert image.format == "PNG" and image.width >= 800 and image.height >= 400
+    assert not list(tmp_path.glob("*.part"))  # no temporary left behind
+
+    chart.write_bytes(b"earlier")
+    done = ykien(url, tmp_path, "results", draft, "--chart", str(chart), language="en")
+    assert done.returncode == 1 and "already exists" in done.stderr and "--force" in done.stderr
+    assert done.stdout == "" and chart.read_bytes() == b"earlier"
+    done = ykien(url, tmp_path, "results", draft, "--chart", str(chart), "--force")
+    assert done.returncode == 0, done.stderr
+    assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+    done = ykien(url, tmp_path, "results", draft, "--chart", str(tmp_path), language="en")
+    assert done.returncode == 1 and "is a folder" in done.stderr
+    done = ykien(url, tmp_path, "results", draft, "--chart", str(tmp_path / "no" / "c.png"),
+                 language="en")
+    assert done.returncode == 1 and "Cannot use the file" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_an_unknown_draft_writes_nothing(sessionmaker, tmp_path):
+    chart = tmp_path / "c.png"
+    done = ykien(url_of(sessionmaker), tmp_path, "results", "99", "--chart", str(chart),
+                 language="en")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == "There is no draft no. 99.\n"
+    assert not chart.exists()
