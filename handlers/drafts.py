@@ -177,10 +177,13 @@ async def place_held_comment(
 
 async def vote(turn: Turn, resident: Resident, option_id: int) -> list[Outgoing]:
     """One vote per resident per poll, changeable until the deadline."""
-    option = await queries.get_option(turn.session, option_id)
-    if option is None:
-        return [with_menu(turn, turn.t("That poll option no longer exists."))]
-    draft, refused = await _usable_draft(turn, resident, option.draft_id, with_options=True)
+    # Nothing of this chat is written before cast_vote holds the person: a link waiting
+    # for the person may have to write this chat's row (see queries.lock_persons).
+    with turn.session.no_autoflush:
+        option = await queries.get_option(turn.session, option_id)
+        if option is None:
+            return [with_menu(turn, turn.t("That poll option no longer exists."))]
+        draft, refused = await _usable_draft(turn, resident, option.draft_id, with_options=True)
     if draft is None:
         return refused
     # The vote before comes from cast_vote: read earlier, another chat of the person voting

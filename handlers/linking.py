@@ -86,14 +86,16 @@ async def use_code(turn: Turn, code: str) -> list[Outgoing]:
     if resident is None:
         return _consent_first(turn)
     where = chat_ref(turn.event.channel, turn.event.user_id)
-    guesses = await linking.wrong_guesses(turn.session, resident.person_id, turn.now)
+    # Nothing written before linking.redeem holds the persons (see queries.lock_persons).
+    with turn.session.no_autoflush:
+        guesses = await linking.wrong_guesses(turn.session, resident.person_id, turn.now)
+        found = await linking.find_code(turn.session, code)
     if len(guesses) >= linking.GUESS_LIMIT:
         log.info("link code refused on %s: too many wrong codes", where)
         return [Reply(turn.t(
             "Too many wrong codes. For your safety, try again after {time}.",
             time=turn.t.datetime(guesses[-linking.GUESS_LIMIT] + linking.GUESS_WINDOW),
         ))]
-    found = await linking.find_code(turn.session, code)
     if found is None:
         await linking.record_wrong_guess(turn.session, resident.person_id, turn.now)
         log.info("wrong link code on %s", where)
@@ -103,23 +105,29 @@ async def use_code(turn: Turn, code: str) -> list[Outgoing]:
         ))]
     if found.expires_at <= turn.now:
         await linking.use_code(turn.session, found)
-        return [Reply(turn.t(
-            "That code has expired: codes work for {minutes} minutes. Type /link in your "
-            "other chat for a new code.",
-            minutes=turn.t.number(_minutes()),
-        ))]
+        return _expired(turn)
     if found.person_id == resident.person_id:
-        if await linking.person_count(turn.session, resident.person_id) == 1:
+        with turn.session.no_autoflush:
+            alone = await linking.person_count(turn.session, resident.person_id) == 1
+        if alone:
             return [Reply(turn.t(
                 "This code is for your other chat app: type it there, not here."
             ))]
         await linking.use_code(turn.session, found)
         return [with_menu(turn, turn.t("These chats are already linked."))]
-    person_id = found.person_id
-    await linking.use_code(turn.session, found)
-    await linking.join(turn.session, resident, person_id, turn.now)
+    if not await linking.redeem(turn.session, resident, found, turn.now):
+        log.info("link code on %s went while it was being used", where)
+        return _expired(turn)
     log.info("chat linked on %s", where)
     return _linked(turn, resident)
+
+
+def _expired(turn: Turn) -> list[Outgoing]:
+    return [Reply(turn.t(
+        "That code has expired: codes work for {minutes} minutes. Type /link in your "
+        "other chat for a new code.",
+        minutes=turn.t.number(_minutes()),
+    ))]
 
 
 def _linked(turn: Turn, resident: Resident) -> list[Outgoing]:

@@ -25,7 +25,7 @@ from storage.models import (
     Resident,
     Vote,
 )
-from storage.queries import insert_unless_present, still_open
+from storage.queries import insert_unless_present, lock_person, still_open
 
 # No 0/O, 1/I/L: read aloud or copied by eye from one phone to another without doubt.
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -93,6 +93,25 @@ async def use_code(session: AsyncSession, code: LinkCode) -> None:
     await session.flush()
 
 
+async def redeem(session: AsyncSession, joining: Resident, code: LinkCode, now: datetime
+                 ) -> bool:
+    """Use a live code: `joining`'s person becomes the code's person (see join).
+
+    Both persons are held first, as a vote or an erasure holds its person, so none of them
+    works on half a link. False, with nothing changed, when the code went since it was read
+    (typed in another chat, or its person erased or linked elsewhere).
+    """
+    held = await lock_person(session, joining, code.person_id)
+    with session.no_autoflush:
+        still = await session.scalar(select(LinkCode.code).where(LinkCode.code == code.code))
+    if still is None or code.person_id not in held:
+        return False
+    await use_code(session, code)
+    if joining.person_id != code.person_id:  # not linked meanwhile
+        await join(session, joining, code.person_id, now)
+    return True
+
+
 async def wrong_guesses(session: AsyncSession, person_id: int, now: datetime) -> list[datetime]:
     """When this person typed the wrong codes that still count, oldest first."""
     return list((await session.scalars(
@@ -140,7 +159,8 @@ async def share_settings(session: AsyncSession, resident: Resident) -> None:
 
 
 async def join(session: AsyncSession, joining: Resident, person_id: int, now: datetime) -> None:
-    """Make `joining`'s person (all its identities) part of `person_id`.
+    """Make `joining`'s person (all its identities) part of `person_id`; the caller holds
+    both persons (lock_person).
 
     They take that person's commune, subscription and language. On polls still open, when
     both had voted, the most recent vote stays; pending messages of a draft the person is

@@ -5,7 +5,7 @@ None of them commits: the caller owns the transaction (one per update).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import CursorResult, Table, delete, func, insert, literal, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.models import (
     Comment,
@@ -245,6 +246,51 @@ async def count_comments_of(session: AsyncSession, resident: Resident) -> int:
     ) or 0
 
 
+async def lock_persons(session: AsyncSession, person_ids: Iterable[int]) -> set[int]:
+    """Hold these persons until the transaction ends; returns the ids that still exist.
+
+    Whatever belongs to a person as a whole (one vote per poll, the chats joined by a link,
+    an erasure) is read and changed only under this lock, so two chats of one person on two
+    servers take turns. PostgreSQL: the persons' row locks, in ascending order (two holders
+    never wait for each other); SQLite has no row locks: a write takes the database's write
+    lock, which serialises processes, and the reads after it see every commit before it.
+    Nothing is flushed first: a chat's row written before the lock would be held while
+    waiting for it, and a link moving that chat would wait in turn.
+    """
+    found: set[int] = set()
+    with session.no_autoflush:
+        for person_id in sorted(set(person_ids)):
+            if session.get_bind().dialect.name == "postgresql":
+                locked = await session.scalar(
+                    select(Person.id).where(Person.id == person_id).with_for_update())
+            else:
+                locked = await session.scalar(
+                    update(Person).where(Person.id == person_id)
+                    .values(created_at=Person.created_at).returning(Person.id)
+                    .execution_options(synchronize_session=False))
+            if locked is not None:
+                found.add(locked)
+    return found
+
+
+async def lock_person(session: AsyncSession, resident: Resident, *others: int) -> set[int]:
+    """Hold the resident's person, and the persons `others`, until the transaction ends (see
+    lock_persons); returns which of them still exist.
+
+    A link committed while this waited may have moved the chat to another person: then
+    that one is held too, and `resident.person_id` is brought up to date.
+    """
+    while True:
+        person_id = resident.person_id
+        held = await lock_persons(session, [person_id, *others])
+        with session.no_autoflush:
+            current = await session.scalar(
+                select(Resident.person_id).where(Resident.id == resident.id))
+        if current is None or current == person_id:
+            return held
+        set_committed_value(resident, "person_id", current)
+
+
 async def _person_votes(session: AsyncSession, draft_id: int, resident: Resident
                         ) -> Sequence[Vote]:
     """The votes of the resident's person on a draft (one, unless two chats raced), newest first."""
@@ -263,12 +309,10 @@ async def cast_vote(
 
     A vote cast from another of the person's chats is replaced (moved to this chat), and
     any other is deleted in the same transaction: one vote per person per poll. Two chats of
-    one person voting at once take turns on the person's row (PostgreSQL; SQLite has one
-    writer at a time), so the second sees the first one's vote instead of adding another.
+    one person voting at once, or a chat voting while a link joins it to another person,
+    take turns on the person (lock_person), so the second sees what the first did.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(
-            select(Person.id).where(Person.id == resident.person_id).with_for_update())
+    await lock_person(session, resident)
     votes = await _person_votes(session, draft.id, resident)
     vote, others = (votes[0], votes[1:]) if votes else (None, [])
     previous = vote.option_id if vote is not None else None

@@ -13,8 +13,10 @@ from sqlalchemy import select, update
 from sqlalchemy import text as text_sql
 
 from bot.cli.main import main
+from bot.service import ChatService
 from handlers.events import Incoming, Kind
 from handlers.i18n import translator
+from storage.db import open_database
 from storage.drafts import broadcast
 from storage.linking import GUESS_LIMIT
 from storage.models import (
@@ -384,3 +386,56 @@ async def test_the_vietnamese_keyword_with_or_without_accents(service, sessionma
     assert code
     answer = joined(await service.handle(text(ZALO, f"Liên kết {code.group(1).lower()}")))
     assert "Linked" in answer
+
+
+# ---- linking beside voting, on two servers sharing PostgreSQL ----------------------------
+
+RACE_ROUNDS = 12
+
+
+async def person_votes(sessionmaker, who: tuple[str, str], draft_id: int) -> list[int]:
+    """The options of every vote cast by the person of this chat on the draft."""
+    async with sessionmaker() as session:
+        person = select(Resident.person_id).where(
+            Resident.channel == who[0], Resident.platform_id == who[1]).scalar_subquery()
+        return list((await session.scalars(
+            select(Vote.option_id).join(Resident, Resident.id == Vote.resident_id)
+            .where(Vote.draft_id == draft_id, Resident.person_id == person)
+        )).all())
+
+
+@pytest.mark.parametrize("voter", ["showed the code", "of the person joining"])
+async def test_linking_while_a_chat_votes_leaves_the_person_one_vote(
+    sessionmaker, database_url, voter
+):
+    """A chat types another's code on one server while a chat of either person votes on
+    another server (PostgreSQL: two engines, as two `ykien serve`): whichever commits first,
+    the person keeps one vote."""
+    draft = await make_draft(sessionmaker)
+    yes, no = draft.options
+    async with open_database(database_url) as other_server:
+        servers = ChatService(sessionmaker), ChatService(other_server)
+        doubled = []
+        for round_number in range(RACE_ROUNDS):
+            showing = ("telegram", f"t{round_number}")
+            typing = ("zalo", f"z{round_number}")
+            for who in (showing, typing):
+                await subscribe(servers[0], who, CAM_TU)
+            if voter == "showed the code":
+                voting = showing
+                await servers[0].handle(press(typing, f"vote:{yes.id}"))
+            else:  # the chat typing the code is already linked with this one
+                voting = ("telegram", f"w{round_number}")
+                await subscribe(servers[0], voting, CAM_TU)
+                await servers[0].handle(text(typing, await code_shown(servers[0], voting)))
+                await servers[0].handle(press(showing, f"vote:{yes.id}"))
+            code = await code_shown(servers[0], showing)
+            voted, linked_answer = await asyncio.gather(
+                servers[0].handle(press(voting, f"vote:{no.id}")),
+                servers[1].handle(text(typing, code)),
+            )
+            assert "Linked" in joined(linked_answer), joined(linked_answer)
+            assert "vote" in joined(voted), joined(voted)
+            if len(await person_votes(sessionmaker, showing, draft.id)) != 1:
+                doubled.append(round_number)
+    assert doubled == []
