@@ -163,24 +163,13 @@ async def join(session: AsyncSession, joining: Resident, person_id: int, now: da
     both persons (lock_person).
 
     They take that person's commune, subscription and language. On polls still open, when
-    both had voted, the most recent vote stays; pending messages of a draft the person is
-    already sent elsewhere are skipped, so each draft comes once.
+    both had voted, the most recent vote stays. Each draft comes once: see _one_copy_each.
     """
     old_person = joining.person_id
     keeping = (await identities_of(session, person_id))[0]
     await _keep_latest_votes(session, old_person, person_id, now)
     await reach.merge_reaches(session, old_person, person_id)  # each draft reached them once
-    already = select(Delivery.draft_id).where(Delivery.resident_id.in_(identities(person_id)),
-                                              Delivery.draft_id.is_not(None))
-    await session.execute(
-        update(Delivery)
-        .where(Delivery.resident_id.in_(identities(old_person)),
-               Delivery.kind == DeliveryKind.DRAFT,
-               Delivery.status.in_((DeliveryStatus.PENDING, DeliveryStatus.HELD)),
-               Delivery.draft_id.in_(already))
-        .values(status=DeliveryStatus.SKIPPED, error="linked: sent on another chat")
-        .execution_options(synchronize_session=False)
-    )
+    await _one_copy_each(session, old_person, person_id)
     for identity in await identities_of(session, old_person):
         identity.person_id = person_id
         for name in SHARED:
@@ -188,6 +177,38 @@ async def join(session: AsyncSession, joining: Resident, person_id: int, now: da
     await session.flush()
     # Its codes and counted guesses go with it (ON DELETE CASCADE).
     await session.execute(delete(Person).where(Person.id == old_person))
+
+
+async def _one_copy_each(session: AsyncSession, joining: int, kept: int) -> None:
+    """Each draft comes once: of the draft messages still waiting for either person (pending,
+    or held for a messaging window), skip first the joining person's that the kept person
+    is waiting for too, then any whose draft reached them already or is being sent to them
+    (sent or sending, on either person's chats).
+
+    In this order because a worker may claim a waiting copy meanwhile (PostgreSQL): a claim
+    the first statement had to wait for is seen by the second, which then skips the other
+    copy; the other way round both copies could go.
+    """
+    waiting = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
+    either = Delivery.resident_id.in_(identities(joining)) | Delivery.resident_id.in_(
+        identities(kept))
+    for whose, drafts, reason in (
+        (Delivery.resident_id.in_(identities(joining)),
+         select(Delivery.draft_id).where(Delivery.resident_id.in_(identities(kept)),
+                                         Delivery.status.in_(waiting)),
+         "linked: queued on another chat"),
+        (either,
+         select(Delivery.draft_id).where(
+             either, Delivery.status.in_((DeliveryStatus.SENT, DeliveryStatus.SENDING))),
+         "linked: sent on another chat"),
+    ):
+        await session.execute(
+            update(Delivery)
+            .where(whose, Delivery.kind == DeliveryKind.DRAFT, Delivery.status.in_(waiting),
+                   Delivery.draft_id.in_(drafts))
+            .values(status=DeliveryStatus.SKIPPED, error=reason)
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _keep_latest_votes(session: AsyncSession, one: int, other: int, now: datetime) -> None:

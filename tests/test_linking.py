@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy import text as text_sql
 
 from bot.cli.main import main
+from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from handlers.events import Incoming, Kind
 from handlers.i18n import translator
@@ -35,6 +36,7 @@ from storage.models import (
 from storage.queries import cast_vote
 from tests.channels.drivers.base import WAIT
 from tests.chat import BA_DINH, CAM_TU, joined, make_draft, scalar_count
+from tests.sending.test_delivery import ScriptedChannel
 
 TELEGRAM = ("telegram", "1")
 ZALO = ("zalo", "z1")
@@ -209,6 +211,34 @@ async def test_a_draft_queued_to_both_chats_before_linking_goes_once(service, se
     async with sessionmaker() as session:
         statuses = (await session.scalars(select(Delivery.status).order_by(Delivery.id))).all()
     assert statuses == ["pending", "skipped"]
+
+
+@pytest.mark.parametrize("received_on", ["the chat typing the code", "the chat showing it"])
+async def test_a_draft_one_chat_received_is_not_sent_to_the_other_after_linking(
+    service, sessionmaker, received_on
+):
+    """Both chats had a copy queued; one was sent before the link (the other channel was
+    slower): after the link the other copy is not sent, whichever chat linked."""
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, CAM_TU)
+    draft = await make_draft(sessionmaker)
+    async with sessionmaker() as session:
+        await broadcast(session, await session.get(type(draft), draft.id), utcnow())
+        await session.commit()
+    channels = {"telegram": ScriptedChannel(), "zalo": ScriptedChannel()}
+    first, showing, typing = (
+        ("zalo", TELEGRAM, ZALO) if received_on == "the chat typing the code"
+        else ("telegram", TELEGRAM, ZALO))
+    assert (await DeliveryWorker(sessionmaker, {first: channels[first]}).run_once()).sent == 1
+    answer = joined(await service.handle(text(typing, await code_shown(service, showing))))
+    assert "Linked" in answer
+    await DeliveryWorker(sessionmaker, channels).run_once()
+    copies = [user for channel in channels.values() for user, message in channel.sent
+              if getattr(message, "draft_id", None) == draft.id]
+    assert len(copies) == 1, copies
+    async with sessionmaker() as session:
+        statuses = sorted((await session.scalars(select(Delivery.status))).all())
+    assert statuses == ["sent", "skipped"]
 
 
 async def test_one_pseudonym_in_the_export(service, sessionmaker, database_url, monkeypatch,
