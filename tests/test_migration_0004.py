@@ -70,9 +70,9 @@ def upgrade_to(revision: str):
     return run
 
 
-async def test_every_resident_becomes_a_person_with_its_number(database_url):
+async def test_every_resident_becomes_a_person_with_its_number(empty_database_url):
     now = utcnow()
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade_to("0003"))
@@ -133,10 +133,10 @@ async def test_every_resident_becomes_a_person_with_its_number(database_url):
         await engine.dispose()
 
 
-async def test_upgrading_from_0002_keeps_poll_options_and_targets(database_url):
+async def test_upgrading_from_0002_keeps_poll_options_and_targets(empty_database_url):
     """0003 rebuilds `drafts`; on SQLite that must not cascade to the rows that refer to it."""
     now = utcnow()
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade_to("0002"))

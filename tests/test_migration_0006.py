@@ -19,10 +19,10 @@ link_codes = table(
 )
 
 
-async def test_wrong_guesses_move_to_their_table_and_still_count(database_url):
+async def test_wrong_guesses_move_to_their_table_and_still_count(empty_database_url):
     now = utcnow()
     guessed_at = now - timedelta(minutes=5)
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     try:
         async with engine.begin() as connection:
             await connection.run_sync(upgrade_to("0005"))

@@ -59,7 +59,9 @@ async def test_old_update_ids_are_forgotten(sessionmaker):
     assert await service.handle(event)
 
 
-async def test_several_processes_migrate_a_fresh_database_at_once(database_url, tmp_path):
+async def test_several_processes_migrate_a_fresh_database_at_once(
+    empty_database_url, tmp_path
+):
     """Deployments start several processes together; each migrates at start.
 
     On SQLite a process opening the file while another one's last connection cleans up
@@ -73,9 +75,9 @@ async def test_several_processes_migrate_a_fresh_database_at_once(database_url, 
     from storage.db import alembic_config, make_engine, upgrade
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    sqlite = database_url.startswith("sqlite")
+    sqlite = empty_database_url.startswith("sqlite")
     urls = ([f"sqlite+aiosqlite:///{tmp_path / f'start{n}.db'}" for n in range(12)]
-            if sqlite else [database_url])
+            if sqlite else [empty_database_url])
     for url in urls:
         engines = [make_engine(url) for _ in range(4)]
         try:

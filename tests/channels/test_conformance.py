@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.pacing import ChannelLimiter
 from storage.models import Comment, Delivery, DeliveryStatus, Resident, Vote
 from tests.channels.drivers.base import WAIT, ChatDriver
 from tests.channels.drivers.console import console_driver
@@ -23,6 +22,9 @@ from tests.channels.drivers.telegram import telegram_driver
 from tests.channels.drivers.zalo_bot import zalo_bot_driver
 from tests.channels.drivers.zalo_oa import zalo_oa_driver
 from tests.conftest import add_draft
+
+# A chat's pace is tested in test_pacing; here it only made replies wait in real time.
+pytestmark = pytest.mark.usefixtures("brisk_chats")
 
 CHANNELS = ["console", "telegram", "zalo", "zalobot"]
 COMMUNE = "Xã Cẩm Tú — Tỉnh Thanh Hóa (includes former Xã Cẩm Lương)"
@@ -45,14 +47,6 @@ async def driving(channel: str, database_url: str, sessionmaker) -> AsyncIterato
             yield zalobot
     else:
         raise AssertionError(f"no driver for {channel}")
-
-
-@pytest.fixture(autouse=True)
-def brisk_chats(monkeypatch) -> None:
-    """A chat's pace (1 message/s after a burst of 3) is tested in test_pacing on a clock of
-    its own; here it only made every scenario wait several seconds of real time."""
-    monkeypatch.setattr(ChannelLimiter, "chat_rate", 1000.0)
-    monkeypatch.setattr(ChannelLimiter, "chat_burst", 100)
 
 
 @pytest.fixture(params=CHANNELS)

@@ -24,6 +24,9 @@ from storage.models import Resident
 from tests.channels.fake_telegram import Call, FakeTelegram
 from tests.conftest import add_draft
 
+# A chat's pace is tested in test_pacing; here it only made replies wait in real time.
+pytestmark = pytest.mark.usefixtures("brisk_chats")
+
 ALICE, BOB = 1001, 1002
 
 

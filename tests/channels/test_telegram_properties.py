@@ -16,6 +16,9 @@ from tests.channels.test_telegram_e2e import ALICE, Chat, bot_running, draft_to,
 from tests.conftest import add_draft
 from tests.test_properties import BUTTON_DATA, TYPED, WORDS
 
+# A chat's pace is tested in test_pacing; here it only made replies wait in real time.
+pytestmark = pytest.mark.usefixtures("brisk_chats")
+
 EXAMPLES = settings(
     max_examples=40,
     deadline=None,

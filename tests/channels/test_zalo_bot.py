@@ -32,6 +32,9 @@ from handlers.events import Button, Document, Kind, Picture, Reply
 from handlers.i18n import translator
 from tests.channels.fake_zalo_bot import FakeZaloBot
 
+# A chat's pace is tested in test_pacing; here it only made replies wait in real time.
+pytestmark = pytest.mark.usefixtures("brisk_chats")
+
 ALICE = "9001aa"
 UNSUPPORTED = (
     "I can only read text messages. Photos, stickers, voice messages, files and "

@@ -36,6 +36,9 @@ from tests.chat import scalar_count
 from tests.conftest import add_draft
 from tests.web.serving import running_server
 
+# A chat's pace is tested in test_pacing; here it only made replies wait in real time.
+pytestmark = pytest.mark.usefixtures("brisk_chats")
+
 ALICE, BOB = "7001aa", "7002bb"
 SECRET = "a-long-random-secret_1"
 DRAFT_TITLE = "Dự thảo Quy định giữ gìn vệ sinh môi trường khu dân cư"

@@ -49,6 +49,9 @@ from tests.channels.fake_zalo import (
 )
 from tests.chat import CAM_TU, make_draft
 
+# A chat's pace is tested in test_pacing; here it only made replies wait in real time.
+pytestmark = pytest.mark.usefixtures("brisk_chats")
+
 ALICE, BOB = "5001", "5002"
 
 

@@ -24,6 +24,9 @@ from tests.channels.test_telegram_e2e import Chat
 from tests.conftest import add_draft
 from tests.web.serving import running_server
 
+# A chat's pace is tested in test_pacing; here it only made replies wait in real time.
+pytestmark = pytest.mark.usefixtures("brisk_chats")
+
 ALICE, BOB = 2001, 2002
 SECRET = "s3cret_Token-for-tests"
 PUBLIC_URL = "https://ykien.example"
