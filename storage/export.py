@@ -236,7 +236,7 @@ def _person_key(person: int | str) -> str:
     return "" if person == "" else person_reference(int(person))
 
 
-def _widen(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+def widen(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     """SQLite's leaner rows (`_sqlite_query`) as `export_query`'s other shape."""
     return [
         (head >> 1, "vote" if head & 1 else "comment",
@@ -434,33 +434,13 @@ def _write_sqlite_file(path: str, sql: str, batch: int,
         database.close()
 
 
-class CsvLines:
-    """The export's CSV lines from its query's rows, the cells that repeat (title, kind,
-    commune, pseudonym, vote, Vietnam hour) cached already neutralised and quoted, joined by
-    commas where adjacent."""
+class ExportCells:
+    """The cells every export shows the same way (CSV and XLSX): a draft's title neutralised,
+    a commune's code, name and province, a resident's pseudonym."""
 
     def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
                  secret: bytes) -> None:
         self.titles, self.kinds, self.anonymous, self.secret = titles, kinds, anonymous, secret
-        self.heads = _Cache(lambda head: ",".join(
-            (str(head[0]), csv_cell(self.title(head[0])), csv_cell(kinds[head[1]]))
-        ))
-        self.places = _Cache(lambda code: ",".join(csv_cell(cell) for cell in self.place(code)))
-        self.people = _Cache(lambda person: csv_cell(self.pseudonym(person)))
-        self.labels = _Cache(lambda label: csv_cell(neutralise(label)))
-        # "+07:00": a batch with an hour of another offset goes the plain way
-        self.offset = _vietnam_hour("2026-01-01 00")[1]
-        self.hours = _Cache(self.hour)
-        # SQLite's leaner rows (_sqlite_query): the same cells from other keys. A comment's
-        # head ends with its receipt's "3-", followed by its number; a vote's number is "".
-        self.leads = _Cache(lambda head: (
-            self.heads[head >> 1, "vote"] + "," if head & 1
-            else self.heads[head >> 1, "comment"] + f",{head >> 1}-"
-        ))
-        self.places_by_code = _Cache(lambda code: self.places[str(code)])
-        self.people_by_id = _Cache(lambda person: self.people[_person_key(person)])
-        self.buffer = io.StringIO()  # for batches that take the plain path
-        self.writer = csv.writer(self.buffer)
 
     def pseudonym(self, person: str) -> str:
         if not person:
@@ -481,6 +461,35 @@ class CsvLines:
     def title(self, draft: int | str) -> str:
         return neutralise(self.titles.get(int(draft), ""))  # "" if created during the export
 
+
+class CsvLines(ExportCells):
+    """The export's CSV lines from its query's rows, the cells that repeat (title, kind,
+    commune, pseudonym, vote, Vietnam hour) cached already neutralised and quoted, joined by
+    commas where adjacent."""
+
+    def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
+                 secret: bytes) -> None:
+        super().__init__(titles, kinds, anonymous, secret)
+        self.heads = _Cache(lambda head: ",".join(
+            (str(head[0]), csv_cell(self.title(head[0])), csv_cell(kinds[head[1]]))
+        ))
+        self.places = _Cache(lambda code: ",".join(csv_cell(cell) for cell in self.place(code)))
+        self.people = _Cache(lambda person: csv_cell(self.pseudonym(person)))
+        self.labels = _Cache(lambda label: csv_cell(neutralise(label)))
+        # "+07:00": a batch with an hour of another offset goes the plain way
+        self.offset = _vietnam_hour("2026-01-01 00")[1]
+        self.hours = _Cache(self.hour)
+        # SQLite's leaner rows (_sqlite_query): the same cells from other keys. A comment's
+        # head ends with its receipt's "3-", followed by its number; a vote's number is "".
+        self.leads = _Cache(lambda head: (
+            self.heads[head >> 1, "vote"] + "," if head & 1
+            else self.heads[head >> 1, "comment"] + f",{head >> 1}-"
+        ))
+        self.places_by_code = _Cache(lambda code: self.places[str(code)])
+        self.people_by_id = _Cache(lambda person: self.people[_person_key(person)])
+        self.buffer = io.StringIO()  # for batches that take the plain path
+        self.writer = csv.writer(self.buffer)
+
     def hour(self, utc_hour: str) -> str:
         local, its_offset = _vietnam_hour(utc_hour)
         if its_offset != self.offset:
@@ -492,7 +501,7 @@ class CsvLines:
         try:
             written = self._lean(rows) if lean else self._wide(rows)
         except (_UnusualTime, TypeError, IndexError, ValueError):
-            written = self._plain(_widen(rows) if lean else rows)
+            written = self._plain(widen(rows) if lean else rows)
         if len(self.people) > PSEUDONYM_CACHE:
             self.people.clear()
             self.people_by_id.clear()
