@@ -97,19 +97,26 @@ async def ask_erase(turn: Turn) -> list[Outgoing]:
         "removed, and votes on closed drafts are kept without any link to you. "
         "This cannot be undone."
     )
-    if await linking.person_count(turn.session, turn.resident.person_id) > 1:
+    chats = await linking.person_count(turn.session, turn.resident.person_id)
+    if chats > 1:
         text += "\n" + turn.t("This deletes your data in every linked chat app too.")
     return [Reply(
         text,
-        [[button(ConfirmErase(True), turn.t("Yes, delete")),
+        [[button(ConfirmErase(True, chats), turn.t("Yes, delete")),
           button(ConfirmErase(False), turn.t("No, keep"))]],
     )]
 
 
-async def erase(turn: Turn, resident: Resident, confirmed: bool) -> list[Outgoing]:
-    if not confirmed:
+async def erase(turn: Turn, resident: Resident, answer: ConfirmErase) -> list[Outgoing]:
+    """The answer to ask_erase: erase only what the question named."""
+    if not answer.confirmed:
         return [with_menu(turn, turn.t("Nothing was deleted."))]
-    await queries.erase_resident(turn.session, resident, turn.now)
+    if not await queries.erase_resident(turn.session, resident, turn.now, answer.chats):
+        # A chat was linked since the question: it would be erased without being named.
+        return [Reply(turn.t(
+            "Nothing was deleted: since you were asked, this chat was linked with another "
+            "chat app, and deleting now deletes your data there too."
+        )), *await ask_erase(turn)]
     turn.resident = None
     return [Reply(turn.t(
         "Your data has been deleted. Your comments are kept only without any link to you. "

@@ -56,6 +56,9 @@ class PickCommune:
 @dataclass(frozen=True)
 class ConfirmErase:
     confirmed: bool
+    # How many linked chats the question said would be erased: a "yes" to a question about
+    # fewer than the person has by now is asked again (see handlers.account.erase).
+    chats: int = 1
 
 
 @dataclass(frozen=True)
@@ -97,8 +100,10 @@ def encode(data: ButtonData) -> str:
             return f"menu:{command.value}"
         case PickCommune(code):
             return f"commune:{code}"
-        case ConfirmErase(confirmed):
-            return "erase:yes" if confirmed else "erase:no"
+        case ConfirmErase(confirmed, chats):
+            if not confirmed:
+                return "erase:no"
+            return "erase:yes" if chats == 1 else f"erase:yes:{chats}"
         case CommentOn(draft_id):
             return f"comment:{draft_id}"
         case VoteFor(option_id):
@@ -142,6 +147,8 @@ def decode(raw: str) -> ButtonData | None:
             return PickCommune(number)
         case "erase" if argument in ("yes", "no"):
             return ConfirmErase(argument == "yes")
+        case "erase" if argument.startswith("yes:") and (chats := _number(argument[4:])):
+            return ConfirmErase(True, chats) if chats > 1 else None
         case "comment" if number:
             return CommentOn(number)
         case "vote" if number:

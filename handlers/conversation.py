@@ -153,8 +153,8 @@ async def _on_choice(turn: Turn, data: ButtonData | None) -> list[Outgoing]:
     match data:
         case PickCommune(code):
             return await onboarding.pick_commune(turn, resident, code)
-        case ConfirmErase(confirmed):
-            return await account.erase(turn, resident, confirmed)
+        case ConfirmErase():
+            return await account.erase(turn, resident, data)
         case CommentOn(draft_id):
             return await drafts.ask_comment(turn, resident, draft_id)
         case VoteFor(option_id):

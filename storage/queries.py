@@ -115,15 +115,22 @@ def _identities(resident: Resident) -> Any:
     return select(Resident.id).where(Resident.person_id == resident.person_id)
 
 
-async def erase_resident(session: AsyncSession, resident: Resident, now: datetime) -> None:
-    """Delete a person, with every chat identity linked to them, as the privacy notice says.
+async def erase_resident(
+    session: AsyncSession, resident: Resident, now: datetime, chats: int
+) -> bool:
+    """Delete a person, with every chat identity linked to them, as the privacy notice says;
+    `chats` is how many the person was told would go. False, deleting nothing, when they
+    have another number by now (a chat linked since they were asked).
 
     Comments stay without any link to them. Votes on drafts still open are deleted, so a
     person who comes back votes once, not twice; votes on closed drafts (which nobody can
     cast again) stay without any link.
     """
+    await lock_person(session, resident)  # a link waits, or is counted here
     person_id = resident.person_id
     ids = list((await session.scalars(_identities(resident))).all())
+    if len(ids) != chats:
+        return False
     await session.execute(
         update(Comment).where(Comment.resident_id.in_(ids)).values(resident_id=None)
     )
@@ -139,6 +146,7 @@ async def erase_resident(session: AsyncSession, resident: Resident, now: datetim
     await session.flush()
     # Its link codes and wrong guesses go with it (ON DELETE CASCADE).
     await session.execute(delete(Person).where(Person.id == person_id))
+    return True
 
 
 def _open_at(now: datetime) -> tuple[Any, ...]:

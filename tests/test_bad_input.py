@@ -72,6 +72,23 @@ async def test_unknown_button_data(service, sessionmaker, open_draft, choice):
     assert await scalar_count(sessionmaker, Resident) == 1
 
 
+BEYOND_INTEGERS = [2**31, 9_999_999_999]  # ids of 10 digits or fewer the database cannot hold
+
+
+@pytest.mark.parametrize("choice", [
+    *(f"{kind}:{number}" for kind in ("vote", "comment", "commune", "held")
+      for number in BEYOND_INTEGERS),
+    "erase:yes:2147483648", "erase:yes:1", "erase:yes:0", "erase:yes:", "erase:yes:x",
+])
+async def test_forged_ids_beyond_the_database_integers_are_no_longer_valid(
+    service, sessionmaker, open_draft, choice
+):
+    """On PostgreSQL such an id reaching a query failed the update (integer out of range)."""
+    answer = joined(await service.handle(press("u1", choice)))
+    assert answer.startswith("That button is no longer valid.")
+    assert await scalar_count(sessionmaker, Resident) == 1
+
+
 async def test_message_from_an_unknown_chat_stores_nothing(service, sessionmaker, open_draft):
     for event in (
         press("stranger", f"vote:{open_draft.options[0].id}"),

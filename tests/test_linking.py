@@ -35,7 +35,7 @@ from storage.models import (
 )
 from storage.queries import cast_vote
 from tests.channels.drivers.base import WAIT
-from tests.chat import BA_DINH, CAM_TU, joined, make_draft, scalar_count
+from tests.chat import BA_DINH, CAM_TU, button_for, joined, make_draft, scalar_count
 from tests.sending.test_delivery import ScriptedChannel
 
 TELEGRAM = ("telegram", "1")
@@ -282,15 +282,40 @@ async def test_delete_on_either_chat_erases_both(service, sessionmaker, erased_o
     await service.handle(press(other, f"vote:{draft.options[0].id}"))
     assert "wrong" in joined(await service.handle(text(other, "AB2345")))
     assert await scalar_count(sessionmaker, LinkGuess) == 1
-    asked = joined(await service.handle(text(erased_on, "/delete")))
-    assert "every linked chat app" in asked
-    answer = joined(await service.handle(press(erased_on, "erase:yes")))
+    asked = await service.handle(text(erased_on, "/delete"))
+    assert "every linked chat app" in joined(asked)
+    answer = joined(await service.handle(press(erased_on, button_for(asked, "Yes, delete"))))
     assert "deleted" in answer
     assert await scalar_count(sessionmaker, Resident) == 0
     assert await scalar_count(sessionmaker, Person) == 0
     assert await scalar_count(sessionmaker, LinkGuess) == 0
     assert await scalar_count(sessionmaker, Comment, Comment.resident_id.is_(None)) == 1
     assert await scalar_count(sessionmaker, Vote) == 0  # the poll is open: they may vote again
+
+
+@pytest.mark.parametrize("linked_by", [TELEGRAM, ZALO])
+async def test_a_delete_question_asked_before_a_link_erases_nothing_it_did_not_name(
+    service, sessionmaker, linked_by
+):
+    """Zalo is asked "Delete your data?" while alone; then the chats are linked; the old
+    "Yes, delete" asks again, naming the linked chat, instead of erasing it unannounced."""
+    await subscribe(service, TELEGRAM, CAM_TU)
+    await subscribe(service, ZALO, BA_DINH)
+    asked = await service.handle(text(ZALO, "/delete"))
+    assert "every linked chat app" not in joined(asked)
+    stale_yes = button_for(asked, "Yes, delete")
+    other = TELEGRAM if linked_by == ZALO else ZALO
+    assert "Linked" in joined(await service.handle(
+        text(linked_by, await code_shown(service, other))))
+
+    again = await service.handle(press(ZALO, stale_yes))
+    assert "has been deleted" not in joined(again)
+    assert "every linked chat app" in joined(again)  # the question, as it is now
+    assert await scalar_count(sessionmaker, Resident) == 2
+    assert "has been deleted" in joined(
+        await service.handle(press(ZALO, button_for(again, "Yes, delete"))))
+    assert await scalar_count(sessionmaker, Resident) == 0
+    assert await scalar_count(sessionmaker, Person) == 0
 
 
 async def test_a_wrong_code_links_nothing(service, sessionmaker):
