@@ -127,11 +127,16 @@ async def list_drafts(session: AsyncSession, now: datetime) -> list[DraftRow]:
 
 
 async def close_draft(session: AsyncSession, draft: Draft, now: datetime) -> bool:
-    """Close a draft before its deadline; False when it was already closed."""
+    """Close a draft before its deadline; False when it was already closed.
+
+    Its messages not sent yet expire at once, those held for a messaging window too, so
+    nothing counts them as still to come.
+    """
     if draft.status == DraftStatus.CLOSED:
         return False
     draft.status = DraftStatus.CLOSED
     draft.closed_at = now
+    await outbox.expire_waiting(session, draft.id, outbox.why_expired(draft, now))
     return True
 
 

@@ -42,6 +42,8 @@ FINISHED = (
     DeliveryStatus.UNREACHABLE,
 )
 QUEUED = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
+# Not sent yet and not being sent: due some time, or held for the resident's window.
+WAITING = (DeliveryStatus.PENDING, DeliveryStatus.HELD)
 ERROR_LENGTH = 300  # Delivery.error
 
 
@@ -443,14 +445,27 @@ async def set_paused(session: AsyncSession, draft: Draft, paused: bool) -> bool:
 
 
 async def cancel(session: AsyncSession, draft_id: int) -> int:
-    """Cancel the draft's messages not sent yet; returns how many.
+    """Cancel the draft's messages not sent yet, those held for a messaging window too;
+    returns how many.
 
     A message being sent at this moment may still go: it is then recorded as sent.
     """
     result = await session.execute(
         update(Delivery)
-        .where(*broadcast_rows(draft_id), Delivery.status.in_(QUEUED))
+        .where(*broadcast_rows(draft_id), Delivery.status.in_((*WAITING, DeliveryStatus.SENDING)))
         .values(status=DeliveryStatus.CANCELLED, error="cancelled")
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result)
+
+
+async def expire_waiting(session: AsyncSession, draft_id: int, reason: str) -> int:
+    """The draft's messages waiting to be sent (due, or held for a window) expire now; those
+    being sent are stopped by their worker's recheck (see recheck). Returns how many."""
+    result = await session.execute(
+        update(Delivery)
+        .where(*broadcast_rows(draft_id), Delivery.status.in_(WAITING))
+        .values(status=DeliveryStatus.EXPIRED, error=reason)
         .execution_options(synchronize_session=False)
     )
     return affected(result)
