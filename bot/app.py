@@ -69,7 +69,7 @@ async def _run(settings: Settings, stop: asyncio.Event | None, *, receive: bool)
         stop = stop_on_signals()
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
-        service = ChatService(sessionmaker, settings.conversation_timeout)
+        service = ChatService.for_settings(sessionmaker, settings)
         channels = configured_channels(settings, service, polling=receive)
         if receive and len(channels) < len(configured_entries(settings)):
             log.warning("a Zalo Official Account receives only by webhook: run ykien serve")

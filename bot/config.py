@@ -35,6 +35,21 @@ SWITCH = ("0", "1")
 # What a bad value of each kind of setting is told it must be (catalogue texts).
 WHOLE_NUMBER = N_("a whole number from {low} to {high}")
 NUMBER = N_("a number from {low} to {high}")
+CHAT_PAIRS = N_("chat app:user id pairs separated by commas, such as "
+                "telegram:123456,zalo:8734 (chat apps: telegram, zalo, zalobot, console)")
+# The names chats are stored under (bot/channels/registry.py, and the console).
+CHAT_CHANNELS = ("telegram", "zalo", "zalobot", "console")
+MAX_USER_ID = 64  # Resident.platform_id
+
+
+def chat_pair(text: str) -> tuple[str, str] | None:
+    """A chat written "telegram:123456" as (channel, user id); None when it is not one."""
+    channel, colon, user_id = text.strip().partition(":")
+    channel, user_id = channel.strip().lower(), user_id.strip()
+    if (not colon or channel not in CHAT_CHANNELS or not user_id or len(user_id) > MAX_USER_ID
+            or any(c.isspace() or c == "," for c in user_id)):
+        return None
+    return channel, user_id
 
 
 @dataclass(frozen=True)
@@ -177,6 +192,20 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("admin_ids")
+    @classmethod
+    def _chat_pairs(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        pairs = [chat_pair(part) for part in value]
+        if any(pair is None for pair in pairs):
+            raise ValueError("not channel:user_id pairs")
+        return tuple(f"{channel}:{user_id}" for channel, user_id in filter(None, pairs))
+
+    @property
+    def admin_chats(self) -> frozenset[tuple[str, str]]:
+        """YKIEN_ADMIN_IDS as (channel, user id) pairs: these chats' persons are admins of
+        everything, once they have agreed to the privacy notice."""
+        return frozenset(filter(None, map(chat_pair, self.admin_ids)))
+
     @field_validator("zalo_promotion", mode="before")
     @classmethod
     def _switch(cls, value: Any) -> Any:
@@ -246,6 +275,9 @@ def _problems(error: ValidationError, given: Mapping[str, str | None]) -> list[P
         variable = PREFIX + name.upper()
         value = (given.get(variable) or str(detail.get("input", ""))).strip()
         if any(p.variable == variable for p in problems):
+            continue
+        if name == "admin_ids":
+            problems.append(Problem(variable, value, CHAT_PAIRS))
             continue
         choices = typing.get_args(field.annotation) if name != "zalo_promotion" else SWITCH
         if choices:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.config import Settings
 from handlers.capabilities import Capabilities
 from handlers.conversation import apology, language_of, remember_draft_message, respond
 from handlers.events import Incoming, Kind, Outgoing, Reply
@@ -15,6 +16,7 @@ from handlers.layout import lay_out, needs_numbers
 from handlers.logref import chat_ref
 from handlers.numbering import Numbering
 from handlers.state import DEFAULT_TIMEOUT
+from handlers.turn import Workspace
 from storage import choices, queries
 from storage.models import utcnow
 
@@ -38,9 +40,20 @@ class ChatService:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         conversation_timeout: timedelta = DEFAULT_TIMEOUT,
+        workspace: Workspace | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.conversation_timeout = conversation_timeout
+        self.workspace = workspace or Workspace()
+
+    @classmethod
+    def for_settings(
+        cls, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings
+    ) -> ChatService:
+        """The service as the settings make it: conversation timeout, the workspace's address
+        and the administrators of YKIEN_ADMIN_IDS."""
+        return cls(sessionmaker, settings.conversation_timeout,
+                   Workspace(settings.public_url, settings.admin_chats))
 
     async def handle(
         self, event: Incoming, capabilities: Capabilities | None = None
@@ -58,12 +71,13 @@ class ChatService:
                 can_reply = capabilities is not None and capabilities.replies_to_messages
                 if capabilities is None or not capabilities.numbers_choices:
                     return await respond(session, event, now, self.conversation_timeout,
-                                         replies_to_messages=can_reply)
+                                         replies_to_messages=can_reply,
+                                         workspace=self.workspace)
                 numbering = await self._numbering(session, event.channel, event.user_id, now)
                 event = _chosen(event, numbering)
                 numbering.new_turn()
                 replies = await respond(session, event, now, self.conversation_timeout,
-                                        replies_to_messages=can_reply)
+                                        replies_to_messages=can_reply, workspace=self.workspace)
                 if await queries.get_resident(session, event.channel, event.user_id) is None:
                     numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
                 laid_out = [part for reply in replies

@@ -1,4 +1,5 @@
-"""The command menu residents see in their chat app, in their language."""
+"""The commands typed in a chat: the menu residents see, in their language, and reading a
+typed "/command"."""
 
 from __future__ import annotations
 
@@ -21,3 +22,11 @@ def command_menu(language: str) -> dict[str, str]:
     """Command name → description, translated."""
     t = translator(language)
     return {name: t(description) for name, description in COMMAND_MENU.items()}
+
+
+def slash_name(text: str) -> str | None:
+    """The name of a typed "/command …", in lower case and without a bot's "@name" ("" for
+    a lone "/"); None for text that is not a command."""
+    if not text.startswith("/"):
+        return None
+    return text[1:].split(maxsplit=1)[0].split("@")[0].lower() if len(text) > 1 else ""

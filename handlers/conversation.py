@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import account, drafts, linking, onboarding
+from handlers import account, drafts, linking, officials, onboarding
 from handlers.buttons import (
     Agree,
     ButtonData,
@@ -27,11 +27,12 @@ from handlers.buttons import (
     VoteFor,
     decode,
 )
+from handlers.commands import slash_name
 from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.i18n import N_, translator
 from handlers.payload import PayloadError, decode_replies, encode_replies
 from handlers.state import DEFAULT_TIMEOUT, AwaitComment, AwaitCommune, awaiting, wait_for
-from handlers.turn import Turn, button, with_menu
+from handlers.turn import Turn, Workspace, button, with_menu
 from storage import linking as linking_storage
 from storage import outbox, queries
 from storage.models import ReachWay, Resident
@@ -94,9 +95,9 @@ HELD_AFTER_SILENCE = timedelta(days=1)
 
 def _slash_command(text: str) -> MenuCommand | str | None:
     """The command of '/name …' (a MenuCommand, or the unknown name); None for other text."""
-    if not text.startswith("/"):
+    name = slash_name(text)
+    if name is None:
         return None
-    name = text[1:].split(maxsplit=1)[0].split("@")[0].lower() if len(text) > 1 else ""
     if name in COMMAND_ALIASES:
         return COMMAND_ALIASES[name]
     if name in MenuCommand.__members__.values():
@@ -177,6 +178,9 @@ def _keyword_or_comment(
 
 
 async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
+    official = await officials.answer(turn, text)  # None unless a role holder's command
+    if official is not None:
+        return official
     command = _slash_command(text)
     if command is MenuCommand.LINK and linking.slash_argument(text):
         return await linking.use_code(turn, linking.slash_argument(text))
@@ -187,9 +191,12 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
     # Looked for only after a comment the resident clearly meant: a code typed while a
     # comment is awaited (or in reply to a draft) is that comment.
     code = linking.typed_code(text)
+    invite = officials.typed_invite(text)
     if resident is None:
         if keyword is not None:
             return await _on_command(turn, keyword)
+        if invite is not None:
+            return await officials.use_invite(turn, invite)  # asks for consent first
         if code is not None:
             return await linking.use_code(turn, code)  # asks for consent first
         return onboarding.greeting(turn.t.language)
@@ -208,6 +215,8 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
         draft_id = await queries.draft_of_message(turn.session, resident, turn.event.reply_to)
         if draft_id is not None:
             return await drafts.submit_comment(turn, resident, draft_id, text)
+    if invite is not None:
+        return await officials.use_invite(turn, invite)
     if code is not None:
         return await linking.use_code(turn, code)
     if not resident.subscribed:
@@ -268,7 +277,7 @@ def _note_presence(resident: Resident, kind: Kind, now: datetime) -> None:
 
 async def respond(
     session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta = DEFAULT_TIMEOUT,
-    *, replies_to_messages: bool = False,
+    *, replies_to_messages: bool = False, workspace: Workspace | None = None,
 ) -> list[Outgoing]:
     """The replies to one event; the caller commits, or rolls back if this raises.
 
@@ -285,7 +294,7 @@ async def respond(
             _note_presence(resident, event.kind, now)
         return []  # nothing to answer, and nothing to store about a stranger
     turn = Turn(session, event, resident, translator(resident.language if resident else None),
-                now, timeout, replies_to_messages)
+                now, timeout, replies_to_messages, workspace or Workspace())
     shared = linking_storage.settings_of(resident) if resident is not None else None
     if resident is not None:
         # Noted before the step: a comment takes its draft's receipt counter (a row every

@@ -53,6 +53,9 @@ class Reply:
     buttons: list[list[Button]] = field(default_factory=list)
     draft_id: int | None = None  # set when the message presents a draft, so replies to it count
     edit: bool = False  # a channel that can edit may replace the message the button was on
+    # Holds a one-time secret (a sign-in link): sent without a link preview (a platform's
+    # robot fetching it must not be the one to open it) and never kept to be sent again.
+    secret: bool = False
 
 
 @dataclass

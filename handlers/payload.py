@@ -64,9 +64,11 @@ def decode_reply(payload: str) -> Reply:
 def encode_replies(replies: list[Outgoing]) -> str:
     """The text replies to an update, to give them again if they were lost on the way out.
 
-    Files and pictures are left out: they are sent to staff on request, who can ask again.
+    Files and pictures are left out: they are sent to staff on request, who can ask again;
+    so are secrets (a sign-in link is not stored in the clear: the official asks again).
     """
-    return _dumps([_as_json(reply) for reply in replies if isinstance(reply, Reply)])
+    return _dumps([_as_json(reply) for reply in replies
+                   if isinstance(reply, Reply) and not reply.secret])
 
 
 def decode_replies(payload: str) -> list[Outgoing]:

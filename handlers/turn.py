@@ -12,11 +12,20 @@ from handlers.events import Button, Incoming, Reply
 from handlers.i18n import Translator
 from handlers.state import DEFAULT_TIMEOUT
 from storage.models import Resident
+from storage.roles import Chat
 
 # Limits a person is told about when they exceed them.
 COMMENT_LIMIT = 1000
 # Zalo's text limit is the smallest of our channels; a draft must fit one message everywhere.
 MESSAGE_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """What the officials' commands need from the settings (see handlers.officials)."""
+
+    public_url: str = ""  # YKIEN_PUBLIC_URL, where sign-in links point; "" = not set up
+    admin_chats: frozenset[Chat] = frozenset()  # YKIEN_ADMIN_IDS: admins of everything
 
 
 @dataclass
@@ -30,6 +39,7 @@ class Turn:
     timeout: timedelta = DEFAULT_TIMEOUT
     # The channel counts a reply to a draft's message as a comment (Capabilities).
     replies_to_messages: bool = False
+    workspace: Workspace = Workspace()
 
 
 def button(data: ButtonData, label: str) -> Button:

@@ -425,3 +425,112 @@ class InboundUpdate(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # A process handling the row holds it until then; after a crash another one takes over.
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class Role(StrEnum):
+    """What a person may do in the officials' workspace (see storage.roles.PERMISSIONS)."""
+
+    ADMIN = "admin"
+    OFFICIAL = "official"
+    STAFF = "staff"
+
+
+class ScopeKind(StrEnum):
+    """Where a role holds: everywhere, in one province, or in one commune."""
+
+    ALL = "all"
+    PROVINCE = "province"
+    COMMUNE = "commune"
+
+
+class RoleGrant(Base):
+    """One role a person holds, within one scope (a person may hold several).
+
+    `scope_code` is the province's or commune's code, 0 for the scope `all` (so the unique
+    constraint holds: NULLs would never be equal). Goes with the person (erasure).
+    """
+
+    __tablename__ = "role_grants"
+    __table_args__ = (UniqueConstraint("person_id", "role", "scope_kind", "scope_code"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    scope_code: Mapped[int] = mapped_column(Integer, default=0)
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class RoleInvite(Base):
+    """A one-time code (`ykien role invite`) that gives a role to whoever types it to the bot.
+
+    Only the code's SHA-256 is kept: the code itself is printed once and never stored.
+    """
+
+    __tablename__ = "role_invites"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    scope_kind: Mapped[str] = mapped_column(String(16))
+    scope_code: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LoginLink(Base):
+    """A one-time sign-in link for the workspace, asked for with /login; kept hashed."""
+
+    __tablename__ = "login_links"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie's token, hashed. Deleting the row signs it out in
+    every process (sign-out, `ykien role revoke`, erasure)."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class SignInFailure(Base):
+    """A sign-in link refused (wrong, used or expired) for one client: a few are allowed.
+
+    `client` is a keyed hash of the client's address, not the address itself.
+    """
+
+    __tablename__ = "sign_in_failures"
+    __table_args__ = (Index("ix_sign_in_failures_client", "client", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class AuditEntry(Base):
+    """One official action (storage.audit.record). Append-only: the migration makes the
+    database refuse UPDATE and DELETE on it.
+
+    `actor` and `subject` are pseudonyms (or, for the command line, the operating-system
+    user), never a person's id: the log survives the person's erasure and points at no one.
+    """
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    via: Mapped[str] = mapped_column(String(8))  # chat, web or cli
+    channel: Mapped[str] = mapped_column(String(16), default="")  # the chat app, for chat
+    actor: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), default="")  # the role used
+    action: Mapped[str] = mapped_column(String(32))
+    draft_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: outlives drafts
+    subject: Mapped[str] = mapped_column(String(64), default="")  # the person acted upon
+    detail: Mapped[str] = mapped_column(String(300), default="")

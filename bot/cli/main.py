@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from bot.channels.registry import configured_entries
+from bot.cli.audit import add_audit_commands
 from bot.cli.command import Command
 from bot.cli.communes import add_communes_commands
 from bot.cli.draft import add_draft_commands
@@ -24,7 +25,9 @@ from bot.cli.errors import (
 from bot.cli.export import add_export_commands
 from bot.cli.parser import Parser, speak
 from bot.cli.results import add_results_commands
+from bot.cli.role import add_role_commands
 from bot.cli.run import add_run_commands
+from bot.cli.web import add_web_commands
 from bot.cli.webhook import add_webhook_commands
 from bot.cli.zalo import add_zalo_commands
 from bot.config import ENV_FILE, PREFIX, ConfigError, Settings
@@ -49,7 +52,8 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
 
     for add_commands in (add_run_commands, add_webhook_commands, add_draft_commands,
                          add_zalo_commands, add_export_commands, add_results_commands,
-                         add_communes_commands):
+                         add_communes_commands, add_role_commands, add_web_commands,
+                         add_audit_commands):
         add_commands(commands, add, t)
     return parser
 

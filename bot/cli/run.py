@@ -92,7 +92,7 @@ async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translato
               file=sys.stderr)
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)
-        service = ChatService(sessionmaker, settings.conversation_timeout)
+        service = ChatService.for_settings(sessionmaker, settings)
         console = ConsoleChannel(service, user_id=getattr(args, "user", "console"))
         await console.run(DeliveryWorker(sessionmaker, {console.name: console}, settings.delivery))
     return 0

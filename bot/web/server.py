@@ -37,7 +37,9 @@ async def serve(
     from bot.channels.registry import configured_channels
     from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
+    from bot.web.auth import admin_app
     from bot.web.webhook import DEFAULT_BACKLOG, WebhookReceiver, make_app
+    from handlers.officials import ADMIN_PATH
     from storage import communes
     from storage.db import open_database
 
@@ -45,7 +47,7 @@ async def serve(
         stop = stop_on_signals()
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
-        service = ChatService(sessionmaker, settings.conversation_timeout)
+        service = ChatService.for_settings(sessionmaker, settings)
         channels = configured_channels(settings, service)
         hooked = [c for c in channels.values() if isinstance(c, WebhookChannel)]
         receivers = [
@@ -59,9 +61,9 @@ async def serve(
             route for c in channels.values() if isinstance(c, ServesRoutes)
             for route in c.extra_routes()
         ]
-        runner = web.AppRunner(
-            make_app(receivers, extra_routes=routes), access_log=None, shutdown_timeout=5
-        )
+        app = make_app(receivers, extra_routes=routes)
+        app.add_subapp(ADMIN_PATH, admin_app(sessionmaker, settings))  # the officials' workspace
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
         started: list[str] = []
         try:

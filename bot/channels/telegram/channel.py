@@ -28,6 +28,7 @@ from telegram import (
     CallbackQuery,
     InlineKeyboardMarkup,
     InputFile,
+    LinkPreviewOptions,
     Message,
     Update,
 )
@@ -391,12 +392,17 @@ class TelegramChannel:
         """The API calls that send a message, in order, each giving a message id."""
         bot = self.application.bot
 
+        # A secret (a one-time link) goes without a preview, which Telegram would fetch.
+        secret = isinstance(message, Reply) and message.secret
+        no_preview = {"link_preview_options": LinkPreviewOptions(is_disabled=True)}
+
         def text(part: str, markup: InlineKeyboardMarkup | None = None) -> Step:
             async def call() -> str:
-                if fast:
+                if fast and not secret:
                     as_json = markup.to_dict() if markup is not None else None
                     return await self.sender.send_message(chat_id, part, as_json)
-                sent = await bot.send_message(chat_id, part, reply_markup=markup)
+                sent = await bot.send_message(chat_id, part, reply_markup=markup,
+                                              **(no_preview if secret else {}))
                 return str(sent.message_id)
 
             return call
