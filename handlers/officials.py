@@ -143,8 +143,7 @@ async def use_invite(turn: Turn, code: str) -> list[Outgoing]:
         await linking.record_wrong_guess(turn.session, resident.person_id, turn.now)
         log.info("wrong invite code on %s", where)
         return [Reply(turn.t("That code is wrong. Check it and type it again."))]
-    live = found.expires_at > turn.now
-    if not await roles.spend_invite(turn.session, found) or not live:  # an expired code goes
+    if not await roles.spend_invite(turn.session, found, turn.now):
         log.info("expired or used invite code on %s", where)
         return [Reply(turn.t("That code has expired or was used already. Ask whoever gave "
                              "it to you for a new one."))]

@@ -22,7 +22,7 @@ from enum import StrEnum
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, delete, select, true
+from sqlalchemy import ColumnElement, Select, delete, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import communes
@@ -377,9 +377,13 @@ async def find_invite(session: AsyncSession, code: str) -> Invite | None:
                   found.expires_at)
 
 
-async def spend_invite(session: AsyncSession, invite: Invite) -> bool:
-    """An invite works once: False when another chat used it meanwhile."""
+async def spend_invite(session: AsyncSession, invite: Invite, now: datetime) -> bool:
+    """Use an invite: False when it has expired or was used (by another chat, even at the
+    same moment on another process). A used invite expires at once, so that typed again it
+    is said to be used rather than counted as a wrong guess; it goes with the expired ones."""
     result = await session.execute(
-        delete(RoleInvite).where(RoleInvite.code_hash == invite.code_hash)
+        update(RoleInvite)
+        .where(RoleInvite.code_hash == invite.code_hash, RoleInvite.expires_at > now)
+        .values(expires_at=now)
         .execution_options(synchronize_session=False))
     return affected(result) == 1
