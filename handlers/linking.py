@@ -80,6 +80,21 @@ async def show_code(turn: Turn) -> list[Outgoing]:
     ))]
 
 
+async def too_many_guesses(turn: Turn, person_id: int, what: str) -> list[Outgoing] | None:
+    """The refusal of a code typed after too many wrong ones (link codes and invite codes
+    count together); None while the person may still try. Writes nothing."""
+    with turn.session.no_autoflush:
+        guesses = await linking.wrong_guesses(turn.session, person_id, turn.now)
+    if len(guesses) < linking.GUESS_LIMIT:
+        return None
+    log.info("%s refused on %s: too many wrong codes", what,
+             chat_ref(turn.event.channel, turn.event.user_id))
+    return [Reply(turn.t(
+        "Too many wrong codes. For your safety, try again after {time}.",
+        time=turn.t.datetime(guesses[-linking.GUESS_LIMIT] + linking.GUESS_WINDOW),
+    ))]
+
+
 async def use_code(turn: Turn, code: str) -> list[Outgoing]:
     """A code typed in a chat: join this chat to the person who was shown it."""
     resident = turn.resident
@@ -87,15 +102,11 @@ async def use_code(turn: Turn, code: str) -> list[Outgoing]:
         return _consent_first(turn)
     where = chat_ref(turn.event.channel, turn.event.user_id)
     # Nothing written before linking.redeem holds the persons (see queries.lock_persons).
+    refused = await too_many_guesses(turn, resident.person_id, "link code")
+    if refused is not None:
+        return refused
     with turn.session.no_autoflush:
-        guesses = await linking.wrong_guesses(turn.session, resident.person_id, turn.now)
         found = await linking.find_code(turn.session, code)
-    if len(guesses) >= linking.GUESS_LIMIT:
-        log.info("link code refused on %s: too many wrong codes", where)
-        return [Reply(turn.t(
-            "Too many wrong codes. For your safety, try again after {time}.",
-            time=turn.t.datetime(guesses[-linking.GUESS_LIMIT] + linking.GUESS_WINDOW),
-        ))]
     if found is None:
         await linking.record_wrong_guess(turn.session, resident.person_id, turn.now)
         log.info("wrong link code on %s", where)

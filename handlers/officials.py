@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from handlers.commands import slash_name
 from handlers.events import Outgoing, Reply
 from handlers.i18n import N_, Translator
+from handlers.linking import too_many_guesses
 from handlers.logref import chat_ref
 from handlers.onboarding import greeting
 from handlers.turn import Turn
@@ -129,16 +130,12 @@ async def use_invite(turn: Turn, code: str) -> list[Outgoing]:
                              "then type the code again.")),
                 *greeting(turn.t.language)]
     where = chat_ref(turn.event.channel, turn.event.user_id)
+    # Wrong invite codes and wrong link codes count together: one limit on guessing.
+    refused = await too_many_guesses(turn, resident.person_id, "invite code")
+    if refused is not None:
+        return refused
     with turn.session.no_autoflush:
-        # Wrong invite codes and wrong link codes count together: one limit on guessing.
-        guesses = await linking.wrong_guesses(turn.session, resident.person_id, turn.now)
         found = await roles.find_invite(turn.session, code)
-    if len(guesses) >= linking.GUESS_LIMIT:
-        log.info("invite code refused on %s: too many wrong codes", where)
-        return [Reply(turn.t(
-            "Too many wrong codes. For your safety, try again after {time}.",
-            time=turn.t.datetime(guesses[-linking.GUESS_LIMIT] + linking.GUESS_WINDOW),
-        ))]
     if found is None:
         await linking.record_wrong_guess(turn.session, resident.person_id, turn.now)
         log.info("wrong invite code on %s", where)

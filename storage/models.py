@@ -477,27 +477,27 @@ class RoleInvite(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class LoginLink(Base):
-    """A one-time sign-in link for the workspace, asked for with /login; kept hashed."""
+class PersonToken:
+    """A random token given to a person, of which only the SHA-256 is kept, and until when
+    it works. Goes with the person (erasure)."""
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LoginLink(PersonToken, Base):
+    """A one-time sign-in link for the workspace, asked for with /login."""
 
     __tablename__ = "login_links"
 
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
-
-class WebSession(Base):
-    """A signed-in browser: the cookie's token, hashed. Deleting the row signs it out in
-    every process (sign-out, `ykien role revoke`, erasure)."""
+class WebSession(PersonToken, Base):
+    """A signed-in browser: the cookie's token. Deleting the row signs it out in every
+    process (sign-out, `ykien role revoke`, erasure)."""
 
     __tablename__ = "web_sessions"
-
-    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
-    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
-    expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class SignInFailure(Base):

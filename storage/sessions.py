@@ -30,15 +30,20 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-async def new_login_link(session: AsyncSession, person_id: int, now: datetime) -> str:
-    """A fresh sign-in token for the person (put it in the link; it is not stored). Expired
-    links go."""
-    await session.execute(delete(LoginLink).where(LoginLink.expires_at <= now))
+async def _issue(session: AsyncSession, model: type[LoginLink] | type[WebSession], person_id: int,
+                 now: datetime, lifetime: timedelta) -> str:
+    """A fresh token for the person, stored as its hash; the model's expired rows go."""
+    await session.execute(delete(model).where(model.expires_at <= now))
     token = new_token()
-    session.add(LoginLink(token_hash=token_hash(token), person_id=person_id, created_at=now,
-                          expires_at=now + LOGIN_LINK_LIFETIME))
+    session.add(model(token_hash=token_hash(token), person_id=person_id, created_at=now,
+                      expires_at=now + lifetime))
     await session.flush()
     return token
+
+
+async def new_login_link(session: AsyncSession, person_id: int, now: datetime) -> str:
+    """A fresh sign-in token for the person (put it in the link; it is not stored)."""
+    return await _issue(session, LoginLink, person_id, now, LOGIN_LINK_LIFETIME)
 
 
 async def login_link_person(session: AsyncSession, token: str, now: datetime) -> int | None:
@@ -62,13 +67,8 @@ async def spend_login_link(session: AsyncSession, token: str, now: datetime) -> 
 
 async def start_session(session: AsyncSession, person_id: int, now: datetime) -> str:
     """A new browser session for the person: the token for the cookie (only its hash is
-    kept). Expired sessions go."""
-    await session.execute(delete(WebSession).where(WebSession.expires_at <= now))
-    token = new_token()
-    session.add(WebSession(token_hash=token_hash(token), person_id=person_id, created_at=now,
-                           expires_at=now + SESSION_LIFETIME))
-    await session.flush()
-    return token
+    kept)."""
+    return await _issue(session, WebSession, person_id, now, SESSION_LIFETIME)
 
 
 async def session_person(session: AsyncSession, token: str, now: datetime) -> int | None:
