@@ -201,3 +201,15 @@ async def test_the_audit_log_lists_every_action_from_every_path(
     assert len(capsys.readouterr().out.splitlines()) == 7
     assert await ykien("audit", "--since", "yesterday") == 2
     assert "“yesterday” is not a date" in capsys.readouterr().err
+
+
+def test_the_chat_apps_of_chat_pairs_are_the_channels_that_store_chats():
+    from bot.channels.console import ConsoleChannel
+    from bot.channels.registry import CHANNELS
+    from bot.config import CHAT_CHANNELS, chat_pair
+
+    assert set(CHAT_CHANNELS) == {entry.name for entry in CHANNELS} | {ConsoleChannel.name}
+    assert chat_pair(" Telegram : 123456 ") == ("telegram", "123456")
+    for bad in ("telegram:", ":1", "telegram 1", "telegram:1 2", "zalo_oa:1",
+                "telegram:" + "9" * 65):
+        assert chat_pair(bad) is None
