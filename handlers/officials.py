@@ -20,7 +20,7 @@ from handlers.linking import too_many_guesses
 from handlers.logref import chat_ref
 from handlers.onboarding import greeting
 from handlers.turn import Turn
-from storage import audit, linking, roles, sessions
+from storage import audit, communes, linking, roles, sessions
 from storage.audit import Actor, AuditAction, Via
 from storage.roles import Authority, Grant, Role, Scope, ScopeKind
 from storage.text import fold
@@ -56,7 +56,8 @@ def scope_words(scope: Scope, t: Translator) -> str:
         return t("all communes")
     if scope.kind is ScopeKind.PROVINCE:
         return t("{place} (province {code})", place=scope.place, code=scope.code)
-    return t("{place} (commune {code})", place=scope.place, code=str(scope).partition(":")[2])
+    return t("{place} (commune {code})", place=scope.place,
+             code=communes.commune_code_text(scope.code))
 
 
 def grant_words(grant: Grant, t: Translator) -> str:
