@@ -274,15 +274,27 @@ class Outcome:
     message_id: str = ""  # SENT: the platform's id, remembered for a draft's message
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """What `record` did with the outcomes it was given."""
+
+    ids: set[int]  # outcomes written
+    # Rows an official cancelled while they were claimed, and which did not go: they stay
+    # cancelled, and the claim lets go of them (ykien draft cancel waits for that).
+    cancelled: set[int]
+
+
 async def record(
     session: AsyncSession, token: str, outcomes: Sequence[Outcome], now: datetime
-) -> set[int]:
-    """Write outcomes of rows claimed with `token`; returns the ids actually recorded.
+) -> Recorded:
+    """Write outcomes of rows claimed with `token`.
 
     A row is recorded only while it still carries the token and is still being sent: a
     row reclaimed by another worker (a new token) is left alone. A sent row is recorded
-    even if an official cancelled it meanwhile, since the message did go. Sent rows share
-    one UPDATE, and the draft messages they showed one INSERT.
+    even if an official cancelled it meanwhile, since the message did go; any other outcome
+    of a row cancelled meanwhile (a CANCELLED outcome: withdrawn before sending) leaves it
+    cancelled and releases it. Sent rows share one UPDATE, and the draft messages they
+    showed one INSERT.
     """
     recorded: set[int] = set()
     sent = [outcome for outcome in outcomes if outcome.status == DeliveryStatus.SENT]
@@ -317,7 +329,7 @@ async def record(
                                 now)
     groups: dict[tuple[Any, ...], list[int]] = defaultdict(list)
     for outcome in outcomes:
-        if outcome.status != DeliveryStatus.SENT:
+        if outcome.status not in (DeliveryStatus.SENT, DeliveryStatus.CANCELLED):
             error = None if outcome.error is None else outcome.error[:ERROR_LENGTH]
             key = (outcome.status, error, outcome.retry_at, outcome.count_attempt)
             groups[key].append(outcome.delivery_id)
@@ -351,7 +363,19 @@ async def record(
                 .values(reachable=False)
                 .execution_options(synchronize_session=False)
             )
-    return recorded
+    not_sent = [outcome.delivery_id for outcome in outcomes
+                if outcome.status != DeliveryStatus.SENT and outcome.delivery_id not in recorded]
+    released: set[int] = set()
+    if not_sent:
+        released = set((await session.scalars(
+            update(Delivery)
+            .where(Delivery.id.in_(not_sent), Delivery.lease_token == token,
+                   Delivery.status == DeliveryStatus.CANCELLED)
+            .values(lease_token="")
+            .returning(Delivery.id)
+            .execution_options(synchronize_session=False)
+        )).all())
+    return Recorded(recorded, released)
 
 
 # ---- the messaging window ----------------------------------------------------------------
@@ -444,19 +468,63 @@ async def set_paused(session: AsyncSession, draft: Draft, paused: bool) -> bool:
     return True
 
 
-async def cancel(session: AsyncSession, draft_id: int) -> int:
-    """Cancel the draft's messages not sent yet, those held for a messaging window too;
-    returns how many.
+CANCELLED_IN_FLIGHT = "cancelled while being sent"
 
-    A message being sent at this moment may still go: it is then recorded as sent.
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What a cancel found: messages waiting, and messages a live worker was sending."""
+
+    waiting: int  # pending, held, or claimed by a worker whose lease ran out: never sent
+    in_flight: list[int]  # claimed by a live worker: those whose send had begun still go
+
+
+async def cancel(session: AsyncSession, draft_id: int, now: datetime) -> Cancellation:
+    """Cancel the draft's messages not sent yet, those held for a messaging window too.
+
+    A message being sent at this moment may still go: it is then recorded as sent. The
+    others a worker had claimed it withdraws at its next check (see recheck and record);
+    `settling` follows them.
     """
-    result = await session.execute(
+    in_flight = and_(Delivery.status == DeliveryStatus.SENDING, Delivery.not_before > now)
+    rows = (await session.execute(
         update(Delivery)
         .where(*broadcast_rows(draft_id), Delivery.status.in_((*WAITING, DeliveryStatus.SENDING)))
-        .values(status=DeliveryStatus.CANCELLED, error="cancelled")
+        .values(status=DeliveryStatus.CANCELLED,
+                error=case((in_flight, CANCELLED_IN_FLIGHT), else_="cancelled"))
+        .returning(Delivery.id, Delivery.error)
         .execution_options(synchronize_session=False)
-    )
-    return affected(result)
+    )).all()
+    flying = [row.id for row in rows if row.error == CANCELLED_IN_FLIGHT]
+    return Cancellation(len(rows) - len(flying), flying)
+
+
+@dataclass(frozen=True)
+class Settling:
+    """Where messages cancelled while being sent stand."""
+
+    went: int  # sent after all
+    unsettled: int  # still cancelled, but a live worker's claim may send them yet
+
+
+SETTLING_CHUNK = 1000  # ids per query (SQLite limits the parameters of a statement)
+
+
+async def settling(session: AsyncSession, ids: Sequence[int], now: datetime) -> Settling:
+    """Of these messages cancelled while being sent (Cancellation.in_flight), how many went,
+    and how many a live worker still holds."""
+    held = and_(Delivery.status == DeliveryStatus.CANCELLED, Delivery.lease_token != "",
+                Delivery.not_before > now)
+    went = unsettled = 0
+    for start in range(0, len(ids), SETTLING_CHUNK):
+        sent, holding = (await session.execute(
+            select(func.coalesce(func.sum(case((Delivery.status == DeliveryStatus.SENT, 1),
+                                               else_=0)), 0),
+                   func.coalesce(func.sum(case((held, 1), else_=0)), 0))
+            .where(Delivery.id.in_(ids[start:start + SETTLING_CHUNK]))
+        )).one()
+        went, unsettled = went + sent, unsettled + holding
+    return Settling(went, unsettled)
 
 
 async def expire_waiting(session: AsyncSession, draft_id: int, reason: str) -> int:

@@ -43,6 +43,9 @@ POLL_SECONDS = 0.5
 QUIET_SECONDS = 3.0
 # A progress line is printed at most this often when the output is not a terminal.
 LOG_LINE_SECONDS = 2.0
+# `cancel` waits at most this long for the workers sending the draft to let go of its
+# messages (they check every second or so), to say which went and which did not.
+SETTLE_SECONDS = 10.0
 
 def add_draft_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
     """Register `ykien draft …` under the top-level subcommands."""
@@ -347,26 +350,55 @@ async def _set_paused(draft_id: int, settings: Settings, t: Translator, paused: 
 
 
 async def cmd_draft_cancel(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
-        if draft is None:
-            return 1
-        cancelled = await outbox.cancel(session, draft.id)
-        await session.commit()
+    async with open_database(settings.database_url) as sessionmaker:
+        async with sessionmaker() as session:
+            draft = await _draft_or_say(session, args.id, t)
+            if draft is None:
+                return 1
+            cancellation = await outbox.cancel(session, draft.id, utcnow())
+            await session.commit()
+        settled = await _settled(sessionmaker, cancellation.in_flight)
+    cancelled = cancellation.waiting + len(cancellation.in_flight) - settled.went
     if not cancelled:
         print(t("Draft no. {id}: no message was waiting, so nothing was cancelled.",
                 id=args.id))
-        return 0
-    print(t.plural(
-        "Cancelled draft no. {id}: {count} message not sent yet will not be sent. "
-        "Broadcasting again leaves it cancelled; to send it after all: "
-        "ykien draft broadcast {id} --resend-cancelled",
-        "Cancelled draft no. {id}: {count} messages not sent yet will not be sent. "
-        "Broadcasting again leaves them cancelled; to send them after all: "
-        "ykien draft broadcast {id} --resend-cancelled",
-        cancelled, id=args.id,
-    ))
+    else:
+        print(t.plural(
+            "Cancelled draft no. {id}: {count} message not sent yet will not be sent. "
+            "Broadcasting again leaves it cancelled; to send it after all: "
+            "ykien draft broadcast {id} --resend-cancelled",
+            "Cancelled draft no. {id}: {count} messages not sent yet will not be sent. "
+            "Broadcasting again leaves them cancelled; to send them after all: "
+            "ykien draft broadcast {id} --resend-cancelled",
+            cancelled, id=args.id,
+        ))
+    if settled.went:
+        print(t.plural("{count} message was already being sent by a running bot, and went.",
+                       "{count} messages were already being sent by a running bot, and went.",
+                       settled.went))
+    if settled.unsettled:
+        print(t.plural(
+            "{count} of them was being sent by a bot that has not finished with it: it may "
+            "still go (ykien draft status {id} then counts it as sent).",
+            "{count} of them were being sent by a bot that has not finished with them: they "
+            "may still go (ykien draft status {id} then counts them as sent).",
+            settled.unsettled, id=args.id,
+        ))
     return 0
+
+
+async def _settled(
+    sessionmaker: async_sessionmaker[AsyncSession], in_flight: list[int]
+) -> outbox.Settling:
+    """Where the messages that were being sent stand once their workers let go of them (a
+    second or two), or after SETTLE_SECONDS when one does not answer."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        async with sessionmaker() as session:
+            settled = await outbox.settling(session, in_flight, utcnow())
+        if not settled.unsettled or time.monotonic() >= deadline:
+            return settled
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def cmd_draft_retry(args: argparse.Namespace, settings: Settings, t: Translator) -> int:

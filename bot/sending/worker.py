@@ -521,15 +521,14 @@ class DeliveryWorker:
                               for row, _ in queue if row.id in verdicts]
                     queue.clear()
                     queue.extend(kept)
+            # Withdrawn rows go too: one an official cancelled is released (record).
             recorded = await outbox.record(
-                session, token,
-                [result.outcome for result in batch if result.tally != _Tally.WITHDRAWN],
-                self.now(),
-            )
+                session, token, [result.outcome for result in batch], self.now())
         for result in batch:
-            if result.tally == _Tally.WITHDRAWN:
+            delivery_id = result.outcome.delivery_id
+            if result.tally == _Tally.WITHDRAWN or delivery_id in recorded.cancelled:
                 continue
-            if result.outcome.delivery_id in recorded:
+            if delivery_id in recorded.ids:
                 field_name = result.tally.value
                 setattr(progress, field_name, getattr(progress, field_name) + 1)
             else:

@@ -6,16 +6,27 @@ Each command is a separate process on the same database; the worker runs in the 
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select, update
 
 from bot.channels.channel import PermanentFailure
+from bot.config import DeliveryConfig
 from bot.sending.worker import DeliveryWorker
+from storage.db import open_database
+from storage.models import Delivery, DeliveryStatus, utcnow
 from tests.conftest import EXAMPLE_DRAFT, cli_environment
-from tests.sending.test_delivery import ScriptedChannel, add_residents, subscribe
+from tests.sending.test_delivery import (
+    ScriptedChannel,
+    add_residents,
+    subscribe,
+    until,
+)
 
 
 @dataclass
@@ -150,3 +161,75 @@ async def test_status_estimates_the_time_left_from_the_channel_pace(ykien, sessi
     status = (await ykien("draft", "status", "1")).stdout
     assert "90 remaining" in status
     assert "Time left: about 3 seconds at the channel's pace." in status  # 90 at 30/s
+
+
+def announced(pattern: str, output: str) -> int:
+    found = re.search(pattern, output)
+    assert found, (pattern, output)
+    return int(found.group(1).replace(",", ""))
+
+
+async def test_cancel_on_two_servers_reports_what_it_cancelled_and_what_went(
+    ykien, sessionmaker, database_url
+):
+    """Two servers are sending a broadcast (each a batch claimed, four sends under way) when
+    an official cancels it: the cancel announces exactly the messages never sent, and those
+    that went anyway, once the servers have settled the messages they held."""
+    total = 1200  # more than the two batches the servers claim
+    await add_residents(sessionmaker, total)
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    await ykien("draft", "broadcast", "1", "--no-wait")
+    config = DeliveryConfig(concurrency=4)
+    async with open_database(database_url) as other_server:
+        channels = [ScriptedChannel(), ScriptedChannel()]
+        for channel in channels:
+            channel.gate, channel.free = asyncio.Event(), 2
+        sending = [
+            asyncio.create_task(DeliveryWorker(factory, {"test": channel}, config).run_once())
+            for factory, channel in zip((sessionmaker, other_server), channels, strict=True)
+        ]
+        await until(lambda: all(c.in_flight == config.concurrency for c in channels))
+        cancelling = asyncio.create_task(ykien("draft", "cancel", "1"))
+        async with asyncio.timeout(60):
+            while not await rows_with(sessionmaker, DeliveryStatus.CANCELLED):
+                await asyncio.sleep(0.05)
+        for channel in channels:  # the sends under way finish, after the cancel
+            channel.gate.set()
+        await asyncio.gather(*sending)
+        done = await cancelling
+    sent = await rows_with(sessionmaker, DeliveryStatus.SENT)
+    cancelled = await rows_with(sessionmaker, DeliveryStatus.CANCELLED)
+    assert sum(len(c.sent) for c in channels) == sent and sent + cancelled == total
+    # Exactly what never went is announced cancelled (the old count took in the messages
+    # being sent); what went is announced apart: all sent but the few sent before the cancel.
+    assert announced(r"(\d[\d,]*) messages? not sent yet will not be sent",
+                     done.stdout) == cancelled, done.stdout
+    went = announced(r"(\d[\d,]*) messages? (?:was|were) already being sent by a running "
+                     r"bot, and went", done.stdout)
+    assert went > 0 and sent - 2 * 2 <= went <= sent, done.stdout
+
+
+async def test_cancel_while_a_silent_bot_holds_messages_says_they_may_still_go(
+    ykien, service, sessionmaker
+):
+    """A bot claimed the messages and went quiet (stopped, or stuck): cancel does not wait
+    for its lease to run out, and says those may still go."""
+    await subscribe(service, ["a", "b", "c"])
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    await ykien("draft", "broadcast", "1", "--no-wait")
+    async with sessionmaker() as session, session.begin():
+        first = await session.scalar(select(func.min(Delivery.id)))
+        await session.execute(update(Delivery).where(Delivery.id > first).values(
+            status=DeliveryStatus.SENDING, lease_token="silent",
+            not_before=utcnow() + timedelta(minutes=2)))
+    done = await ykien("draft", "cancel", "1")
+    assert "Cancelled draft no. 1: 3 messages not sent yet will not be sent." in done.stdout
+    assert "2 of them were being sent by a bot that has not finished with them: they may " \
+        "still go (ykien draft status 1 then counts them as sent)." in done.stdout
+    assert done.seconds < 30
+
+
+async def rows_with(sessionmaker, status: DeliveryStatus) -> int:
+    async with sessionmaker() as session:
+        return await session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.status == status))

@@ -245,7 +245,7 @@ async def test_cancel_sends_nothing_more_and_a_rebroadcast_leaves_it_cancelled(
     await subscribe(service, ["a", "b", "c"])
     draft = await add_draft(sessionmaker)
     async with sessionmaker() as session:
-        assert await outbox.cancel(session, draft.id) == 3
+        assert await outbox.cancel(session, draft.id, utcnow()) == outbox.Cancellation(3, [])
         await session.commit()
     channel = ScriptedChannel()
     worker = DeliveryWorker(sessionmaker, {"test": channel})
@@ -267,7 +267,8 @@ async def test_a_cancel_during_a_batch_stops_it_and_records_what_did_go(sessionm
     batch = await BatchUnderWay.start(sessionmaker, 100)
     draft, channel, sending, config = batch.draft, batch.channel, batch.sending, batch.config
     async with sessionmaker() as session:
-        assert await outbox.cancel(session, draft.id) == 100  # the one under way included
+        cancelled = await outbox.cancel(session, draft.id, utcnow())
+        assert len(cancelled.in_flight) == 100  # claimed: the one under way included
         await session.commit()
     channel.gate.set()
     await sending
