@@ -7,11 +7,12 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Awaitable
 
 import pytest
 
 from bot.channels.telegram.receiving import telegram_path
-from tests.channels.fake_telegram import FakeTelegram
+from tests.channels.fake_telegram import Call, FakeTelegram
 from tests.conftest import ROOT
 
 SECRET = "cli_Secret-123"
@@ -51,13 +52,29 @@ async def finished(process: asyncio.subprocess.Process) -> tuple[int, str]:
     return process.returncode, stderr.decode()
 
 
+async def while_running(process: asyncio.subprocess.Process, waiting: Awaitable[Call]) -> Call:
+    """What `waiting` gives, unless the process ends first: then fail at once (a process that
+    could not start would otherwise leave the test waiting for the whole timeout)."""
+    wanted = asyncio.ensure_future(waiting)
+    ended = asyncio.ensure_future(process.wait())
+    await asyncio.wait([wanted, ended], return_when=asyncio.FIRST_COMPLETED)
+    if wanted.done():
+        ended.cancel()
+        return wanted.result()
+    wanted.cancel()
+    assert process.stderr is not None
+    stderr = (await process.stderr.read()).decode()
+    raise AssertionError(f"ykien ended with {process.returncode} before that: {stderr}")
+
+
 async def test_serve_registers_the_webhook_and_stops_on_sigterm(fake, database_url, tmp_path):
     process = await start(environment(fake, database_url), tmp_path,
                           "serve", "--host", "127.0.0.1", "--port", "0")
     try:
-        call = await fake.wait_for("setWebhook", timeout=120)
+        call = await while_running(process, fake.wait_for("setWebhook", timeout=120))
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
         code, stderr = await finished(process)
     assert code == 0, stderr
     assert call.params["url"] == PUBLIC_URL + telegram_path(SECRET)
@@ -87,9 +104,10 @@ async def test_webhook_delete_lets_run_poll_again(fake, database_url, tmp_path):
     assert code == 0 and fake.webhook["url"] == ""
     process = await start(env, tmp_path, "run")
     try:
-        await fake.wait_for("getUpdates", arrived=True, timeout=120)
+        await while_running(process, fake.wait_for("getUpdates", arrived=True, timeout=120))
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
         code, stderr = await finished(process)
     assert code == 0, stderr
 
