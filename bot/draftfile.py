@@ -2,7 +2,9 @@
 
 The file is validated with a pydantic schema, so every problem is found in one pass and
 reported with its key ("poll.options: …"); the messages are ours, translated, because the
-people who write these files are commune officials, not programmers.
+people who write these files are commune officials, not programmers. `check_draft` is that
+check on its own, for fields from anywhere: the workspace's draft form (bot/web) uses it too,
+so a draft is held to one set of rules however it is written.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import difflib
 import re
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any
@@ -89,12 +93,31 @@ UNKNOWN_KEY_SUGGESTION = N_("unknown key (did you mean {suggestion}?)")
 FALLBACK = N_("is not valid: {reason}")
 
 
-class DraftFileError(Exception):
-    """Mistakes in a draft file, each already translated for the person who wrote it."""
+@dataclass(frozen=True)
+class DraftProblem:
+    """One mistake in a draft: where it is, and what is wrong, translated.
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems
+    `key` is the field as the file names it ("title", "poll.options", "targets.communes"; ""
+    for the file or the message as a whole), `item` the list item (from 0) when the problem is
+    one item's, `message` what is wrong, and `line` the whole as the command line prints it
+    ("poll.options (item 2): is empty").
+    """
+
+    key: str
+    item: int | None
+    message: str
+    line: str
+
+
+class DraftFileError(Exception):
+    """Mistakes in a draft, each already translated for the person who wrote it: `problems`
+    as lines, `details` with where each one is (for a form to show it beside its field)."""
+
+    def __init__(self, problems: list[str] | list[DraftProblem]) -> None:
+        self.details = [problem if isinstance(problem, DraftProblem)
+                        else DraftProblem("", None, problem, problem) for problem in problems]
+        self.problems = [problem.line for problem in self.details]
+        super().__init__("\n".join(self.problems))
 
 
 def _problem(kind: str, **context: Any) -> PydanticCustomError:
@@ -289,13 +312,19 @@ _TABLES: dict[tuple[str, ...], type[BaseModel]] = {
 
 def load_draft_file(path: Path, t: Translator) -> DraftSpec:
     """Parse and check a draft file; raises DraftFileError listing every problem, translated."""
-    data = _read_toml(path, t)
-    now = utcnow()
+    return check_draft(_read_toml(path, t), t, utcnow())
+
+
+def check_draft(data: dict[str, Any], t: Translator, now: datetime,
+                messages: Mapping[str, str] = MESSAGES) -> DraftSpec:
+    """Check a draft's fields, shaped as a draft file's table; raises DraftFileError listing
+    every problem, translated. `messages` may reword kinds of problem for another medium (a
+    form has no [targets] table to name)."""
     try:
         fields = DraftFile.model_validate(data, context={"now": now})
     except ValidationError as error:
-        problems = [_explain(problem, t) for problem in error.errors()]
-        # Every problem at once: the length too, measured on what can be read of the file.
+        problems = [_explain(problem, t, messages) for problem in error.errors()]
+        # Every problem at once: the length too, measured on what can be read of the fields.
         too_long = _too_long(_rough_spec(data, now), t)
         raise DraftFileError(problems + ([too_long] if too_long else [])) from None
     spec = fields.to_spec(now)
@@ -343,8 +372,9 @@ def _key(location: tuple[int | str, ...], t: Translator) -> str:
     return t("{key} (item {number})", key=key, number=items[-1] + 1) if items else key
 
 
-def _explain(problem: ErrorDetails, t: Translator) -> str:
-    """One line for one problem: its key, then what is wrong in the writer's language."""
+def _explain(problem: ErrorDetails, t: Translator,
+             messages: Mapping[str, str] = MESSAGES) -> DraftProblem:
+    """One problem: its key, then what is wrong in the writer's language."""
     location = tuple(problem["loc"])
     kind = problem["type"]
     context = dict(problem.get("ctx") or {})
@@ -353,16 +383,19 @@ def _explain(problem: ErrorDetails, t: Translator) -> str:
     elif kind == "string_too_long":
         given = problem["input"]
         length = len(given.strip()) if isinstance(given, str) else 0
-        message = t(MESSAGES[kind], length=t.number(length),
+        message = t(messages[kind], length=t.number(length),
                     limit=t.number(context.get("max_length", 0)))
-    elif kind in MESSAGES:
+    elif kind in messages:
         values = {name: t.number(value) if isinstance(value, int) else value
                   for name, value in context.items()}
-        message = t(MESSAGES[kind], **values)
+        message = t(messages[kind], **values)
     else:
         message = t(FALLBACK, reason=problem["msg"])
     key = _key(location, t)
-    return f"{key}: {message}" if key else message
+    items = [part for part in location if isinstance(part, int)]
+    return DraftProblem(".".join(part for part in location if isinstance(part, str)),
+                        items[-1] if items else None, message,
+                        f"{key}: {message}" if key else message)
 
 
 def _unknown_key(location: tuple[int | str, ...], t: Translator) -> str:
@@ -374,18 +407,20 @@ def _unknown_key(location: tuple[int | str, ...], t: Translator) -> str:
     return t(UNKNOWN_KEY)
 
 
-def _too_long(spec: DraftSpec, t: Translator) -> str | None:
-    """Why the draft message would not fit in one message on every channel and language."""
+def _too_long(spec: DraftSpec, t: Translator) -> DraftProblem | None:
+    """Why the draft message would not fit in one message on every channel and language (a
+    problem of the summary: the only text without a limit of its own)."""
     longest = max(len(render_draft(spec.to_draft(), translator(lang), reply_hint=True).text)
                   for lang in LANGUAGES)
     if longest <= MESSAGE_LIMIT:
         return None
-    return t(
+    message = t(
         "The draft message would have {length} characters, but a chat message holds at "
         "most {limit} (Zalo's limit). Shorten the summary by {excess} characters.",
         length=t.number(longest), limit=t.number(MESSAGE_LIMIT),
         excess=t.number(longest - MESSAGE_LIMIT),
     )
+    return DraftProblem("summary", None, message, message)
 
 
 def _rough_spec(data: dict[str, Any], now: datetime) -> DraftSpec:

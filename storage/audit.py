@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.keys import AUDIT_KEY, generated_key
@@ -43,6 +43,18 @@ class AuditAction(StrEnum):
     LOGIN_LINK = "login_link"  # a one-time sign-in link was given (chat /login, or the CLI)
     SESSION_STARTED = "session_started"  # a sign-in link was used
     SESSION_ENDED = "session_ended"  # signed out, or ended by a revoke (detail: how many)
+    # The workspace's draft actions (bot/web).
+    DRAFT_CREATED = "draft_created"
+    DRAFT_EDITED = "draft_edited"  # every field, before the first broadcast
+    DEADLINE_CHANGED = "deadline_changed"  # detail: the new deadline, UTC
+    NO_SECRETS_CONFIRMED = "no_secrets_confirmed"  # the text holds no state secret
+    BROADCAST = "broadcast"  # detail: how many messages were queued
+    SCHEDULED = "scheduled"  # broadcast, to go at its opening time (detail: when, UTC)
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    CANCELLED = "cancelled"  # detail: how many messages
+    CLOSED = "closed"
+    EXPORTED = "exported"  # detail: the format and the communes it was limited to
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -54,6 +66,17 @@ ACTION_WORDS = {
     AuditAction.LOGIN_LINK: N_("sign-in link given"),
     AuditAction.SESSION_STARTED: N_("signed in"),
     AuditAction.SESSION_ENDED: N_("session ended"),
+    AuditAction.DRAFT_CREATED: N_("draft created"),
+    AuditAction.DRAFT_EDITED: N_("draft edited"),
+    AuditAction.DEADLINE_CHANGED: N_("deadline changed"),
+    AuditAction.NO_SECRETS_CONFIRMED: N_("confirmed: no state secrets"),
+    AuditAction.BROADCAST: N_("broadcast"),
+    AuditAction.SCHEDULED: N_("broadcast scheduled"),
+    AuditAction.PAUSED: N_("broadcast paused"),
+    AuditAction.RESUMED: N_("broadcast resumed"),
+    AuditAction.CANCELLED: N_("messages cancelled"),
+    AuditAction.CLOSED: N_("draft closed"),
+    AuditAction.EXPORTED: N_("comments and votes downloaded"),
 }
 
 
@@ -102,3 +125,13 @@ async def entries(session: AsyncSession, since: datetime | None = None) -> Seque
     if since is not None:
         query = query.where(AuditEntry.at >= since)
     return (await session.scalars(query)).all()
+
+
+async def newest_entries(session: AsyncSession, offset: int, limit: int
+                         ) -> tuple[Sequence[AuditEntry], int]:
+    """A page of the rows, newest first, and how many rows there are in all."""
+    total = await session.scalar(select(func.count()).select_from(AuditEntry)) or 0
+    rows = (await session.scalars(
+        select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+        .offset(offset).limit(limit))).all()
+    return rows, total

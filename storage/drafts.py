@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import cast
 
-from sqlalchemy import CursorResult, String, func, literal, select
+from sqlalchemy import CursorResult, String, delete, func, literal, select, update
 from sqlalchemy import cast as sa_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -31,7 +31,8 @@ from storage.models import (
     PollOption,
     Resident,
 )
-from storage.queries import dialect_insert
+from storage.queries import affected, dialect_insert
+from storage.text import N_
 
 
 @dataclass
@@ -76,6 +77,37 @@ async def create_draft(session: AsyncSession, spec: DraftSpec) -> Draft:
     return draft
 
 
+async def rewrite_draft(session: AsyncSession, draft: Draft, spec: DraftSpec) -> None:
+    """Replace every field of a draft not broadcast yet (nobody has seen it, voted on its
+    options or been queued for it) with `spec`'s."""
+    if draft.status != DraftStatus.DRAFT:
+        raise ValueError(f"draft {draft.id} was broadcast: only its deadline may change")
+    fresh = spec.to_draft()
+    for name in ("title", "issuer", "summary", "link", "scope", "opens_at", "deadline",
+                 "poll_question"):
+        setattr(draft, name, getattr(fresh, name))
+    draft.options = fresh.options  # the old options go (delete-orphan)
+    await session.execute(delete(DraftCommune).where(DraftCommune.draft_id == draft.id))
+    session.add_all(DraftCommune(draft_id=draft.id, commune_code=code)
+                    for code in sorted(set(spec.commune_codes)))
+    await session.flush()
+
+
+async def change_deadline(session: AsyncSession, draft: Draft, deadline: datetime) -> int:
+    """Move a draft's deadline; its broadcast messages not sent yet (due, being sent or held
+    for a messaging window) now expire at the new one. Returns how many messages moved."""
+    draft.deadline = deadline
+    result = await session.execute(
+        update(Delivery)
+        .where(*outbox.broadcast_rows(draft.id),
+               Delivery.status.in_((*outbox.WAITING, DeliveryStatus.SENDING)))
+        .values(expires_at=deadline)
+        .execution_options(synchronize_session=False)
+    )
+    await session.flush()
+    return affected(result)
+
+
 class DraftState(StrEnum):
     """Where a draft stands at a given moment, as officials see it."""
 
@@ -83,6 +115,15 @@ class DraftState(StrEnum):
     SCHEDULED = "scheduled"  # broadcast, but its opening time has not come
     OPEN = "open"
     CLOSED = "closed"  # closed early, or its deadline has passed
+
+
+# What each state is called where officials read it (translated by the caller).
+STATE_WORDS = {
+    DraftState.NOT_SENT: N_("not sent yet"),
+    DraftState.SCHEDULED: N_("scheduled"),
+    DraftState.OPEN: N_("open"),
+    DraftState.CLOSED: N_("closed"),
+}
 
 
 def draft_state(draft: Draft, now: datetime) -> DraftState:

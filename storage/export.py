@@ -32,7 +32,7 @@ import os
 import re
 import secrets
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
 
@@ -57,7 +57,16 @@ from sqlalchemy.sql.expression import Subquery, type_coerce
 from storage import communes
 from storage.db import SQLITE_BUSY_TIMEOUT, in_memory
 from storage.drafts import CODE_DIGITS, commune_code_text
-from storage.models import VIETNAM, AppSetting, Comment, Draft, PollOption, Resident, Vote
+from storage.models import (
+    VIETNAM,
+    AppSetting,
+    Comment,
+    Draft,
+    DraftCommune,
+    PollOption,
+    Resident,
+    Vote,
+)
 from storage.text import N_
 
 PSEUDONYM_KEY = "pseudonym_key"
@@ -135,19 +144,20 @@ def _text(value: Any) -> ColumnElement[Any]:
     return cast(value, String)
 
 
-def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int | None = None
-                 ) -> Select[Any]:
+def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int | None = None,
+                 communes: Collection[int] | None = None) -> Select[Any]:
     """The export's rows in order, every column text and none NULL: draft no., kind, receipt
     number ("3-17", "" for a vote), commune code ("" if none), "person:<person id>" ("" once
     the resident erased their data), time as UTC text, comment ("" for a vote), vote label
     ("" for a comment). Titles are not repeated on every row: the export looks them up once.
-    `last_draft` leaves out drafts created after the export looked the titles up.
+    `last_draft` leaves out drafts created after the export looked the titles up;
+    `communes` keeps only the rows sent from these communes (an official's scope).
 
     On SQLite the rows are leaner (`_sqlite_query`): building each value costs more there
     than the SQL saves.
     """
     if dialect == "sqlite":
-        return _sqlite_query(draft_id, last_draft)
+        return _sqlite_query(draft_id, last_draft, communes)
     # Pseudonyms are per person, so a person's linked chats (Telegram, Zalo) share one.
     person = case((Resident.id.is_(None), ""),
                   else_=literal(PERSON_PREFIX) + _text(Resident.person_id))
@@ -171,7 +181,7 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
     )
-    both = _both(comments, votes, draft_id, last_draft)
+    both = _both(comments, votes, draft_id, last_draft, communes)
     return (
         select(
             both.c.draft_id, both.c.kind, both.c.receipt, both.c.code, both.c.person,
@@ -182,8 +192,13 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
 
 
 def _both(comments: Select[*tuple[Any, ...]], votes: Select[*tuple[Any, ...]],
-          draft_id: int | None, last_draft: int | None) -> Subquery:
-    """Comments and votes, of one draft or all up to `last_draft`, as one subquery."""
+          draft_id: int | None, last_draft: int | None,
+          communes: Collection[int] | None = None) -> Subquery:
+    """Comments and votes, of one draft or all up to `last_draft`, from `communes` if given,
+    as one subquery."""
+    if communes is not None:
+        comments = comments.where(Comment.commune_code.in_(sorted(communes)))
+        votes = votes.where(Vote.commune_code.in_(sorted(communes)))
     if draft_id is not None:
         comments = comments.where(Comment.draft_id == draft_id)
         votes = votes.where(Vote.draft_id == draft_id)
@@ -194,7 +209,8 @@ def _both(comments: Select[*tuple[Any, ...]], votes: Select[*tuple[Any, ...]],
     return union_all(comments, votes).subquery()
 
 
-def _sqlite_query(draft_id: int | None, last_draft: int | None) -> Select[Any]:
+def _sqlite_query(draft_id: int | None, last_draft: int | None,
+                  communes: Collection[int] | None = None) -> Select[Any]:
     """`export_query`'s rows with fewer and cheaper values, as SQLite hands them out one
     Python object each: draft no. × 2 + 1 for a vote, comment number ("" for a vote),
     commune code ("" if none), person id ("" once erased), time as UTC text, comment ("" for
@@ -220,7 +236,7 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None) -> Select[Any]:
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
     )
-    both = _both(comments, votes, draft_id, last_draft)
+    both = _both(comments, votes, draft_id, last_draft, communes)
     return (
         select(
             (both.c.draft_id * 2 + both.c.vote_kind).label("head"), both.c.number,
@@ -229,6 +245,19 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None) -> Select[Any]:
         )
         .order_by(both.c.draft_id, both.c.at, both.c.vote_kind, both.c.row_id)
     )
+
+
+def export_titles(draft_id: int | None, communes: Collection[int] | None = None
+                  ) -> Select[int, str]:
+    """The drafts an export covers (id, title): one, or all; only those with a target
+    commune among `communes` when given, so a scoped export names no other commune's draft."""
+    query = select(Draft.id, Draft.title).order_by(Draft.id)
+    if draft_id is not None:
+        query = query.where(Draft.id == draft_id)
+    if communes is not None:
+        query = query.where(Draft.id.in_(select(DraftCommune.draft_id).where(
+            DraftCommune.commune_code.in_(sorted(communes)))))
+    return query
 
 
 def _person_key(person: int | str) -> str:
@@ -548,8 +577,10 @@ async def export_csv(
     key: bytes = b"",
     translate: Callable[[str], str] = str,
     batch: int = BATCH,
+    communes: Collection[int] | None = None,
 ) -> int:
     """Write comments and votes as CSV to `out` (open it with encoding utf-8-sig). Returns rows.
+    `communes`: only the drafts and rows of these communes (an official's scope).
 
     The bytes are those `csv.writer` writes (excel dialect: "," between cells, "\\r\\n" after
     each row, cells quoted only when they need it); the rows are built as text directly, with
@@ -562,10 +593,8 @@ async def export_csv(
     csv.writer(header).writerow([translate(column) for column in COLUMNS])
     out.write(header.getvalue())
     connection = await session.connection()
-    titles_query = select(Draft.id, Draft.title)
-    if draft_id is not None:
-        titles_query = titles_query.where(Draft.id == draft_id)
-    titles = {draft: title for draft, title in await connection.execute(titles_query)}
+    titles = {draft: title for draft, title in await connection.execute(
+        export_titles(draft_id, communes))}
     if not titles:
         return 0
 
@@ -580,7 +609,7 @@ async def export_csv(
         count += len(rows)
 
     dialect = connection.dialect
-    query = export_query(draft_id, dialect.name, last_draft=max(titles))
+    query = export_query(draft_id, dialect.name, last_draft=max(titles), communes=communes)
     # The only values in the query are numbers and constants: safe to write inline.
     sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
     if dialect.name == "postgresql" and dialect.driver == "asyncpg":

@@ -15,12 +15,11 @@ a server's event loop keeps answering meanwhile.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import IO, TYPE_CHECKING, Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.charts import commune_name
@@ -31,11 +30,12 @@ from storage.export import (
     KINDS,
     ExportCells,
     export_query,
+    export_titles,
     neutralise,
     pseudonym_key,
     widen,
 )
-from storage.models import VIETNAM, Draft
+from storage.models import VIETNAM
 from storage.results import DraftResults, Figures, draft_results
 from storage.text import N_
 
@@ -232,18 +232,18 @@ async def export_xlsx(
     key: bytes = b"",
     translate: Callable[[str], str] = str,
     batch: int = BATCH,
+    communes: Collection[int] | None = None,
 ) -> int:
     """Write the workbook to `out` (a file name or a binary file); returns the comment and
-    vote rows written."""
+    vote rows written. `communes`: only the drafts, figures and rows of these communes."""
     from xlsxwriter import Workbook
 
     secret = key or await pseudonym_key(session)
-    titles_query = select(Draft.id, Draft.title).order_by(Draft.id)
-    if draft_id is not None:
-        titles_query = titles_query.where(Draft.id == draft_id)
-    titles = {draft: title for draft, title in (await session.execute(titles_query)).all()}
+    titles = {draft: title for draft, title in
+              (await session.execute(export_titles(draft_id, communes))).all()}
+    scope = None if communes is None else frozenset(communes)
     results = [found for draft in titles
-               if (found := await draft_results(session, draft)) is not None]
+               if (found := await draft_results(session, draft, scope)) is not None]
     cells = ExportCells(titles, {kind: translate(word) for kind, word in KINDS.items()},
                         translate(ANONYMOUS), secret)
     book = Workbook(out, {
@@ -257,7 +257,7 @@ async def export_xlsx(
     if titles:
         connection = await session.connection()
         dialect = connection.dialect.name
-        query = export_query(draft_id, dialect, last_draft=max(titles))
+        query = export_query(draft_id, dialect, last_draft=max(titles), communes=communes)
         stream = await connection.stream(query.execution_options(yield_per=batch))
         async for partition in stream.partitions():
             rows = widen(partition) if dialect == "sqlite" else partition

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -596,8 +596,10 @@ class QueueState:
         return sum(self.counts.values())
 
 
-async def draft_queue(session: AsyncSession, draft_id: int, now: datetime) -> QueueState:
-    """Counts of a draft's broadcast rows, in one query."""
+async def draft_queue(session: AsyncSession, draft_id: int, now: datetime,
+                      communes: Collection[int] | None = None) -> QueueState:
+    """Counts of a draft's broadcast rows, in one query; only those to residents of
+    `communes` (now) when given (an official's scope)."""
 
     def total(condition: Any) -> Any:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
@@ -613,7 +615,7 @@ async def draft_queue(session: AsyncSession, draft_id: int, now: datetime) -> Qu
             func.min(case((queued, Delivery.not_before))),
             total(Delivery.sent_at >= now - timedelta(minutes=1)),
         )
-        .where(*broadcast_rows(draft_id))
+        .where(*broadcast_rows(draft_id), *_to_communes(communes))
         .group_by(Delivery.status, Delivery.channel)
     )
     state = QueueState()
@@ -631,6 +633,13 @@ async def draft_queue(session: AsyncSession, draft_id: int, now: datetime) -> Qu
         if recent:
             state.sent_last_minute[channel] = state.sent_last_minute.get(channel, 0) + recent
     return state
+
+
+def _to_communes(communes: Collection[int] | None) -> tuple[Any, ...]:
+    if communes is None:
+        return ()
+    residents = select(Resident.id).where(Resident.commune_code.in_(sorted(communes)))
+    return (Delivery.resident_id.in_(residents),)
 
 
 async def any_leased(session: AsyncSession, now: datetime) -> bool:

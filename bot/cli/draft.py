@@ -22,19 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.config import Settings
-from handlers.i18n import N_, Translator
+from handlers.i18n import Translator
 from storage import communes, outbox
 from storage.db import open_database
-from storage.drafts import DraftState, commune_code_text, draft_state
+from storage.drafts import STATE_WORDS, DraftState, commune_code_text, draft_state
 from storage.models import DeliveryStatus, Draft, utcnow
 from storage.outbox import QueueState
 
-STATE_WORDS = {
-    DraftState.NOT_SENT: N_("not sent yet"),
-    DraftState.SCHEDULED: N_("scheduled"),
-    DraftState.OPEN: N_("open"),
-    DraftState.CLOSED: N_("closed"),
-}
 # Created drafts list their communes when there are this few; more are summed up by count.
 COMMUNES_LISTED = 10
 # `broadcast` follows the queue this often, and gives up on a worker after this much silence

@@ -84,7 +84,7 @@ async def cmd_results(args: argparse.Namespace, settings: Settings, t: Translato
 
 def results_text(results: DraftResults, t: Translator) -> str:
     """The figures as an official reads them: a summary, the votes, then a table by commune."""
-    from bot.cli.draft import STATE_WORDS
+    from storage.drafts import STATE_WORDS
 
     total = results.total
     lines = [t("Draft no. {id}: “{title}” — {state}, comments until {deadline}",

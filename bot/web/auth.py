@@ -172,8 +172,9 @@ def page(t: Translator, title: str, body: str, status: int = 200) -> web.Respons
     document = (
         f'<!doctype html><html lang="{t.language}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title></head><body><h1>{html.escape(title)}</h1>"
-        f"{body}</body></html>"
+        f"<title>{html.escape(title)}</title>"
+        f'<link rel="stylesheet" href="{ADMIN_PATH}/static/workspace.css"></head>'
+        f"<body><main><h1>{html.escape(title)}</h1>{body}</main></body></html>"
     )
     return web.Response(text=document, content_type="text/html", status=status)
 

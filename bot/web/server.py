@@ -37,8 +37,8 @@ async def serve(
     from bot.channels.registry import configured_channels
     from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
-    from bot.web.auth import admin_app
     from bot.web.webhook import DEFAULT_BACKLOG, WebhookReceiver, make_app
+    from bot.web.workspace import workspace_app
     from handlers.officials import ADMIN_PATH
     from storage import communes
     from storage.db import open_database
@@ -62,7 +62,7 @@ async def serve(
             for route in c.extra_routes()
         ]
         app = make_app(receivers, extra_routes=routes)
-        app.add_subapp(ADMIN_PATH, admin_app(sessionmaker, settings))  # the officials' workspace
+        app.add_subapp(ADMIN_PATH, workspace_app(sessionmaker, settings))  # officials' pages
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
         started: list[str] = []

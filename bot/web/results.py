@@ -1,0 +1,98 @@
+"""A draft's results page (storage.results' figures, as `ykien results` shows them, by commune)
+and its chart as a PNG (storage.charts), both within the official's communes; and the
+draft's comments, newest first, a page at a time, searchable."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from aiohttp import web
+from babel.numbers import format_percent
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web.auth import page_translator
+from bot.web.pages import InScope, draft_in_scope, page_number, render, session_of
+from handlers.i18n import Translator
+from storage.charts import commune_name, results_png
+from storage.comments import comments_page
+from storage.drafts import STATE_WORDS, commune_code_text
+from storage.results import DraftResults, Figures, draft_results
+
+COMMENTS_PER_PAGE = 20
+SEARCH_LIMIT = 200  # characters of a search
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the results table."""
+
+    code: str
+    name: str
+    figures: Figures
+    rate: str  # participation as a percentage, "–" while nobody was reached
+
+
+def _rate(figures: Figures, t: Translator) -> str:
+    rate = figures.participation
+    return "–" if rate is None else format_percent(rate, "#,##0.#%", locale=t.language)
+
+
+async def _results(session: AsyncSession, found: InScope) -> DraftResults:
+    results = await draft_results(session, found.draft.id, found.scope)
+    assert results is not None  # the draft was found in this session
+    return results
+
+
+async def results_page(request: web.Request) -> web.Response:
+    t = page_translator(request)
+    async with session_of(request) as session:
+        found = await draft_in_scope(request, session)
+        results = await _results(session, found)
+    rows = [Row(commune_code_text(entry.code) if entry.code is not None else "",
+                commune_name(entry.code, t), entry.figures, _rate(entry.figures, t))
+            for entry in results.communes]
+    total = results.total
+    shares = [format_percent(count / total.voters, "#,##0.#%", locale=t.language)
+              if total.voters else "–" for count in total.votes]
+    return render(request, "results.html", {
+        "draft": found.draft, "results": results, "rows": rows,
+        "total": Row("", t("Total"), total, _rate(total, t)),
+        "votes": list(zip(results.options, total.votes, shares, strict=True)),
+        "state_words": t(STATE_WORDS[results.state]),
+        "ways": [(way.value, count) for way, count in total.reached_by_way.items() if count],
+    })
+
+
+async def results_chart(request: web.Request) -> web.Response:
+    """The chart (PNG), drawn in a worker thread: matplotlib's CPU work keeps the server
+    answering."""
+    t = page_translator(request)
+    async with session_of(request) as session:
+        found = await draft_in_scope(request, session)
+        results = await _results(session, found)
+    png = await asyncio.to_thread(results_png, results, t, t.language)
+    return web.Response(body=png, content_type="image/png")
+
+
+async def comments(request: web.Request) -> web.Response:
+    search = request.query.get("q", "").strip()[:SEARCH_LIMIT]
+    page = page_number(request)
+    t = page_translator(request)
+    async with session_of(request) as session:
+        found = await draft_in_scope(request, session)
+        listed = await comments_page(session, found.draft.id, found.scope, search,
+                                     (page - 1) * COMMENTS_PER_PAGE, COMMENTS_PER_PAGE)
+    return render(request, "comments.html", {
+        "draft": found.draft, "search": search, "page": page, "total": listed.total,
+        "pages": max(1, -(-listed.total // COMMENTS_PER_PAGE)),
+        "comments": [(row.receipt, commune_name(row.commune_code, t), row.created_at, row.text)
+                     for row in listed.rows],
+    })
+
+
+ROUTES = [
+    web.get(r"/drafts/{id:\d+}/results", results_page),
+    web.get(r"/drafts/{id:\d+}/results.png", results_chart),
+    web.get(r"/drafts/{id:\d+}/comments", comments),
+]
