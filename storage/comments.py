@@ -1,6 +1,11 @@
 """A draft's comments as officials read them: newest first, a page at a time, searchable,
 within the communes they may see. Residents appear only by their comment's receipt number
 and commune: never by a platform id, a pseudonym or anything that points at the person.
+
+A search matches whatever the case and the diacritics ("gio giac" finds "Giờ giấc", as people
+often type without accents), which neither database does alike: the draft's comments are
+streamed newest first and folded here (storage.text.fold), keeping only the page asked for,
+so memory stays flat however many there are. A receipt number ("3-17") finds its comment.
 """
 
 from __future__ import annotations
@@ -9,12 +14,14 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.export import receipt_number
 from storage.models import Comment
+from storage.text import fold
 
-RECEIPT_SEARCH = "-"  # "3-17": a receipt number, searched as such
+STREAMED = 1000  # comments fetched at a time while searching
 
 
 @dataclass(frozen=True)
@@ -35,31 +42,39 @@ async def comments_page(
     session: AsyncSession, draft_id: int, communes: Collection[int] | None, search: str = "",
     offset: int = 0, limit: int = 20,
 ) -> CommentsPage:
-    """The draft's comments from `communes` (None: all), newest first: those containing
-    `search` (any case) or whose receipt number it is."""
+    """The draft's comments from `communes` (None: all), newest first: those whose text
+    holds `search` (folded) or whose receipt number it is."""
     where = [Comment.draft_id == draft_id]
     if communes is not None:
         where.append(Comment.commune_code.in_(sorted(communes)))
-    search = search.strip()
-    if search:
-        matches = [Comment.text.icontains(search, autoescape=True)]
-        number = _receipt_number(search, draft_id)
-        if number is not None:
-            matches.append(Comment.number == number)
-        where.append(or_(*matches))
-    total = await session.scalar(select(func.count()).select_from(Comment).where(*where)) or 0
-    found = await session.execute(
-        select(Comment.number, Comment.commune_code, Comment.text, Comment.created_at)
-        .where(*where).order_by(Comment.created_at.desc(), Comment.id.desc())
-        .offset(offset).limit(limit))
-    return CommentsPage([CommentRow(f"{draft_id}-{number}", code, text, at)
-                         for number, code, text, at in found.all()], total)
+    query = (select(Comment.number, Comment.commune_code, Comment.text, Comment.created_at)
+             .where(*where).order_by(Comment.created_at.desc(), Comment.id.desc()))
+    wanted = fold(search)
+    if not wanted:
+        total = await session.scalar(select(func.count()).select_from(Comment).where(*where))
+        found = await session.execute(query.offset(offset).limit(limit))
+        return CommentsPage([_row(draft_id, *row) for row in found.all()], total or 0)
+    number = _searched_number(search, draft_id)
+    rows: list[CommentRow] = []
+    total = 0
+    stream = await session.stream(query.execution_options(yield_per=STREAMED))
+    async for row in stream:
+        if row.number != number and wanted not in fold(row.text):
+            continue
+        if offset <= total < offset + limit:
+            rows.append(_row(draft_id, *row))
+        total += 1
+    return CommentsPage(rows, total)
 
 
-def _receipt_number(search: str, draft_id: int) -> int | None:
-    """The comment number in "3-17" (draft 3's receipts only), or in a bare "17"."""
-    draft, dash, number = search.rpartition(RECEIPT_SEARCH)
-    if dash and draft.strip() != str(draft_id):
+def _row(draft_id: int, number: int, code: int | None, text: str, at: datetime) -> CommentRow:
+    return CommentRow(receipt_number(draft_id, number), code, text, at)
+
+
+def _searched_number(search: str, draft_id: int) -> int | None:
+    """The comment number in a search such as "3-17" (draft 3's receipts only)."""
+    draft, dash, number = search.strip().rpartition("-")
+    if not dash or draft.strip() != str(draft_id):
         return None
     number = number.strip()
     return int(number) if number.isascii() and number.isdigit() and len(number) < 10 else None
