@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from urllib.parse import quote
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -59,7 +58,7 @@ def _common(request: web.Request) -> dict[str, Any]:
     t = page_translator(request)
     context: dict[str, Any] = {
         "t": t, "plural": t.plural, "number": t.number, "datetime": t.datetime,
-        "admin": ADMIN_PATH, "static": STATIC_PATH, "here": quote(request.path_qs, safe="/?=&"),
+        "admin": ADMIN_PATH, "static": STATIC_PATH, "here": request.path_qs,  # already %-encoded
         "other_language": "en" if t.language == "vi" else "vi",
         "navigation": [], "signed_in_as": [], "csrf_token": "",
     }

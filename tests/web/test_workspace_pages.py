@@ -101,6 +101,15 @@ async def test_vietnamese_by_default_english_on_request(place):
     assert "Path=/admin" in cookie
     page = await official.get("/drafts/new")
     assert "New draft" in page.text and 'lang="en"' in page.text
+    # The switch on any page comes back to that page, a search in Vietnamese included.
+    draft = await make_draft(place.sessionmaker, "Dự thảo", (CAM_TU,))
+    searched = await official.get(f"/drafts/{draft.id}/comments", q="giờ giấc")
+    switch = re.search(r'class="language" lang="vi"\s+href="([^"]+)"', searched.text)
+    assert switch
+    back = await official.http.get(official.url + switch.group(1).replace("&amp;", "&"),
+                                   allow_redirects=False)
+    assert back.headers["Location"] == (
+        f"/admin/drafts/{draft.id}/comments?q=gi%E1%BB%9D+gi%E1%BA%A5c")
     for elsewhere in ("https://evil.example/", "//evil.example/admin/", "/other"):
         away = await official.get("/language/vi", next=elsewhere)
         assert away.status == 303 and away.location == "/admin/"  # never off our pages
