@@ -9,11 +9,13 @@ None of these functions commits: the caller owns the unit of work.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections import defaultdict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import and_, case, delete, func, or_, select, update
@@ -21,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import reach
 from storage.models import (
+    AppSetting,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -568,6 +571,61 @@ async def purge(session: AsyncSession, before: datetime) -> int:
         delete(Delivery).where(Delivery.status.in_(FINISHED), Delivery.created_at < before)
     )
     return affected(result)
+
+
+# ---- channel holds ------------------------------------------------------------------------
+
+
+class HoldReason(StrEnum):
+    """Why a worker stopped sending on a whole channel for a while."""
+
+    OUTAGE = "outage"  # sends kept failing: the platform seems down
+    THROTTLED = "throttled"  # the platform asked to wait (429)
+    DISABLED = "disabled"  # the channel cannot send (its configuration, its authorisation)
+
+
+@dataclass(frozen=True)
+class ChannelHold:
+    until: datetime
+    reason: HoldReason
+    detail: str = ""  # the platform's or the channel's words
+
+
+HOLD_DETAIL_LENGTH = 200
+_HOLD_KEY = "hold:"
+
+
+async def note_hold(session: AsyncSession, channel: str, hold: ChannelHold) -> None:
+    """Tell everyone (`ykien draft status`) that a worker holds the channel until then.
+
+    Kept in app_settings, one row per channel, the latest hold winning: it ends by itself.
+    """
+    value = json.dumps({"until": hold.until.astimezone(UTC).isoformat(),
+                        "reason": hold.reason.value,
+                        "detail": hold.detail[:HOLD_DETAIL_LENGTH]}, ensure_ascii=False)
+    key = _HOLD_KEY + channel
+    if not await insert_unless_present(session, AppSetting, key=key, value=value):
+        await session.execute(update(AppSetting).where(AppSetting.key == key).values(value=value)
+                              .execution_options(synchronize_session=False))
+
+
+async def channel_holds(
+    session: AsyncSession, channels: Sequence[str], now: datetime
+) -> dict[str, ChannelHold]:
+    """The holds in force now on these channels."""
+    rows = await session.execute(select(AppSetting.key, AppSetting.value).where(
+        AppSetting.key.in_([_HOLD_KEY + channel for channel in channels])))
+    holds = {}
+    for key, value in rows.all():
+        try:
+            stored = json.loads(value)
+            hold = ChannelHold(datetime.fromisoformat(stored["until"]),
+                               HoldReason(stored["reason"]), str(stored.get("detail", "")))
+        except (ValueError, KeyError, TypeError):
+            continue  # written by another version: no hold known
+        if hold.until > now:
+            holds[key.removeprefix(_HOLD_KEY)] = hold
+    return holds
 
 
 # ---- progress -----------------------------------------------------------------------------

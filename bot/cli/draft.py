@@ -15,6 +15,7 @@ import asyncio
 import math
 import sys
 import time
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -26,7 +27,7 @@ from handlers.i18n import Translator
 from storage import communes, outbox
 from storage.db import open_database
 from storage.drafts import STATE_WORDS, DraftState, commune_code_text, draft_state
-from storage.models import DeliveryStatus, Draft, utcnow
+from storage.models import DeliveryStatus, Draft, DraftStatus, utcnow
 from storage.outbox import QueueState
 
 # Created drafts list their communes when there are this few; more are summed up by count.
@@ -204,6 +205,9 @@ async def follow(
         async with sessionmaker() as session:
             state = await outbox.draft_queue(session, draft_id, now)
             working = state.leased > 0 or await outbox.any_leased(session, now)
+            draft = await session.get(Draft, draft_id, populate_existing=True)
+            assert draft is not None
+            holds = await outbox.channel_holds(session, list(state.remaining_by_channel), now)
         line = progress_line(state, draft_id, t)
         if state.counts != last_counts:
             last_counts = dict(state.counts)
@@ -213,6 +217,8 @@ async def follow(
         finished = None
         if not state.remaining:
             finished = t("Nothing left to send.")
+        elif waiting := why_waiting(draft, state, holds, now, t):
+            finished = waiting
         elif not state.due and not state.leased and state.next_due is not None:
             finished = t(
                 "The remaining messages are due from {time}; the running bot (ykien run or "
@@ -250,6 +256,44 @@ def progress_line(state: QueueState, draft_id: int, t: Translator) -> str:
     )
 
 
+def why_waiting(
+    draft: Draft, state: QueueState, holds: dict[str, outbox.ChannelHold], now: datetime,
+    t: Translator,
+) -> str | None:
+    """What will become of the draft's messages not sent yet when they are not simply being
+    sent (closed, paused, due after the deadline, a channel on hold); None when they are."""
+    left = state.remaining + state[DeliveryStatus.HELD]
+    if draft_state(draft, now) == DraftState.CLOSED:
+        return t.plural(
+            "{count} message not sent will not be sent: {why}.",
+            "{count} messages not sent will not be sent: {why}.", left,
+            why=t("the draft is closed") if draft.status == DraftStatus.CLOSED
+            else t("the deadline has passed"))
+    if draft.paused:
+        return t("Paused: its messages wait until: ykien draft resume {id}", id=draft.id)
+    if not state.due and not state.leased and state.next_due is not None \
+            and state.next_due >= draft.deadline:
+        return t.plural(
+            "{count} message not sent will not be sent: it is due only from {time}, after "
+            "the deadline.",
+            "{count} messages not sent will not be sent: they are due only from {time}, "
+            "after the deadline.", state.remaining, time=t.datetime(state.next_due))
+    lines = []
+    for channel, hold in sorted(holds.items()):
+        values = {"channel": channel, "time": t.datetime(hold.until), "detail": hold.detail}
+        if hold.reason == outbox.HoldReason.THROTTLED:
+            lines.append(t("{channel} asked the bot to wait: sending goes on at {time}.",
+                           **values))
+        elif hold.reason == outbox.HoldReason.DISABLED:
+            lines.append(t("{channel} cannot send ({detail}): its messages wait, and the bot "
+                           "tries again at {time}.", **values))
+        else:
+            lines.append(t("{channel} is not answering ({detail}): sending is paused, and the "
+                           "bot tries again at {time}. How long the rest takes depends on "
+                           "when it answers.", **values))
+    return "\n".join(lines) or None
+
+
 def channel_rates(settings: Settings) -> dict[str, float]:
     """Each channel's configured pace in messages/s (0: no limit)."""
     return {"telegram": settings.telegram_messages_per_second}
@@ -284,12 +328,14 @@ async def cmd_draft_status(args: argparse.Namespace, settings: Settings, t: Tran
             return 1
         now = utcnow()
         state = await outbox.draft_queue(session, draft.id, now)
+        holds = await outbox.channel_holds(session, list(state.remaining_by_channel), now)
     status = t(STATE_WORDS[draft_state(draft, now)])
     if draft.paused:
         status += ", " + t("paused")
     print(t("Draft no. {id} [{status}] {title}", id=draft.id, status=status, title=draft.title))
     print(progress_line(state, draft.id, t))
-    if state[DeliveryStatus.HELD]:
+    closed = draft_state(draft, now) == DraftState.CLOSED
+    if state[DeliveryStatus.HELD] and not closed:
         print(t.plural(
             "{count} resident has not written for 7 days (Zalo's window): their message "
             "goes when they next write.",
@@ -297,10 +343,10 @@ async def cmd_draft_status(args: argparse.Namespace, settings: Settings, t: Tran
             "go when they next write.",
             state[DeliveryStatus.HELD],
         ))
-    if not state.remaining:
+    if not state.remaining and not (closed and state[DeliveryStatus.HELD]):
         return 0
-    if draft.paused:
-        print(t("Paused: its messages wait until: ykien draft resume {id}", id=draft.id))
+    if waiting := why_waiting(draft, state, holds, now, t):
+        print(waiting)
     elif not state.due and not state.leased and state.next_due is not None:
         print(t("The remaining messages are due from {time}.", time=t.datetime(state.next_due)))
     else:
@@ -308,6 +354,10 @@ async def cmd_draft_status(args: argparse.Namespace, settings: Settings, t: Tran
         if left is None:
             print(t("Time left: unknown (no pace is configured for the channel, and nothing "
                     "was sent in the last minute)."))
+        elif now + timedelta(seconds=left) > draft.deadline:
+            print(t("Time left: about {duration} at the channel's pace, but the deadline comes "
+                    "first ({deadline}): messages not sent by then will not be sent.",
+                    duration=duration(left, t), deadline=t.datetime(draft.deadline)))
         else:
             print(t("Time left: about {duration} at the channel's pace.",
                     duration=duration(left, t)))

@@ -127,6 +127,9 @@ class _Lane:
         self.streak: set[int] = set()  # rows failing temporarily one after another
         self.outage = 0  # consecutive outage holds (0: none)
         self.held_until: datetime | None = None  # this worker's hold (the worker's clock)
+        self.hold_reason = outbox.HoldReason.OUTAGE  # why this worker's hold
+        self.hold_detail = ""
+        self.hold_noted: datetime | None = None  # the hold last written for everyone to see
         self.epoch = 0  # bumped by each hold, so a send knows a hold began after it started
         self.interrupt: asyncio.Future[None] | None = None  # the batch being sent
 
@@ -135,9 +138,10 @@ class _Lane:
         held = (self.held_until - now).total_seconds() if self.held_until else 0.0
         return max(held, self.limiter.paused_for(), 0.0)
 
-    def hold(self, until: datetime) -> None:
+    def hold(self, until: datetime, reason: outbox.HoldReason, detail: str = "") -> None:
         """Stop starting sends until `until`; the batch being sent gives its rows back."""
         self.held_until = until if self.held_until is None else max(self.held_until, until)
+        self.hold_reason, self.hold_detail = reason, detail
         self.proven = False
         self.epoch += 1
         _resolve(self.interrupt)
@@ -229,6 +233,7 @@ class DeliveryWorker:
         while not stop.is_set():
             now = self.now()
             if lane.held_for(now):
+                await self._note_hold(lane, now)
                 return
             async with self.sessionmaker() as session, session.begin():
                 claim = await outbox.claim(
@@ -237,6 +242,19 @@ class DeliveryWorker:
             if not claim.rows:
                 return
             await self._send_batch(lane, claim, now, stop, progress)
+
+    async def _note_hold(self, lane: _Lane, now: datetime) -> None:
+        """Write a new hold of the channel where `ykien draft status` reads it."""
+        until = now + timedelta(seconds=lane.held_for(now))
+        if lane.hold_noted is not None and abs((until - lane.hold_noted).total_seconds()) < 1:
+            return
+        if lane.held_until is not None and lane.held_until > now:
+            hold = outbox.ChannelHold(until, lane.hold_reason, lane.hold_detail)
+        else:  # only the limiter waits: a reply was answered 429
+            hold = outbox.ChannelHold(until, outbox.HoldReason.THROTTLED)
+        async with self.sessionmaker() as session, session.begin():
+            await outbox.note_hold(session, lane.name, hold)
+        lane.hold_noted = until
 
     async def _send_batch(
         self, lane: _Lane, claim: Claim, claimed_at: datetime, stop: asyncio.Event,
@@ -363,7 +381,8 @@ class DeliveryWorker:
             # Not this row's fault; a short hold keeps a broken limiter from spinning the loop.
             log.warning("delivery: %s pacing failed, holding the channel briefly: %r",
                         lane.name, turn.exception())
-            lane.hold(self.now() + timedelta(seconds=self.config.idle_seconds))
+            lane.hold(self.now() + timedelta(seconds=self.config.idle_seconds),
+                      outbox.HoldReason.OUTAGE, "pacing failed")
             return self._give_back(row, self._resume_time(lane))
         if self.now() >= lease_end:
             # Too close to the end of the lease: another worker may take the row any moment.
@@ -374,7 +393,8 @@ class DeliveryWorker:
         except Throttled as error:
             now = self.now()
             lane.limiter.pause(error.retry_after)
-            lane.hold(now + timedelta(seconds=error.retry_after))
+            lane.hold(now + timedelta(seconds=error.retry_after), outbox.HoldReason.THROTTLED,
+                      str(error))
             log.info("delivery: %s asks to wait %ss", lane.name, error.retry_after)
             return self._give_back(row, lane.held_until or now, str(error))
         except OutsideWindow:
@@ -383,7 +403,7 @@ class DeliveryWorker:
             return self._held(row)
         except ChannelDisabled as error:
             # Every row would fail alike: pause the channel, its rows stay queued.
-            lane.hold(self.now() + DISABLED_PAUSE)
+            lane.hold(self.now() + DISABLED_PAUSE, outbox.HoldReason.DISABLED, str(error))
             log.warning("delivery: %s is disabled, its messages wait: %s", lane.name, error)
             return self._give_back(row, self._resume_time(lane), str(error))
         except Unreachable as error:
@@ -417,12 +437,12 @@ class DeliveryWorker:
             # The first send after an outage hold failed too: the outage goes on. This row's
             # attempt counts, so a row that always fails is not tried first forever.
             lane.outage += 1
-            lane.hold(now + self._backoff(lane.outage))
+            lane.hold(now + self._backoff(lane.outage), outbox.HoldReason.OUTAGE, error)
         else:
             lane.streak.add(row.id)
             if len(lane.streak) >= OUTAGE_ROWS:
                 lane.outage = 1
-                lane.hold(now + self._backoff(lane.outage))
+                lane.hold(now + self._backoff(lane.outage), outbox.HoldReason.OUTAGE, error)
                 log.warning("delivery: %s seems down (%d messages failed in a row): holding "
                             "it until %s", lane.name, len(lane.streak), lane.held_until)
                 return self._give_back(row, self._resume_time(lane), error)

@@ -19,7 +19,7 @@ from bot.channels.channel import PermanentFailure
 from bot.config import DeliveryConfig
 from bot.sending.worker import DeliveryWorker
 from storage.db import open_database
-from storage.models import Delivery, DeliveryStatus, utcnow
+from storage.models import Delivery, DeliveryStatus, Draft, utcnow
 from tests.conftest import EXAMPLE_DRAFT, cli_environment
 from tests.sending.test_delivery import (
     ScriptedChannel,
@@ -233,3 +233,67 @@ async def rows_with(sessionmaker, status: DeliveryStatus) -> int:
     async with sessionmaker() as session:
         return await session.scalar(
             select(func.count()).select_from(Delivery).where(Delivery.status == status))
+
+
+async def test_status_during_an_outage_promises_no_time(ykien, sessionmaker):
+    """Telegram is down: the worker holds the channel instead of trying everyone, and
+    `draft status` says so rather than "about 20 seconds left" at the configured 30/s (one
+    batch of 500 was given back for later, 100 messages are due)."""
+    await add_residents(sessionmaker, 600, channel="telegram")
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    await ykien("draft", "broadcast", "1", "--no-wait")
+    channel = ScriptedChannel()
+    channel.down_until = utcnow() + timedelta(hours=1)
+    await DeliveryWorker(sessionmaker, {"telegram": channel}).run_once()
+    assert channel.sent == [] and channel.tried  # it tried, and holds the channel now
+    status = (await ykien("draft", "status", "1")).stdout
+    assert "Time left: about" not in status, status
+    assert "telegram is not answering" in status and "503 Service Unavailable" in status
+    assert "tries again at" in status
+
+
+async def test_status_of_a_draft_past_its_deadline_promises_nothing(ykien, sessionmaker):
+    """Rows due later (a retry, a pause) of a draft whose deadline passed expire unsent."""
+    await add_residents(sessionmaker, 3)
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    await ykien("draft", "broadcast", "1", "--no-wait")
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Delivery).values(
+            not_before=utcnow() + timedelta(minutes=10)))
+        await session.execute(update(Draft).values(deadline=utcnow() - timedelta(minutes=1)))
+    status = (await ykien("draft", "status", "1")).stdout
+    assert "[closed]" in status
+    assert "due from" not in status and "Time left" not in status, status
+    assert "3 messages not sent will not be sent: the deadline has passed." in status
+
+
+async def test_status_says_when_the_deadline_comes_before_the_last_message(
+    ykien, sessionmaker
+):
+    await add_residents(sessionmaker, 2100, channel="telegram")  # 70 s at 30/s
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    await ykien("draft", "broadcast", "1", "--no-wait")
+    assert "Time left: about 2 minutes at the channel's pace.\n" in (
+        await ykien("draft", "status", "1")).stdout
+    async with sessionmaker() as session, session.begin():
+        await session.execute(update(Draft).values(deadline=utcnow() + timedelta(seconds=50)))
+    status = (await ykien("draft", "status", "1")).stdout
+    assert "Time left: about 2 minutes at the channel's pace, but the deadline comes first" \
+        in status, status
+
+
+async def test_broadcast_progress_during_an_outage_says_so(ykien, sessionmaker):
+    await add_residents(sessionmaker, 600, channel="telegram")
+    await ykien("draft", "create", "--file", str(EXAMPLE_DRAFT))
+    channel = ScriptedChannel()
+    channel.down_until = utcnow() + timedelta(hours=1)
+    stop = asyncio.Event()
+    running = asyncio.create_task(DeliveryWorker(sessionmaker, {"telegram": channel}).run(
+        stop, idle_seconds=0.2))
+    try:
+        done = await ykien("draft", "broadcast", "1")
+    finally:
+        stop.set()
+        await running
+    last = done.stdout.splitlines()[-1]
+    assert "telegram is not answering (503 Service Unavailable)" in last, done.stdout
