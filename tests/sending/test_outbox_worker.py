@@ -12,10 +12,11 @@ import io
 import logging
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from bot.app import housekeeping
-from bot.channels.channel import PermanentFailure
+from bot.channels.channel import PermanentFailure, TemporaryFailure, Unreachable
 from bot.cli.draft import follow
 from bot.config import DeliveryConfig
 from bot.sending.worker import OUTAGE_ROWS, DeliveryWorker, Progress
@@ -110,6 +111,64 @@ async def test_a_worker_whose_lease_ran_out_records_nothing_over_the_new_owner(
     assert shown == ["msg-1"]  # B's message (each channel numbers its own)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert any("another worker took the row over" in r.getMessage() for r in warnings)
+
+
+class FailingAfterTheGate(ScriptedChannel):
+    """Every send waits for the gate, then fails with `failure`."""
+
+    def __init__(self, failure: Exception) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.failure = failure
+
+    async def send(self, user_id, message):
+        self.tried.append(user_id)
+        self.in_flight += 1
+        try:
+            await self.gate.wait()
+        finally:
+            self.in_flight -= 1
+        raise self.failure
+
+
+@pytest.mark.parametrize("failure", [
+    PermanentFailure("Bad Request: chat not found"), TemporaryFailure("connection reset"),
+    Unreachable("Forbidden: bot was blocked by the user"),
+], ids=["permanent", "temporary", "blocked"])
+async def test_a_worker_whose_lease_ran_out_records_no_failure_over_the_new_owner(
+    sessionmaker, service, failure
+):
+    """Like a late "sent", a late failure of the first worker must not touch the row that a
+    second worker has claimed since, and is sending now."""
+    await subscribe(service, ["a"])
+    await add_draft(sessionmaker)
+    config = DeliveryConfig()
+    clock = Clock()
+    doomed = FailingAfterTheGate(failure)
+    first = asyncio.create_task(
+        DeliveryWorker(sessionmaker, {"test": doomed}, config, now=clock).run_once())
+    await until(lambda: doomed.in_flight == 1)
+    clock.advance(seconds=config.lease_seconds + 1)  # its lease runs out
+
+    owner = ScriptedChannel()
+    owner.gate = asyncio.Event()
+    second = asyncio.create_task(
+        DeliveryWorker(sessionmaker, {"test": owner}, config, now=clock).run_once())
+    await until(lambda: owner.in_flight == 1)
+    claimed = (await rows_by_user(sessionmaker))["a"]
+
+    doomed.gate.set()  # the first worker's send fails now, while the second one's is under way
+    late = await first
+    assert (late.failed, late.retried, late.unreachable, late.lost) == (0, 0, 0, 1)
+    row = (await rows_by_user(sessionmaker))["a"]
+    assert (row.status, row.lease_token, row.error, row.attempts) == (
+        DeliveryStatus.SENDING, claimed.lease_token, "", 2)
+    async with sessionmaker() as session:
+        assert (await session.scalar(select(Resident.reachable))) is True
+
+    owner.gate.set()
+    assert (await second).sent == 1
+    assert (await rows_by_user(sessionmaker))["a"].status == DeliveryStatus.SENT
 
 
 async def test_a_30_second_outage_loses_nobody_and_fails_nobody(sessionmaker):
