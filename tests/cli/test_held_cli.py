@@ -3,25 +3,17 @@ an official would: each command a separate process, the worker and the resident 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from bot.sending.worker import DeliveryWorker
-from handlers.capabilities import CONSOLE
 from handlers.events import Incoming, Kind
 from storage.models import Delivery, DeliveryStatus, Resident, utcnow
 from tests.cli.test_outbox_cli import ykien  # noqa: F401 (the fixture)
 from tests.conftest import EXAMPLE_DRAFT
-from tests.sending.test_delivery import ScriptedChannel, subscribe
-
-
-class WindowedChannel(ScriptedChannel):
-    """A channel that may write only to residents who wrote in the last 7 days."""
-
-    capabilities = replace(CONSOLE, messaging_window=timedelta(days=7))
+from tests.sending.test_delivery import WindowedChannel, subscribe
 
 
 async def statuses(sessionmaker) -> list[str]:

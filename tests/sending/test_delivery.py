@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -79,6 +80,12 @@ class ScriptedChannel:
         for user, _ in self.sent:
             counts[user] = counts.get(user, 0) + 1
         return counts
+
+
+class WindowedChannel(ScriptedChannel):
+    """A channel that may write only to residents who wrote in the last 7 days (Zalo OA)."""
+
+    capabilities = replace(CONSOLE, messaging_window=timedelta(days=7))
 
 
 async def subscribe(service, users) -> None:
