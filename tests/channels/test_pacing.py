@@ -252,6 +252,23 @@ def test_telegram_at_zero_messages_per_second_still_paces_each_chat(
     assert [limiter.try_acquire("resident") for _ in range(4)] == [True, True, True, False]
 
 
+async def test_with_a_global_rate_a_reply_taken_at_once_keeps_each_chats_pace() -> None:
+    """try_acquire (a handler's reply) under a global rate: the chat's burst of three, then
+    one a second, whatever the global bucket has left; other chats are not held back."""
+    time = FakeTime()
+    limiter = time.limiter(1000)  # a global burst of 30: the chat's pace is what stops it
+    assert [limiter.try_acquire("resident") for _ in range(4)] == [True, True, True, False]
+    assert limiter.try_acquire("neighbour")
+    time.now += 0.5
+    assert not limiter.try_acquire("resident")
+    time.now += 0.5
+    assert [limiter.try_acquire("resident") for _ in range(2)] == [True, False]
+    # A chat paced by acquire (a broadcast) has spent its burst for try_acquire too.
+    for _ in range(3):
+        await limiter.acquire("busy", Priority.BROADCAST)
+    assert not limiter.try_acquire("busy")
+
+
 async def test_a_channel_without_a_platform_may_turn_the_chat_pace_off() -> None:
     time = FakeTime()
     limiter = time.limiter(0, per_chat=False)
