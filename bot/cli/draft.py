@@ -17,18 +17,18 @@ import sys
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TextIO
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from typing import TYPE_CHECKING, TextIO
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.config import Settings
 from handlers.i18n import Translator
-from storage import communes, outbox
-from storage.db import open_database
-from storage.drafts import STATE_WORDS, DraftState, commune_code_text, draft_state
-from storage.models import DeliveryStatus, Draft, DraftStatus, utcnow
-from storage.outbox import QueueState
+
+if TYPE_CHECKING:  # the database is imported by the commands that use it, for a fast start
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from storage import outbox
+    from storage.models import Draft
+    from storage.outbox import QueueState
 
 # Created drafts list their communes when there are this few; more are summed up by count.
 COMMUNES_LISTED = 10
@@ -73,7 +73,9 @@ def add_draft_commands(commands: Subcommands, add: AddCommand, t: Translator) ->
 
 async def cmd_draft_create(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.draftfile import DraftFileError, load_draft_file
-    from storage.drafts import create_draft
+    from storage import communes
+    from storage.db import open_database
+    from storage.drafts import commune_code_text, create_draft
 
     try:
         spec = load_draft_file(Path(args.file), t)
@@ -105,7 +107,9 @@ async def cmd_draft_create(args: argparse.Namespace, settings: Settings, t: Tran
 
 
 async def cmd_draft_list(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from storage.drafts import list_drafts
+    from storage.db import open_database
+    from storage.drafts import STATE_WORDS, list_drafts
+    from storage.models import utcnow
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         rows = await list_drafts(session, utcnow())
@@ -139,6 +143,9 @@ async def _draft_or_say(session: AsyncSession, draft_id: int, t: Translator) -> 
 
 def _closed(draft: Draft, t: Translator) -> bool:
     """True, after saying so, when the draft is closed and nothing of it is sent any more."""
+    from storage.drafts import DraftState, draft_state
+    from storage.models import utcnow
+
     if draft_state(draft, utcnow()) != DraftState.CLOSED:
         return False
     print(t("Draft no. {id} is closed: none of its messages are sent any more.", id=draft.id),
@@ -147,7 +154,10 @@ def _closed(draft: Draft, t: Translator) -> bool:
 
 
 async def cmd_draft_broadcast(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
-    from storage.drafts import broadcast
+    from storage import outbox
+    from storage.db import open_database
+    from storage.drafts import DraftState, broadcast, draft_state
+    from storage.models import DeliveryStatus, utcnow
 
     async with open_database(settings.database_url) as sessionmaker:
         async with sessionmaker() as session:
@@ -194,6 +204,9 @@ async def follow(
     out: TextIO | None = None,
 ) -> int:
     """Show a draft's progress until its queue is empty, or until nobody is sending it."""
+    from storage import outbox
+    from storage.models import Draft, utcnow
+
     out = out or sys.stdout
     live = out.isatty()
     shown = ""
@@ -242,6 +255,8 @@ async def follow(
 
 
 def progress_line(state: QueueState, draft_id: int, t: Translator) -> str:
+    from storage.models import DeliveryStatus
+
     return t(
         "Draft no. {id}: {sent} sent, {failed} failed, {unreachable} unreachable, "
         "{skipped} skipped, {expired} expired, {cancelled} cancelled, {remaining} remaining",
@@ -262,6 +277,10 @@ def why_waiting(
 ) -> str | None:
     """What will become of the draft's messages not sent yet when they are not simply being
     sent (closed, paused, due after the deadline, a channel on hold); None when they are."""
+    from storage import outbox
+    from storage.drafts import DraftState, draft_state
+    from storage.models import DeliveryStatus, DraftStatus
+
     left = state.remaining + state[DeliveryStatus.HELD]
     if draft_state(draft, now) == DraftState.CLOSED:
         return t.plural(
@@ -322,6 +341,11 @@ def duration(seconds: float, t: Translator) -> str:
 
 
 async def cmd_draft_status(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from storage import outbox
+    from storage.db import open_database
+    from storage.drafts import STATE_WORDS, DraftState, draft_state
+    from storage.models import DeliveryStatus, utcnow
+
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         draft = await _draft_or_say(session, args.id, t)
         if draft is None:
@@ -373,6 +397,9 @@ async def cmd_draft_resume(args: argparse.Namespace, settings: Settings, t: Tran
 
 
 async def _set_paused(draft_id: int, settings: Settings, t: Translator, paused: bool) -> int:
+    from storage import outbox
+    from storage.db import open_database
+
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         draft = await _draft_or_say(session, draft_id, t)
         if draft is None:
@@ -394,6 +421,10 @@ async def _set_paused(draft_id: int, settings: Settings, t: Translator, paused: 
 
 
 async def cmd_draft_cancel(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from storage import outbox
+    from storage.db import open_database
+    from storage.models import utcnow
+
     async with open_database(settings.database_url) as sessionmaker:
         async with sessionmaker() as session:
             draft = await _draft_or_say(session, args.id, t)
@@ -436,6 +467,9 @@ async def _settled(
 ) -> outbox.Settling:
     """Where the messages that were being sent stand once their workers let go of them (a
     second or two), or after SETTLE_SECONDS when one does not answer."""
+    from storage import outbox
+    from storage.models import utcnow
+
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         async with sessionmaker() as session:
@@ -446,6 +480,10 @@ async def _settled(
 
 
 async def cmd_draft_retry(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from storage import outbox
+    from storage.db import open_database
+    from storage.models import utcnow
+
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         draft = await _draft_or_say(session, args.id, t)
         if draft is None or _closed(draft, t):
@@ -461,7 +499,9 @@ async def cmd_draft_retry(args: argparse.Namespace, settings: Settings, t: Trans
 
 
 async def cmd_draft_close(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from storage.db import open_database
     from storage.drafts import close_draft
+    from storage.models import utcnow
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         draft = await _draft_or_say(session, args.id, t)

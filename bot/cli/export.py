@@ -19,7 +19,6 @@ from bot.cli.outfile import (
 )
 from bot.config import Settings
 from handlers.i18n import Translator
-from storage.db import open_database
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -41,6 +40,7 @@ def add_export_commands(commands: Subcommands, add: AddCommand, t: Translator) -
 
 
 async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from storage.db import open_database
     from storage.export import export_csv
     from storage.queries import get_draft
 

@@ -15,9 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from handlers.i18n import Translator
 
 # Files SQLite keeps beside the database: overwriting any of them corrupts it.
@@ -26,6 +23,9 @@ SQLITE_COMPANIONS = ("", "-wal", "-shm", "-journal")
 
 def database_files(database_url: str) -> list[Path]:
     """The SQLite database file and its companions, resolved; [] for a server database."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         url = make_url(database_url)
     except ArgumentError:

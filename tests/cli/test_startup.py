@@ -13,7 +13,7 @@ from tests.conftest import ROOT
 
 # What `communes search` must not pay for at start-up.
 HEAVY = ("bot.web", "telegram", "bot.channels.zalo_oa", "bot.channels.zalo_bot",
-         "bot.channels.telegram", "bot.sending")
+         "bot.channels.telegram", "bot.sending", "sqlalchemy", "alembic", "aiohttp")
 
 PROBE = """
 import contextlib, io, json, sys
