@@ -1,5 +1,6 @@
 """`ykien web login-link --chat telegram:123456`: the one-time sign-in link /login gives in the
-chat, printed here (for the first administrator, or a chat app that is not connected yet).
+chat, printed here (for the first administrator, or a chat app that is not connected yet);
+`ykien web serve`: the workspace alone, for a bot that polls (`ykien serve` registers webhooks).
 
 Exit codes: 0 printed, 1 cannot be done (no one agreed in that chat, or they hold no role),
 2 bad input (argparse, YKIEN_PUBLIC_URL not set).
@@ -23,6 +24,27 @@ def add_web_commands(commands: Subcommands, add: AddCommand, t: Translator) -> N
                                "of a chat who holds a role"), cmd_login_link, commands_of_web)
     link.add_argument("--chat", required=True, type=chat_argument(t), metavar="CHANNEL:ID",
                       help=t("the person's chat, such as telegram:123456"))
+    serve = add("serve", t("serve only the workspace, beside a bot that polls (ykien run): "
+                           "no webhook is registered and nothing is sent"),
+                cmd_web_serve, commands_of_web)
+    serve.add_argument("--host", default="127.0.0.1", help=t("the address to listen on"))
+    serve.add_argument("--port", type=int, default=8080, help=t("the port to listen on"))
+
+
+async def cmd_web_serve(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from bot.web.server import serve
+
+    if not settings.public_url:
+        print(t("YKIEN_PUBLIC_URL is not set: set it to the https:// address where the "
+                "workspace is reached (through the reverse proxy); the sign-in links the bot "
+                "sends point there."), file=sys.stderr)
+        return 2
+    try:
+        await serve(settings, args.host, args.port, receive=False)
+    except RuntimeError as error:  # the port is taken
+        print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
+        return 1
+    return 0
 
 
 async def cmd_login_link(args: argparse.Namespace, settings: Settings, t: Translator) -> int:

@@ -24,11 +24,14 @@ async def serve(
     *,
     on_listening: Callable[[str], None] | None = None,
     backlog: int | None = None,
+    receive: bool = True,
 ) -> None:
     """Receive by webhook and deliver until `stop` is set (or SIGINT/SIGTERM).
 
     `on_listening` gets the server's own address (http://host:port) once the webhook is
-    registered; `backlog` bounds the updates waiting in memory (then 503).
+    registered; `backlog` bounds the updates waiting in memory (then 503). Without
+    `receive`, only the officials' workspace is served (`ykien web serve`): no channel is
+    started, no webhook registered, nothing sent, so a bot that polls keeps polling.
     """
     from aiohttp import web
 
@@ -48,7 +51,7 @@ async def serve(
     async with open_database(settings.database_url) as sessionmaker:
         await asyncio.to_thread(communes.warm_up)  # the first resident should not wait for it
         service = ChatService.for_settings(sessionmaker, settings)
-        channels = configured_channels(settings, service)
+        channels = configured_channels(settings, service) if receive else {}
         hooked = [c for c in channels.values() if isinstance(c, WebhookChannel)]
         receivers = [
             WebhookReceiver(
@@ -61,7 +64,7 @@ async def serve(
             route for c in channels.values() if isinstance(c, ServesRoutes)
             for route in c.extra_routes()
         ]
-        app = make_app(receivers, extra_routes=routes)
+        app = make_app(receivers, extra_routes=routes, sessionmaker=sessionmaker)
         app.add_subapp(ADMIN_PATH, workspace_app(sessionmaker, settings))  # officials' pages
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
@@ -78,12 +81,16 @@ async def serve(
             except OSError as exc:
                 raise RuntimeError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
             listening = runner.addresses[0]
-            log.info("webhook server listening on %s:%s", listening[0], listening[1])
+            log.info("%s listening on %s:%s", "webhook server" if receive else "workspace",
+                     listening[0], listening[1])
             for channel in hooked:
                 await channel.register_webhook(settings.public_url + channel.webhook_path)
             if on_listening is not None:
                 on_listening(f"http://{host}:{listening[1]}")
-            await DeliveryWorker(sessionmaker, channels, settings.delivery).run(stop)
+            if receive:
+                await DeliveryWorker(sessionmaker, channels, settings.delivery).run(stop)
+            else:
+                await stop.wait()
         finally:
             stop.set()
             await runner.cleanup()  # no new updates

@@ -19,6 +19,7 @@ from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.channel import WebhookChannel
 from storage import inbound
@@ -216,6 +217,7 @@ def make_app(
     *,
     extra_routes: Sequence[web.RouteDef] = (),
     client_max_size: int = MAX_BODY,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
 ) -> web.Application:
     """The aiohttp application: one webhook route per channel, /healthz, and `extra_routes`
     (an OAuth callback, for instance)."""
@@ -225,9 +227,10 @@ def make_app(
     app.router.add_routes(extra_routes)
 
     async def healthz(request: web.Request) -> web.Response:
-        sessionmaker = receivers[0].sessionmaker if receivers else None
+        # The receivers' database, or the given one when there is none (`ykien web serve`).
+        database_of = sessionmaker or (receivers[0].sessionmaker if receivers else None)
         try:
-            database = sessionmaker is not None and await inbound.database_reachable(sessionmaker)
+            database = database_of is not None and await inbound.database_reachable(database_of)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("healthz: database unreachable: %s", type(exc).__name__)
             database = False
