@@ -53,7 +53,8 @@ class ChatService:
         """The service as the settings make it: conversation timeout, the workspace's address
         and the administrators of YKIEN_ADMIN_IDS."""
         return cls(sessionmaker, settings.conversation_timeout,
-                   Workspace(settings.public_url, settings.admin_chats))
+                   Workspace(settings.public_url, settings.admin_chats,
+                             settings.pseudonym_key))
 
     async def handle(
         self, event: Incoming, capabilities: Capabilities | None = None
@@ -69,15 +70,17 @@ class ChatService:
             async with self.sessionmaker() as session, session.begin():
                 now = utcnow()
                 can_reply = capabilities is not None and capabilities.replies_to_messages
+                files = capabilities is not None and capabilities.sends_files
                 if capabilities is None or not capabilities.numbers_choices:
                     return await respond(session, event, now, self.conversation_timeout,
                                          replies_to_messages=can_reply,
-                                         workspace=self.workspace)
+                                         workspace=self.workspace, sends_files=files)
                 numbering = await self._numbering(session, event.channel, event.user_id, now)
                 event = _chosen(event, numbering)
                 numbering.new_turn()
                 replies = await respond(session, event, now, self.conversation_timeout,
-                                        replies_to_messages=can_reply, workspace=self.workspace)
+                                        replies_to_messages=can_reply, workspace=self.workspace,
+                                        sends_files=files)
                 if await queries.get_resident(session, event.channel, event.user_id) is None:
                     numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
                 laid_out = [part for reply in replies

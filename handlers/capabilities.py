@@ -31,6 +31,8 @@ class Capabilities:
     messaging_window: timedelta | None = None
     # How the platform counts text length (Telegram counts UTF-16 code units).
     measure: Callable[[str], int] = len
+    # Pictures and documents (Document, Picture) are sent as files; without, only captions.
+    sends_files: bool = False
 
     @property
     def numbers_choices(self) -> bool:
@@ -39,4 +41,5 @@ class Capabilities:
 
 
 # A terminal shows any length and has no buttons.
-CONSOLE = Capabilities(buttons_per_message=0, button_label_limit=200, text_limit=100_000)
+CONSOLE = Capabilities(buttons_per_message=0, button_label_limit=200, text_limit=100_000,
+                       sends_files=True)  # written to files, their paths printed

@@ -278,6 +278,7 @@ def _note_presence(resident: Resident, kind: Kind, now: datetime) -> None:
 async def respond(
     session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta = DEFAULT_TIMEOUT,
     *, replies_to_messages: bool = False, workspace: Workspace | None = None,
+    sends_files: bool = False,
 ) -> list[Outgoing]:
     """The replies to one event; the caller commits, or rolls back if this raises.
 
@@ -294,7 +295,7 @@ async def respond(
             _note_presence(resident, event.kind, now)
         return []  # nothing to answer, and nothing to store about a stranger
     turn = Turn(session, event, resident, translator(resident.language if resident else None),
-                now, timeout, replies_to_messages, workspace or Workspace())
+                now, timeout, replies_to_messages, workspace or Workspace(), sends_files)
     shared = linking_storage.settings_of(resident) if resident is not None else None
     if resident is not None:
         # Noted before the step: a comment takes its draft's receipt counter (a row every

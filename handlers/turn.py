@@ -26,6 +26,7 @@ class Workspace:
 
     public_url: str = ""  # YKIEN_PUBLIC_URL, where sign-in links point; "" = not set up
     admin_chats: frozenset[Chat] = frozenset()  # YKIEN_ADMIN_IDS: admins of everything
+    pseudonym_key: str = ""  # YKIEN_PSEUDONYM_KEY, so chat exports match the CLI's
 
 
 @dataclass
@@ -40,6 +41,8 @@ class Turn:
     # The channel counts a reply to a draft's message as a comment (Capabilities).
     replies_to_messages: bool = False
     workspace: Workspace = Workspace()
+    # The channel sends pictures and documents as files (Capabilities.sends_files).
+    sends_files: bool = False
 
 
 def button(data: ButtonData, label: str) -> Button:

@@ -55,6 +55,7 @@ class AuditAction(StrEnum):
     CANCELLED = "cancelled"  # detail: how many messages
     CLOSED = "closed"
     EXPORTED = "exported"  # detail: the format and the communes it was limited to
+    RESULTS_READ = "results_read"  # a draft's figures and chart asked for in a chat
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -77,6 +78,7 @@ ACTION_WORDS = {
     AuditAction.CANCELLED: N_("messages cancelled"),
     AuditAction.CLOSED: N_("draft closed"),
     AuditAction.EXPORTED: N_("comments and votes downloaded"),
+    AuditAction.RESULTS_READ: N_("results read"),
 }
 
 

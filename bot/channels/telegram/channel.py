@@ -136,7 +136,7 @@ class TelegramChannel:
     # Inline keyboards hold up to 100 buttons; texts count UTF-16 code units.
     capabilities = Capabilities(
         buttons_per_message=100, button_label_limit=64, text_limit=MAX_TEXT, can_edit=True,
-        replies_to_messages=True, measure=utf16_len,
+        replies_to_messages=True, measure=utf16_len, sends_files=True,
     )
     # Replies held by flood control are dropped after this many waits for one update's replies.
     reply_max_waits = 5
