@@ -56,6 +56,7 @@ class AuditAction(StrEnum):
     CLOSED = "closed"
     EXPORTED = "exported"  # detail: the format and the communes it was limited to
     RESULTS_READ = "results_read"  # a draft's figures and chart asked for in a chat
+    RETRIED = "retried"  # failed messages queued again (detail: how many)
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -79,6 +80,7 @@ ACTION_WORDS = {
     AuditAction.CLOSED: N_("draft closed"),
     AuditAction.EXPORTED: N_("comments and votes downloaded"),
     AuditAction.RESULTS_READ: N_("results read"),
+    AuditAction.RETRIED: N_("failed messages queued again"),
 }
 
 

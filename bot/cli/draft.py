@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the database is imported by the commands that use it, for a
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from storage import outbox
+    from storage.audit import AuditAction
     from storage.models import Draft
     from storage.outbox import QueueState
 
@@ -74,6 +75,7 @@ def add_draft_commands(commands: Subcommands, add: AddCommand, t: Translator) ->
 async def cmd_draft_create(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.draftfile import DraftFileError, load_draft_file
     from storage import communes
+    from storage.audit import AuditAction
     from storage.db import open_database
     from storage.drafts import commune_code_text, create_draft
 
@@ -90,6 +92,7 @@ async def cmd_draft_create(args: argparse.Namespace, settings: Settings, t: Tran
         return 2
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         draft = await create_draft(session, spec)
+        await _audit(session, AuditAction.DRAFT_CREATED, draft.id)
         await session.commit()
     codes = sorted(set(spec.commune_codes))
     print(t.plural(
@@ -141,6 +144,17 @@ async def _draft_or_say(session: AsyncSession, draft_id: int, t: Translator) -> 
     return draft
 
 
+async def _audit(
+    session: AsyncSession, action: AuditAction, draft_id: int, detail: str = ""
+) -> None:
+    """One audit row for what the operator did to the draft, in the command's transaction."""
+    from bot.cli.audit import operator
+    from storage import audit
+    from storage.models import utcnow
+
+    await audit.record(session, operator(), action, utcnow(), draft_id=draft_id, detail=detail)
+
+
 def _closed(draft: Draft, t: Translator) -> bool:
     """True, after saying so, when the draft is closed and nothing of it is sent any more."""
     from storage.drafts import DraftState, draft_state
@@ -155,6 +169,7 @@ def _closed(draft: Draft, t: Translator) -> bool:
 
 async def cmd_draft_broadcast(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from storage import outbox
+    from storage.audit import AuditAction
     from storage.db import open_database
     from storage.drafts import DraftState, broadcast, draft_state
     from storage.models import DeliveryStatus, utcnow
@@ -173,6 +188,7 @@ async def cmd_draft_broadcast(args: argparse.Namespace, settings: Settings, t: T
             resent = 0
             if args.resend_cancelled:
                 resent = await outbox.requeue_cancelled(session, draft.id, now)
+            await _audit(session, AuditAction.BROADCAST, draft.id, str(added + resent))
             await session.commit()
             state = await outbox.draft_queue(session, draft.id, now)
         print(t.plural("Draft no. {id}: {count} new message queued.",
@@ -398,6 +414,7 @@ async def cmd_draft_resume(args: argparse.Namespace, settings: Settings, t: Tran
 
 async def _set_paused(draft_id: int, settings: Settings, t: Translator, paused: bool) -> int:
     from storage import outbox
+    from storage.audit import AuditAction
     from storage.db import open_database
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
@@ -407,6 +424,8 @@ async def _set_paused(draft_id: int, settings: Settings, t: Translator, paused: 
         if paused and _closed(draft, t):
             return 1
         changed = await outbox.set_paused(session, draft, paused)
+        if changed:
+            await _audit(session, AuditAction.PAUSED if paused else AuditAction.RESUMED, draft.id)
         await session.commit()
     if not changed:
         print(t("Draft no. {id} is already paused.", id=draft_id) if paused
@@ -422,6 +441,7 @@ async def _set_paused(draft_id: int, settings: Settings, t: Translator, paused: 
 
 async def cmd_draft_cancel(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from storage import outbox
+    from storage.audit import AuditAction
     from storage.db import open_database
     from storage.models import utcnow
 
@@ -431,6 +451,8 @@ async def cmd_draft_cancel(args: argparse.Namespace, settings: Settings, t: Tran
             if draft is None:
                 return 1
             cancellation = await outbox.cancel(session, draft.id, utcnow())
+            await _audit(session, AuditAction.CANCELLED, draft.id,
+                         str(cancellation.waiting + len(cancellation.in_flight)))
             await session.commit()
         settled = await _settled(sessionmaker, cancellation.in_flight)
     cancelled = cancellation.waiting + len(cancellation.in_flight) - settled.went
@@ -481,6 +503,7 @@ async def _settled(
 
 async def cmd_draft_retry(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from storage import outbox
+    from storage.audit import AuditAction
     from storage.db import open_database
     from storage.models import utcnow
 
@@ -489,6 +512,7 @@ async def cmd_draft_retry(args: argparse.Namespace, settings: Settings, t: Trans
         if draft is None or _closed(draft, t):
             return 1
         count = await outbox.retry_failed(session, draft.id, utcnow())
+        await _audit(session, AuditAction.RETRIED, draft.id, str(count))
         await session.commit()
     print(t.plural(
         "Draft no. {id}: {count} failed message queued again.",
@@ -499,6 +523,7 @@ async def cmd_draft_retry(args: argparse.Namespace, settings: Settings, t: Trans
 
 
 async def cmd_draft_close(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from storage.audit import AuditAction
     from storage.db import open_database
     from storage.drafts import close_draft
     from storage.models import utcnow
@@ -510,6 +535,7 @@ async def cmd_draft_close(args: argparse.Namespace, settings: Settings, t: Trans
         if not await close_draft(session, draft, utcnow()):
             print(t("Draft no. {id} was already closed.", id=draft.id))
             return 0
+        await _audit(session, AuditAction.CLOSED, draft.id)
         await session.commit()
     print(t(
         "Closed draft no. {id}: comments and votes are no longer accepted, and messages not "
