@@ -178,7 +178,7 @@ async def place_held_comment(
 async def vote(turn: Turn, resident: Resident, option_id: int) -> list[Outgoing]:
     """One vote per resident per poll, changeable until the deadline."""
     # Nothing of this chat is written before cast_vote holds the person: a link waiting
-    # for the person may have to write this chat's row (see queries.lock_persons).
+    # for the person may have to write this chat's row (see queries.lock_person).
     with turn.session.no_autoflush:
         option = await queries.get_option(turn.session, option_id)
         if option is None:

@@ -101,11 +101,12 @@ async def use_code(turn: Turn, code: str) -> list[Outgoing]:
     if resident is None:
         return _consent_first(turn)
     where = chat_ref(turn.event.channel, turn.event.user_id)
-    # Nothing written before linking.redeem holds the persons (see queries.lock_persons).
-    refused = await too_many_guesses(turn, resident.person_id, "link code")
-    if refused is not None:
-        return refused
+    # Nothing of this chat written before linking.redeem holds the persons: an erasure or a
+    # link holding them may have to write this chat's row (see queries.lock_person).
     with turn.session.no_autoflush:
+        refused = await too_many_guesses(turn, resident.person_id, "link code")
+        if refused is not None:
+            return refused
         found = await linking.find_code(turn.session, code)
     if found is None:
         await linking.record_wrong_guess(turn.session, resident.person_id, turn.now)
@@ -118,9 +119,7 @@ async def use_code(turn: Turn, code: str) -> list[Outgoing]:
         await linking.use_code(turn.session, found)
         return _expired(turn)
     if found.person_id == resident.person_id:
-        with turn.session.no_autoflush:
-            alone = await linking.person_count(turn.session, resident.person_id) == 1
-        if alone:
+        if await linking.person_count(turn.session, resident.person_id) == 1:
             return [Reply(turn.t(
                 "This code is for your other chat app: type it there, not here."
             ))]

@@ -254,7 +254,7 @@ async def count_comments_of(session: AsyncSession, resident: Resident) -> int:
     ) or 0
 
 
-async def lock_persons(session: AsyncSession, person_ids: Iterable[int]) -> set[int]:
+async def _lock_persons(session: AsyncSession, person_ids: Iterable[int]) -> set[int]:
     """Hold these persons until the transaction ends; returns the ids that still exist.
 
     Whatever belongs to a person as a whole (one vote per poll, the chats joined by a link,
@@ -283,14 +283,14 @@ async def lock_persons(session: AsyncSession, person_ids: Iterable[int]) -> set[
 
 async def lock_person(session: AsyncSession, resident: Resident, *others: int) -> set[int]:
     """Hold the resident's person, and the persons `others`, until the transaction ends (see
-    lock_persons); returns which of them still exist.
+    _lock_persons); returns which of them still exist.
 
     A link committed while this waited may have moved the chat to another person: then
     that one is held too, and `resident.person_id` is brought up to date.
     """
     while True:
         person_id = resident.person_id
-        held = await lock_persons(session, [person_id, *others])
+        held = await _lock_persons(session, [person_id, *others])
         with session.no_autoflush:
             current = await session.scalar(
                 select(Resident.person_id).where(Resident.id == resident.id))
