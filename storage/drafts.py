@@ -29,7 +29,9 @@ from storage.models import (
     DraftCommune,
     DraftStatus,
     PollOption,
+    Reach,
     Resident,
+    Vote,
 )
 from storage.queries import affected, dialect_insert
 from storage.text import N_
@@ -143,6 +145,8 @@ class DraftRow:
     queued: int
     sent: int
     comments: int
+    reached: int = 0  # persons it reached however it did: broadcast, shown, or taking part
+    votes: int = 0
 
 
 async def list_drafts(session: AsyncSession, now: datetime) -> list[DraftRow]:
@@ -159,11 +163,14 @@ async def list_drafts(session: AsyncSession, now: datetime) -> list[DraftRow]:
             count(Delivery, *broadcast_rows),
             count(Delivery, *broadcast_rows, Delivery.status == DeliveryStatus.SENT),
             count(Comment, Comment.draft_id == Draft.id),
+            count(Reach, Reach.draft_id == Draft.id),
+            count(Vote, Vote.draft_id == Draft.id),
         ).order_by(Draft.id.desc())
     )
     return [
-        DraftRow(draft, draft_state(draft, now), communes, queued, sent, comments)
-        for draft, communes, queued, sent, comments in rows.all()
+        DraftRow(draft, draft_state(draft, now), communes, queued, sent, comments, reached,
+                 votes)
+        for draft, communes, queued, sent, comments, reached, votes in rows.all()
     ]
 
 

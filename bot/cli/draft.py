@@ -123,13 +123,16 @@ async def cmd_draft_list(args: argparse.Namespace, settings: Settings, t: Transl
         if row.draft.paused:
             status += ", " + t("paused")
         print(t(
-            "no. {id} [{status}] {title} — deadline {deadline}; {communes}, "
-            "{sent}/{queued} sent, {comments}",
+            "no. {id} [{status}] {title} — deadline {deadline}; {communes}, {reached} "
+            "(broadcast: {sent}/{queued} sent), {comments}, {votes}",
             id=row.draft.id, title=row.draft.title, status=status,
             deadline=t.datetime(row.draft.deadline),
             communes=t.plural("{count} commune", "{count} communes", row.communes),
+            reached=t.plural("reached {count} resident", "reached {count} residents",
+                             row.reached),
             sent=t.number(row.sent), queued=t.number(row.queued),
             comments=t.plural("{count} comment", "{count} comments", row.comments),
+            votes=t.plural("{count} vote", "{count} votes", row.votes),
         ))
     return 0
 
@@ -361,6 +364,7 @@ async def cmd_draft_status(args: argparse.Namespace, settings: Settings, t: Tran
     from storage.db import open_database
     from storage.drafts import STATE_WORDS, DraftState, draft_state
     from storage.models import DeliveryStatus, utcnow
+    from storage.results import draft_results
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         draft = await _draft_or_say(session, args.id, t)
@@ -369,10 +373,17 @@ async def cmd_draft_status(args: argparse.Namespace, settings: Settings, t: Tran
         now = utcnow()
         state = await outbox.draft_queue(session, draft.id, now)
         holds = await outbox.channel_holds(session, list(state.remaining_by_channel), now)
+        results = await draft_results(session, draft.id, now=now)
+        assert results is not None  # the draft was read just above
+        figures = results.total
     status = t(STATE_WORDS[draft_state(draft, now)])
     if draft.paused:
         status += ", " + t("paused")
     print(t("Draft no. {id} [{status}] {title}", id=draft.id, status=status, title=draft.title))
+    print(t("Deadline: {deadline}. Reached {reached}; {comments}, {votes}.",
+            deadline=t.datetime(draft.deadline), reached=t.number(figures.reached),
+            comments=t.plural("{count} comment", "{count} comments", figures.comments),
+            votes=t.plural("{count} vote", "{count} votes", sum(figures.votes))))
     print(progress_line(state, draft.id, t))
     closed = draft_state(draft, now) == DraftState.CLOSED
     if state[DeliveryStatus.HELD] and not closed:

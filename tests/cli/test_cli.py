@@ -66,7 +66,8 @@ def test_draft_create_broadcast_console_and_export(ykien, tmp_path):
     out = ykien("console", "--user", "minh", stdin="1\nPhí hợp lý.\n/drafts\n2\n").stdout
     assert "Dự thảo Quy định giữ gìn vệ sinh môi trường" in out
     listing = ykien("draft", "list").stdout
-    assert "1 commune, 1/1 sent, 1 comment" in listing
+    # Reached: the one subscriber, by the broadcast (and only once, though /drafts showed it).
+    assert "1 commune, reached 1 resident (broadcast: 1/1 sent), 1 comment, 1 vote" in listing
 
     assert "Wrote 2 rows" in ykien("export", "--draft", "1", "--out", "comments.csv").stdout
     raw = (tmp_path / "comments.csv").read_bytes()
