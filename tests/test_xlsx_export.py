@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
-import sys
 from datetime import datetime
 
 import openpyxl
@@ -20,6 +19,7 @@ from handlers.i18n import translator
 from storage.export import export_csv
 from storage.export_xlsx import export_xlsx
 from storage.models import VIETNAM, Comment
+from tests import ykien_process
 from tests.conftest import cli_environment
 from tests.results_data import known_consultation
 
@@ -139,10 +139,7 @@ async def test_an_empty_database_gives_the_three_sheets_with_headers(sessionmake
 
 
 def ykien(database_url: str, cwd, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], capture_output=True, cwd=cwd,
-        env=cli_environment(database_url), timeout=120,
-    )
+    return ykien_process.run(args, cwd=cwd, env=cli_environment(database_url), timeout=120)
 
 
 async def test_ykien_export_chooses_the_format_and_refuses_a_mismatch(sessionmaker, service,

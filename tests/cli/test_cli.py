@@ -9,7 +9,6 @@ import re
 import sqlite3
 import stat
 import subprocess
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from sqlalchemy import func, select, update
 
 from handlers.events import Incoming, Kind
 from storage.models import Delivery, Draft, utcnow
+from tests import ykien_process
 from tests.conftest import EXAMPLE_DRAFT, cli_environment
 
 
@@ -28,9 +28,9 @@ def ykien(tmp_path, database_url):
     def run(
         *args: str, stdin: str = "", check: bool = True, env: dict | None = None
     ) -> subprocess.CompletedProcess:
-        done = subprocess.run(
-            [sys.executable, "-m", "bot", *args], input=stdin, capture_output=True, text=True,
-            env={**base_env, **(env or {})}, cwd=tmp_path, timeout=120,
+        done = ykien_process.run(
+            args, input=stdin, text=True, env={**base_env, **(env or {})}, cwd=tmp_path,
+            timeout=120,
         )
         if check:
             assert done.returncode == 0, done.stderr

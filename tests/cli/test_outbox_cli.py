@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -20,6 +19,7 @@ from bot.config import DeliveryConfig
 from bot.sending.worker import DeliveryWorker
 from storage.db import open_database
 from storage.models import Delivery, DeliveryStatus, Draft, utcnow
+from tests import ykien_process
 from tests.conftest import EXAMPLE_DRAFT, cli_environment
 from tests.sending.test_delivery import (
     ScriptedChannel,
@@ -44,10 +44,9 @@ def ykien(tmp_path, database_url):
 
     async def run(*args: str, check: bool = True) -> Done:
         started = time.monotonic()
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", *args, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-            cwd=tmp_path,
+        process = await ykien_process.start(
+            args, stdin=ykien_process.DEVNULL, stdout=ykien_process.PIPE,
+            stderr=ykien_process.PIPE, env=env, cwd=tmp_path,
         )
         out, err = await asyncio.wait_for(process.communicate(), timeout=120)
         done = Done(process.returncode or 0, out.decode(), err.decode(),

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 from PIL import Image
 
+from tests import ykien_process
 from tests.chat import BA_DINH, CAM_TU
 from tests.conftest import cli_environment
 from tests.results_data import known_consultation
@@ -16,9 +16,9 @@ from tests.results_data import known_consultation
 
 def ykien(database_url: str, cwd, *args: str, language: str = "vi"
           ) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=cwd,
-        env={**cli_environment(database_url), "YKIEN_LANGUAGE": language}, timeout=120,
+    return ykien_process.run(
+        args, text=True, cwd=cwd, timeout=120,
+        env={**cli_environment(database_url), "YKIEN_LANGUAGE": language},
     )
 
 

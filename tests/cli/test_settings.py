@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bot.config import Settings
+from tests import ykien_process
 from tests.conftest import ROOT
 
 
 def ykien(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("YKIEN_")}
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=cwd, capture_output=True, text=True,
-        env={**clean, "PYTHONPATH": str(ROOT), **env}, timeout=60, check=False,
+    return ykien_process.run(
+        args, cwd=cwd, text=True, env={**clean, "PYTHONPATH": str(ROOT), **env}, timeout=60
     )
 
 

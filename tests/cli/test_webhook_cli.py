@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sys
 from collections.abc import Awaitable
 
 import pytest
 
 from bot.channels.telegram.receiving import telegram_path
+from tests import ykien_process
 from tests.channels.fake_telegram import Call, FakeTelegram
 from tests.conftest import ROOT
+from tests.ykien_process import Process
 
 SECRET = "cli_Secret-123"
 PUBLIC_URL = "https://consult.example.vn"
@@ -39,20 +40,19 @@ def environment(fake: FakeTelegram, database_url: str, **extra: str) -> dict[str
     }
 
 
-async def start(env: dict[str, str], tmp_path, *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", *args, env=env, cwd=tmp_path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+async def start(env: dict[str, str], tmp_path, *args: str) -> Process:
+    return await ykien_process.start(
+        args, env=env, cwd=tmp_path, stdout=ykien_process.PIPE, stderr=ykien_process.PIPE
     )
 
 
-async def finished(process: asyncio.subprocess.Process) -> tuple[int, str]:
+async def finished(process: Process) -> tuple[int, str]:
     _, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode is not None
     return process.returncode, stderr.decode()
 
 
-async def while_running(process: asyncio.subprocess.Process, waiting: Awaitable[Call]) -> Call:
+async def while_running(process: Process, waiting: Awaitable[Call]) -> Call:
     """What `waiting` gives, unless the process ends first: then fail at once (a process that
     could not start would otherwise leave the test waiting for the whole timeout)."""
     wanted = asyncio.ensure_future(waiting)

@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import signal
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -23,6 +22,7 @@ from handlers.onboarding import CONSENT_VERSION
 from storage.db import open_database
 from storage.models import Delivery, DeliveryStatus, InboundUpdate, ProcessedUpdate, utcnow
 from storage.queries import add_residents_in_bulk
+from tests import ykien_process
 from tests.channels.fake_telegram import Call, FakeTelegram
 from tests.conftest import ROOT, add_draft
 from tests.sending.test_delivery import until
@@ -43,7 +43,7 @@ async def fake() -> AsyncIterator[FakeTelegram]:
 class Serve:
     """One `ykien serve` process, its port once it listens, and what it logged."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: ykien_process.Process) -> None:
         self.process = process
         self.log: list[str] = []
         self.port: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -96,10 +96,9 @@ async def serving(fake: FakeTelegram, database_url: str, tmp_path) -> AsyncItera
         "YKIEN_LANGUAGE": "en",
         "PYTHONPATH": str(ROOT),
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0",
-        env=env, cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
+    process = await ykien_process.start(
+        ["serve", "--host", "127.0.0.1", "--port", "0"], env=env, cwd=tmp_path,
+        stdout=ykien_process.DEVNULL, stderr=ykien_process.PIPE,
     )
     serve = Serve(process)
     try:
