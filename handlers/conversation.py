@@ -343,6 +343,16 @@ def apology(language: str | None) -> list[Outgoing]:
     ))]
 
 
+def too_fast(language: str | None, until: datetime) -> Reply:
+    """What a chat reads when it wrote faster than it can be answered, and its messages
+    from then until `until` are not read."""
+    t = translator(language)
+    return Reply(t(
+        "You are sending messages faster than I can answer, so I did not read your latest "
+        "ones. Please send them again after {time}.", time=t.datetime(until),
+    ))
+
+
 async def remember_draft_message(
     session: AsyncSession, channel: str, user_id: str, message_id: str, draft_id: int
 ) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import hmac
+import inspect
 import logging
 import os
 from collections import deque
@@ -48,6 +49,7 @@ from telegram.ext import (
     ContextTypes,
     TypeHandler,
 )
+from telegram.request import HTTPXRequest
 
 from bot.channels.channel import (
     PermanentFailure,
@@ -64,10 +66,12 @@ from bot.channels.telegram.receiving import (
     CHANNEL,
     SECRET_HEADER,
     PerChatProcessor,
+    ReadingBot,
     chat_id_of,
     ref,
     telegram_path,
     to_incoming,
+    update_kind,
 )
 from bot.channels.telegram.rendering import (
     MAX_TEXT,
@@ -166,25 +170,21 @@ class TelegramChannel:
         self.sender = TelegramSender(token, api_url)
         self.poll_timeout = poll_timeout
         self._token = token
-        # Chats whose replies wait for flood control, and the tasks that will send them.
-        self._held: dict[str, deque[_Answer]] = {}
-        self._senders: set[asyncio.Task[None]] = set()
         api_url = api_url.rstrip("/")
+        bot = ReadingBot(
+            token, base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot",
+            # Bounded requests: PTB adds the long-poll timeout to get_updates' read timeout.
+            # (The pool sizes are ApplicationBuilder's.)
+            request=HTTPXRequest(connection_pool_size=256, connect_timeout=5.0,
+                                 read_timeout=10.0, write_timeout=10.0,
+                                 media_write_timeout=30.0, pool_timeout=5.0),
+            get_updates_request=HTTPXRequest(connection_pool_size=1, connect_timeout=5.0,
+                                             read_timeout=5.0, write_timeout=5.0,
+                                             pool_timeout=5.0),
+        )
         self.application: Application = (
             ApplicationBuilder()
-            .token(token)
-            .base_url(f"{api_url}/bot")
-            .base_file_url(f"{api_url}/file/bot")
-            # Bounded requests: PTB adds the long-poll timeout to get_updates' read timeout.
-            .connect_timeout(5.0)
-            .read_timeout(10.0)
-            .write_timeout(10.0)
-            .media_write_timeout(30.0)
-            .pool_timeout(5.0)
-            .get_updates_connect_timeout(5.0)
-            .get_updates_read_timeout(5.0)
-            .get_updates_write_timeout(5.0)
-            .get_updates_pool_timeout(5.0)
+            .bot(bot)
             .concurrent_updates(PerChatProcessor(concurrent_chats))
             # No scheduled jobs here: the delivery worker does its own pacing.
             .job_queue(None)
@@ -272,27 +272,39 @@ class TelegramChannel:
         log.info("Telegram: webhook registered")
 
     @staticmethod
-    def webhook_update_key(payload: object) -> tuple[str, str]:
-        """(update id, chat key) of an update as Telegram POSTs it; ValueError if it is none."""
+    def webhook_update_key(payload: object) -> tuple[str, str] | None:
+        """(update id, chat key) of an update as Telegram POSTs it; None for one that is not
+        a resident's (groups, channels, bots, service messages) or that python-telegram-bot
+        cannot read (logged once, with its kind); ValueError if it is no update at all."""
         if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
             raise ValueError("not a Telegram update")
         try:
             update = Update.de_json(payload, None)
-        except Exception as exc:  # PTB raises whatever the malformed fields provoke
-            raise ValueError("not a Telegram update") from exc
+        except Exception as exc:  # PTB raises whatever fields it does not expect provoke
+            log.warning("Telegram: a %s update could not be read (%s); acknowledged and "
+                        "ignored", update_kind(payload), type(exc).__name__)
+            return None
+        if to_incoming(update) is None:
+            return None
         chat_id = chat_id_of(update)
         return str(update.update_id), "" if chat_id is None else str(chat_id)
 
     async def process_webhook_update(
-        self, payload: dict, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+        self, payload: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
     ) -> None:
         """Handle a webhook update through PTB's update processing, after the earlier updates
         of its chat (`PerChatProcessor`). `handle` gets the processing to run, and may wrap it
         (claim the stored row before, record it after) or skip it."""
+        if not isinstance(payload, dict):
+            raise ValueError("not a Telegram update")
         app = self.application
         update = Update.de_json(payload, app.bot)
         processing = handle(lambda: app.process_update(update))
-        await app.update_processor.process_update(update, processing)
+        try:
+            await app.update_processor.process_update(update, processing)
+        finally:
+            if inspect.iscoroutine(processing):
+                processing.close()  # not begun if the processor refused the update
 
     async def stop(self) -> None:
         """Stop polling, finish the updates being handled, and close connections (bounded)."""
