@@ -169,7 +169,7 @@ def _keyword_or_comment(
     turn: Turn, resident: Resident, text: str, command: MenuCommand, draft_id: int
 ) -> list[Outgoing]:
     """A command word typed while a comment is awaited: ask, and lose neither."""
-    resident.held_text = text
+    resident.held_text, resident.held_forwarded = text, turn.event.forwarded
     return [Reply(
         turn.t("Is “{text}” your comment, or did you mean the command?", text=text),
         [[button(PlaceHeld(draft_id), turn.t("Send it as my comment"))],
@@ -210,11 +210,13 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
     # A comment the resident clearly meant (after Comment, or replying to a draft) is taken
     # even from someone who stopped receiving drafts.
     if isinstance(state, AwaitComment):
-        return await drafts.submit_comment(turn, resident, state.draft_id, text)
+        return await drafts.submit_comment(turn, resident, state.draft_id, text,
+                                           forwarded=turn.event.forwarded)
     if turn.event.reply_to:
         draft_id = await queries.draft_of_message(turn.session, resident, turn.event.reply_to)
         if draft_id is not None:
-            return await drafts.submit_comment(turn, resident, draft_id, text)
+            return await drafts.submit_comment(turn, resident, draft_id, text,
+                                               forwarded=turn.event.forwarded)
     if invite is not None:
         return await officials.use_invite(turn, invite)
     if code is not None:

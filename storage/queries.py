@@ -222,7 +222,8 @@ async def get_option(session: AsyncSession, option_id: int) -> PollOption | None
 
 
 async def add_comment(
-    session: AsyncSession, draft: Draft, resident: Resident, text: str, now: datetime
+    session: AsyncSession, draft: Draft, resident: Resident, text: str, now: datetime,
+    *, forwarded: bool = False,
 ) -> Comment:
     """Store a comment with the next receipt number of its draft.
 
@@ -239,7 +240,8 @@ async def add_comment(
         .execution_options(synchronize_session=False)
     )
     values = {"draft_id": draft.id, "resident_id": resident.id,
-              "commune_code": resident.commune_code, "text": text, "created_at": now}
+              "commune_code": resident.commune_code, "text": text, "forwarded": forwarded,
+              "created_at": now}
     # No autoflush: the resident's pending changes are written by the caller's commit, in
     # one UPDATE.
     with session.no_autoflush:

@@ -1,6 +1,8 @@
 """Telegram updates in: which are the bot's, as neutral events, each chat's in order.
 
-Only private chats are a resident's; groups, channels and service messages are ignored.
+Only private chats are a resident's; groups, channels, service messages and messages sent
+by bots are ignored. A text forwarded from elsewhere, or sent through an inline bot, is the
+resident's to send but someone else's words: it is marked `forwarded`.
 """
 
 from __future__ import annotations
@@ -195,6 +197,7 @@ def _from_message(update: Update, message: Message, kind: Kind, text: str) -> In
         reply_to=str(reply_to.message_id) if reply_to else "",
         update_id=str(update.update_id),
         language_hint=_language(message.from_user),
+        forwarded=message.forward_origin is not None or message.via_bot is not None,
     )
 
 
