@@ -69,6 +69,12 @@ async def all_handled(sessionmaker) -> bool:
             select(func.count()).where(InboundUpdate.handled_at.is_(None))) == 0
 
 
+async def update_ids(sessionmaker) -> list[str]:
+    async with sessionmaker() as session:
+        return [*await session.scalars(select(InboundUpdate.update_id)),
+                *await session.scalars(select(ProcessedUpdate.update_id))]
+
+
 async def stored_bodies(sessionmaker) -> list[str]:
     async with sessionmaker() as session:
         return list(await session.scalars(select(InboundUpdate.payload)))
@@ -92,6 +98,8 @@ async def test_a_person_who_declines_leaves_nothing_of_theirs(
         bodies = await stored_bodies(sessionmaker)
     assert personal(found) == [], found
     assert bodies and set(bodies) == {""}  # each update kept (a retry is recognised), no body
+    # Nor does an update's id name the chat (a Zalo OA follow event's did).
+    assert not [update_id for update_id in await update_ids(sessionmaker) if USER in update_id]
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Resident)) == 0
 

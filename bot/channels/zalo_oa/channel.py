@@ -111,8 +111,9 @@ def to_incoming(payload: object) -> Incoming | None:
         timestamp = str(payload.get("timestamp", ""))
         if not follower or not timestamp:
             raise ValueError("follow event without follower or timestamp")
-        return Incoming(CHANNEL, follower, FOLLOW_KINDS[name],
-                        update_id=f"{name}:{follower}:{timestamp}"[:64])
+        # The id outlives the chat's data (it recognises a retry for two days): no chat id in it.
+        event = hashlib.sha256(f"{follower}:{timestamp}".encode()).hexdigest()[:40]
+        return Incoming(CHANNEL, follower, FOLLOW_KINDS[name], update_id=f"{name}:{event}")
     kind = MESSAGE_KINDS.get(name)
     if kind is None:
         return None
