@@ -340,9 +340,10 @@ def _next_minute(at: datetime) -> datetime:
 
 # ---- the requests ----------------------------------------------------------------------------
 
-# A JSON string (its escapes included; to the end of the body if it is never closed: no
-# backtracking, so a hostile body costs one pass), and every byte that is not a bracket.
-_STRING = re.compile(rb'"(?:[^"\\]|\\.)*+(?:"|\Z)', re.DOTALL)
+# A JSON string, its escapes included, or all that is left of the body if it is never closed
+# (a backslash at the very end too): no backtracking and no second start inside a string, so a
+# hostile body costs one pass; and every byte that is not a bracket.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.|\\\Z)*+(?:"|\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
 _STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 in, -1 out (as signed bytes)
 

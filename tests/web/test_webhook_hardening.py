@@ -9,17 +9,23 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import subprocess
+import sys
 
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 
 from bot.channels.zalo_bot import ZaloBotChannel
 from bot.service import ChatService
-from bot.web.webhook import WebhookReceiver, make_app
+from bot.web.webhook import WebhookReceiver, make_app, too_deep
 from storage.models import InboundUpdate
 from tests.channels.fake_zalo_bot import FakeZaloBot
+from tests.conftest import ROOT
 from tests.web.platforms import (
     CHANNELS,
     PATHS,
@@ -127,6 +133,42 @@ async def test_deeply_nested_json_is_refused_with_400(channel, database_url, ses
         assert await platforms.post(channel, nested(200)[0]) == 400
     assert await stored(sessionmaker) == 0
     assert "Traceback" not in caplog.text
+
+
+def test_a_body_made_to_slow_the_nesting_check_is_measured_in_one_pass():
+    # A string never closed, full of escaped quotes, ending in a lone backslash: a check that
+    # started again at each quote would take hours over this megabyte (quadratic), holding
+    # the server (and the interpreter's lock) for everyone. Checked in a process of its own,
+    # so that a slow check fails the test instead of hanging it.
+    script = ("from bot.web.webhook import too_deep; "
+              "print(too_deep(b'[' * 40 + b'\"' + b'\\\\\"' * 500_000 + b'\\\\'))")
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                              timeout=30, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    except subprocess.TimeoutExpired:
+        pytest.fail("the nesting check took over 30 s for one megabyte")
+    assert done.stdout.strip() == "True", done.stderr  # 40 deep: the string hides nothing
+
+
+def depth(value: object) -> int:
+    if isinstance(value, list):
+        return 1 + max(map(depth, value), default=0)
+    if isinstance(value, dict):
+        return 1 + max(map(depth, value.values()), default=0)
+    return 0
+
+
+json_values = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab,:'),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(alphabet='[]{}"\\k'), inner, max_size=3),
+    max_leaves=40,
+)
+
+
+@given(json_values, st.integers(min_value=0, max_value=12))
+def test_the_nesting_check_counts_what_json_nests(value, limit):
+    assert too_deep(json.dumps(value).encode(), limit) == (depth(value) > limit)
 
 
 async def raw_request(url: str, request: bytes, *, wait: float = 10.0) -> bytes:
