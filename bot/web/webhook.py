@@ -198,6 +198,9 @@ class WebhookReceiver:
         except (SendError, SQLAlchemyError, OSError) as exc:
             log.warning("webhook: could not tell %s to wait (%s)",
                         chat_ref(self.channel.name, chat_key), type(exc).__name__)
+        except Exception:  # a task of its own: nobody else would see it
+            log.exception("webhook: telling %s to wait failed",
+                          chat_ref(self.channel.name, chat_key))
 
     # ---- scheduling ------------------------------------------------------------------------
 
