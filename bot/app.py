@@ -15,7 +15,7 @@ from bot.channels.registry import configured_channels, configured_entries
 from bot.config import DeliveryConfig, Settings
 from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
-from storage import choices, communes, outbox, queries
+from storage import choices, communes, inbound, outbox, queries
 from storage.db import open_database
 from storage.models import utcnow
 
@@ -32,12 +32,14 @@ async def housekeeping(
     stop: asyncio.Event,
     delivery: DeliveryConfig = DeliveryConfig(),  # noqa: B008 (frozen, so shared safely)
 ) -> None:
-    """Hourly upkeep while the bot runs: old update ids, and finished outbox rows."""
+    """Hourly upkeep while the bot runs: old update ids and handled webhook updates, and
+    finished outbox rows."""
     while not stop.is_set():
         try:
             now = utcnow()
             async with sessionmaker() as session, session.begin():
                 await queries.forget_updates_before(session, now - REMEMBER_UPDATES)
+                await inbound.forget_before(session, now - REMEMBER_UPDATES)
                 await outbox.expire_held(session, now)
                 purged = await outbox.purge(session, now - timedelta(days=delivery.retention_days))
                 # Numbers shown a week ago are no longer on anyone's screen.

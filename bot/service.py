@@ -140,8 +140,12 @@ class ChatService:
     async def _keep(
         session: AsyncSession, channel: str, user_id: str, numbering: Numbering, now: datetime
     ) -> None:
-        if numbering.changed:
+        if not numbering.changed:
+            return
+        if numbering.shown:
             await choices.save(session, channel, user_id, numbering.to_json(), now)
+        else:  # nothing to read back (a stranger who declined, an erased chat): no row
+            await choices.forget(session, channel, user_id)
 
     async def sent(self, channel: str, user_id: str, message_id: str, message: Outgoing) -> None:
         """Record a sent message that shows a draft, so a reply to it becomes a comment."""

@@ -144,7 +144,7 @@ async def _on_choice(turn: Turn, data: ButtonData | None) -> list[Outgoing]:
         case Agree(language):
             return await onboarding.agree(turn, language)
         case Decline(language):
-            return onboarding.decline(turn, language)
+            return await onboarding.decline(turn, language)
         case Menu(command):
             return await _on_command(turn, command)
     resident = turn.resident
@@ -169,7 +169,7 @@ def _keyword_or_comment(
     turn: Turn, resident: Resident, text: str, command: MenuCommand, draft_id: int
 ) -> list[Outgoing]:
     """A command word typed while a comment is awaited: ask, and lose neither."""
-    resident.held_text = text
+    resident.held_text, resident.held_forwarded = text, turn.event.forwarded
     return [Reply(
         turn.t("Is “{text}” your comment, or did you mean the command?", text=text),
         [[button(PlaceHeld(draft_id), turn.t("Send it as my comment"))],
@@ -210,11 +210,13 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
     # A comment the resident clearly meant (after Comment, or replying to a draft) is taken
     # even from someone who stopped receiving drafts.
     if isinstance(state, AwaitComment):
-        return await drafts.submit_comment(turn, resident, state.draft_id, text)
+        return await drafts.submit_comment(turn, resident, state.draft_id, text,
+                                           forwarded=turn.event.forwarded)
     if turn.event.reply_to:
         draft_id = await queries.draft_of_message(turn.session, resident, turn.event.reply_to)
         if draft_id is not None:
-            return await drafts.submit_comment(turn, resident, draft_id, text)
+            return await drafts.submit_comment(turn, resident, draft_id, text,
+                                               forwarded=turn.event.forwarded)
     if invite is not None:
         return await officials.use_invite(turn, invite)
     if code is not None:
@@ -282,12 +284,14 @@ async def respond(
 ) -> list[Outgoing]:
     """The replies to one event; the caller commits, or rolls back if this raises.
 
-    An update handled before (a platform delivering it again) changes nothing; if it was
-    the chat's last one, its replies are given again: the process that handled it may have
-    died before sending them. One chat's updates are handled one after the other, each
-    sent before the next begins, so only the last one's replies can be missing.
+    An update handled before (a platform delivering it again) changes nothing, and its
+    replies are given again: the process that handled it may have died before sending them
+    all. The replies are kept with the update's id, so this holds for anyone (a stranger's
+    greeting too) and for any update (not only a chat's last one).
     """
-    if not await queries.first_time_update(session, event.channel, event.update_id, now):
+    if not await queries.first_time_update(
+        session, event.channel, event.update_id, event.user_id, now
+    ):
         return await _given_before(session, event)
     resident = await queries.get_resident(session, event.channel, event.user_id)
     if event.kind in (Kind.BLOCKED, Kind.UNBLOCKED):
@@ -314,21 +318,20 @@ async def respond(
     resident = turn.resident  # agreeing creates one; erasing removes it
     if resident is not None and resident.notice_version != onboarding.CONSENT_VERSION:
         replies.insert(0, onboarding.updated_notice(turn, resident))
-    if resident is not None and event.update_id:
-        # Written with the resident's other changes: no statement of its own.
-        resident.last_update_id = event.update_id
-        resident.last_replies = encode_replies(replies)
+    if event.update_id:
+        await queries.keep_replies(session, event.channel, event.update_id,
+                                   encode_replies(replies))
     return replies
 
 
 async def _given_before(session: AsyncSession, event: Incoming) -> list[Outgoing]:
-    resident = await queries.get_resident(session, event.channel, event.user_id)
-    if resident is None or resident.last_update_id != event.update_id:
+    given = await queries.replies_given(session, event.channel, event.update_id)
+    if not given:
         log.info("update on %s already handled", event.channel)
         return []
     log.info("update on %s already handled; its replies are given again", event.channel)
     try:
-        return decode_replies(resident.last_replies)
+        return decode_replies(given)
     except PayloadError:
         log.warning("the replies stored for an update on %s are unreadable", event.channel)
         return []
@@ -341,6 +344,16 @@ def apology(language: str | None) -> list[Outgoing]:
         "Sorry, something went wrong on our side. Nothing you sent before is lost; "
         "please try again in a moment."
     ))]
+
+
+def too_fast(language: str | None, until: datetime) -> Reply:
+    """What a chat reads when it wrote faster than it can be answered, and its messages
+    from then until `until` are not read."""
+    t = translator(language)
+    return Reply(t(
+        "You are sending messages faster than I can answer, so I did not read your latest "
+        "ones. Please send them again after {time}.", time=t.datetime(until),
+    ))
 
 
 async def remember_draft_message(

@@ -116,11 +116,12 @@ async def ask_comment(turn: Turn, resident: Resident, draft_id: int) -> list[Out
 
 
 async def submit_comment(
-    turn: Turn, resident: Resident, draft_id: int, text: str
+    turn: Turn, resident: Resident, draft_id: int, text: str, *, forwarded: bool = False
 ) -> list[Outgoing]:
     """Store a comment, or say exactly why not (and keep waiting for a better one).
 
     `text` is already cleaned (handlers.conversation): NFC, no invisible characters.
+    `forwarded`: someone else's words passed on, kept and marked so.
     """
     draft, refused = await _usable_draft(turn, resident, draft_id)
     if draft is None:
@@ -136,7 +137,8 @@ async def submit_comment(
     resident.held_text = ""
     await reach.record_part(turn.session, draft.id, resident, turn.now)
     # Last: the draft's receipt counter stays locked until the commit.
-    comment = await queries.add_comment(turn.session, draft, resident, text, turn.now)
+    comment = await queries.add_comment(turn.session, draft, resident, text, turn.now,
+                                        forwarded=forwarded)
     return [with_menu(turn, turn.t(
         "Received: your comment no. {number} on “{title}”. Thank you! "
         "To add more, tap Comment again.",
@@ -157,7 +159,7 @@ async def hold_comment(turn: Turn, resident: Resident, text: str) -> list[Outgoi
         ))]
     if len(text) > COMMENT_LIMIT:
         return [too_long(turn, text)]
-    resident.held_text = text
+    resident.held_text, resident.held_forwarded = text, turn.event.forwarded
     buttons = [[button(PlaceHeld(d.id), d.title[:HELD_TITLE_LENGTH])] for d in drafts]
     buttons.append([button(PlaceHeld(None), turn.t("Cancel"))])
     return [Reply(turn.t("Which draft is your comment about?"), buttons)]
@@ -172,7 +174,8 @@ async def place_held_comment(
     if draft_id is None:
         resident.held_text = ""
         return [with_menu(turn, turn.t("Cancelled: your message was not saved."))]
-    return await submit_comment(turn, resident, draft_id, resident.held_text)
+    return await submit_comment(turn, resident, draft_id, resident.held_text,
+                                forwarded=resident.held_forwarded)
 
 
 async def vote(turn: Turn, resident: Resident, option_id: int) -> list[Outgoing]:

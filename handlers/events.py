@@ -35,6 +35,7 @@ class Incoming:
     reply_to: str = ""  # platform id of the message this one answers, if any
     update_id: str = ""  # platform id of the update, so a retried webhook changes nothing
     language_hint: str = ""  # the chat app's language (the greeting is Vietnamese regardless)
+    forwarded: bool = False  # someone else's words passed on (forwarded, via an inline bot)
 
 
 @dataclass(frozen=True)

@@ -110,9 +110,11 @@ def _agree_again(turn: Turn, resident: Resident) -> list[Outgoing]:
     return [with_menu(turn, text)]
 
 
-def decline(turn: Turn, language: str) -> list[Outgoing]:
+async def decline(turn: Turn, language: str) -> list[Outgoing]:
     resident = turn.resident
     if resident is None:
+        # What the chat was told before (kept in case an answer was lost) goes too.
+        await queries.forget_chat(turn.session, turn.event.channel, turn.event.user_id)
         t = translator(language)
         return [Reply(t("Understood: nothing was stored. Type /start if you change your mind."))]
     # An old "No, thanks" from before the resident agreed: say what is really stored.

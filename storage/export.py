@@ -77,9 +77,12 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = (
     N_("Draft no."), N_("Draft title"), N_("Kind"), N_("Receipt no."), N_("Commune code"),
     N_("Commune"), N_("Province"), N_("Resident"), N_("Time"), N_("Comment"), N_("Vote"),
+    N_("Forwarded"),
 )
 KINDS = {"comment": N_("comment"), "vote": N_("vote")}
 ANONYMOUS = N_("anonymous")
+# In the Forwarded column: the comment is someone else's words the resident passed on.
+FORWARDED_MARK = N_("yes")
 
 # Rows fetched and written at a time: large enough that the per-batch costs (a round trip,
 # a thread hop, a greenlet switch) vanish, small enough to keep memory flat (~10 MB).
@@ -149,9 +152,10 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
     """The export's rows in order, every column text and none NULL: draft no., kind, receipt
     number ("3-17", "" for a vote), commune code ("" if none), "person:<person id>" ("" once
     the resident erased their data), time as UTC text, comment ("" for a vote), vote label
-    ("" for a comment). Titles are not repeated on every row: the export looks them up once.
-    `last_draft` leaves out drafts created after the export looked the titles up;
-    `communes` keeps only the rows sent from these communes (an official's scope).
+    ("" for a comment), "1" for a forwarded comment (else ""). Titles are not repeated on
+    every row: the export looks them up once. `last_draft` leaves out drafts created after
+    the export looked the titles up; `communes` keeps only the rows sent from these communes
+    (an official's scope).
 
     On SQLite the rows are leaner (`_sqlite_query`): building each value costs more there
     than the SQL saves.
@@ -168,6 +172,7 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
             func.coalesce(_text(Comment.commune_code), "").label("code"),
             person.label("person"), Comment.created_at.label("at"),
             Comment.text, literal("").label("vote"), Comment.id.label("row_id"),
+            case((Comment.forwarded, "1"), else_="").label("forwarded"),
         )
         .outerjoin(Resident, Resident.id == Comment.resident_id)
     )
@@ -177,6 +182,7 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
             func.coalesce(_text(Vote.commune_code), "").label("code"),
             person.label("person"), Vote.updated_at.label("at"),
             literal("").label("text"), PollOption.label.label("vote"), Vote.id.label("row_id"),
+            literal("").label("forwarded"),
         )
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
@@ -186,6 +192,7 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
         select(
             both.c.draft_id, both.c.kind, both.c.receipt, both.c.code, both.c.person,
             _utc_text(both.c.at, dialect).label("at"), both.c.text, both.c.vote,
+            both.c.forwarded,
         )
         .order_by(both.c.draft_id, both.c.at, both.c.kind, both.c.row_id)
     )
@@ -214,14 +221,14 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None,
     """`export_query`'s rows with fewer and cheaper values, as SQLite hands them out one
     Python object each: draft no. × 2 + 1 for a vote, comment number ("" for a vote),
     commune code ("" if none), person id ("" once erased), time as UTC text, comment ("" for
-    a vote), vote label ("" for a comment)."""
+    a vote), vote label ("" for a comment), 1 for a forwarded comment (else 0)."""
     comments = (
         select(
             Comment.draft_id, literal(0).label("vote_kind"), Comment.number,
             func.coalesce(Comment.commune_code, "").label("code"),
             func.coalesce(Resident.person_id, "").label("person"),
             Comment.created_at.label("at"), Comment.text, literal("").label("vote"),
-            Comment.id.label("row_id"),
+            Comment.id.label("row_id"), Comment.forwarded,
         )
         .outerjoin(Resident, Resident.id == Comment.resident_id)
     )
@@ -232,6 +239,7 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None,
             func.coalesce(Resident.person_id, "").label("person"),
             Vote.updated_at.label("at"), literal("").label("text"),
             PollOption.label.label("vote"), Vote.id.label("row_id"),
+            literal(0).label("forwarded"),
         )
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
@@ -241,7 +249,7 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None,
         select(
             (both.c.draft_id * 2 + both.c.vote_kind).label("head"), both.c.number,
             both.c.code, both.c.person, _utc_text(both.c.at, "sqlite").label("at"),
-            both.c.text, both.c.vote,
+            both.c.text, both.c.vote, both.c.forwarded,
         )
         .order_by(both.c.draft_id, both.c.at, both.c.vote_kind, both.c.row_id)
     )
@@ -270,8 +278,8 @@ def widen(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     return [
         (head >> 1, "vote" if head & 1 else "comment",
          "" if number == "" else receipt_number(head >> 1, number),
-         str(code), _person_key(person), at, text, vote)
-        for head, number, code, person, at, text, vote in rows
+         str(code), _person_key(person), at, text, vote, "1" if forwarded else "")
+        for head, number, code, person, at, text, vote, forwarded in rows
     ]
 
 
@@ -369,13 +377,14 @@ def _sql_cell(value: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 def _copy_query(rows: Select[Any], heads: dict[int, tuple[str, str]], kinds: dict[str, str],
-                offset: str) -> Select[Any]:
+                offset: str, forwarded: str) -> Select[Any]:
     """The export's rows as PostgreSQL writes most of each line, in four text columns: the
     cells before the resident's ("3,Title,comment,3-17,15148,Xã …,Tỉnh …,"), the resident as
     `export_query` gives it, the UTC hour "YYYY-MM-DD HH", and the rest (":MM:SS+07:00,
-    comment,vote", `offset` being the usual one). The export turns the resident into their
-    pseudonym (the key never leaves this process) and the UTC hour into Vietnam's. `heads`
-    holds each draft's first three cells per kind."""
+    comment,vote,forwarded", `offset` being the usual one, `forwarded` the cell of a
+    forwarded comment). The export turns the resident into their pseudonym (the key never
+    leaves this process) and the UTC hour into Vietnam's. `heads` holds each draft's first
+    three cells per kind."""
     both = rows.get_final_froms()[0]  # the union of comments and votes
     utc = func.timezone("UTC", both.c.at)
     head = values(column("draft_id", Integer), column("comment", String),
@@ -404,7 +413,8 @@ def _copy_query(rows: Select[Any], heads: dict[int, tuple[str, str]], kinds: dic
     )
     # a comment has no vote, a vote no comment: one cell to work out per row
     after = case((comment, "," + _sql_cell(both.c.text) + ","),
-                 else_=",," + _sql_cell(both.c.vote))
+                 else_=",," + _sql_cell(both.c.vote)) + case(
+        (both.c.forwarded == "1", literal("," + forwarded)), else_=",")
     return (
         select(before.label("before"), func.coalesce(cast(both.c.person, String), "")
                .label("person"),
@@ -465,11 +475,12 @@ def _write_sqlite_file(path: str, sql: str, batch: int,
 
 class ExportCells:
     """The cells every export shows the same way (CSV and XLSX): a draft's title neutralised,
-    a commune's code, name and province, a resident's pseudonym."""
+    a commune's code, name and province, a resident's pseudonym, the forwarded mark."""
 
     def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
-                 secret: bytes) -> None:
+                 secret: bytes, forwarded: str = "yes") -> None:
         self.titles, self.kinds, self.anonymous, self.secret = titles, kinds, anonymous, secret
+        self.forwarded = neutralise(forwarded)  # the mark of a forwarded comment
 
     def pseudonym(self, person: str) -> str:
         if not person:
@@ -497,8 +508,11 @@ class CsvLines(ExportCells):
     commas where adjacent."""
 
     def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
-                 secret: bytes) -> None:
-        super().__init__(titles, kinds, anonymous, secret)
+                 secret: bytes, forwarded: str = "yes") -> None:
+        super().__init__(titles, kinds, anonymous, secret, forwarded)
+        # The Forwarded cell after a comma, by what the query gives: "1" or 1 marks one.
+        mark = "," + csv_cell(self.forwarded)
+        self.marks = {"1": mark, 1: mark, "": ",", 0: ","}
         self.heads = _Cache(lambda head: ",".join(
             (str(head[0]), csv_cell(self.title(head[0])), csv_cell(kinds[head[1]]))
         ))
@@ -539,30 +553,33 @@ class CsvLines(ExportCells):
     def _wide(self, rows: Sequence[Any]) -> str:
         heads, places, people, hours, labels, offset = (
             self.heads, self.places, self.people, self.hours, self.labels, self.offset)
+        marks = self.marks
         return "".join([
             f"{heads[draft, kind]},{receipt},{places[code]},{people[person]},"
             f"{hours[at[:13]]}{at[13:19]}{offset},"
-            f"{free_text_cell(text)},{labels[vote]}\r\n"
-            for draft, kind, receipt, code, person, at, text, vote in rows
+            f"{free_text_cell(text)},{labels[vote]}{marks[forwarded]}\r\n"
+            for draft, kind, receipt, code, person, at, text, vote, forwarded in rows
         ])
 
     def _lean(self, rows: Sequence[Any]) -> str:
         leads, places, people, hours, labels, offset = (
             self.leads, self.places_by_code, self.people_by_id, self.hours, self.labels,
             self.offset)
+        marks = self.marks
         return "".join([
             f"{leads[head]}{number},{places[code]},{people[person]},"
             f"{hours[at[:13]]}{at[13:19]}{offset},"
-            f"{free_text_cell(text)},{labels[vote]}\r\n"
-            for head, number, code, person, at, text, vote in rows
+            f"{free_text_cell(text)},{labels[vote]}{marks[forwarded]}\r\n"
+            for head, number, code, person, at, text, vote, forwarded in rows
         ])
 
     def _plain(self, rows: Sequence[Any]) -> str:
         # The same cells row by row through csv.writer, for a batch the fast path refused.
         self.writer.writerows([
             [draft, self.title(draft), self.kinds[kind], receipt, *self.place(code),
-             self.pseudonym(person), _iso(at), neutralise(text), neutralise(vote)]
-            for draft, kind, receipt, code, person, at, text, vote in rows
+             self.pseudonym(person), _iso(at), neutralise(text), neutralise(vote),
+             self.forwarded if forwarded else ""]
+            for draft, kind, receipt, code, person, at, text, vote, forwarded in rows
         ])
         written = self.buffer.getvalue()
         self.buffer.seek(0)
@@ -598,7 +615,7 @@ async def export_csv(
     if not titles:
         return 0
 
-    lines = CsvLines(titles, kinds, anonymous, secret)
+    lines = CsvLines(titles, kinds, anonymous, secret, translate(FORWARDED_MARK))
     heads, pseudonym, hour, offset = lines.heads, lines.pseudonym, lines.hour, lines.offset
     count = 0
     lean = connection.dialect.name == "sqlite"
@@ -618,7 +635,7 @@ async def export_csv(
         # whole chunks of bytes, written as they are when `out` is a UTF-8 file.
         copy_sql = str(_copy_query(
             query, {draft: (heads[draft, "comment"], heads[draft, "vote"]) for draft in titles},
-            kinds, offset,
+            kinds, offset, csv_cell(lines.forwarded),
         ).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         # Cells go back into COPY text escaped, so that unescaping the whole chunk restores them.
         copy_people = _Cache(lambda person: (csv_cell(pseudonym(

@@ -27,6 +27,7 @@ from storage.export import (
     ANONYMOUS,
     BATCH,
     COLUMNS,
+    FORWARDED_MARK,
     KINDS,
     ExportCells,
     export_query,
@@ -50,8 +51,10 @@ EXCEL_EPOCH = datetime(1899, 12, 30)  # day 0 of Excel's dates (valid from March
 DAY = timedelta(days=1)
 
 SUMMARY, COMMENTS, VOTES = N_("Summary"), N_("Comments"), N_("Votes")
-DRAFT_NO, TITLE, KIND, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT, VOTE = COLUMNS
-COMMENT_COLUMNS = (DRAFT_NO, TITLE, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT)
+(DRAFT_NO, TITLE, KIND, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT, VOTE,
+ FORWARDED) = COLUMNS
+COMMENT_COLUMNS = (DRAFT_NO, TITLE, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT,
+                   FORWARDED)
 VOTE_COLUMNS = (DRAFT_NO, TITLE, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, VOTE)
 FIGURE_COLUMNS = (N_("Reached"), N_("Waiting for Zalo's window"), N_("Unreachable"),
                   N_("Comments"), N_("Votes"), N_("Took part"), N_("Participation"))
@@ -144,7 +147,7 @@ class _Writer:
         self.labels = cache(neutralise)
 
     def write(self, rows: Sequence[Any]) -> None:
-        for draft, kind, receipt, code, person, at, text, vote in rows:
+        for draft, kind, receipt, code, person, at, text, vote, forwarded in rows:
             comment = kind == "comment"
             sheet, row = (self.comments if comment else self.votes).next_row()
             sheet.write_number(row, 0, int(draft))
@@ -160,6 +163,8 @@ class _Writer:
             sheet.write_number(row, column + 1, _serial(at), self.date)
             if comment:
                 sheet.write_string(row, column + 2, neutralise(text), self.wrap)
+                if forwarded:
+                    sheet.write_string(row, column + 3, self.cells.forwarded)
             else:
                 sheet.write_string(row, column + 2, self.labels(vote))
         if self.people.cache_info().currsize > 200_000:  # as the CSV's pseudonym cache
@@ -245,7 +250,7 @@ async def export_xlsx(
     results = [found for draft in titles
                if (found := await draft_results(session, draft, scope)) is not None]
     cells = ExportCells(titles, {kind: translate(word) for kind, word in KINDS.items()},
-                        translate(ANONYMOUS), secret)
+                        translate(ANONYMOUS), secret, translate(FORWARDED_MARK))
     book = Workbook(out, {
         "constant_memory": True,
         # Text stays text: never a formula, a number or a link.

@@ -9,11 +9,12 @@ unhandled: so when several `ykien serve` share one database, exactly one of them
 row at a time, and one chat's updates are handled in the order they were stored even when
 the load balancer spreads them over processes. A process that dies holding rows lets their
 leases run out; another one takes them over (at least once). `handled_at` is set once the
-update has been handled.
+update has been handled, its replies sent (`finish`), or once it is given up as `failed`
+(`give_up`: it could not be understood, or it crashed every process that took it).
 
-An earlier row that exhausted its attempts (it crashed every process that took it) no longer
-holds its chat back once its lease has run out. Updates with no chat (chat key "") are not
-ordered.
+A row keeps its body only as long as it is needed: finished or given up, it keeps its
+identity (a retry is then recognised) and its times, not its body or chat; after two days
+it goes (`forget_before`). Updates with no chat (chat key "") are not ordered.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, text, tuple_, update
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -164,14 +165,59 @@ async def renew(
     return affected(result)
 
 
+# What a finished row keeps: its identity and times, not what the person sent, nor who.
+_EMPTIED = {"payload": "", "chat_key": ""}
+
+
 async def finish(sessionmaker: Sessionmaker, row_id: int, attempt: int) -> None:
     """Record that the claimed row was handled (unless another process claimed it since)."""
     async with sessionmaker() as session, session.begin():
         await session.execute(
             update(InboundUpdate)
             .where(InboundUpdate.id == row_id, InboundUpdate.attempts == attempt)
-            .values(handled_at=utcnow())
+            .values(handled_at=utcnow(), **_EMPTIED)
         )
+
+
+async def give_up(sessionmaker: Sessionmaker, row_id: int) -> bool:
+    """Record a row that cannot be handled (not understood) as failed, whoever holds it; it
+    no longer holds its chat back. False when it was finished already."""
+    async with sessionmaker() as session, session.begin():
+        result = await session.execute(
+            update(InboundUpdate)
+            .where(InboundUpdate.id == row_id, InboundUpdate.handled_at.is_(None))
+            .values(handled_at=utcnow(), failed=True, claimed_until=None, **_EMPTIED)
+        )
+    return affected(result) == 1
+
+
+async def give_up_exhausted(
+    sessionmaker: Sessionmaker, channel: str, *, now: datetime | None = None
+) -> int:
+    """Record as failed the rows that used up their attempts (each crashed the process that
+    held it) once the last lease has run out; how many."""
+    now = now or utcnow()
+    async with sessionmaker() as session, session.begin():
+        result = await session.execute(
+            update(InboundUpdate)
+            .where(
+                InboundUpdate.handled_at.is_(None),
+                InboundUpdate.channel == channel,
+                InboundUpdate.attempts >= MAX_ATTEMPTS,
+                _free(now),
+            )
+            .values(handled_at=now, failed=True, **_EMPTIED)
+        )
+    return affected(result)
+
+
+async def forget_before(session: AsyncSession, before: datetime) -> int:
+    """Delete the rows finished before `before` (housekeeping): a platform no longer retries
+    them, so nothing needs recognising."""
+    result = await session.execute(
+        delete(InboundUpdate).where(InboundUpdate.handled_at < before)
+    )
+    return affected(result)
 
 
 async def unhandled(

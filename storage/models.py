@@ -123,13 +123,10 @@ class Resident(Base):
     awaiting: Mapped[str] = mapped_column(String(32), default="")
     # When the wait began: an abandoned step expires instead of swallowing later messages.
     awaiting_since: Mapped[datetime | None] = mapped_column(UtcDateTime)
-    # Text sent outside any draft, kept until the resident says which draft it is for.
+    # Text sent outside any draft, kept until the resident says which draft it is for, and
+    # whether it was forwarded (someone else's words, marked so in the comment).
     held_text: Mapped[str] = mapped_column(Text, default="")
-    # The chat's last update and the replies it was given (encoded by handlers.payload),
-    # committed with what the update changed: if the process dies before they go out, the
-    # platform delivers the update again and they are given again.
-    last_update_id: Mapped[str] = mapped_column(String(64), default="")
-    last_replies: Mapped[str] = mapped_column(Text, default="")
+    held_forwarded: Mapped[bool] = mapped_column(Boolean, default=False)
     # The last promotion-type message sent (Zalo OA allows one per resident per day).
     last_promotion_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -318,6 +315,8 @@ class Comment(Base):
     )
     commune_code: Mapped[int | None] = mapped_column(Integer)  # where the resident was then
     text: Mapped[str] = mapped_column(Text)
+    # Forwarded from someone else (or sent through an inline bot): kept, and marked as such.
+    forwarded: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -381,7 +380,13 @@ class AppSetting(Base):
 
 
 class ProcessedUpdate(Base):
-    """Platform update ids already handled: a webhook retried by the platform changes nothing."""
+    """Platform updates already handled, each with its chat and the replies it was given
+    (encoded by handlers.payload), committed with what the update changed.
+
+    An update delivered again changes nothing; if the process died before its replies were
+    all sent (a crash, or a stop while the chat's pace held them), they are given again. Kept
+    two days (platforms retry for less); a decline or an erasure empties the chat's.
+    """
 
     __tablename__ = "processed_updates"
     __table_args__ = (UniqueConstraint("channel", "update_id"),)
@@ -389,6 +394,8 @@ class ProcessedUpdate(Base):
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     update_id: Mapped[str] = mapped_column(String(64))
+    platform_id: Mapped[str] = mapped_column(String(64), default="")  # the chat ("" once gone)
+    replies: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -403,10 +410,12 @@ class SendBudget(Base):
 
 
 class InboundUpdate(Base):
-    """A platform update received by webhook, kept until handled.
+    """A platform update received by webhook: its body until it is handled, then only its
+    identity, for two days.
 
     The webhook answers 200 only once the update is stored here, so an acknowledged update
-    is never lost; `(channel, update_id)` makes a retried delivery a no-op.
+    is never lost; `(channel, update_id)` makes a retried delivery a no-op. Once handled (or
+    given up as `failed`), the body and the chat key are emptied (storage.inbound).
     """
 
     __tablename__ = "inbound_updates"
@@ -425,6 +434,8 @@ class InboundUpdate(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # A process handling the row holds it until then; after a crash another one takes over.
     claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # It could not be handled (not understood, or it crashed every process that tried).
+    failed: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Role(StrEnum):

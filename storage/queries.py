@@ -48,13 +48,43 @@ async def insert_unless_present(session: AsyncSession, model: type, **values: ob
 
 
 async def first_time_update(
-    session: AsyncSession, channel: str, update_id: str, now: datetime
+    session: AsyncSession, channel: str, update_id: str, platform_id: str, now: datetime
 ) -> bool:
-    """Record an update id; False when it was handled before (a retried webhook)."""
+    """Record an update of a chat; False when it was handled before (a retried webhook)."""
     if not update_id:
         return True
     return await insert_unless_present(
-        session, ProcessedUpdate, channel=channel, update_id=update_id, created_at=now
+        session, ProcessedUpdate, channel=channel, update_id=update_id,
+        platform_id=platform_id, created_at=now,
+    )
+
+
+async def keep_replies(session: AsyncSession, channel: str, update_id: str, replies: str) -> None:
+    """Note the replies an update was given (encoded), to give them again should the update
+    come back before they were all sent."""
+    await session.execute(
+        update(ProcessedUpdate)
+        .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id)
+        .values(replies=replies)
+    )
+
+
+async def replies_given(session: AsyncSession, channel: str, update_id: str) -> str:
+    """The replies `keep_replies` noted for an update ("" if none, or forgotten since)."""
+    found = await session.scalar(
+        select(ProcessedUpdate.replies)
+        .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id)
+    )
+    return found or ""
+
+
+async def forget_chat(session: AsyncSession, channel: str, platform_id: str) -> None:
+    """Forget which updates were a chat's and what it was told (a decline, an erasure): the
+    update ids stay, so that a retry is still recognised."""
+    await session.execute(
+        update(ProcessedUpdate)
+        .where(ProcessedUpdate.channel == channel, ProcessedUpdate.platform_id == platform_id)
+        .values(platform_id="", replies="")
     )
 
 
@@ -124,7 +154,7 @@ async def erase_resident(
 
     Comments stay without any link to them. Votes on drafts still open are deleted, so a
     person who comes back votes once, not twice; votes on closed drafts (which nobody can
-    cast again) stay without any link.
+    cast again) stay without any link. What their chats were told is forgotten.
     """
     await lock_person(session, resident)  # a link waits, or is counted here
     person_id = resident.person_id
@@ -142,6 +172,7 @@ async def erase_resident(
     )
     await session.execute(delete(DraftMessage).where(DraftMessage.resident_id.in_(ids)))
     for identity in (await session.scalars(select(Resident).where(Resident.id.in_(ids)))).all():
+        await forget_chat(session, identity.channel, identity.platform_id)
         await session.delete(identity)
     await session.flush()
     # Its link codes and wrong guesses go with it (ON DELETE CASCADE).
@@ -191,7 +222,8 @@ async def get_option(session: AsyncSession, option_id: int) -> PollOption | None
 
 
 async def add_comment(
-    session: AsyncSession, draft: Draft, resident: Resident, text: str, now: datetime
+    session: AsyncSession, draft: Draft, resident: Resident, text: str, now: datetime,
+    *, forwarded: bool = False,
 ) -> Comment:
     """Store a comment with the next receipt number of its draft.
 
@@ -208,7 +240,8 @@ async def add_comment(
         .execution_options(synchronize_session=False)
     )
     values = {"draft_id": draft.id, "resident_id": resident.id,
-              "commune_code": resident.commune_code, "text": text, "created_at": now}
+              "commune_code": resident.commune_code, "text": text, "forwarded": forwarded,
+              "created_at": now}
     # No autoflush: the resident's pending changes are written by the caller's commit, in
     # one UPDATE.
     with session.no_autoflush:

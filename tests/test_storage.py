@@ -50,13 +50,15 @@ async def test_times_come_back_aware_in_utc(sessionmaker):
 
 async def test_old_update_ids_are_forgotten(sessionmaker):
     service = ChatService(sessionmaker)
-    event = Incoming("t", "1", Kind.TEXT, text="/help", update_id="5")
-    assert await service.handle(event)
-    assert await service.handle(event) == []
+    event = Incoming("t", "1", Kind.CHOICE, choice="agree:en", update_id="5")
+    [first, *_] = await service.handle(event)
+    [again, *_] = await service.handle(event)  # recognised: the same answer, given again
+    assert first.text == again.text == "Thank you. Your consent is recorded."
     async with sessionmaker() as session, session.begin():
         assert await forget_updates_before(session, utcnow() - timedelta(minutes=1)) == 0
         assert await forget_updates_before(session, utcnow() + timedelta(seconds=1)) == 1
-    assert await service.handle(event)
+    [afresh, *_] = await service.handle(event)  # no longer known: handled as new
+    assert afresh.text.startswith("Your consent is already recorded.")
 
 
 async def test_several_processes_migrate_a_fresh_database_at_once(

@@ -51,7 +51,12 @@ async def test_comments_and_votes_read_back_as_the_csv_has_them(sessionmaker, se
     assert book.sheetnames == ["Tổng hợp", "Góp ý", "Phiếu"]
     comments, votes = values(book["Góp ý"]), values(book["Phiếu"])
     assert comments[0] == ["Số dự thảo", "Tên dự thảo", "Số biên nhận", "Mã xã",
-                           "Xã/Phường", "Tỉnh/Thành phố", "Người dân", "Thời gian", "Góp ý"]
+                           "Xã/Phường", "Tỉnh/Thành phố", "Người dân", "Thời gian", "Góp ý",
+                           "Chuyển tiếp"]
+    # the forwarded mark as the CSV has it ("có", or nothing), then the other cells
+    forwarded = [row.pop() for row in comments[1:]]
+    assert forwarded == [r[11] or None for r in await csv_rows(sessionmaker, known.draft.id)
+                         if r[2] == "góp ý"]
     assert votes[0][-1] == "Biểu quyết" and len(votes[0]) == 8
 
     # every cell as the CSV export writes it, times as dates instead of text
@@ -95,7 +100,7 @@ async def test_headers_are_styled_frozen_and_columns_sized(sessionmaker, service
     comments = book["Comments"]
     assert comments.column_dimensions["I"].width > 70  # the comment
     assert comments.column_dimensions["B"].width >= 40  # the title
-    assert comments.auto_filter.ref == "A1:I6"
+    assert comments.auto_filter.ref == "A1:J6"  # through the forwarded mark
 
 
 async def test_the_summary_sheet_has_the_results_figures(sessionmaker, service):

@@ -111,37 +111,39 @@ class Channel(Protocol):
         """Send one message; return the platform's message id. Raises SendError."""
 
 
-# What a webhook route answers: the HTTP status for a request that must be refused, or None.
+# What a webhook route answers a request `verify` refuses (403, 400), or None when it is genuine.
 Verdict = int | None
 
 
 @runtime_checkable
-class WebhookChannel(Protocol):
+class WebhookChannel(Channel, Protocol):
     """A channel that receives updates by webhook on `ykien serve` (bot.web.webhook).
 
-    The server reads the body once (at most 1 MB), asks `verify`, stores the update under
-    `webhook_update_key` (a retried delivery is then a no-op), answers 200 and hands the
-    update to `process_webhook_update` in the background.
+    The server reads the body once (at most 1 MB, nesting bounded), asks `verify`, stores the
+    update under `webhook_update_key` (a retried delivery is then a no-op), answers 200 and
+    hands the update to `process_webhook_update` in the background. Headers reach `verify`
+    only when their values are ASCII, as every platform's are.
     """
 
-    name: str
     # Where the platform posts updates, under YKIEN_PUBLIC_URL (unguessable where possible).
     webhook_path: str
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> Verdict:
-        """None when the request really comes from the platform and carries an update;
-        200 when it is genuine but nothing to handle (acknowledged, not stored); else the
-        refusal: 403 (wrong secret or signature, replay) or 400 (logged)."""
+        """None when the request really comes from the platform; else the refusal: 403
+        (wrong secret or signature, replay) or 400 (logged)."""
         ...
 
-    def webhook_update_key(self, payload: object) -> tuple[str, str]:
-        """(update id, chat key) of a posted update; raises ValueError if it is not one."""
+    def webhook_update_key(self, payload: object) -> tuple[str, str] | None:
+        """(update id, chat key) of a posted update; None for a genuine one the bot ignores
+        (not a resident's: a group's, a bot's, the platform's own echo; or one that cannot
+        be read, logged once), acknowledged and not stored; ValueError if it is no update."""
         ...
 
     async def process_webhook_update(
-        self, payload: dict, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+        self, payload: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
     ) -> None:
-        """Run `handle(process)` for the update, in order with the earlier ones of its chat."""
+        """Run `handle(process)` for the update, in order with the earlier ones of its chat;
+        `process` returns once the update's replies are sent (or failed for good)."""
         ...
 
     async def start_webhook(self) -> None:

@@ -97,6 +97,10 @@ async def cmd_zalo_auth(args: argparse.Namespace, settings: Settings, t: Transla
         else:
             pasted = args.code
         code, state = code_from(pasted)
+        if not code.strip():  # Zalo would only refuse it, and the authorisation with it
+            print(t("The code is empty. Give the code Zalo showed after consent (or the whole "
+                    "address of that page): ykien zalo auth --code CODE"), file=sys.stderr)
+            return 2
         async with aiohttp.ClientSession() as http:
             try:
                 pair = await finish_authorisation(sessionmaker, http, _app(settings), code,

@@ -24,12 +24,16 @@ async def serve(
     *,
     on_listening: Callable[[str], None] | None = None,
     backlog: int | None = None,
+    chat_backlog: int | None = None,
+    read_timeout: float | None = None,
     receive: bool = True,
 ) -> None:
     """Receive by webhook and deliver until `stop` is set (or SIGINT/SIGTERM).
 
     `on_listening` gets the server's own address (http://host:port) once the webhook is
-    registered; `backlog` bounds the updates waiting in memory (then 503). Without
+    registered; `backlog` bounds the updates waiting in memory (then 503), `chat_backlog`
+    those of one chat (then they are dropped, and the chat told to wait); `read_timeout` is
+    how long a request's headers, and then its body, may take (tests shorten them). Without
     `receive`, only the officials' workspace is served (`ykien web serve`): no channel is
     started, no webhook registered, nothing sent, so a bot that polls keeps polling.
     """
@@ -40,7 +44,13 @@ async def serve(
     from bot.channels.registry import configured_channels
     from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
-    from bot.web.webhook import DEFAULT_BACKLOG, WebhookReceiver, make_app
+    from bot.web.webhook import (
+        DEFAULT_BACKLOG,
+        DEFAULT_CHAT_BACKLOG,
+        READ_TIMEOUT,
+        WebhookReceiver,
+        make_app,
+    )
     from bot.web.workspace import workspace_app
     from handlers.officials import ADMIN_PATH
     from storage import communes
@@ -56,6 +66,7 @@ async def serve(
         receivers = [
             WebhookReceiver(
                 sessionmaker, channel, backlog=backlog or DEFAULT_BACKLOG,
+                chat_backlog=chat_backlog or DEFAULT_CHAT_BACKLOG,
                 lease=timedelta(seconds=settings.webhook_lease_seconds),
             )
             for channel in hooked
@@ -64,9 +75,15 @@ async def serve(
             route for c in channels.values() if isinstance(c, ServesRoutes)
             for route in c.extra_routes()
         ]
-        app = make_app(receivers, extra_routes=routes, sessionmaker=sessionmaker)
+        timeout = read_timeout or READ_TIMEOUT
+        app = make_app(receivers, extra_routes=routes, read_timeout=timeout,
+                       sessionmaker=sessionmaker)
         app.add_subapp(ADMIN_PATH, workspace_app(sessionmaker, settings))  # officials' pages
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5)
+        runner = web.AppRunner(
+            app, access_log=None, shutdown_timeout=5,
+            # aiohttp's keep-alive timer also closes a connection still sending its headers.
+            keepalive_timeout=timeout,
+        )
         upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
         started: list[str] = []
         try:

@@ -3,10 +3,16 @@
 Every channel that receives by webhook (bot.channels.channel.WebhookChannel) gets a route at its
 `webhook_path`. An update is answered 200 only once it is stored (`storage.inbound`), then
 handled in the background through the channel's own update processing (each chat in order,
-chats concurrently). The answers that make a platform retry later: 503 while the backlog in
-memory is full (or the database is down); the ones that make it give up: what the channel's
-`verify` refuses (403 without the right secret or signature), 400 for what is not an update,
-413 over a megabyte.
+chats concurrently); it counts as handled once its replies are sent. The answers that make a
+platform retry later: 503 while the backlog in memory is full (or the database is down); the
+ones that make it give up: what the channel's `verify` refuses (403 without the right secret
+or signature), 400 for what is not an update (or nests deeper than any update does), 408 for
+a body that does not arrive in time, 413 over a megabyte. Genuine updates the bot ignores (a
+group's, a bot's, one the platform library cannot read) are acknowledged and not stored.
+
+One chat cannot take the server from the others: beyond `chat_backlog` of its updates waiting
+here, its updates are acknowledged and dropped for a minute, and it is told once when it can
+write again (a 429 would only make the platform send them again).
 """
 
 from __future__ import annotations
@@ -14,32 +20,58 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
+import math
+import re
+from array import array
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from enum import StrEnum
+from itertools import accumulate
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from multidict import CIMultiDict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.channel import WebhookChannel
+from bot.channels.channel import SendError, WebhookChannel
+from bot.channels.pacing import Priority
+from handlers.conversation import language_of, too_fast
+from handlers.logref import chat_ref
 from storage import inbound
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # the platforms' updates are far smaller; anything bigger is not one
+MAX_DEPTH = 32  # arrays and objects within each other: the platforms' updates nest ~6 deep
 DEFAULT_BACKLOG = 1000
+DEFAULT_CHAT_BACKLOG = 20  # one chat's updates waiting (its replies go 1/s after 3 at once)
+FLOOD_PAUSE = timedelta(minutes=1)  # a chat over its bound is not read for this long
+READ_TIMEOUT = 15.0  # seconds for a request's headers (and idle connections), then its body
+SERVER = "ykien"  # the Server header: no software version for anyone to look up
+
+
+class Outcome(StrEnum):
+    """What became of a posted update."""
+
+    STORED = "stored"  # and scheduled
+    AGAIN = "again"  # stored before: a retry
+    IGNORED = "ignored"  # genuine, nothing for the bot
+    DROPPED = "dropped"  # its chat is over its bound
 
 
 class WebhookReceiver:
-    """Stored updates handed to a channel: at most `backlog` in memory, each claimed first.
+    """Stored updates handed to a channel: at most `backlog` in memory (`chat_backlog` per
+    chat), each claimed first.
 
     On `start`, rows stored but never handled (a crash after the 200) are handled first, in
     the order they came. A claim holds a row for `lease` (renewed while the update is being
     handled); every `sweep_seconds` (half a lease), rows whose lease ran out (their process
-    died), or never claimed for `stale_after` (a lease), are taken over. An update whose
-    chat has an earlier update not handled yet (in another process, say) waits, out of its
-    chat's lane, and is tried again every `retry_seconds` or as soon as this process
-    finishes an update of that chat.
+    died), or never claimed for `stale_after` (a lease), are taken over, and rows that
+    crashed every process are given up. An update whose chat has an earlier update not
+    handled yet (in another process, say) waits, out of its chat's lane, and is tried again
+    every `retry_seconds` or as soon as this process finishes an update of that chat. An
+    update the channel cannot even take up is recorded as failed, once.
     """
 
     def __init__(
@@ -48,6 +80,7 @@ class WebhookReceiver:
         channel: WebhookChannel,
         *,
         backlog: int = DEFAULT_BACKLOG,
+        chat_backlog: int = DEFAULT_CHAT_BACKLOG,
         lease: timedelta = inbound.LEASE,
         stale_after: timedelta | None = None,
         sweep_seconds: float | None = None,
@@ -57,6 +90,7 @@ class WebhookReceiver:
         self.sessionmaker = sessionmaker
         self.channel = channel
         self.backlog = backlog
+        self.chat_backlog = chat_backlog
         self.lease = lease
         self.stale_after = stale_after if stale_after is not None else lease
         self.sweep_seconds = (
@@ -66,14 +100,18 @@ class WebhookReceiver:
         self.clock = clock
         self._in_flight: dict[int, asyncio.Task[None]] = {}  # by row id
         self._claims: dict[int, int] = {}  # rows this process is handling: {id: attempt}
-        self._deferred: dict[int, tuple[inbound.StoredUpdate, dict]] = {}  # waiting their turn
+        self._deferred: dict[int, tuple[inbound.StoredUpdate, object]] = {}  # not their turn
+        self._chats: dict[int, str] = {}  # every row scheduled here and not done: its chat
+        self._per_chat: Counter[str] = Counter()  # the same, counted by chat
+        self._silenced: dict[str, datetime] = {}  # chats over their bound: dropped until
         self._retry = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
+        self._notices: set[asyncio.Task[None]] = set()
 
     @property
     def waiting(self) -> int:
         """Updates scheduled and not yet handled, in this process."""
-        return len(self._in_flight) + len(self._deferred.keys() - self._in_flight.keys())
+        return len(self._chats)
 
     @property
     def full(self) -> bool:
@@ -88,20 +126,26 @@ class WebhookReceiver:
             asyncio.create_task(self._retry_deferred()),
         ]
 
-    async def accept(self, payload_text: str, payload: object) -> bool:
-        """Store a posted update and schedule it; False when it was stored before.
+    async def accept(self, payload_text: str, payload: object) -> Outcome:
+        """Store a posted update and schedule it, unless it is none of the bot's business, a
+        retry, or its chat is over its bound.
 
         Raises ValueError for what is not an update, SQLAlchemyError if it cannot be stored.
         """
-        update_id, chat_key = self.channel.webhook_update_key(payload)
+        key = self.channel.webhook_update_key(payload)
+        if key is None:
+            return Outcome.IGNORED
+        update_id, chat_key = key
+        if chat_key and self._silenced_now(chat_key):
+            return Outcome.DROPPED
         row = await inbound.store(
             self.sessionmaker, self.channel.name, update_id, chat_key, payload_text,
             now=self.clock(),
         )
         if row is None:
-            return False
+            return Outcome.AGAIN
         self._schedule(row, payload)
-        return True
+        return Outcome.STORED
 
     async def close(self, timeout: float = 15.0) -> None:
         """Stop sweeping; let the updates under way finish (bounded); the rest stay stored."""
@@ -109,24 +153,63 @@ class WebhookReceiver:
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
         self._background = []
-        tasks = list(self._in_flight.values())
+        tasks = [*self._in_flight.values(), *self._notices]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
+            left = len(pending - self._notices)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-            if pending:
-                log.warning("webhook: %d updates left for the next start", len(pending))
+            if left:
+                log.warning("webhook: %d updates left for the next start", left)
         if self._deferred:
             log.info("webhook: %d updates waiting for their turn left for the next start",
                      len(self._deferred))
             self._deferred.clear()
 
+    # ---- one chat's bound ----------------------------------------------------------------
+
+    def _silenced_now(self, chat_key: str) -> bool:
+        """Whether the chat's updates are dropped now; a chat reaching its bound is silenced
+        for FLOOD_PAUSE (until a whole minute) and told so, once."""
+        now = self.clock()
+        until = self._silenced.get(chat_key)
+        if until is not None and now < until:
+            return True
+        self._silenced.pop(chat_key, None)
+        if self._per_chat[chat_key] < self.chat_backlog:
+            return False
+        until = _next_minute(now + FLOOD_PAUSE)
+        self._silenced = {chat: end for chat, end in self._silenced.items() if end > now}
+        self._silenced[chat_key] = until
+        log.warning("webhook: %s sends faster than it is answered; its updates are dropped "
+                    "until %s", chat_ref(self.channel.name, chat_key), until.isoformat())
+        notice = asyncio.create_task(self._tell_to_wait(chat_key, until))
+        self._notices.add(notice)
+        notice.add_done_callback(self._notices.discard)
+        return True
+
+    async def _tell_to_wait(self, chat_key: str, until: datetime) -> None:
+        """The chat's one notice, in its language, after the replies already queued for it."""
+        try:
+            async with self.sessionmaker() as session:
+                language = await language_of(session, self.channel.name, chat_key)
+            await self.channel.limiter.acquire(chat_key, Priority.REPLY)
+            await self.channel.send(chat_key, too_fast(language, until))
+        except (SendError, SQLAlchemyError, OSError) as exc:
+            log.warning("webhook: could not tell %s to wait (%s)",
+                        chat_ref(self.channel.name, chat_key), type(exc).__name__)
+        except Exception:  # a task of its own: nobody else would see it
+            log.exception("webhook: telling %s to wait failed",
+                          chat_ref(self.channel.name, chat_key))
+
+    # ---- scheduling ------------------------------------------------------------------------
+
     async def _recover(self, *, unclaimed: bool) -> None:
         free = self.backlog - self.waiting
         if free <= 0:
             return
-        known = self._in_flight.keys() | self._deferred.keys()
+        known = self._chats.keys()
         rows = await inbound.unhandled(
             self.sessionmaker, self.channel.name, stale_after=self.stale_after,
             unclaimed=unclaimed, limit=free + len(known), now=self.clock(),
@@ -135,12 +218,22 @@ class WebhookReceiver:
         if rows:
             log.info("webhook: handling %d updates stored earlier", len(rows))
         for row in rows:
-            self._schedule(row, json.loads(row.payload))
+            try:
+                payload = json.loads(row.payload)
+            except ValueError:  # stored by hand, or by a version that kept no body
+                await self._give_up(row, "it has no body")
+                continue
+            self._schedule(row, payload)
 
     async def _sweep(self) -> None:
         while True:
             await asyncio.sleep(self.sweep_seconds)
             try:
+                given_up = await inbound.give_up_exhausted(
+                    self.sessionmaker, self.channel.name, now=self.clock())
+                if given_up:
+                    log.warning("webhook: %d %s updates crashed every process that took them; "
+                                "recorded as failed", given_up, self.channel.name)
                 await self._recover(unclaimed=False)
             except Exception:
                 log.exception("webhook: looking for abandoned updates failed")
@@ -173,15 +266,46 @@ class WebhookReceiver:
 
     def _schedule(self, row: inbound.StoredUpdate, payload: object) -> None:
         # Tasks start in the order they are created: the channel keeps each chat in order.
-        assert isinstance(payload, dict)
-        task = asyncio.create_task(self.channel.process_webhook_update(
-            payload, lambda process: self._handle(row, payload, process)
-        ))
+        if row.id not in self._chats:
+            self._chats[row.id] = row.chat_key
+            self._per_chat[row.chat_key] += 1
+        task = asyncio.create_task(self._process(row, payload))
         self._in_flight[row.id] = task
-        task.add_done_callback(lambda _: self._in_flight.pop(row.id, None))
+        task.add_done_callback(lambda _: self._done(row.id))
+
+    def _done(self, row_id: int) -> None:
+        self._in_flight.pop(row_id, None)
+        if row_id in self._deferred:
+            return  # scheduled again later
+        chat = self._chats.pop(row_id, None)
+        if chat is not None:
+            self._per_chat[chat] -= 1
+            if self._per_chat[chat] <= 0:
+                del self._per_chat[chat]
+
+    async def _process(self, row: inbound.StoredUpdate, payload: object) -> None:
+        try:
+            await self.channel.process_webhook_update(
+                payload, lambda process: self._handle(row, payload, process)
+            )
+        except Exception as exc:
+            # The channel could not even take it up (a malformed field from someone with the
+            # secret): it never will, and must not hold its chat back.
+            await self._give_up(row, type(exc).__name__)
+
+    async def _give_up(self, row: inbound.StoredUpdate, reason: str) -> None:
+        try:
+            failed = await inbound.give_up(self.sessionmaker, row.id)
+        except SQLAlchemyError as exc:
+            log.warning("webhook: could not record %s update row %d as failed (%s); it stays "
+                        "stored", self.channel.name, row.id, type(exc).__name__)
+            return
+        if failed:
+            log.warning("webhook: a %s update could not be handled (%s); recorded as failed",
+                        self.channel.name, reason)
 
     async def _handle(
-        self, row: inbound.StoredUpdate, payload: dict, process: Callable[[], Awaitable[None]]
+        self, row: inbound.StoredUpdate, payload: object, process: Callable[[], Awaitable[None]]
     ) -> None:
         try:
             attempt = await inbound.claim(
@@ -199,7 +323,7 @@ class WebhookReceiver:
         self._claims[row.id] = attempt
         try:
             try:
-                await process()
+                await process()  # returns once the update's replies are sent
             except Exception:
                 log.exception("webhook: handling update row %d failed", row.id)
             try:
@@ -212,18 +336,56 @@ class WebhookReceiver:
             self._retry.set()  # its next update may go now
 
 
+def _next_minute(at: datetime) -> datetime:
+    """`at` rounded up to a whole minute (what a person is told)."""
+    seconds = at.second + at.microsecond / 1e6
+    return at.replace(second=0, microsecond=0) + timedelta(minutes=math.ceil(seconds / 60))
+
+
+# ---- the requests ----------------------------------------------------------------------------
+
+# A JSON string, its escapes included, or all that is left of the body if it is never closed
+# (a backslash at the very end too): no backtracking and no second start inside a string, so a
+# hostile body costs one pass; and every byte that is not a bracket.
+_STRING = re.compile(rb'"(?:[^"\\]|\\.|\\\Z)*+(?:"|\Z)', re.DOTALL)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 in, -1 out (as signed bytes)
+
+
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether the arrays and objects of a JSON body nest deeper than `limit`: checked before
+    parsing, which would otherwise recurse as deep as the body asks (linear, in C)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    brackets = _STRING.sub(b"", body).translate(_STEPS, _NOT_BRACKETS)
+    return max(accumulate(array("b", brackets)), default=0) > limit
+
+
+def _ascii_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """The headers whose values are ASCII (every platform's are); others are as if absent,
+    so no check trips over bytes that are not text."""
+    return CIMultiDict((name, value) for name, value in headers.items() if value.isascii())
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[hdrs.SERVER] = SERVER
+
+
 def make_app(
     receivers: Sequence[WebhookReceiver],
     *,
     extra_routes: Sequence[web.RouteDef] = (),
     client_max_size: int = MAX_BODY,
+    read_timeout: float = READ_TIMEOUT,
     sessionmaker: async_sessionmaker[AsyncSession] | None = None,
 ) -> web.Application:
     """The aiohttp application: one webhook route per channel, /healthz, and `extra_routes`
-    (an OAuth callback, for instance)."""
+    (an OAuth callback, for instance). A body must arrive within `read_timeout`; run it with
+    `keepalive_timeout=read_timeout` too, which also bounds the time for a request's headers."""
     app = web.Application(client_max_size=client_max_size)
+    app.on_response_prepare.append(_server_header)
     for receiver in receivers:
-        app.router.add_post(receiver.channel.webhook_path, _webhook_route(receiver))
+        app.router.add_post(receiver.channel.webhook_path, _webhook_route(receiver, read_timeout))
     app.router.add_routes(extra_routes)
 
     async def healthz(request: web.Request) -> web.Response:
@@ -234,11 +396,12 @@ def make_app(
         except (SQLAlchemyError, OSError) as exc:
             log.warning("healthz: database unreachable: %s", type(exc).__name__)
             database = False
-        status = 200 if database else 503
+        busy = any(receiver.full for receiver in receivers)
+        status = "unavailable" if not database else "busy" if busy else "ok"
         return web.json_response(
-            {"status": "ok" if database else "unavailable", "database": database,
+            {"status": status, "database": database,
              "backlog": sum(receiver.waiting for receiver in receivers)},
-            status=status,
+            status=200 if status == "ok" else 503,
         )
 
     app.router.add_get("/healthz", healthz)
@@ -246,15 +409,26 @@ def make_app(
 
 
 def _webhook_route(
-    receiver: WebhookReceiver,
+    receiver: WebhookReceiver, read_timeout: float
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     channel = receiver.channel
 
     async def receive(request: web.Request) -> web.Response:
-        body = await request.read()  # over client_max_size: 413 from aiohttp
-        verdict = channel.verify(request.headers, body)
-        if verdict == 200:  # genuine, but nothing for us (the platform's own echo events)
-            return web.Response(status=200)
+        try:
+            async with asyncio.timeout(read_timeout):
+                body = await request.read()  # over client_max_size: 413 from aiohttp
+        except TimeoutError:
+            log.info("webhook: a %s request's body did not arrive in time", channel.name)
+            return web.Response(status=408, headers={hdrs.CONNECTION: "close"})
+        if too_deep(body):
+            log.info("webhook: %s refused a body nested too deeply", channel.name)
+            return web.Response(status=400)
+        try:
+            verdict = channel.verify(_ascii_headers(request.headers), body)
+        except Exception as exc:  # hostile input our checks did not foresee: refused, noted
+            log.warning("webhook: %s could not check a request (%s)", channel.name,
+                        type(exc).__name__)
+            return web.Response(status=400)
         if verdict is not None:
             log.warning("webhook: %s refused a request (%d)", channel.name, verdict)
             return web.Response(status=verdict)
@@ -262,14 +436,18 @@ def _webhook_route(
             return web.Response(status=503, headers={"Retry-After": "1"})
         try:
             payload_text = body.decode("utf-8")
-            accepted = await receiver.accept(payload_text, json.loads(payload_text))
+            outcome = await receiver.accept(payload_text, json.loads(payload_text))
         except ValueError:  # JSON, UTF-8, or not an update
             return web.Response(status=400)
         except (SQLAlchemyError, OSError) as exc:
             log.warning("webhook: could not store a %s update (%s); it will be retried",
                         channel.name, type(exc).__name__)
             return web.Response(status=503)
-        if not accepted:
+        except Exception as exc:  # a field of a shape the channel did not foresee
+            log.warning("webhook: a %s update could not be read (%s); refused",
+                        channel.name, type(exc).__name__)
+            return web.Response(status=400)
+        if outcome is Outcome.AGAIN:
             log.info("webhook: a %s update delivered again was ignored", channel.name)
         return web.Response(status=200)
 

@@ -538,8 +538,9 @@ def retry_to(fake: FakeTelegram, chat_id: int) -> Callable[[Call], bool]:
 async def test_a_throttled_reply_waits_without_holding_up_other_chats(
     fake: FakeTelegram, service: StubService
 ) -> None:
-    # One place only: a handler that waited for the retry itself would keep it from Bob.
-    telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=1, concurrent_chats=1)
+    # Two places: Alice's handler waits in hers (its update is handled once the reply is
+    # sent), Bob's update is handled in the other and answered when the pause is over.
+    telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=1, concurrent_chats=2)
     await telegram.start()
     fake.fail_next("sendMessage", ALICE, code=429, retry_after=1)
     # Alice's retry is held until Bob is answered, so Bob is answered during her wait.
@@ -574,9 +575,11 @@ async def test_replies_held_by_flood_control_keep_the_chats_order(
     fake.push_text(ALICE, "a")
     await fake.wait_for(lambda c: c.method == "sendMessage" and c.chat_id == ALICE)
 
-    # Her next message is handled while her first replies wait, and answered after them.
+    # Her next message waits for her first replies (that update is not handled before they
+    # are sent), and is answered after them.
     fake.push_text(ALICE, "b")
-    await service.wait_event(lambda e: e.text == "b")
+    await asyncio.sleep(0.3)
+    assert [event.text for event in service.events] == ["a"]
     released.set()
 
     await fake.wait_for(lambda c: sent_to(ALICE)(c) and c.params["text"] == "b 2")

@@ -90,7 +90,7 @@ class Cluster:
     async def post(self, process: str, number: int, chat: int, **extra: object) -> None:
         """Telegram posts an update to `process` (through the load balancer)."""
         payload = {"update_id": number, "chat": chat, **extra}
-        assert await self.receivers[process].accept(json.dumps(payload), payload)
+        assert await self.receivers[process].accept(json.dumps(payload), payload) == "stored"
 
     def processed(self, chat_updates: set[int] | None = None) -> list[int]:
         return [n for _, n in self.log if chat_updates is None or n in chat_updates]

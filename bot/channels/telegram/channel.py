@@ -5,8 +5,10 @@ become events in receiving.py, replies become Bot API calls in rendering.py, and
 go out through the lean aiohttp sender (sender.py).
 
 Each chat's updates are handled in order, different chats concurrently (`PerChatProcessor`).
-A reply throttled by flood control (429) is not waited for inside the handler: that chat's
-remaining replies go to a sender task that waits as Telegram asked (`_send_held`).
+An update's replies are sent within its handling, waiting for the chat's pace (1 message/s
+after a burst of 3) and for flood control (a 429 pauses the channel as Telegram asked): so an
+update counts as handled (`ykien serve` marks its stored row) only once its replies are sent
+or have failed for good, and a stop or a crash never loses replies that were only queued.
 Logs name chats by `chat_ref` pseudonyms, never by chat id, and never quote what was written.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dtm
 import hmac
+import inspect
 import logging
 import os
 from collections import deque
@@ -46,6 +49,7 @@ from telegram.ext import (
     ContextTypes,
     TypeHandler,
 )
+from telegram.request import HTTPXRequest
 
 from bot.channels.channel import (
     PermanentFailure,
@@ -62,10 +66,12 @@ from bot.channels.telegram.receiving import (
     CHANNEL,
     SECRET_HEADER,
     PerChatProcessor,
+    ReadingBot,
     chat_id_of,
     ref,
     telegram_path,
     to_incoming,
+    update_kind,
 )
 from bot.channels.telegram.rendering import (
     MAX_TEXT,
@@ -138,7 +144,7 @@ class TelegramChannel:
         buttons_per_message=100, button_label_limit=64, text_limit=MAX_TEXT, can_edit=True,
         replies_to_messages=True, measure=utf16_len, sends_files=True,
     )
-    # Replies held by flood control are dropped after this many waits for one update's replies.
+    # An update's replies are given up after this many flood-control waits (429) in a row.
     reply_max_waits = 5
     # Upper bound on stop(), so a stuck handler or network cannot hang shutdown.
     stop_timeout = 15.0
@@ -164,25 +170,21 @@ class TelegramChannel:
         self.sender = TelegramSender(token, api_url)
         self.poll_timeout = poll_timeout
         self._token = token
-        # Chats whose replies wait for flood control, and the tasks that will send them.
-        self._held: dict[str, deque[_Answer]] = {}
-        self._senders: set[asyncio.Task[None]] = set()
         api_url = api_url.rstrip("/")
+        bot = ReadingBot(
+            token, base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot",
+            # Bounded requests: PTB adds the long-poll timeout to get_updates' read timeout.
+            # (The pool sizes are ApplicationBuilder's.)
+            request=HTTPXRequest(connection_pool_size=256, connect_timeout=5.0,
+                                 read_timeout=10.0, write_timeout=10.0,
+                                 media_write_timeout=30.0, pool_timeout=5.0),
+            get_updates_request=HTTPXRequest(connection_pool_size=1, connect_timeout=5.0,
+                                             read_timeout=5.0, write_timeout=5.0,
+                                             pool_timeout=5.0),
+        )
         self.application: Application = (
             ApplicationBuilder()
-            .token(token)
-            .base_url(f"{api_url}/bot")
-            .base_file_url(f"{api_url}/file/bot")
-            # Bounded requests: PTB adds the long-poll timeout to get_updates' read timeout.
-            .connect_timeout(5.0)
-            .read_timeout(10.0)
-            .write_timeout(10.0)
-            .media_write_timeout(30.0)
-            .pool_timeout(5.0)
-            .get_updates_connect_timeout(5.0)
-            .get_updates_read_timeout(5.0)
-            .get_updates_write_timeout(5.0)
-            .get_updates_pool_timeout(5.0)
+            .bot(bot)
             .concurrent_updates(PerChatProcessor(concurrent_chats))
             # No scheduled jobs here: the delivery worker does its own pacing.
             .job_queue(None)
@@ -270,27 +272,39 @@ class TelegramChannel:
         log.info("Telegram: webhook registered")
 
     @staticmethod
-    def webhook_update_key(payload: object) -> tuple[str, str]:
-        """(update id, chat key) of an update as Telegram POSTs it; ValueError if it is none."""
+    def webhook_update_key(payload: object) -> tuple[str, str] | None:
+        """(update id, chat key) of an update as Telegram POSTs it; None for one that is not
+        a resident's (groups, channels, bots, service messages) or that python-telegram-bot
+        cannot read (logged once, with its kind); ValueError if it is no update at all."""
         if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
             raise ValueError("not a Telegram update")
         try:
             update = Update.de_json(payload, None)
-        except Exception as exc:  # PTB raises whatever the malformed fields provoke
-            raise ValueError("not a Telegram update") from exc
+        except Exception as exc:  # PTB raises whatever fields it does not expect provoke
+            log.warning("Telegram: a %s update could not be read (%s); acknowledged and "
+                        "ignored", update_kind(payload), type(exc).__name__)
+            return None
+        if to_incoming(update) is None:
+            return None
         chat_id = chat_id_of(update)
         return str(update.update_id), "" if chat_id is None else str(chat_id)
 
     async def process_webhook_update(
-        self, payload: dict, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+        self, payload: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
     ) -> None:
         """Handle a webhook update through PTB's update processing, after the earlier updates
         of its chat (`PerChatProcessor`). `handle` gets the processing to run, and may wrap it
         (claim the stored row before, record it after) or skip it."""
+        if not isinstance(payload, dict):
+            raise ValueError("not a Telegram update")
         app = self.application
         update = Update.de_json(payload, app.bot)
         processing = handle(lambda: app.process_update(update))
-        await app.update_processor.process_update(update, processing)
+        try:
+            await app.update_processor.process_update(update, processing)
+        finally:
+            if inspect.iscoroutine(processing):
+                processing.close()  # not begun if the processor refused the update
 
     async def stop(self) -> None:
         """Stop polling, finish the updates being handled, and close connections (bounded)."""
@@ -311,7 +325,6 @@ class TelegramChannel:
             log.warning("Telegram: stopping took over %ss; closing anyway", self.stop_timeout)
         except Exception:
             log.exception("Telegram: error while stopping")
-        await self._drop_held_replies()
         await self.sender.close()
         try:
             async with asyncio.timeout(self.stop_timeout):
@@ -320,14 +333,6 @@ class TelegramChannel:
                 await app.bot.shutdown()
         except Exception:
             log.exception("Telegram: error while shutting down")
-
-    async def _drop_held_replies(self) -> None:
-        # Replies still waiting for flood control would be stale by the next start.
-        if self._held:
-            log.warning("Telegram: stopping with replies to %d chats unsent", len(self._held))
-        for task in list(self._senders):
-            task.cancel()
-        await asyncio.gather(*self._senders, return_exceptions=True)
 
     async def _set_commands(self) -> None:
         # The menu is a convenience: a failure here must not keep the bot from running.
@@ -459,61 +464,28 @@ class TelegramChannel:
         return True
 
     async def _deliver(self, answer: _Answer) -> None:
-        """Send an update's replies now, or after the chat's replies held by flood control."""
-        held = self._held.get(answer.user_id)
-        if held is not None:  # sending now would overtake them
-            held.append(answer)
-            return
-        try:
-            await self._send_answer(answer, may_wait=False)
-        except Throttled as exc:
-            # Waiting here (for flood control, or for the limiter: Throttled(0)) would hold
-            # this chat's place and its later updates: hand the rest to a sender task.
-            self._hold(answer, exc.retry_after)
+        """Send an update's replies, waiting here for the chat's pace and for flood control:
+        the update is handled once they are sent (its chat's next update waits for them)."""
+        for _ in range(self.reply_max_waits + 1):
+            try:
+                await self._send_answer(answer)
+                return
+            except Throttled:
+                continue  # the limiter now holds the channel for Telegram's retry_after
+        # Flood control that long means trouble; stale answers would confuse.
+        log.warning("Telegram: replies to %s dropped after %d waits", ref(answer.user_id),
+                    self.reply_max_waits)
 
-    def _hold(self, answer: _Answer, retry_after: float) -> None:
-        held = deque([answer])
-        self._held[answer.user_id] = held
-        sender = asyncio.create_task(self._send_held(answer.user_id, held, retry_after))
-        self._senders.add(sender)
-        sender.add_done_callback(self._senders.discard)
-
-    async def _send_held(self, user_id: str, held: deque[_Answer], wait: float) -> None:
-        """Wait as Telegram asked, then send a chat's held replies in order (one task a chat)."""
-        waits = 1  # for the first held update's replies
-        try:
-            while held:
-                await asyncio.sleep(wait)
-                try:
-                    while held:  # replies to later updates may join while these are sent
-                        await self._send_answer(held[0], may_wait=True)
-                        held.popleft()
-                        waits = 0
-                except Throttled as exc:
-                    wait, waits = exc.retry_after, waits + 1
-                    if waits > self.reply_max_waits:
-                        # Flood control that long means trouble; stale answers would confuse.
-                        log.warning(
-                            "Telegram: replies to %d updates from %s dropped after %d waits",
-                            len(held),
-                            ref(user_id),
-                            self.reply_max_waits,
-                        )
-                        return
-        except Exception:
-            log.exception("Telegram: sending held replies to %s failed", ref(user_id))
-        finally:
-            # No await since `held` was last seen empty: nothing can have joined unseen.
-            del self._held[user_id]
-
-    async def _send_answer(self, answer: _Answer, *, may_wait: bool) -> None:
+    async def _send_answer(self, answer: _Answer) -> None:
         """Send and record replies until none is left; raises `Throttled`, keeping the rest.
 
-        Each API call first takes a slot of the limiter (priority REPLY). Unless `may_wait`
-        (in a sender task), a call that would wait for it raises `Throttled(0)` instead.
+        Each API call first takes a slot of the limiter (priority REPLY), waiting for it.
         Any other send error drops the rest: later replies would read out of order.
         """
-        pace = self._reply_pace(answer.user_id, may_wait)
+
+        async def pace() -> None:
+            await self.limiter.acquire(answer.user_id, Priority.REPLY)
+
         while answer.replies:
             message = answer.replies[0]
             try:
@@ -534,17 +506,6 @@ class TelegramChannel:
             answer.replies.popleft()
             answer.sent_parts = []
             await self._record(answer.user_id, ids, message)
-
-    def _reply_pace(self, user_id: str, may_wait: bool) -> Callable[[], Awaitable[None]]:
-        """What runs before each API call of a reply: take a limiter slot (see _send_answer)."""
-
-        async def pace() -> None:
-            if may_wait:
-                await self.limiter.acquire(user_id, Priority.REPLY)
-            elif not self.limiter.try_acquire(user_id, Priority.REPLY):
-                raise Throttled(0.0, "waiting for the send limiter")
-
-        return pace
 
     async def _edit_or_send(
         self, answer: _Answer, message: Outgoing, pace: Callable[[], Awaitable[None]]

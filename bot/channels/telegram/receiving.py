@@ -1,6 +1,8 @@
 """Telegram updates in: which are the bot's, as neutral events, each chat's in order.
 
-Only private chats are a resident's; groups, channels and service messages are ignored.
+Only private chats are a resident's; groups, channels, service messages and messages sent
+by bots are ignored. A text forwarded from elsewhere, or sent through an inline bot, is the
+resident's to send but someone else's words: it is marked `forwarded`.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from telegram import ChatMemberUpdated, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType
-from telegram.ext import BaseUpdateProcessor
+from telegram.ext import BaseUpdateProcessor, ExtBot
 
 from handlers.events import Incoming, Kind
 from handlers.logref import chat_ref
@@ -112,6 +114,39 @@ def ref(user_id: str) -> str:
     return chat_ref(CHANNEL, user_id)
 
 
+def update_kind(payload: dict) -> str:
+    """What kind of update a raw one is ("message", "my_chat_member"...), for a log line."""
+    kind = next((str(key) for key in payload if key != "update_id"), "empty")
+    return kind[:40] if kind.isidentifier() else "unknown"
+
+
+def readable(raw: object) -> object:
+    """A raw update as polled, or an empty one in place of one python-telegram-bot cannot read
+    (Telegram sends fields it does not expect, or lacks fields it requires): logged once with
+    its kind, and passed by (its id confirms it), instead of stopping polling for everyone."""
+    if not isinstance(raw, dict) or type(raw.get("update_id")) is not int:
+        return raw
+    try:
+        Update.de_json(raw, None)
+    except Exception as exc:
+        log.warning("Telegram: a %s update could not be read (%s); acknowledged and ignored",
+                    update_kind(raw), type(exc).__name__)
+        return {"update_id": raw["update_id"]}
+    return raw
+
+
+class ReadingBot(ExtBot[None]):
+    """python-telegram-bot's bot, but polled updates it cannot read are passed by (`readable`)
+    instead of failing the whole batch again and again, logging every resident's words."""
+
+    async def _do_post(self, endpoint: str, data: dict[str, Any], **kwargs: Any) -> Any:
+        # PTB's documented place to wrap requests (ExtBot does its rate limiting here).
+        result = await super()._do_post(endpoint, data, **kwargs)
+        if endpoint == "getUpdates" and isinstance(result, list):
+            return [readable(raw) for raw in result]
+        return result
+
+
 def to_incoming(update: Update) -> Incoming | None:
     """The neutral event for an update, or None for what the bot ignores."""
     if update.callback_query is not None:
@@ -123,7 +158,7 @@ def to_incoming(update: Update) -> Incoming | None:
     message = update.message
     if message is None:  # channel posts and the like
         return None
-    if not _is_private(message.chat.type, message.chat.id, "message"):
+    if not _is_private(message.chat.type, message.chat.id, "message") or _from_bot(message):
         return None
     if message.text is not None:
         kind, text = Kind.TEXT, _strip_bot_name(message.text)
@@ -139,7 +174,17 @@ def _edited(update: Update, message: Message) -> Incoming | None:
     # Only text edits: a live location, for one, is "edited" every few seconds.
     if message.text is None or not _is_private(message.chat.type, message.chat.id, "edit"):
         return None
+    if _from_bot(message):
+        return None
     return _from_message(update, message, Kind.EDITED, message.text)
+
+
+def _from_bot(message: Message) -> bool:
+    """Whether a bot sent the message (never a resident, whatever the chat)."""
+    if message.from_user is None or not message.from_user.is_bot:
+        return False
+    log.info("Telegram: ignoring a message sent by a bot in %s", ref(str(message.chat.id)))
+    return True
 
 
 def _from_message(update: Update, message: Message, kind: Kind, text: str) -> Incoming:
@@ -152,6 +197,7 @@ def _from_message(update: Update, message: Message, kind: Kind, text: str) -> In
         reply_to=str(reply_to.message_id) if reply_to else "",
         update_id=str(update.update_id),
         language_hint=_language(message.from_user),
+        forwarded=message.forward_origin is not None or message.via_bot is not None,
     )
 
 

@@ -142,6 +142,12 @@ def callback_handler(
         try:
             await finish_authorisation(sessionmaker, http(), app, code, state)
         except AuthError as error:
+            if error.failure in (AuthFailure.NOTHING_PENDING, AuthFailure.WRONG_STATE):
+                # Anyone can open this page: it must not tell whether an authorisation is
+                # under way (the admin's terminal says which).
+                return web.Response(status=400, text=t(
+                    "This address does not belong to an authorisation of this server (or it "
+                    "was used already). Start again with: ykien zalo auth"))
             status = 502 if error.failure == AuthFailure.UNREACHABLE else 400
             return web.Response(status=status, text=error.explain(t))
         return web.Response(text=t("The Zalo OA is connected. You can close this page."))
