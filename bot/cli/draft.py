@@ -257,8 +257,9 @@ async def follow(
                 "ykien serve) sends them then.", time=t.datetime(state.next_due))
         elif time.monotonic() - last_move >= QUIET_SECONDS:
             finished = t(
-                "No bot is sending right now: the messages wait in the queue for ykien run "
-                "or ykien serve.")
+                "No bot is sending right now: the messages wait in the queue until ykien run, "
+                "ykien serve or ykien worker starts; trying it in a terminal, ykien console "
+                "delivers each console resident's own.")
         if live:
             out.write("\r" + line.ljust(len(shown)) + ("\n" if finished else ""))
             shown = line
