@@ -11,14 +11,10 @@ from tests.conftest import EXAMPLE_DRAFT, cli_environment
 
 # Each command runs warm, then cold, on the same database; {who} keeps their residents apart.
 COMMANDS = [
-    (["--help"], None),
     (["nonsense"], None),  # refused by argparse: exit 2
-    (["draft", "list"], None),
     (["draft", "create", "--file", "missing.toml"], None),
     (["draft", "create", "--file", str(EXAMPLE_DRAFT)], None),
-    (["communes", "search", "cam", "tu"], None),
-    (["console", "--user", "{who}"], "/start\n1\ncam tu\n1\n"),
-    (["console", "--user", "{who}"], "/drafts\n"),
+    (["console", "--user", "{who}"], "/start\n1\ncam tu\n1\n/drafts\n"),
     (["draft", "list"], None),
 ]
 
