@@ -124,7 +124,8 @@ async def test_broadcast_with_no_bot_running_says_who_will_send(ykien, service):
     done = await ykien("draft", "broadcast", "1")
     assert "1 new message queued" in done.stdout
     assert "No bot is sending right now" in done.stdout
-    assert "ykien run or ykien serve" in done.stdout
+    assert "ykien run, ykien serve or ykien worker" in done.stdout
+    assert "ykien console delivers" in done.stdout  # the README's next step, said so
     assert done.seconds < 30
 
 
