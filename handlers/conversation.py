@@ -285,9 +285,9 @@ async def respond(
     """The replies to one event; the caller commits, or rolls back if this raises.
 
     An update handled before (a platform delivering it again) changes nothing, and its
-    replies are given again: the process that handled it may have died before sending them
-    all. The replies are kept with the update's id, so this holds for anyone (a stranger's
-    greeting too) and for any update (not only a chat's last one).
+    replies are given again unless a later update of the chat was handled since: the
+    process that handled it may have died before sending them all. The replies are kept
+    with the update's id, so this holds for anyone (a stranger's greeting too).
     """
     if not await queries.first_time_update(
         session, event.channel, event.update_id, event.user_id, now

@@ -70,12 +70,25 @@ async def keep_replies(session: AsyncSession, channel: str, update_id: str, repl
 
 
 async def replies_given(session: AsyncSession, channel: str, update_id: str) -> str:
-    """The replies `keep_replies` noted for an update ("" if none, or forgotten since)."""
-    found = await session.scalar(
-        select(ProcessedUpdate.replies)
+    """The replies `keep_replies` noted for an update, unless a later update of its chat was
+    handled since: a chat's updates are handled one after the other, each once the replies
+    before it were sent, so those went out. "" then, or if none were kept or they were
+    forgotten (a chat that declined or was erased is no longer known: its replies are)."""
+    found = (await session.execute(
+        select(ProcessedUpdate.id, ProcessedUpdate.platform_id, ProcessedUpdate.replies)
         .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id)
-    )
-    return found or ""
+    )).one_or_none()
+    if found is None:
+        return ""
+    row_id, platform_id, replies = found
+    if platform_id and await session.scalar(
+        select(ProcessedUpdate.id).where(
+            ProcessedUpdate.channel == channel, ProcessedUpdate.platform_id == platform_id,
+            ProcessedUpdate.id > row_id,
+        ).limit(1)
+    ) is not None:
+        return ""
+    return replies
 
 
 async def forget_chat(session: AsyncSession, channel: str, platform_id: str) -> None:
