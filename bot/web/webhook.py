@@ -18,6 +18,7 @@ write again (a 429 would only make the platform send them again).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
@@ -107,6 +108,8 @@ class WebhookReceiver:
         self._retry = asyncio.Event()
         self._background: list[asyncio.Task[None]] = []
         self._notices: set[asyncio.Task[None]] = set()
+        # Set by close(): first no more sweeping, then (updates under way done) no renewing.
+        self._closing, self._closed = asyncio.Event(), asyncio.Event()
 
     @property
     def waiting(self) -> int:
@@ -119,6 +122,8 @@ class WebhookReceiver:
 
     async def start(self) -> None:
         """Handle what was stored but never handled, then keep sweeping in the background."""
+        self._closing.clear()
+        self._closed.clear()
         await self._recover(unclaimed=True)
         self._background = [
             asyncio.create_task(self._sweep()),
@@ -148,11 +153,10 @@ class WebhookReceiver:
         return Outcome.STORED
 
     async def close(self, timeout: float = 15.0) -> None:
-        """Stop sweeping; let the updates under way finish (bounded); the rest stay stored."""
-        for task in self._background:
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        self._background = []
+        """Stop sweeping; let the updates under way finish (bounded), their leases renewed
+        meanwhile; the rest stay stored. A database round under way is let finish, not
+        cancelled."""
+        self._closing.set()
         tasks = [*self._in_flight.values(), *self._notices]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -162,6 +166,13 @@ class WebhookReceiver:
             await asyncio.gather(*pending, return_exceptions=True)
             if left:
                 log.warning("webhook: %d updates left for the next start", left)
+        self._closed.set()
+        if self._background:
+            _, stuck = await asyncio.wait(self._background, timeout=timeout)
+            for task in stuck:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            self._background = []
         if self._deferred:
             log.info("webhook: %d updates waiting for their turn left for the next start",
                      len(self._deferred))
@@ -226,8 +237,7 @@ class WebhookReceiver:
             self._schedule(row, payload)
 
     async def _sweep(self) -> None:
-        while True:
-            await asyncio.sleep(self.sweep_seconds)
+        while await _until(self._closing, self.sweep_seconds):
             try:
                 given_up = await inbound.give_up_exhausted(
                     self.sessionmaker, self.channel.name, now=self.clock())
@@ -240,8 +250,7 @@ class WebhookReceiver:
 
     async def _renew(self) -> None:
         """Keep the leases of the updates being handled alive (a long reply, a slow API)."""
-        while True:
-            await asyncio.sleep(self.lease.total_seconds() / 3)
+        while await _until(self._closed, self.lease.total_seconds() / 3):
             if not self._claims:
                 continue
             try:
@@ -252,7 +261,7 @@ class WebhookReceiver:
                 log.warning("webhook: could not renew leases (%s)", type(exc).__name__)
 
     async def _retry_deferred(self) -> None:
-        while True:
+        while not self._closing.is_set():
             try:
                 async with asyncio.timeout(self.retry_seconds):
                     await self._retry.wait()
@@ -334,6 +343,13 @@ class WebhookReceiver:
             del self._claims[row.id]
         if any(waiting.chat_key == row.chat_key for waiting, _ in self._deferred.values()):
             self._retry.set()  # its next update may go now
+
+
+async def _until(stop: asyncio.Event, seconds: float) -> bool:
+    """Wait `seconds`, or less if `stop` is set: whether to go on."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+    return not stop.is_set()
 
 
 def _next_minute(at: datetime) -> datetime:
