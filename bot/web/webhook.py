@@ -30,7 +30,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from itertools import accumulate
 
-from aiohttp import hdrs, web
+from aiohttp import hdrs, web, web_response
+from aiohttp.http_exceptions import HttpProcessingError
 from multidict import CIMultiDict
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -383,8 +384,27 @@ def _ascii_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
     return CIMultiDict((name, value) for name, value in headers.items() if value.isascii())
 
 
-async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers[hdrs.SERVER] = SERVER
+class _RequestsNotHttp(logging.Filter):
+    """aiohttp logs a request it cannot parse (not HTTP, a malformed header) at ERROR, with a
+    traceback: anyone can send one. One INFO line instead, naming what was wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg, record.args = "refused a request that is not HTTP (%s)", (
+                type(error).__name__,)
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _answer_as_ykien() -> None:
+    """Every answer, also those aiohttp makes before any route (a request that is not
+    HTTP), names no software: aiohttp reads its default from this one place."""
+    web_response.SERVER_SOFTWARE = SERVER
+    server_log = logging.getLogger("aiohttp.server")
+    if not any(isinstance(found, _RequestsNotHttp) for found in server_log.filters):
+        server_log.addFilter(_RequestsNotHttp())
 
 
 def make_app(
@@ -399,7 +419,7 @@ def make_app(
     (an OAuth callback, for instance). A body must arrive within `read_timeout`; run it with
     `keepalive_timeout=read_timeout` too, which also bounds the time for a request's headers."""
     app = web.Application(client_max_size=client_max_size)
-    app.on_response_prepare.append(_server_header)
+    _answer_as_ykien()
     for receiver in receivers:
         app.router.add_post(receiver.channel.webhook_path, _webhook_route(receiver, read_timeout))
     app.router.add_routes(extra_routes)

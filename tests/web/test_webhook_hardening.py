@@ -281,6 +281,23 @@ async def test_no_answer_names_the_server_software(database_url):
     assert [status for status, _ in answers] == [200, 404, 403, 413, 400]
 
 
+@pytest.mark.parametrize("request_line", [
+    b"GARBAGE\r\n\r\n",
+    b"POST /zalo/webhook HTTP/1.1\r\nHost: ykien\r\nNo colon here\r\n\r\n",
+    b"POST /zalo/webhook HTTP/1.1\r\nHost: ykien\r\nContent-Length: -5\r\n\r\n",
+    b"GET /healthz HTTP/9.9\r\nHost: ykien\r\n\r\n",
+])
+async def test_a_request_that_is_not_http_is_refused_quietly(database_url, caplog,
+                                                             request_line):
+    async with all_platforms(database_url) as platforms:
+        answer = await raw_request(platforms.url, request_line)
+    head = answer.split(b"\r\n\r\n")[0].lower()
+    assert head.startswith((b"http/1.0 4", b"http/1.1 4")), answer[:100]
+    assert b"aiohttp" not in head and b"python" not in head, head
+    assert "Traceback" not in caplog.text
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
 # ---- the gaps: a store that fails, a Zalo bot without a secret ----------------------------
 
 
