@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +21,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from storage import VIETNAM as VIETNAM  # importable from here too, beside the models
+
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -32,8 +33,7 @@ NAMING = {
 }
 
 
-# Times are shown and read in Vietnam time; they are stored in UTC.
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
+# Times are shown and read in Vietnam time (storage.VIETNAM); they are stored in UTC.
 
 
 def utcnow() -> datetime:

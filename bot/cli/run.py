@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import re
 import sys
+from collections.abc import Awaitable
 
 from bot.channels.registry import configured_entries
 from bot.cli.command import AddCommand, Subcommands
@@ -24,8 +25,7 @@ def add_run_commands(commands: Subcommands, add: AddCommand, t: Translator) -> N
                     "beside ykien serve on one PostgreSQL database)"), cmd_worker)
     serve = add("serve", t("run the webhook server (Telegram, Zalo) and the delivery worker"),
                 cmd_serve)
-    serve.add_argument("--host", default="127.0.0.1", help=t("the address to listen on"))
-    serve.add_argument("--port", type=int, default=8080, help=t("the port to listen on"))
+    add_listen_arguments(serve, t)
     console = add("console", t("talk to the bot in this terminal (reads standard input)"),
                   cmd_console)
     console.add_argument("--user", default="console", help=t("who you are in the console"))
@@ -36,7 +36,6 @@ def add_run_commands(commands: Subcommands, add: AddCommand, t: Translator) -> N
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.app import run_channels
-    from bot.channels.channel import StartRefused
 
     entries = configured_entries(settings)
     if entries and not any(entry.can_poll for entry in entries):
@@ -53,15 +52,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -
             "type /start, and press Ctrl-D to leave."
         ), file=sys.stderr)
         return await cmd_console(args, settings, t)
-    try:
-        await run_channels(settings)
-    except StartRefused as error:  # a webhook registered where we would poll
-        print(error.explain(t), file=sys.stderr)
-        return 1
-    except RuntimeError as error:  # a channel could not start: wrong token, no network
-        print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
-        return 1
-    return 0
+    return await until_stopped(run_channels(settings), t)
 
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
@@ -72,12 +63,7 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, t: Translator
                 "YKIEN_TELEGRAM_TOKEN or the Zalo settings (see .env.example)."),
               file=sys.stderr)
         return 2
-    try:
-        await run_worker(settings)
-    except RuntimeError as error:  # a channel could not start: wrong token, no network
-        print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
-        return 1
-    return 0
+    return await until_stopped(run_worker(settings), t)
 
 
 async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
@@ -105,12 +91,29 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings, t: Translator)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
+    return await until_stopped(serve(settings, args.host, args.port), t)
+
+
+async def until_stopped(running: Awaitable[None], t: Translator) -> int:
+    """Run the bot's long-running part until it is stopped (0), or say in one line why it
+    could not start (1): a wrong token, no network, a port taken, a webhook in the way."""
+    from bot.channels.channel import StartRefused
+
     try:
-        await serve(settings, args.host, args.port)
-    except RuntimeError as error:  # wrong token, Telegram refused the URL, port taken
+        await running
+    except StartRefused as error:  # a webhook registered where we would poll
+        print(error.explain(t), file=sys.stderr)
+        return 1
+    except RuntimeError as error:
         print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
         return 1
     return 0
+
+
+def add_listen_arguments(parser: argparse.ArgumentParser, t: Translator) -> None:
+    """--host and --port of a command that serves HTTP."""
+    parser.add_argument("--host", default="127.0.0.1", help=t("the address to listen on"))
+    parser.add_argument("--port", type=int, default=8080, help=t("the port to listen on"))
 
 
 def webhook_problem(settings: Settings, t: Translator) -> str | None:

@@ -13,6 +13,7 @@ import sys
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.role import chat_argument, chat_text, no_person
+from bot.cli.run import add_listen_arguments, until_stopped
 from bot.config import Settings
 from handlers.i18n import Translator
 
@@ -27,8 +28,7 @@ def add_web_commands(commands: Subcommands, add: AddCommand, t: Translator) -> N
     serve = add("serve", t("serve only the workspace, beside a bot that polls (ykien run): "
                            "no webhook is registered and nothing is sent"),
                 cmd_web_serve, commands_of_web)
-    serve.add_argument("--host", default="127.0.0.1", help=t("the address to listen on"))
-    serve.add_argument("--port", type=int, default=8080, help=t("the port to listen on"))
+    add_listen_arguments(serve, t)
 
 
 async def cmd_web_serve(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
@@ -39,12 +39,7 @@ async def cmd_web_serve(args: argparse.Namespace, settings: Settings, t: Transla
                 "workspace is reached (through the reverse proxy); the sign-in links the bot "
                 "sends point there."), file=sys.stderr)
         return 2
-    try:
-        await serve(settings, args.host, args.port, receive=False)
-    except RuntimeError as error:  # the port is taken
-        print(t("Could not start: {reason}", reason=str(error)), file=sys.stderr)
-        return 1
-    return 0
+    return await until_stopped(serve(settings, args.host, args.port, receive=False), t)
 
 
 async def cmd_login_link(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
