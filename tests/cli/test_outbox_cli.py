@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -34,7 +33,6 @@ class Done:
     returncode: int
     stdout: str
     stderr: str
-    seconds: float
 
 
 @pytest.fixture
@@ -43,14 +41,13 @@ def ykien(tmp_path, database_url):
     env = cli_environment(database_url)
 
     async def run(*args: str, check: bool = True) -> Done:
-        started = time.monotonic()
         process = await ykien_process.start(
             args, stdin=ykien_process.DEVNULL, stdout=ykien_process.PIPE,
             stderr=ykien_process.PIPE, env=env, cwd=tmp_path,
         )
+        # A command that waits for a bot that is not there never returns: the bound fails it.
         out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-        done = Done(process.returncode or 0, out.decode(), err.decode(),
-                    time.monotonic() - started)
+        done = Done(process.returncode or 0, out.decode(), err.decode())
         if check:
             assert done.returncode == 0, done.stderr
         return done
@@ -126,7 +123,6 @@ async def test_broadcast_with_no_bot_running_says_who_will_send(ykien, service):
     assert "No bot is sending right now" in done.stdout
     assert "ykien run, ykien serve or ykien worker" in done.stdout
     assert "ykien console delivers" in done.stdout  # the README's next step, said so
-    assert done.seconds < 30
 
 
 async def test_broadcast_shows_the_progress_until_everyone_is_sent(
@@ -226,7 +222,6 @@ async def test_cancel_while_a_silent_bot_holds_messages_says_they_may_still_go(
     assert "Cancelled draft no. 1: 3 messages not sent yet will not be sent." in done.stdout
     assert "2 of them were being sent by a bot that has not finished with them: they may " \
         "still go (ykien draft status 1 then counts them as sent)." in done.stdout
-    assert done.seconds < 30
 
 
 async def rows_with(sessionmaker, status: DeliveryStatus) -> int:
