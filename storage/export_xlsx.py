@@ -3,13 +3,15 @@
 The rows are the CSV export's (storage.export: the same query, the same neutralised title,
 commune cells and pseudonyms), streamed in batches into XlsxWriter in constant-memory mode:
 each row goes to a temporary file as soon as the next one starts, so memory stays flat
-however many rows there are. Times are real Excel dates (numbers formatted as dates) in
-Vietnam time, to the second as in the CSV. Text cells are written as text, never read as
-formulas, numbers or links, and neutralised as the CSV's are, for whoever saves them as CSV.
+however many rows there are. Rows are written whole, as the XML XlsxWriter itself would
+write (storage.xlsx_rows): its per-cell bookkeeping was most of the time. Times are real
+Excel dates (numbers formatted as dates) in Vietnam time, to the second as in the CSV. Text
+cells are written as text, never read as formulas, numbers or links, and neutralised as the
+CSV's are, for whoever saves them as CSV.
 A sheet holds at most 1,048,576 rows: more continue on a second sheet ("Comments (2)").
 
-Writing a batch is CPU work (XlsxWriter costs ~30 µs a row): it runs in a worker thread, so
-a server's event loop keeps answering meanwhile.
+Writing a batch is CPU work: it runs in a worker thread, so a server's event loop keeps
+answering meanwhile.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import NoReturn
 
 from aiohttp import web
 from babel.numbers import format_percent
@@ -18,7 +19,7 @@ from bot.web.pages import InScope, draft_in_scope, page_number, render, session_
 from handlers.i18n import LANGUAGES, Translator, translator
 from handlers.officials import ADMIN_PATH, CHARTS_PATH
 from storage import chart_links, roles
-from storage.chart_links import ChartRefused, ChartRequest
+from storage.chart_links import ChartRefused
 from storage.charts import commune_name, results_png
 from storage.comments import comments_page
 from storage.drafts import STATE_WORDS, commune_code_text
@@ -95,20 +96,23 @@ async def linked_chart(request: web.Request) -> web.Response:
     async with workspace.sessionmaker() as session, session.begin():
         asked = await chart_links.chart_request(session, request.match_info["token"], now,
                                                 admins)
-        scope = None
-        if isinstance(asked, ChartRequest):
-            authority = await roles.authority_of(session, asked.person_id, admins)
-            scope = await roles.draft_access(session, authority, Permission.READ,
-                                             asked.draft_id)
-        if not isinstance(asked, ChartRequest) or scope is None:
-            why = asked if isinstance(asked, ChartRefused) else "out of the person's scope"
-            log.info("workspace: a chart address was refused: %s", why)
-            raise web.HTTPGone() if asked is ChartRefused.EXPIRED else web.HTTPNotFound()
+        if isinstance(asked, ChartRefused):
+            _refuse_chart(asked)
+        authority = await roles.authority_of(session, asked.person_id, admins)
+        scope = await roles.draft_access(session, authority, Permission.READ, asked.draft_id)
+        if scope is None:
+            _refuse_chart("the draft is out of the person's scope, or gone")
         results = await draft_results(session, asked.draft_id, scope, now)
     assert results is not None  # draft_access found the draft in this transaction
     t = translator(asked.language if asked.language in LANGUAGES else None)
     png = await asyncio.to_thread(results_png, results, t, t.language)
     return web.Response(body=png, content_type="image/png")
+
+
+def _refuse_chart(why: str) -> NoReturn:
+    """410 for an expired address, 404 for any other: a guess learns nothing."""
+    log.info("workspace: a chart address was refused: %s", why)
+    raise web.HTTPGone() if why == ChartRefused.EXPIRED else web.HTTPNotFound()
 
 
 async def comments(request: web.Request) -> web.Response:
