@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from handlers.capabilities import Capabilities
+from handlers.capabilities import Capabilities, PictureWay
 from handlers.conversation import apology, language_of, remember_draft_message, respond
 from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.layout import lay_out, needs_numbers
@@ -71,16 +71,18 @@ class ChatService:
                 now = utcnow()
                 can_reply = capabilities is not None and capabilities.replies_to_messages
                 files = capabilities is not None and capabilities.sends_files
+                pictures = capabilities.pictures if capabilities else PictureWay.NONE
                 if capabilities is None or not capabilities.numbers_choices:
                     return await respond(session, event, now, self.conversation_timeout,
                                          replies_to_messages=can_reply,
-                                         workspace=self.workspace, sends_files=files)
+                                         workspace=self.workspace, sends_files=files,
+                                         pictures=pictures)
                 numbering = await self._numbering(session, event.channel, event.user_id, now)
                 event = _chosen(event, numbering)
                 numbering.new_turn()
                 replies = await respond(session, event, now, self.conversation_timeout,
                                         replies_to_messages=can_reply, workspace=self.workspace,
-                                        sends_files=files)
+                                        sends_files=files, pictures=pictures)
                 if await queries.get_resident(session, event.channel, event.user_id) is None:
                     numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
                 laid_out = [part for reply in replies

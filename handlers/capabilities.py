@@ -5,10 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from enum import StrEnum
 
 # The most choices one reply of the conversation carries: a channel allowing this many
 # buttons never needs numbered lines.
 MOST_CHOICES = 100
+
+
+class PictureWay(StrEnum):
+    """How a channel gets a picture (a results chart) to a person."""
+
+    NONE = "none"  # it cannot: only the picture's caption is sent
+    FILE = "file"  # the image itself is uploaded (Telegram, the Zalo OA, the console's file)
+    LINK = "link"  # the platform fetches it from an address we serve (Zalo Bot's sendPhoto)
 
 
 @dataclass(frozen=True)
@@ -31,8 +40,9 @@ class Capabilities:
     messaging_window: timedelta | None = None
     # How the platform counts text length (Telegram counts UTF-16 code units).
     measure: Callable[[str], int] = len
-    # Pictures and documents (Document, Picture) are sent as files; without, only captions.
+    # Documents (an export) are sent as files; without, only their captions.
     sends_files: bool = False
+    pictures: PictureWay = PictureWay.NONE
 
     @property
     def numbers_choices(self) -> bool:
@@ -42,4 +52,5 @@ class Capabilities:
 
 # A terminal shows any length and has no buttons.
 CONSOLE = Capabilities(buttons_per_message=0, button_label_limit=200, text_limit=100_000,
-                       sends_files=True)  # written to files, their paths printed
+                       sends_files=True,  # written to files, their paths printed
+                       pictures=PictureWay.FILE)

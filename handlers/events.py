@@ -76,7 +76,16 @@ class Picture:
     caption: str = ""
 
 
-Outgoing = Reply | Document | Picture
+@dataclass
+class LinkedPicture:
+    """An image the platform fetches from `url` (under YKIEN_PUBLIC_URL, signed and
+    expiring): for a channel that sends pictures only by address (PictureWay.LINK)."""
+
+    url: str
+    caption: str = ""
+
+
+Outgoing = Reply | Document | Picture | LinkedPicture
 
 
 def flat_buttons(reply: Reply) -> list[Button]:

@@ -21,14 +21,15 @@ from babel.numbers import format_percent
 from sqlalchemy import select
 
 from handlers.buttons import MAX_ID
+from handlers.capabilities import PictureWay
 from handlers.commands import slash_name
-from handlers.events import Document, Outgoing, Picture, Reply
+from handlers.events import Document, LinkedPicture, Outgoing, Picture, Reply
 from handlers.i18n import N_, Translator
 from handlers.linking import too_many_guesses
 from handlers.logref import chat_ref
 from handlers.onboarding import greeting
 from handlers.turn import Turn
-from storage import audit, communes, linking, roles, sessions
+from storage import audit, chart_links, communes, linking, roles, sessions
 from storage.audit import Actor, AuditAction, Via
 from storage.charts import results_png
 from storage.drafts import STATE_WORDS
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 ADMIN_PATH = "/admin"
 LOGIN_PATH = ADMIN_PATH + "/login/"
 DOWNLOADS_PATH = ADMIN_PATH + "/downloads"
+CHARTS_PATH = ADMIN_PATH + "/charts/"  # + a token of storage.chart_links + ".png"
 
 ROLE_WORDS = {
     Role.ADMIN: N_("administrator"),
@@ -60,6 +62,10 @@ _SPACING = re.compile(r"[\s\-.]+")
 
 def sign_in_url(public_url: str, token: str) -> str:
     return f"{public_url}{LOGIN_PATH}{token}"
+
+
+def chart_url(public_url: str, token: str) -> str:
+    return f"{public_url}{CHARTS_PATH}{token}.png"
 
 
 def role_words(role: Role, t: Translator) -> str:
@@ -195,11 +201,19 @@ async def results(turn: Turn, authority: Authority, argument: str) -> list[Outgo
     await audit.record(turn.session, _actor(turn, authority, role), AuditAction.RESULTS_READ,
                        turn.now, draft_id=number)
     text = "\n".join([*results_summary(counted, turn.t), *_votes_lines(counted, turn.t)])
-    if not turn.sends_files:
-        return [Reply(text)]
-    # matplotlib's CPU work in a thread: the other chats are answered meanwhile.
-    png = await asyncio.to_thread(results_png, counted, turn.t, turn.t.language)
-    return [Reply(text), Picture(png)]
+    if turn.pictures is PictureWay.FILE:
+        # matplotlib's CPU work in a thread: the other chats are answered meanwhile.
+        png = await asyncio.to_thread(results_png, counted, turn.t, turn.t.language)
+        return [Reply(text), Picture(png)]
+    if turn.pictures is PictureWay.LINK:
+        if not turn.workspace.public_url:
+            return [Reply(text + "\n" + turn.t(
+                "(No chart here: this chat app takes pictures only from the server's "
+                "address, YKIEN_PUBLIC_URL, which is not set.)"))]
+        token = await chart_links.chart_token(turn.session, number, authority.person_id,
+                                              turn.t.language, turn.now)
+        return [Reply(text), LinkedPicture(chart_url(turn.workspace.public_url, token))]
+    return [Reply(text)]
 
 
 async def _pseudonym_key(turn: Turn) -> bytes:

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.buttons import ButtonData, ChooseLanguage, Menu, MenuCommand, encode
+from handlers.capabilities import PictureWay
 from handlers.events import Button, Incoming, Reply
 from handlers.i18n import Translator
 from handlers.state import DEFAULT_TIMEOUT
@@ -41,8 +42,9 @@ class Turn:
     # The channel counts a reply to a draft's message as a comment (Capabilities).
     replies_to_messages: bool = False
     workspace: Workspace = Workspace()
-    # The channel sends pictures and documents as files (Capabilities.sends_files).
+    # The channel sends documents as files (Capabilities.sends_files), pictures this way.
     sends_files: bool = False
+    pictures: PictureWay = PictureWay.NONE
 
 
 def button(data: ButtonData, label: str) -> Button:

@@ -3,13 +3,15 @@
 The rows are the CSV export's (storage.export: the same query, the same neutralised title,
 commune cells and pseudonyms), streamed in batches into XlsxWriter in constant-memory mode:
 each row goes to a temporary file as soon as the next one starts, so memory stays flat
-however many rows there are. Times are real Excel dates (numbers formatted as dates) in
-Vietnam time, to the second as in the CSV. Text cells are written as text, never read as
-formulas, numbers or links, and neutralised as the CSV's are, for whoever saves them as CSV.
+however many rows there are. Rows are written whole, as the XML XlsxWriter itself would
+write (storage.xlsx_rows): its per-cell bookkeeping was most of the time. Times are real
+Excel dates (numbers formatted as dates) in Vietnam time, to the second as in the CSV. Text
+cells are written as text, never read as formulas, numbers or links, and neutralised as the
+CSV's are, for whoever saves them as CSV.
 A sheet holds at most 1,048,576 rows: more continue on a second sheet ("Comments (2)").
 
-Writing a batch is CPU work (XlsxWriter costs ~30 µs a row): it runs in a worker thread, so
-a server's event loop keeps answering meanwhile.
+Writing a batch is CPU work: it runs in a worker thread, so a server's event loop keeps
+answering meanwhile.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from storage.export import (
 from storage.models import VIETNAM
 from storage.results import DraftResults, Figures, draft_results
 from storage.text import N_
+from storage.xlsx_rows import Cell, FastRows
 
 if TYPE_CHECKING:
     from xlsxwriter.format import Format
@@ -67,21 +70,25 @@ DATE_FORMAT = "dd/mm/yyyy hh:mm:ss"
 
 class _Sheet:
     """One kind of rows, on as many sheets as it needs: a new one, with the header again,
-    when a sheet is full."""
+    when a sheet is full. Its rows are written whole (storage.xlsx_rows)."""
 
-    def __init__(self, book: Workbook, name: str, headers: list[str], header: Format) -> None:
+    def __init__(self, book: Workbook, name: str, headers: list[str], header: Format,
+                 opened: list[FastRows]) -> None:
         self.book, self.name, self.headers, self.header = book, name, headers, header
+        self.opened = opened  # every sheet's rows, in the workbook's order
         self.sheets = 0
         self.row = SHEET_ROWS  # no sheet yet: the first row opens one
         self.current: Worksheet | None = None
+        self.rows: FastRows | None = None
 
-    def next_row(self) -> tuple[Worksheet, int]:
+    def write(self, cells: list[Cell]) -> None:
+        """The next row, its cells in column order."""
         if self.row >= SHEET_ROWS:
             self._finish()
             self._open()
+        assert self.rows is not None
+        self.rows.write(self.row, cells)
         self.row += 1
-        assert self.current is not None
-        return self.current, self.row - 1
 
     def _open(self) -> None:
         self.sheets += 1
@@ -91,6 +98,8 @@ class _Sheet:
             sheet.set_column(column, column, WIDTHS.get(header, max(len(header) + 2, 10)))
         sheet.write_row(0, 0, self.headers, self.header)
         sheet.freeze_panes(1, 0)
+        self.rows = FastRows(sheet)
+        self.opened.append(self.rows)
         self.row = 1
 
     def _finish(self) -> None:
@@ -130,43 +139,45 @@ _cached_hour_serial = cache(_hour_serial)
 class _Writer:
     """Rows of `export_query` (the wide shape) into the comments and votes sheets."""
 
-    def __init__(self, book: Workbook, cells: ExportCells, translate: Callable[[str], str]
-                 ) -> None:
+    def __init__(self, book: Workbook, cells: ExportCells, translate: Callable[[str], str],
+                 opened: list[FastRows]) -> None:
         self.cells = cells
         header = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1,
                                   "text_wrap": True, "valign": "top"})
         self.date = book.add_format({"num_format": DATE_FORMAT})
         self.wrap = book.add_format({"text_wrap": True, "valign": "top"})
         self.comments = _Sheet(book, translate(COMMENTS),
-                               [translate(name) for name in COMMENT_COLUMNS], header)
+                               [translate(name) for name in COMMENT_COLUMNS], header, opened)
         self.votes = _Sheet(book, translate(VOTES),
-                            [translate(name) for name in VOTE_COLUMNS], header)
+                            [translate(name) for name in VOTE_COLUMNS], header, opened)
         self.titles = cache(cells.title)
         self.places = cache(cells.place)
         self.people = cache(cells.pseudonym)
         self.labels = cache(neutralise)
 
     def write(self, rows: Sequence[Any]) -> None:
+        date, wrap = self.date, self.wrap
         for draft, kind, receipt, code, person, at, text, vote, forwarded in rows:
             comment = kind == "comment"
-            sheet, row = (self.comments if comment else self.votes).next_row()
-            sheet.write_number(row, 0, int(draft))
-            sheet.write_string(row, 1, self.titles(draft))
+            cells: list[Cell] = [(0, int(draft), None, False),
+                                 (1, self.titles(draft), None, True)]
             column = 2
             if comment:
-                sheet.write_string(row, 2, receipt)
+                cells.append((2, receipt, None, False))
                 column = 3
             for cell in self.places(code):
-                sheet.write_string(row, column, cell)
+                cells.append((column, cell, None, True))
                 column += 1
-            sheet.write_string(row, column, self.people(person))
-            sheet.write_number(row, column + 1, _serial(at), self.date)
+            cells.append((column, self.people(person), None, True))
+            cells.append((column + 1, _serial(at), date, False))
             if comment:
-                sheet.write_string(row, column + 2, neutralise(text), self.wrap)
+                cells.append((column + 2, neutralise(text), wrap, False))
                 if forwarded:
-                    sheet.write_string(row, column + 3, self.cells.forwarded)
+                    cells.append((column + 3, self.cells.forwarded, None, True))
+                self.comments.write(cells)
             else:
-                sheet.write_string(row, column + 2, self.labels(vote))
+                cells.append((column + 2, self.labels(vote), None, True))
+                self.votes.write(cells)
         if self.people.cache_info().currsize > 200_000:  # as the CSV's pseudonym cache
             self.people.cache_clear()
 
@@ -176,7 +187,7 @@ class _Writer:
 
 
 def _summary(book: Workbook, results: list[DraftResults], translate: Callable[[str], str]
-             ) -> None:
+             ) -> FastRows:
     """One row per draft (all its communes), then one per commune: figures and votes per
     option, the options of every draft side by side (drafts sharing a label share its column)."""
     header = book.add_format({"bold": True, "bg_color": "#DDEBF7", "border": 1,
@@ -197,37 +208,40 @@ def _summary(book: Workbook, results: list[DraftResults], translate: Callable[[s
     sheet.set_row(0, 30)
     sheet.write_row(0, 0, headers, header)
     sheet.freeze_panes(1, 2)
+    rows = FastRows(sheet)
     row = 1
 
-    def figures(at: int, values: Figures, found: DraftResults, style: Format | None,
-                rate: Format) -> None:
+    def write(cells: list[Cell], values: Figures, found: DraftResults, style: Format | None,
+              rate: Format) -> None:
+        """The row, with its figures: in column order, a column written twice (two options
+        with one label) holding the last, as XlsxWriter keeps it."""
         for column, value in enumerate((values.reached, values.held, values.unreachable,
                                         values.comments, values.voters, values.participants)):
-            sheet.write_number(at, 5 + column, value, style)
+            cells.append((5 + column, value, style, False))
         if values.participation is not None:
-            sheet.write_number(at, 5 + 6, values.participation, rate)
+            cells.append((5 + 6, values.participation, rate, False))
         for option, count in zip(found.options, values.votes, strict=True):
-            sheet.write_number(at, 5 + len(FIGURE_COLUMNS) + labels.index(option.label),
-                               count, style)
+            cells.append((5 + len(FIGURE_COLUMNS) + labels.index(option.label), count, style,
+                          False))
+        by_column = {cell[0]: cell for cell in cells}
+        rows.write(row, [by_column[column] for column in sorted(by_column)])
 
     for found in results:
         title = neutralise(found.title)
-        sheet.write_number(row, 0, found.draft_id, bold)
-        sheet.write_string(row, 1, title, bold)
-        sheet.write_string(row, 3, translate(ALL_COMMUNES), bold)
-        figures(row, found.total, found, bold, bold_percent)
+        write([(0, found.draft_id, bold, False), (1, title, bold, True),
+               (3, translate(ALL_COMMUNES), bold, True)], found.total, found, bold,
+              bold_percent)
         row += 1
         for entry in found.communes:
             place = ExportCells.place("" if entry.code is None else str(entry.code))
-            sheet.write_number(row, 0, found.draft_id)
-            sheet.write_string(row, 1, title)
-            sheet.write_string(row, 2, place[0])
-            sheet.write_string(row, 3, place[1] or commune_name(entry.code, translate))
-            sheet.write_string(row, 4, place[2])
-            figures(row, entry.figures, found, None, percent)
+            write([(0, found.draft_id, None, False), (1, title, None, True),
+                   (2, place[0], None, True),
+                   (3, place[1] or commune_name(entry.code, translate), None, True),
+                   (4, place[2], None, True)], entry.figures, found, None, percent)
             row += 1
     if row > 1:
         sheet.autofilter(0, 0, row - 1, len(headers) - 1)
+    return rows
 
 
 async def export_xlsx(
@@ -257,8 +271,8 @@ async def export_xlsx(
         "strings_to_formulas": False, "strings_to_numbers": False, "strings_to_urls": False,
     })
     count = 0
-    _summary(book, results, translate)
-    writer = _Writer(book, cells, translate)
+    opened = [_summary(book, results, translate)]
+    writer = _Writer(book, cells, translate, opened)
     if titles:
         connection = await session.connection()
         dialect = connection.dialect.name
@@ -269,6 +283,10 @@ async def export_xlsx(
             await asyncio.to_thread(writer.write, rows)
             count += len(rows)
     writer.close()
+    # Each sheet's last row goes out now, sheet by sheet, as XlsxWriter writes its own at
+    # close: formats first used there are numbered in the same order.
+    for rows in opened:
+        rows.close()
     # Zipping the sheets' temporary files into the workbook: CPU and disk, in a thread too.
     # (After a failure the workbook is not closed: its temporary files go with it.)
     await asyncio.to_thread(book.close)

@@ -1,5 +1,6 @@
 """Secret keys the application generates once and keeps in `app_settings`, so that every
-process uses the same (the web's cookie key, the audit log's pseudonym key).
+process uses the same (the web's cookie key, the audit log's pseudonym key, the chart
+addresses' key).
 
 Nothing here commits: the key is written with the caller's transaction, and two processes
 generating one at once keep the first that was stored.
@@ -18,6 +19,7 @@ from storage.queries import insert_unless_present
 
 WEB_KEY = "web_key"  # signs the workspace's cookies and CSRF tokens
 AUDIT_KEY = "audit_key"  # the audit log's pseudonyms of persons
+CHART_KEY = "chart_key"  # signs the chart addresses sent to a Zalo Bot (storage.chart_links)
 
 
 async def generated_key(session: AsyncSession, name: str) -> bytes:

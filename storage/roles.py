@@ -311,6 +311,11 @@ class Holder:
     grants: tuple[tuple[Grant, datetime], ...]  # with when each was granted
 
 
+async def holder_ids(session: AsyncSession) -> set[int]:
+    """The persons holding a role in the database (YKIEN_ADMIN_IDS' admins aside)."""
+    return set((await session.scalars(select(RoleGrant.person_id).distinct())).all())
+
+
 async def holders(session: AsyncSession) -> list[Holder]:
     """Every person holding a role in the database, in the order they first got one."""
     rows = (await session.execute(

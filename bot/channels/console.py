@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from bot.channels.pacing import ChannelLimiter
 from bot.service import ChatService
 from handlers.capabilities import CONSOLE
-from handlers.events import Document, Incoming, Kind, Outgoing, Reply
+from handlers.events import Document, Incoming, Kind, LinkedPicture, Outgoing, Reply
 
 if TYPE_CHECKING:  # the worker is handed in by whoever runs the console (bot/cli/run.py)
     from bot.sending.worker import DeliveryWorker
@@ -68,6 +68,8 @@ class ConsoleChannel:
     def _show(self, message: Outgoing) -> None:
         if isinstance(message, Reply):
             body = message.text
+        elif isinstance(message, LinkedPicture):
+            body = f"{message.caption}\n[{message.url}]".strip()
         else:
             path = self.files_dir / (
                 message.filename if isinstance(message, Document) else "picture.png"

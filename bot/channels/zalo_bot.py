@@ -10,7 +10,8 @@ a list. Its id is event name + message id, so an update delivered twice is handl
 
 Every choice is a numbered line (the conversation stores the numbers, so a typed "2" is read
 back on any process); texts are sent in parts of at most 2,000 characters. The platform's
-sendPhoto takes only a URL, so pictures and files go out as their caption.
+sendPhoto takes only a URL: a results chart goes as a signed address of ours that the
+platform fetches (LinkedPicture, PictureWay.LINK); other pictures and files as their caption.
 Logs name chats by `chat_ref` only, never quote what was written, and never show the token.
 """
 
@@ -40,8 +41,16 @@ from bot.channels.channel import (
 from bot.channels.chatorder import ChatLanes
 from bot.channels.pacing import ChannelLimiter, Priority, SharedBudget
 from handlers import layout
-from handlers.capabilities import Capabilities
-from handlers.events import Document, Incoming, Kind, Outgoing, Picture, flat_buttons
+from handlers.capabilities import Capabilities, PictureWay
+from handlers.events import (
+    Document,
+    Incoming,
+    Kind,
+    LinkedPicture,
+    Outgoing,
+    Picture,
+    flat_buttons,
+)
 from handlers.logref import chat_ref
 
 if TYPE_CHECKING:
@@ -263,7 +272,7 @@ def render(message: Outgoing) -> list[str]:
     Choices still on a reply become numbered lines (the layout normally did this already);
     a picture or file goes as its caption, since sendPhoto only takes a URL.
     """
-    if isinstance(message, Document | Picture):
+    if isinstance(message, Document | Picture | LinkedPicture):
         if not message.caption.strip():
             raise PermanentFailure("files and pictures without a caption cannot be sent here")
         text = message.caption
@@ -280,6 +289,23 @@ def render(message: Outgoing) -> list[str]:
     return parts
 
 
+# A Bot API call that sends one message: its method and parameters.
+ApiCall = tuple[str, dict[str, Any]]
+
+
+def sending_calls(user_id: str, message: Outgoing) -> list[ApiCall]:
+    """The calls that send one (laid out) message: sendPhoto with the address of a linked
+    picture (the platform fetches it), sendMessage for each text part of anything else."""
+    if isinstance(message, LinkedPicture):
+        # A caption longer than a message follows the picture as text, rather than cut.
+        caption, *rest = [part for part in layout.split_text(message.caption, TEXT_LIMIT,
+                                                             _utf16_len) if part.strip()] or [""]
+        photo = {"chat_id": user_id, "photo": message.url}
+        return [("sendPhoto", {**photo, "caption": caption} if caption else photo),
+                *(("sendMessage", {"chat_id": user_id, "text": text}) for text in rest)]
+    return [("sendMessage", {"chat_id": user_id, "text": text}) for text in render(message)]
+
+
 # ---- the channel ---------------------------------------------------------------------------
 
 
@@ -289,7 +315,7 @@ class ZaloBotChannel:
     name = CHANNEL
     capabilities = Capabilities(
         buttons_per_message=0, button_label_limit=200, text_limit=TEXT_LIMIT, can_edit=False,
-        measure=_utf16_len,
+        measure=_utf16_len, pictures=PictureWay.LINK,
     )
     # A reply throttled this many times in a row is dropped (the resident can write again).
     reply_max_waits = 3
@@ -361,22 +387,24 @@ class ZaloBotChannel:
         ids: list[str] = []
         for laid_out in await self.service.lay_out(self.name, self.capabilities, user_id,
                                                    message):
-            ids += await self._send_parts(user_id, render(laid_out), first_paced=not ids)
+            ids += await self._send_parts(user_id, sending_calls(user_id, laid_out),
+                                          first_paced=not ids)
         return ids[-1] if ids else ""
 
-    async def _send_parts(self, user_id: str, parts: list[str], *, first_paced: bool,
+    async def _send_parts(self, user_id: str, parts: list[ApiCall], *, first_paced: bool,
                           priority: Priority = Priority.BROADCAST) -> list[str]:
-        """sendMessage each part; every part after a paced one takes its own limiter slot."""
+        """Make each call; every call after a paced one takes its own limiter slot."""
         ids: list[str] = []
-        for index, text in enumerate(parts):
+        for index, part in enumerate(parts):
             if index or not first_paced:
                 await self.limiter.acquire(user_id, priority)
-            ids.append(await self._send_text(user_id, text))
+            ids.append(await self._send_part(part))
         return ids
 
-    async def _send_text(self, user_id: str, text: str) -> str:
+    async def _send_part(self, part: ApiCall) -> str:
+        method, params = part
         try:
-            result = await self.api.call("sendMessage", {"chat_id": user_id, "text": text})
+            result = await self.api.call(method, params)
         except (ApiError, NetworkTrouble) as exc:
             raise send_error(exc) from None
         message_id = result.get("message_id") if isinstance(result, dict) else None
@@ -472,13 +500,14 @@ class ZaloBotChannel:
 
     async def _send_reply(self, user_id: str, reply: Outgoing) -> list[str]:
         """Send a reply's parts paced as replies; a 429 pauses the channel, then it goes on."""
-        parts = render(reply)  # `handle` laid the reply out for this channel already
+        # `handle` laid the reply out for this channel already.
+        parts = sending_calls(user_id, reply)
         ids: list[str] = []
         waits = 0
         while len(ids) < len(parts):
             await self.limiter.acquire(user_id, Priority.REPLY)
             try:
-                ids.append(await self._send_text(user_id, parts[len(ids)]))
+                ids.append(await self._send_part(parts[len(ids)]))
             except Throttled as exc:
                 waits += 1
                 self.limiter.pause(exc.retry_after)  # the next acquire waits it out
@@ -597,6 +626,7 @@ __all__ = [
     "from_settings",
     "render",
     "send_error",
+    "sending_calls",
     "to_incoming",
     "update_key",
     "updates_of",

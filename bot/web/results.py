@@ -1,23 +1,33 @@
 """A draft's results page (storage.results' figures, as `ykien results` shows them, by commune)
-and its chart as a PNG (storage.charts), both within the official's communes; and the
-draft's comments, newest first, a page at a time, searchable."""
+and its chart as a PNG (storage.charts), both within the official's communes; the chart at
+the signed address `/results` gives a Zalo Bot (storage.chart_links); and the draft's
+comments, newest first, a page at a time, searchable."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
+from typing import NoReturn
 
 from aiohttp import web
 from babel.numbers import format_percent
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.web.auth import page_translator
+from bot.web.auth import WORKSPACE, page_translator, public
 from bot.web.pages import InScope, draft_in_scope, page_number, render, session_of
-from handlers.i18n import Translator
+from handlers.i18n import LANGUAGES, Translator, translator
+from handlers.officials import ADMIN_PATH, CHARTS_PATH
+from storage import chart_links, roles
+from storage.chart_links import ChartRefused
 from storage.charts import commune_name, results_png
 from storage.comments import comments_page
 from storage.drafts import STATE_WORDS, commune_code_text
+from storage.models import utcnow
 from storage.results import DraftResults, Figures, draft_results
+from storage.roles import Permission
+
+log = logging.getLogger(__name__)
 
 COMMENTS_PER_PAGE = 20
 SEARCH_LIMIT = 200  # characters of a search
@@ -75,6 +85,36 @@ async def results_chart(request: web.Request) -> web.Response:
     return web.Response(body=png, content_type="image/png")
 
 
+@public
+async def linked_chart(request: web.Request) -> web.Response:
+    """The chart at a signed, expiring address the bot gave a Zalo Bot's sendPhoto (see
+    storage.chart_links): no session, since the platform fetches it; drawn now, within the
+    scope the official holds now. A bad, expired or out-of-scope token learns nothing."""
+    workspace = request.app[WORKSPACE]
+    admins = workspace.settings.admin_chats
+    now = utcnow()
+    async with workspace.sessionmaker() as session, session.begin():
+        asked = await chart_links.chart_request(session, request.match_info["token"], now,
+                                                admins)
+        if isinstance(asked, ChartRefused):
+            _refuse_chart(asked)
+        authority = await roles.authority_of(session, asked.person_id, admins)
+        scope = await roles.draft_access(session, authority, Permission.READ, asked.draft_id)
+        if scope is None:
+            _refuse_chart("the draft is out of the person's scope, or gone")
+        results = await draft_results(session, asked.draft_id, scope, now)
+    assert results is not None  # draft_access found the draft in this transaction
+    t = translator(asked.language if asked.language in LANGUAGES else None)
+    png = await asyncio.to_thread(results_png, results, t, t.language)
+    return web.Response(body=png, content_type="image/png")
+
+
+def _refuse_chart(why: str) -> NoReturn:
+    """410 for an expired address, 404 for any other: a guess learns nothing."""
+    log.info("workspace: a chart address was refused: %s", why)
+    raise web.HTTPGone() if why == ChartRefused.EXPIRED else web.HTTPNotFound()
+
+
 async def comments(request: web.Request) -> web.Response:
     search = request.query.get("q", "").strip()[:SEARCH_LIMIT]
     page = page_number(request)
@@ -95,4 +135,5 @@ ROUTES = [
     web.get(r"/drafts/{id:\d+}/results", results_page),
     web.get(r"/drafts/{id:\d+}/results.png", results_chart),
     web.get(r"/drafts/{id:\d+}/comments", comments),
+    web.get(CHARTS_PATH.removeprefix(ADMIN_PATH) + "{token}.png", linked_chart),
 ]

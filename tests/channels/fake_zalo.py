@@ -1,8 +1,10 @@
-"""A fake Zalo: the OA Open API (messages) and the OAuth server (tokens), on 127.0.0.1.
+"""A fake Zalo: the OA Open API (messages, image uploads) and the OAuth server (tokens), on
+127.0.0.1.
 
-It records every call, answers a queued error code to the next message call (`fail_next`),
-spends refresh tokens once (a reused one is refused), and builds correctly signed webhook
-events as Zalo would POST them.
+It records every call, answers a queued error code to the next call of a path (`fail_next`),
+spends refresh tokens once (a reused one is refused), keeps uploaded images under their
+attachment id (a media message naming an unknown one is refused, as Zalo does), and builds
+correctly signed webhook events as Zalo would POST them.
 """
 
 from __future__ import annotations
@@ -53,6 +55,15 @@ class Call:
         return list(payload.get("buttons", []))
 
     @property
+    def attachment_id(self) -> str:
+        """The uploaded image a media message shows ("" for any other message)."""
+        payload = self.body.get("message", {}).get("attachment", {}).get("payload", {})
+        if payload.get("template_type") != "media":
+            return ""
+        return "".join(str(element.get("attachment_id", ""))
+                       for element in payload.get("elements", [])[:1])
+
+    @property
     def sent(self) -> bool:
         return self.path.startswith("/v3.0/") and self.answer.get("error") == 0
 
@@ -68,6 +79,7 @@ class FakeZalo:
         self.refresh_gate: asyncio.Event | None = None  # holds refresh answers until set
         self.refreshes_waiting = 0  # refresh requests held at the gate
         self._codes: dict[str, str] = {}  # authorisation code -> code challenge
+        self.images: dict[str, bytes] = {}  # attachment id -> the uploaded image
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -78,6 +90,7 @@ class FakeZalo:
         app.router.add_post("/v3.0/oa/message/cs", self._message)
         app.router.add_post("/v3.0/oa/message/promotion", self._message)
         app.router.add_post("/v4/oa/access_token", self._token)
+        app.router.add_post("/v2.0/oa/upload/image", self._upload_image)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -130,14 +143,42 @@ class FakeZalo:
 
     # ---- the API -------------------------------------------------------------------------
 
+    def _refusal(self, request: web.Request) -> dict[str, Any] | None:
+        """A wrong token's or a planned error's answer; None to go on."""
+        if request.headers.get("access_token") not in self.access_tokens:
+            return {"error": -216, "message": "Access token is invalid"}
+        if self.errors.get(request.path):
+            return {"error": self.errors[request.path].popleft(), "message": "planned error"}
+        return None
+
+    async def _upload_image(self, request: web.Request) -> web.Response:
+        """Zalo's upload: multipart, the image in the field `file`, a JPG or PNG of 1 MB at
+        most; answers its attachment id."""
+        form = await request.post()
+        upload = form.get("file")
+        image = upload.file.read() if isinstance(upload, web.FileField) else b""
+        call = Call(request.path, dict(request.headers), {"size": len(image)})
+        refused = self._refusal(request)
+        if refused is not None:
+            call.answer = refused
+        elif not image.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8")) or len(image) > 1_000_000:
+            call.answer = {"error": -210, "message": "The image is not a JPG or PNG of 1 MB"}
+        else:
+            attachment = f"att-{next(self._ids)}"
+            self.images[attachment] = image
+            call.answer = {"error": 0, "message": "Success",
+                           "data": {"attachment_id": attachment}}
+        await self._record(call)
+        return web.json_response(call.answer)
+
     async def _message(self, request: web.Request) -> web.Response:
         body = await request.json()
         call = Call(request.path, dict(request.headers), body)
-        if request.headers.get("access_token") not in self.access_tokens:
-            call.answer = {"error": -216, "message": "Access token is invalid"}
-        elif self.errors.get(request.path):
-            call.answer = {"error": self.errors[request.path].popleft(),
-                           "message": "planned error"}
+        refused = self._refusal(request)
+        if refused is not None:
+            call.answer = refused
+        elif call.attachment_id and call.attachment_id not in self.images:
+            call.answer = {"error": -201, "message": "The attachment id is invalid"}
         else:
             call.answer = {"error": 0, "message": "Success", "data": {
                 "message_id": f"mid-{next(self._ids)}", "user_id": call.user_id}}

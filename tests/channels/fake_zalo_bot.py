@@ -11,6 +11,8 @@ every call, and answers getUpdates as the platform does: one update per call (a 
 `batch=True`), and after a bounded wait with nothing new `{"ok": false, "error_code": 408}`.
 There is no offset: an update handed out is gone. While a webhook is set, getUpdates is
 refused. It can be told to fail the next calls of a method with a platform-like error.
+sendPhoto fetches the photo's address, as the platform does (through `proxied`, the reverse
+proxy in front of a local server), and refuses one that answers no image.
 `update(...)` builds the update objects the platform posts to a webhook, too.
 """
 
@@ -24,6 +26,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -71,6 +74,10 @@ class FakeZaloBot(RecordsCalls):
         self.batch = batch  # getUpdates hands out every waiting update as a list
         self.webhook: dict[str, Any] = {"url": ""}
         self.sent: dict[str, list[dict]] = {}  # chat id -> the bot's messages, in order
+        # Photo addresses under a public address are fetched from this local server instead
+        # (the reverse proxy in front of `ykien serve`): public URL -> http://127.0.0.1:port.
+        self.proxied: dict[str, str] = {}
+        self.fetched: list[tuple[str, int]] = []  # photo addresses fetched, and the status
         self._updates: list[dict] = []
         self._message_ids = itertools.count(1)
         self._failures: list[_Failure] = []
@@ -167,8 +174,12 @@ class FakeZaloBot(RecordsCalls):
     # ---- looking at what the bot did ----------------------------------------------------------
 
     def texts_to(self, chat_id: str) -> list[str]:
-        """What the bot's messages in a chat said, in order."""
-        return [message["text"] for message in self.sent.get(chat_id, [])]
+        """What the bot's text messages in a chat said, in order."""
+        return [message["text"] for message in self.sent.get(chat_id, []) if "text" in message]
+
+    def photos_to(self, chat_id: str) -> list[dict]:
+        """The bot's photo messages in a chat (address, the image fetched from it, caption)."""
+        return [message for message in self.sent.get(chat_id, []) if "photo" in message]
 
     # ---- the HTTP side ------------------------------------------------------------------------
 
@@ -248,11 +259,31 @@ class FakeZaloBot(RecordsCalls):
             raise ApiError(400, "Bad Request: text is too long")
         return self._message(params, {"text": text})
 
-    def _send_photo(self, params: dict) -> dict:
+    async def _send_photo(self, params: dict) -> dict:
+        """The platform fetches the photo from its address, as a chat app's server does:
+        an address it cannot fetch, or that answers no image, is refused."""
         photo = params.get("photo")
-        if not isinstance(photo, str) or not photo.startswith("https://"):
+        if not isinstance(photo, str) or not photo.startswith(("https://", "http://")):
             raise ApiError(400, "Bad Request: photo must be a URL")
-        return self._message(params, {"photo": photo, "caption": params.get("caption", "")})
+        image = await self._fetch(photo)
+        return self._message(params, {"photo": photo, "image": image,
+                                      "caption": params.get("caption", "")})
+
+    async def _fetch(self, address: str) -> bytes:
+        for public, local in self.proxied.items():
+            if address.startswith(public + "/"):
+                address = local + address[len(public):]
+        try:
+            async with aiohttp.ClientSession() as http, http.get(
+                    address, timeout=aiohttp.ClientTimeout(total=10)) as response:
+                image = await response.read()
+                status, kind = response.status, response.content_type
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(400, f"Bad Request: cannot fetch the photo ({exc})") from None
+        self.fetched.append((address, status))
+        if status != 200 or kind not in ("image/png", "image/jpeg"):
+            raise ApiError(400, f"Bad Request: the photo's address answered {status} {kind}")
+        return image
 
     def _message(self, params: dict, content: dict) -> dict:
         chat_id = params.get("chat_id")

@@ -81,7 +81,7 @@ from bot.channels.telegram.rendering import (
     utf16_len,
 )
 from bot.channels.telegram.sender import TelegramSender
-from handlers.capabilities import Capabilities
+from handlers.capabilities import Capabilities, PictureWay
 from handlers.commands import command_menu
 from handlers.events import Document, Incoming, Outgoing, Picture, Reply
 
@@ -143,6 +143,7 @@ class TelegramChannel:
     capabilities = Capabilities(
         buttons_per_message=100, button_label_limit=64, text_limit=MAX_TEXT, can_edit=True,
         replies_to_messages=True, measure=utf16_len, sends_files=True,
+        pictures=PictureWay.FILE,
     )
     # An update's replies are given up after this many flood-control waits (429) in a row.
     reply_max_waits = 5

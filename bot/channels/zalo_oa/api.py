@@ -33,6 +33,8 @@ CS_PATH = "/v3.0/oa/message/cs"  # customer-service messages: within the 7-day w
 PROMOTION_PATH = "/v3.0/oa/message/promotion"  # broadcast type: verified OAs, outside it
 TOKEN_PATH = "/v4/oa/access_token"
 PERMISSION_PATH = "/v4/oa/permission"
+UPLOAD_IMAGE_PATH = "/v2.0/oa/upload/image"  # a JPG or PNG -> an attachment id to send
+IMAGE_LIMIT = 1_000_000  # bytes of an uploaded image
 
 TEXT_LIMIT = 2000  # characters of a text message
 BUTTONS_LIMIT = 5  # buttons of one template message
@@ -115,6 +117,17 @@ def cs_body(user_id: str, text: str, buttons: list[Button]) -> dict[str, Any]:
     return {"recipient": {"user_id": user_id}, "message": message}
 
 
+def image_body(user_id: str, attachment_id: str, caption: str = "") -> dict[str, Any]:
+    """A customer-service message showing an uploaded image, with a text beside it."""
+    message: dict[str, Any] = {"attachment": {"type": "template", "payload": {
+        "template_type": "media",
+        "elements": [{"media_type": "image", "attachment_id": attachment_id}],
+    }}}
+    if caption:
+        message["text"] = caption
+    return {"recipient": {"user_id": user_id}, "message": message}
+
+
 def promotion_body(user_id: str, header: str, text: str, buttons: list[Button]) -> dict[str, Any]:
     """A promotion (broadcast-type) message: a header and a text element, and buttons."""
     payload: dict[str, Any] = {
@@ -180,11 +193,33 @@ async def post_message(
     """POST one message; its message id. Raises SendError or TokenRejected."""
     answer = await _post_json(http, url, "Zalo", _refuse_message, json=body,
                               headers={"access_token": access_token})
+    return str(_data(answer, now).get("message_id", ""))
+
+
+async def upload_image(
+    http: aiohttp.ClientSession, url: str, access_token: str, png: bytes, now: datetime,
+) -> str:
+    """Upload a PNG (multipart, field `file`); the attachment id to send it with. Raises
+    SendError or TokenRejected."""
+    if len(png) > IMAGE_LIMIT:
+        raise PermanentFailure(f"the image is larger than Zalo's {IMAGE_LIMIT:,} bytes")
+    form = aiohttp.FormData()  # a fresh one per request: aiohttp consumes it
+    form.add_field("file", png, filename="chart.png", content_type="image/png")
+    answer = await _post_json(http, url, "Zalo", _refuse_message, data=form,
+                              headers={"access_token": access_token})
+    attachment = _data(answer, now).get("attachment_id")
+    if not isinstance(attachment, str) or not attachment:
+        raise TemporaryFailure("Zalo's image upload answered no attachment id")
+    return attachment
+
+
+def _data(answer: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """The `data` of a successful answer; raises what a non-zero `error` means."""
     code = _int(answer.get("error"))
     if code:
         raise send_error(code, str(answer.get("message", "")), now)
     data = answer.get("data")
-    return str(data.get("message_id", "")) if isinstance(data, dict) else ""
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass(frozen=True)

@@ -39,17 +39,29 @@ from bot.channels.zalo_oa.api import (
     PROMOTION_PATH,
     TEXT_LIMIT,
     TITLE_LIMIT,
+    UPLOAD_IMAGE_PATH,
     TokenRejected,
     choice_of,
     cs_body,
+    image_body,
     next_morning,
     post_message,
     promotion_body,
+    upload_image,
 )
 from bot.channels.zalo_oa.oauth import CALLBACK_PATH, ZaloApp, callback_handler
 from bot.channels.zalo_oa.tokens import TokenKeeper
-from handlers.capabilities import Capabilities
-from handlers.events import Button, Document, Incoming, Kind, Outgoing, Picture, Reply
+from handlers.capabilities import Capabilities, PictureWay
+from handlers.events import (
+    Button,
+    Document,
+    Incoming,
+    Kind,
+    LinkedPicture,
+    Outgoing,
+    Picture,
+    Reply,
+)
 from handlers.logref import chat_ref
 from storage import outbox
 from storage.models import VIETNAM, utcnow
@@ -166,10 +178,11 @@ def render(message: Outgoing) -> list[tuple[str, list[Button]]]:
 
     Texts over the limit are split; buttons go with the last part, five per message (the
     layout numbers excess choices before this; this only guards the platform's limits).
+    A picture's image is the channel's to upload (`ZaloOAChannel.send`): here, its caption.
     """
-    if isinstance(message, Document | Picture):
+    if isinstance(message, Document | Picture | LinkedPicture):
         if not message.caption:
-            raise PermanentFailure("files and pictures are not sent on Zalo")
+            raise PermanentFailure("files are not sent on Zalo OA")
         return [(part, []) for part in split_text(message.caption)]
     buttons = [button for row in message.buttons for button in row]
     parts: list[tuple[str, list[Button]]] = [(part, []) for part in split_text(message.text)]
@@ -216,6 +229,9 @@ class ZaloOAChannel:
             buttons_per_message=BUTTONS_LIMIT, button_label_limit=TITLE_LIMIT,
             text_limit=TEXT_LIMIT, can_edit=False,
             messaging_window=None if promotion else WINDOW,
+            # Images are uploaded, then sent by their attachment id; documents are not sent
+            # (the upload takes only PDF and Word files).
+            pictures=PictureWay.FILE,
         )
         self.limiter = limiter or ChannelLimiter(MESSAGES_PER_SECOND)
         self.keeper = keeper or TokenKeeper(
@@ -250,6 +266,9 @@ class ZaloOAChannel:
         message_id = ""
         for laid_out in await self.service.lay_out(self.name, self.capabilities, user_id,
                                                    message):
+            if isinstance(laid_out, Picture):
+                message_id = await self._send_picture(user_id, laid_out)
+                continue
             for text, buttons in render(laid_out):
                 try:
                     message_id = await self._post(CS_PATH, cs_body(user_id, text, buttons))
@@ -259,17 +278,35 @@ class ZaloOAChannel:
                     return await self._promote(user_id, laid_out)
         return message_id
 
+    async def _send_picture(self, user_id: str, picture: Picture) -> str:
+        """Upload the image, then send it (with the caption's first part beside it, the rest
+        after it); the id of the last message."""
+        url = self.api_url + UPLOAD_IMAGE_PATH
+        attachment = await self._authorised(
+            lambda token: upload_image(self._http(), url, token, picture.data, self.now()))
+        caption, *rest = split_text(picture.caption) if picture.caption.strip() else [""]
+        message_id = await self._post(CS_PATH, image_body(user_id, attachment, caption))
+        for text in rest:
+            message_id = await self._post(CS_PATH, cs_body(user_id, text, []))
+        return message_id
+
     async def _post(self, path: str, body: dict[str, Any]) -> str:
-        """POST with the current token; after -216/-220 refresh it and try once more."""
-        token = await self.keeper.access_token()
+        """POST a message with the current token (see `_authorised`); its id."""
         url = self.api_url + path
+        return await self._authorised(
+            lambda token: post_message(self._http(), url, token, body, self.now()))
+
+    async def _authorised(self, call: Callable[[str], Awaitable[str]]) -> str:
+        """`call` with the current access token; after -216/-220 refresh it and call once
+        more. A refusal of the app or the OA disables the channel until an admin acts."""
+        token = await self.keeper.access_token()
         try:
             try:
-                return await post_message(self._http(), url, token, body, self.now())
+                return await call(token)
             except TokenRejected:
                 token = await self.keeper.refresh(token)
             try:
-                return await post_message(self._http(), url, token, body, self.now())
+                return await call(token)
             except TokenRejected as again:
                 raise TemporaryFailure(f"a fresh access token was refused: {again}") from again
         except ChannelDisabled as disabled:
@@ -342,7 +379,9 @@ class ZaloOAChannel:
         await self.lanes.run(event.user_id, lambda: handle(lambda: self._answer(event)))
 
     async def _answer(self, event: Incoming) -> None:
-        for reply in await self.service.handle(event):
+        # With the capabilities: a typed number picks a numbered choice, and /results
+        # knows a picture can be sent here.
+        for reply in await self.service.handle(event, self.capabilities):
             await self.limiter.acquire(event.user_id, Priority.REPLY)
             try:
                 message_id = await self.send(event.user_id, reply)
