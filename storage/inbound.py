@@ -19,7 +19,7 @@ it goes (`forget_before`). Updates with no chat (chat key "") are not ordered.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,6 +51,17 @@ class StoredUpdate:
     attempts: int = 0
 
 
+@dataclass(frozen=True)
+class Received:
+    """An update as it arrived, to be stored (`store_many`)."""
+
+    channel: str
+    update_id: str
+    chat_key: str
+    payload: str
+    received_at: datetime
+
+
 async def store(
     sessionmaker: Sessionmaker, channel: str, update_id: str, chat_key: str, payload: str,
     *, now: datetime | None = None,
@@ -59,20 +70,43 @@ async def store(
 
     `now` is the receipt time, on the clock the leases are reckoned in (a row never claimed
     is taken over once it is older than a lease)."""
+    [stored] = await store_many(
+        sessionmaker, [Received(channel, update_id, chat_key, payload, now or utcnow())])
+    return stored
+
+
+async def store_many(
+    sessionmaker: Sessionmaker, received: Sequence[Received]
+) -> list[StoredUpdate | None]:
+    """Record updates that arrived together, in one INSERT, and commit; for each, its row,
+    or None when it was stored before (a retry, also one arriving twice in this batch).
+    Their ids follow the order given, so each chat's updates keep the order they came in."""
+    firsts: dict[tuple[str, str], Received] = {}
+    for arrived in received:
+        firsts.setdefault((arrived.channel, arrived.update_id), arrived)
+    if not firsts:
+        return []
     async with sessionmaker() as session, session.begin():
         insert = dialect_insert(session)
-        row_id = await session.scalar(
+        stored = await session.execute(
             insert(InboundUpdate)
-            .values(
-                channel=channel, update_id=update_id, chat_key=chat_key, payload=payload,
-                received_at=now or utcnow(), attempts=0,
-            )
+            .values([
+                {"channel": arrived.channel, "update_id": arrived.update_id,
+                 "chat_key": arrived.chat_key, "payload": arrived.payload,
+                 "received_at": arrived.received_at, "attempts": 0}
+                for arrived in firsts.values()
+            ])
             .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-            .returning(InboundUpdate.id)
+            .returning(InboundUpdate.id, InboundUpdate.channel, InboundUpdate.update_id)
         )
-    if row_id is None:
-        return None
-    return StoredUpdate(row_id, channel, chat_key, payload)
+        ids = {(channel, update_id): row_id for row_id, channel, update_id in stored}
+    rows: list[StoredUpdate | None] = []
+    for arrived in received:
+        key = (arrived.channel, arrived.update_id)
+        row_id = ids.pop(key, None)  # popped: the same update a second time is a retry
+        rows.append(None if row_id is None else
+                    StoredUpdate(row_id, arrived.channel, arrived.chat_key, arrived.payload))
+    return rows
 
 
 def _free(now: datetime) -> ColumnElement[bool]:
@@ -80,14 +114,14 @@ def _free(now: datetime) -> ColumnElement[bool]:
     return or_(InboundUpdate.claimed_until.is_(None), InboundUpdate.claimed_until <= now)
 
 
-def _earlier_pending(row: StoredUpdate, now: datetime) -> ColumnElement[bool]:
+def _earlier_pending(now: datetime) -> ColumnElement[bool]:
     """An earlier update of the row's chat is not handled yet (and still will be)."""
     earlier = aliased(InboundUpdate)
     return exists().where(
-        earlier.channel == row.channel,
-        earlier.chat_key == row.chat_key,
+        earlier.channel == InboundUpdate.channel,
+        earlier.chat_key == InboundUpdate.chat_key,
         earlier.handled_at.is_(None),
-        earlier.id < row.id,
+        earlier.id < InboundUpdate.id,
         or_(earlier.attempts < MAX_ATTEMPTS, earlier.claimed_until > now),
     )
 
@@ -103,23 +137,39 @@ async def claim(
     token for `finish` and `renew`), or None when it is not this process's to handle now:
     handled, held by another process, given up, or waiting for an earlier update of its chat
     (`awaits_turn` tells which)."""
-    now = now or utcnow()
-    conditions = [
-        InboundUpdate.id == row.id,
-        InboundUpdate.handled_at.is_(None),
-        InboundUpdate.attempts < MAX_ATTEMPTS,
-        _free(now),
-    ]
-    if row.chat_key:
-        conditions.append(~_earlier_pending(row, now))
-    async with sessionmaker() as session, session.begin():
-        attempt = await session.scalar(
-            update(InboundUpdate)
-            .where(*conditions)
-            .values(attempts=InboundUpdate.attempts + 1, claimed_until=now + lease)
-            .returning(InboundUpdate.attempts)
-        )
+    [attempt] = await claim_many(sessionmaker, [row], lease=lease, now=now)
     return attempt
+
+
+async def claim_many(
+    sessionmaker: Sessionmaker,
+    rows: Sequence[StoredUpdate],
+    *,
+    lease: timedelta = LEASE,
+    now: datetime | None = None,
+) -> list[int | None]:
+    """`claim` for several rows in one UPDATE (each row checked on its own); for each, the
+    new attempt count or None."""
+    if not rows:
+        return []
+    now = now or utcnow()
+    async with sessionmaker() as session, session.begin():
+        claimed = await session.execute(
+            update(InboundUpdate)
+            .where(
+                InboundUpdate.id.in_(sorted({row.id for row in rows})),
+                InboundUpdate.handled_at.is_(None),
+                InboundUpdate.attempts < MAX_ATTEMPTS,
+                _free(now),
+                # Updates with no chat are not ordered.
+                or_(InboundUpdate.chat_key == "", ~_earlier_pending(now)),
+            )
+            .values(attempts=InboundUpdate.attempts + 1, claimed_until=now + lease)
+            .returning(InboundUpdate.id, InboundUpdate.attempts)
+        )
+        attempts: dict[int, int] = {row_id: attempt for row_id, attempt in claimed}
+    # A row asked for twice is claimed once: the first asking gets it.
+    return [attempts.pop(row.id, None) for row in rows]
 
 
 async def awaits_turn(
@@ -171,10 +221,17 @@ _EMPTIED = {"payload": "", "chat_key": ""}
 
 async def finish(sessionmaker: Sessionmaker, row_id: int, attempt: int) -> None:
     """Record that the claimed row was handled (unless another process claimed it since)."""
+    await finish_many(sessionmaker, [(row_id, attempt)])
+
+
+async def finish_many(sessionmaker: Sessionmaker, claims: Sequence[tuple[int, int]]) -> None:
+    """`finish` for several claimed rows ((row id, attempt) each) in one UPDATE."""
+    if not claims:
+        return
     async with sessionmaker() as session, session.begin():
         await session.execute(
             update(InboundUpdate)
-            .where(InboundUpdate.id == row_id, InboundUpdate.attempts == attempt)
+            .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(list(claims)))
             .values(handled_at=utcnow(), **_EMPTIED)
         )
 

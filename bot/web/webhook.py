@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.channel import SendError, WebhookChannel
 from bot.channels.pacing import Priority
+from bot.web.groupcommit import GroupCommit
 from handlers.conversation import language_of, too_fast
 from handlers.logref import chat_ref
 from storage import inbound
@@ -107,6 +108,11 @@ class WebhookReceiver:
         self._per_chat: Counter[str] = Counter()  # the same, counted by chat
         self._silenced: dict[str, datetime] = {}  # chats over their bound: dropped until
         self._retry = asyncio.Event()
+        # Updates stored, claimed and recorded as handled by group commit: one transaction
+        # for all that arrive (or finish) while the previous one is written.
+        self.storing = GroupCommit(self._store)
+        self.claiming = GroupCommit(self._claim)
+        self.finishing = GroupCommit(self._finish)
         self._background: list[asyncio.Task[None]] = []
         self._notices: set[asyncio.Task[None]] = set()
         # Set by close(): first no more sweeping, then (updates under way done) no renewing.
@@ -144,9 +150,8 @@ class WebhookReceiver:
         update_id, chat_key = key
         if chat_key and self._silenced_now(chat_key):
             return Outcome.DROPPED
-        row = await inbound.store(
-            self.sessionmaker, self.channel.name, update_id, chat_key, payload_text,
-            now=self.clock(),
+        row = await self.storing.submit(
+            inbound.Received(self.channel.name, update_id, chat_key, payload_text, self.clock())
         )
         if row is None:
             return Outcome.AGAIN
@@ -167,6 +172,12 @@ class WebhookReceiver:
             await asyncio.gather(*pending, return_exceptions=True)
             if left:
                 log.warning("webhook: %d updates left for the next start", left)
+        for writes in (self.storing, self.claiming, self.finishing):
+            await writes.close()  # what was handled is recorded so
+        if self.storing.items:
+            log.info("webhook: %d %s updates stored in %d writes, claimed in %d, recorded as "
+                     "handled in %d", self.storing.items, self.channel.name,
+                     self.storing.writes, self.claiming.writes, self.finishing.writes)
         self._closed.set()
         if self._background:
             _, stuck = await asyncio.wait(self._background, timeout=timeout)
@@ -178,6 +189,21 @@ class WebhookReceiver:
             log.info("webhook: %d updates waiting for their turn left for the next start",
                      len(self._deferred))
             self._deferred.clear()
+
+    # ---- group commit ------------------------------------------------------------------
+
+    async def _store(
+        self, received: Sequence[inbound.Received]
+    ) -> list[inbound.StoredUpdate | None]:
+        return await inbound.store_many(self.sessionmaker, received)
+
+    async def _claim(self, rows: Sequence[inbound.StoredUpdate]) -> list[int | None]:
+        return await inbound.claim_many(
+            self.sessionmaker, rows, lease=self.lease, now=self.clock())
+
+    async def _finish(self, claims: Sequence[tuple[int, int]]) -> list[None]:
+        await inbound.finish_many(self.sessionmaker, claims)
+        return [None] * len(claims)
 
     # ---- one chat's bound ----------------------------------------------------------------
 
@@ -318,9 +344,7 @@ class WebhookReceiver:
         self, row: inbound.StoredUpdate, payload: object, process: Callable[[], Awaitable[None]]
     ) -> None:
         try:
-            attempt = await inbound.claim(
-                self.sessionmaker, row, lease=self.lease, now=self.clock()
-            )
+            attempt = await self.claiming.submit(row)
             if attempt is None:
                 if await inbound.awaits_turn(self.sessionmaker, row, now=self.clock()):
                     # An earlier update of the chat is not handled yet (here or elsewhere):
@@ -337,7 +361,7 @@ class WebhookReceiver:
             except Exception:
                 log.exception("webhook: handling update row %d failed", row.id)
             try:
-                await inbound.finish(self.sessionmaker, row.id, attempt)
+                await self.finishing.submit((row.id, attempt))
             except SQLAlchemyError:
                 log.exception("webhook: could not record update row %d as handled", row.id)
         finally:

@@ -16,12 +16,22 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.channels.telegram.receiving import SECRET_HEADER, telegram_path
 from handlers.onboarding import CONSENT_VERSION
 from storage.db import open_database
-from storage.models import Delivery, DeliveryStatus, InboundUpdate, ProcessedUpdate, utcnow
+from storage.models import (
+    Comment,
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftStatus,
+    InboundUpdate,
+    ProcessedUpdate,
+    Resident,
+    utcnow,
+)
 from storage.queries import add_residents_in_bulk
 from tests import ykien_process
 from tests.channels.fake_telegram import Call, FakeTelegram
@@ -254,3 +264,85 @@ async def test_updates_acknowledged_before_a_kill_are_handled_after_the_restart(
     assert before & set(updates)  # the kill came after some answers were committed
     assert answered == Counter(updates.values())
     released.set()
+
+
+async def test_a_batch_interrupted_by_a_kill_loses_and_doubles_nothing(
+    fake, database_url, tmp_path
+):
+    """Updates posted at once are stored, claimed and recorded as handled in batches (group
+    commit); `kill -9` while a batch of them is being handled (their replies hang), then what
+    got no 200 is posted again, as Telegram would: every update is handled, each comment
+    stored once, every chat answered."""
+    chats = [900_000 + number for number in range(24)]
+    now = utcnow()
+    async with open_database(database_url) as sessionmaker:
+        draft = await add_draft(sessionmaker, send=False)
+        async with sessionmaker() as session:
+            await session.execute(
+                update(Draft).where(Draft.id == draft.id).values(status=DraftStatus.OPEN))
+            await add_residents_in_bulk(session, [
+                {"channel": "telegram", "platform_id": str(chat), "language": "en",
+                 "commune_code": 15148, "consent_at": now, "consent_version": "test",
+                 "subscribed": True, "reachable": True, "awaiting": f"comment:{draft.id}",
+                 "awaiting_since": now, "last_seen_at": now, "held_text": "",
+                 "notice_version": CONSENT_VERSION, "created_at": now}
+                for chat in chats
+            ])
+            await session.commit()
+    bodies: list[dict] = []  # each chat's comment, then a command: in that order
+    for text in ("my comment", "/help"):
+        for chat in chats:
+            fake.push_text(chat, f"{text} {chat}" if text == "my comment" else text)
+            bodies.append(fake.take_update())
+    let_through, seen, holding = 10, 0, True
+
+    def after_the_first_ten(call: Call) -> bool:
+        nonlocal seen
+        if not holding or call.method != "sendMessage":
+            return False
+        seen += 1
+        return seen > let_through
+
+    released = fake.hold(after_the_first_ten)
+    acknowledged: set[int] = set()
+
+    async def post(http: aiohttp.ClientSession, url: str, body: dict) -> None:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.post(url, json=body, headers={SECRET_HEADER: SECRET}) as response:
+                if response.status == 200:
+                    acknowledged.add(body["update_id"])
+
+    async with serving(fake, database_url, tmp_path) as first, aiohttp.ClientSession() as http:
+        url = await first.address() + telegram_path(SECRET)
+        posting = asyncio.gather(*(post(http, url, body) for body in bodies))
+        await until(lambda: arrived_sends(fake) > let_through + 4, BOUND)  # several hang
+        await first.kill()
+        await posting
+    assert acknowledged  # (some may have had no answer: Telegram posts those again)
+    holding = False
+    released.set()  # (what the dead process asked stays unanswered)
+    async with serving(fake, database_url, tmp_path) as second, aiohttp.ClientSession() as http:
+        url = await second.address() + telegram_path(SECRET)
+        for body in bodies:
+            if body["update_id"] not in acknowledged:
+                await post(http, url, body)
+        assert acknowledged == {body["update_id"] for body in bodies}
+        async with open_database(database_url) as sessionmaker:
+
+            async def all_handled() -> bool:
+                async with sessionmaker() as session:
+                    return await session.scalar(
+                        select(func.count()).where(InboundUpdate.handled_at.is_(None))) == 0
+
+            async with asyncio.timeout(BOUND):
+                while not await all_handled():
+                    await asyncio.sleep(0.05)
+            async with sessionmaker() as session:
+                stored = await session.scalar(select(func.count()).select_from(InboundUpdate))
+                comments = Counter((await session.execute(
+                    select(Resident.platform_id, Comment.text)
+                    .join(Resident, Comment.resident_id == Resident.id))).all())
+    assert stored == len(bodies)  # each update stored once
+    assert await processed_update_ids(database_url) == acknowledged  # none lost
+    assert comments == Counter({(str(chat), f"my comment {chat}"): 1 for chat in chats})
+    assert set(sends(fake)) == set(chats)  # every chat answered
