@@ -70,36 +70,37 @@ async def store(
 
     `now` is the receipt time, on the clock the leases are reckoned in (a row never claimed
     is taken over once it is older than a lease)."""
-    [stored] = await store_many(
-        sessionmaker, [Received(channel, update_id, chat_key, payload, now or utcnow())])
+    async with sessionmaker() as session, session.begin():
+        [stored] = await store_many(
+            session, [Received(channel, update_id, chat_key, payload, now or utcnow())])
     return stored
 
 
 async def store_many(
-    sessionmaker: Sessionmaker, received: Sequence[Received]
+    session: AsyncSession, received: Sequence[Received]
 ) -> list[StoredUpdate | None]:
-    """Record updates that arrived together, in one INSERT, and commit; for each, its row,
-    or None when it was stored before (a retry, also one arriving twice in this batch).
-    Their ids follow the order given, so each chat's updates keep the order they came in."""
+    """Record updates that arrived together, in one INSERT (the caller commits); for each,
+    its row, or None when it was stored before (a retry, also one arriving twice in this
+    batch). Their ids follow the order given, so each chat's updates keep the order they
+    came in."""
     firsts: dict[tuple[str, str], Received] = {}
     for arrived in received:
         firsts.setdefault((arrived.channel, arrived.update_id), arrived)
     if not firsts:
         return []
-    async with sessionmaker() as session, session.begin():
-        insert = dialect_insert(session)
-        stored = await session.execute(
-            insert(InboundUpdate)
-            .values([
-                {"channel": arrived.channel, "update_id": arrived.update_id,
-                 "chat_key": arrived.chat_key, "payload": arrived.payload,
-                 "received_at": arrived.received_at, "attempts": 0}
-                for arrived in firsts.values()
-            ])
-            .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-            .returning(InboundUpdate.id, InboundUpdate.channel, InboundUpdate.update_id)
-        )
-        ids = {(channel, update_id): row_id for row_id, channel, update_id in stored}
+    insert = dialect_insert(session)
+    stored = await session.execute(
+        insert(InboundUpdate)
+        .values([
+            {"channel": arrived.channel, "update_id": arrived.update_id,
+             "chat_key": arrived.chat_key, "payload": arrived.payload,
+             "received_at": arrived.received_at, "attempts": 0}
+            for arrived in firsts.values()
+        ])
+        .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+        .returning(InboundUpdate.id, InboundUpdate.channel, InboundUpdate.update_id)
+    )
+    ids = {(channel, update_id): row_id for row_id, channel, update_id in stored}
     rows: list[StoredUpdate | None] = []
     for arrived in received:
         key = (arrived.channel, arrived.update_id)
@@ -137,37 +138,32 @@ async def claim(
     token for `finish` and `renew`), or None when it is not this process's to handle now:
     handled, held by another process, given up, or waiting for an earlier update of its chat
     (`awaits_turn` tells which)."""
-    [attempt] = await claim_many(sessionmaker, [row], lease=lease, now=now)
+    async with sessionmaker() as session, session.begin():
+        [attempt] = await claim_many(session, [row], lease=lease, now=now or utcnow())
     return attempt
 
 
 async def claim_many(
-    sessionmaker: Sessionmaker,
-    rows: Sequence[StoredUpdate],
-    *,
-    lease: timedelta = LEASE,
-    now: datetime | None = None,
+    session: AsyncSession, rows: Sequence[StoredUpdate], *, lease: timedelta, now: datetime,
 ) -> list[int | None]:
-    """`claim` for several rows in one UPDATE (each row checked on its own); for each, the
-    new attempt count or None."""
+    """`claim` for several rows in one UPDATE (each row checked on its own; the caller
+    commits); for each, the new attempt count or None."""
     if not rows:
         return []
-    now = now or utcnow()
-    async with sessionmaker() as session, session.begin():
-        claimed = await session.execute(
-            update(InboundUpdate)
-            .where(
-                InboundUpdate.id.in_(sorted({row.id for row in rows})),
-                InboundUpdate.handled_at.is_(None),
-                InboundUpdate.attempts < MAX_ATTEMPTS,
-                _free(now),
-                # Updates with no chat are not ordered.
-                or_(InboundUpdate.chat_key == "", ~_earlier_pending(now)),
-            )
-            .values(attempts=InboundUpdate.attempts + 1, claimed_until=now + lease)
-            .returning(InboundUpdate.id, InboundUpdate.attempts)
+    claimed = await session.execute(
+        update(InboundUpdate)
+        .where(
+            InboundUpdate.id.in_(sorted({row.id for row in rows})),
+            InboundUpdate.handled_at.is_(None),
+            InboundUpdate.attempts < MAX_ATTEMPTS,
+            _free(now),
+            # Updates with no chat are not ordered.
+            or_(InboundUpdate.chat_key == "", ~_earlier_pending(now)),
         )
-        attempts: dict[int, int] = {row_id: attempt for row_id, attempt in claimed}
+        .values(attempts=InboundUpdate.attempts + 1, claimed_until=now + lease)
+        .returning(InboundUpdate.id, InboundUpdate.attempts)
+    )
+    attempts: dict[int, int] = {row_id: attempt for row_id, attempt in claimed}
     # A row asked for twice is claimed once: the first asking gets it.
     return [attempts.pop(row.id, None) for row in rows]
 
@@ -215,25 +211,40 @@ async def renew(
     return affected(result)
 
 
+async def unclaim_many(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> None:
+    """Give back rows claimed ((row id, attempt) each) whose handling never began (a stop):
+    free at once, and the attempt not counted (it crashed nothing), unless another process
+    claimed them since (the caller commits)."""
+    if not claims:
+        return
+    await session.execute(
+        update(InboundUpdate)
+        .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(list(claims)),
+               InboundUpdate.handled_at.is_(None))
+        .values(claimed_until=None, attempts=InboundUpdate.attempts - 1)
+    )
+
+
 # What a finished row keeps: its identity and times, not what the person sent, nor who.
 _EMPTIED = {"payload": "", "chat_key": ""}
 
 
 async def finish(sessionmaker: Sessionmaker, row_id: int, attempt: int) -> None:
     """Record that the claimed row was handled (unless another process claimed it since)."""
-    await finish_many(sessionmaker, [(row_id, attempt)])
+    async with sessionmaker() as session, session.begin():
+        await finish_many(session, [(row_id, attempt)])
 
 
-async def finish_many(sessionmaker: Sessionmaker, claims: Sequence[tuple[int, int]]) -> None:
-    """`finish` for several claimed rows ((row id, attempt) each) in one UPDATE."""
+async def finish_many(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> None:
+    """`finish` for several claimed rows ((row id, attempt) each) in one UPDATE (the caller
+    commits)."""
     if not claims:
         return
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(InboundUpdate)
-            .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(list(claims)))
-            .values(handled_at=utcnow(), **_EMPTIED)
-        )
+    await session.execute(
+        update(InboundUpdate)
+        .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(list(claims)))
+        .values(handled_at=utcnow(), **_EMPTIED)
+    )
 
 
 async def give_up(sessionmaker: Sessionmaker, row_id: int) -> bool:

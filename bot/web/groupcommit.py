@@ -1,10 +1,12 @@
-"""Group commit: many callers' small writes made as one, without waiting on a timer.
+"""Group commit: many callers' small writes made as one transaction, without a timer.
 
-A caller submits an item and waits for its own result. The first item starts a write at
-once; items submitted while a write is under way are written together by the next one, as
-soon as it is done. So a write never waits for company, and under load each write carries
-whatever arrived during the previous one: one transaction for many updates instead of one
-each. A write that fails fails every caller in it (none of their items was written).
+A caller submits an item and waits for its own result, given once the transaction holding
+it is committed. The first item starts a write at once; a write takes its items only once it
+holds a database connection, so items submitted while it waited for one (behind other work,
+on SQLite's one connection) or while the previous write was under way go together. So a
+write never waits for company, and under load each carries whatever arrived meanwhile: one
+transaction for many updates instead of one each. A write that fails fails every caller in
+it (none of their items was written).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
@@ -20,14 +24,16 @@ MAX_BATCH = 500  # items in one write: bounded statements (and SQLite's variable
 
 
 class GroupCommit(Generic[Item, Result]):
-    """Writes submitted items in batches through `write`, which returns one result per item,
-    in order; at most one write at a time."""
+    """Writes submitted items in batches through `write` (in a transaction it does not
+    commit), which returns one result per item, in order; at most one write at a time."""
 
     def __init__(
         self,
-        write: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]],
+        sessionmaker: async_sessionmaker[AsyncSession],
+        write: Callable[[AsyncSession, Sequence[Item]], Awaitable[Sequence[Result]]],
         max_batch: int = MAX_BATCH,
     ) -> None:
+        self.sessionmaker = sessionmaker
         self._write = write
         self.max_batch = max_batch
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
@@ -52,22 +58,26 @@ class GroupCommit(Generic[Item, Result]):
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
         try:
             while self._pending:
-                # Every item is written, also one whose caller stopped waiting (a stop): it
-                # may record what was done, such as an update handled.
-                batch = self._pending[: self.max_batch]
-                del self._pending[: len(batch)]
-                self.writes += 1
-                self.items += len(batch)
                 try:
-                    results = await self._write([item for item, _ in batch])
+                    async with self.sessionmaker() as session, session.begin():
+                        await session.connection()  # first the connection, then the items
+                        # Every item is written, also one whose caller stopped waiting (a
+                        # stop): it may record what was done, such as an update handled.
+                        batch = self._pending[: self.max_batch]
+                        del self._pending[: len(batch)]
+                        self.writes += 1
+                        self.items += len(batch)
+                        results = await self._write(session, [item for item, _ in batch])
                 except Exception as exc:
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)
+                    batch = []
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
                     if not future.done():
                         future.set_result(result)
+                batch = []
         finally:
             self._writer = None
             # Reached with callers still waiting only when cancelled (the process stops).

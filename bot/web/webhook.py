@@ -110,9 +110,11 @@ class WebhookReceiver:
         self._retry = asyncio.Event()
         # Updates stored, claimed and recorded as handled by group commit: one transaction
         # for all that arrive (or finish) while the previous one is written.
-        self.storing = GroupCommit(self._store)
-        self.claiming = GroupCommit(self._claim)
-        self.finishing = GroupCommit(self._finish)
+        self.storing = GroupCommit(sessionmaker, inbound.store_many)
+        self.claiming = GroupCommit(sessionmaker, self._claim)
+        self.finishing = GroupCommit(sessionmaker, self._finish)
+        self.unclaiming = GroupCommit(sessionmaker, self._unclaim)
+        self._early: dict[int, int] = {}  # claimed on arrival, handling not begun: {id: attempt}
         self._background: list[asyncio.Task[None]] = []
         self._notices: set[asyncio.Task[None]] = set()
         # Set by close(): first no more sweeping, then (updates under way done) no renewing.
@@ -172,7 +174,7 @@ class WebhookReceiver:
             await asyncio.gather(*pending, return_exceptions=True)
             if left:
                 log.warning("webhook: %d updates left for the next start", left)
-        for writes in (self.storing, self.claiming, self.finishing):
+        for writes in (self.storing, self.claiming, self.finishing, self.unclaiming):
             await writes.close()  # what was handled is recorded so
         if self.storing.items:
             log.info("webhook: %d %s updates stored in %d writes, claimed in %d, recorded as "
@@ -192,17 +194,19 @@ class WebhookReceiver:
 
     # ---- group commit ------------------------------------------------------------------
 
-    async def _store(
-        self, received: Sequence[inbound.Received]
-    ) -> list[inbound.StoredUpdate | None]:
-        return await inbound.store_many(self.sessionmaker, received)
+    async def _claim(
+        self, session: AsyncSession, rows: Sequence[inbound.StoredUpdate]
+    ) -> list[int | None]:
+        return await inbound.claim_many(session, rows, lease=self.lease, now=self.clock())
 
-    async def _claim(self, rows: Sequence[inbound.StoredUpdate]) -> list[int | None]:
-        return await inbound.claim_many(
-            self.sessionmaker, rows, lease=self.lease, now=self.clock())
+    @staticmethod
+    async def _finish(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> list[None]:
+        await inbound.finish_many(session, claims)
+        return [None] * len(claims)
 
-    async def _finish(self, claims: Sequence[tuple[int, int]]) -> list[None]:
-        await inbound.finish_many(self.sessionmaker, claims)
+    @staticmethod
+    async def _unclaim(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> list[None]:
+        await inbound.unclaim_many(session, claims)
         return [None] * len(claims)
 
     # ---- one chat's bound ----------------------------------------------------------------
@@ -320,14 +324,35 @@ class WebhookReceiver:
                 del self._per_chat[chat]
 
     async def _process(self, row: inbound.StoredUpdate, payload: object) -> None:
+        # Claimed at once when its chat has nothing earlier to handle (the usual case): the
+        # updates that arrived together are claimed together. Otherwise it is claimed in its
+        # chat's lane, once the earlier ones are handled.
+        try:
+            early = await self.claiming.submit(row)
+        except SQLAlchemyError:
+            early = None
+        if early is not None:
+            self._claims[row.id] = early
+            self._early[row.id] = early
         try:
             await self.channel.process_webhook_update(
-                payload, lambda process: self._handle(row, payload, process)
+                payload, lambda process: self._handle(row, payload, process, early)
             )
         except Exception as exc:
             # The channel could not even take it up (a malformed field from someone with the
             # secret): it never will, and must not hold its chat back.
             await self._give_up(row, type(exc).__name__)
+        finally:
+            self._claims.pop(row.id, None)
+            unbegun = self._early.pop(row.id, None)
+            if unbegun is not None:
+                # Never taken up here (a stop while it waited for its turn): given back at
+                # once, its attempt not counted, for the next start or another process.
+                try:
+                    await self.unclaiming.submit((row.id, unbegun))
+                except SQLAlchemyError as exc:
+                    log.warning("webhook: could not give back update row %d (%s); taken over "
+                                "once its lease runs out", row.id, type(exc).__name__)
 
     async def _give_up(self, row: inbound.StoredUpdate, reason: str) -> None:
         try:
@@ -341,10 +366,13 @@ class WebhookReceiver:
                         self.channel.name, reason)
 
     async def _handle(
-        self, row: inbound.StoredUpdate, payload: object, process: Callable[[], Awaitable[None]]
+        self, row: inbound.StoredUpdate, payload: object,
+        process: Callable[[], Awaitable[None]], claimed: int | None,
     ) -> None:
         try:
-            attempt = await self.claiming.submit(row)
+            if claimed is not None:
+                del self._early[row.id]  # begun
+            attempt = claimed if claimed is not None else await self.claiming.submit(row)
             if attempt is None:
                 if await inbound.awaits_turn(self.sessionmaker, row, now=self.clock()):
                     # An earlier update of the chat is not handled yet (here or elsewhere):
@@ -365,7 +393,7 @@ class WebhookReceiver:
             except SQLAlchemyError:
                 log.exception("webhook: could not record update row %d as handled", row.id)
         finally:
-            del self._claims[row.id]
+            self._claims.pop(row.id, None)
         if any(waiting.chat_key == row.chat_key for waiting, _ in self._deferred.values()):
             self._retry.set()  # its next update may go now
 

@@ -119,6 +119,37 @@ async def serving(fake: FakeTelegram, database_url: str, tmp_path) -> AsyncItera
         assert "Traceback" not in log, log
 
 
+class SendsHeld:
+    """The first `let_through` sendMessage calls are answered, the later ones hang (unanswered)
+    until `release`."""
+
+    def __init__(self, fake: FakeTelegram, let_through: int) -> None:
+        self.let_through, self.seen, self.holding = let_through, 0, True
+        self.released = fake.hold(self._held)
+
+    def _held(self, call: Call) -> bool:
+        if not self.holding or call.method != "sendMessage":
+            return False
+        self.seen += 1
+        return self.seen > self.let_through
+
+    def release(self) -> None:
+        self.holding = False
+        self.released.set()
+
+
+async def until_all_handled(sessionmaker) -> None:
+    """Every stored webhook update handled (bounded)."""
+    async with asyncio.timeout(BOUND):
+        while True:
+            async with sessionmaker() as session:
+                if await session.scalar(
+                    select(func.count()).where(InboundUpdate.handled_at.is_(None))
+                ) == 0:
+                    return
+            await asyncio.sleep(0.05)
+
+
 def sends(fake: FakeTelegram) -> Counter[int]:
     """sendMessage calls answered, per chat."""
     return Counter(call.chat_id for call in fake.calls_to("sendMessage") if call.ok)
@@ -144,16 +175,8 @@ async def test_a_broadcast_killed_midway_reaches_everyone_after_a_restart(
             ])
             await session.commit()
         await add_draft(sessionmaker)
-    let_through, seen, holding = 100, 0, True
-
-    def after_the_first_hundred(call: Call) -> bool:
-        nonlocal seen
-        if not holding or call.method != "sendMessage":
-            return False
-        seen += 1
-        return seen > let_through
-
-    released = fake.hold(after_the_first_hundred)
+    let_through = 100
+    held = SendsHeld(fake, let_through)
     async with serving(fake, database_url, tmp_path) as first, \
             open_database(database_url) as sessionmaker:
 
@@ -174,8 +197,7 @@ async def test_a_broadcast_killed_midway_reaches_everyone_after_a_restart(
     assert len(answered) == let_through
     in_flight = arrived_sends(fake) - let_through
     assert in_flight == CONCURRENCY  # sent, never answered: in flight at the kill
-    holding = False
-    released.set()  # what reached Telegram before the kill is delivered all the same
+    held.release()  # what reached Telegram before the kill is delivered all the same
     async with serving(fake, database_url, tmp_path):
         await until(lambda: len(sends(fake)) == RESIDENTS, BOUND)
         async with open_database(database_url) as sessionmaker:
@@ -243,16 +265,7 @@ async def test_updates_acknowledged_before_a_kill_are_handled_after_the_restart(
     holding = False  # (what the dead process asked stays unanswered)
     since = len(fake.calls)
     async with serving(fake, database_url, tmp_path), open_database(database_url) as sm:
-
-        async def all_handled() -> bool:
-            async with sm() as session:
-                return await session.scalar(
-                    select(func.count()).where(InboundUpdate.handled_at.is_(None))
-                ) == 0
-
-        async with asyncio.timeout(BOUND):
-            while not await all_handled():
-                await asyncio.sleep(0.05)
+        await until_all_handled(sm)
         async with sm() as session:
             stored = await session.scalar(select(func.count()).select_from(InboundUpdate))
     assert stored == len(updates)
@@ -294,16 +307,8 @@ async def test_a_batch_interrupted_by_a_kill_loses_and_doubles_nothing(
         for chat in chats:
             fake.push_text(chat, f"{text} {chat}" if text == "my comment" else text)
             bodies.append(fake.take_update())
-    let_through, seen, holding = 10, 0, True
-
-    def after_the_first_ten(call: Call) -> bool:
-        nonlocal seen
-        if not holding or call.method != "sendMessage":
-            return False
-        seen += 1
-        return seen > let_through
-
-    released = fake.hold(after_the_first_ten)
+    let_through = 10
+    held = SendsHeld(fake, let_through)
     acknowledged: set[int] = set()
 
     async def post(http: aiohttp.ClientSession, url: str, body: dict) -> None:
@@ -319,8 +324,7 @@ async def test_a_batch_interrupted_by_a_kill_loses_and_doubles_nothing(
         await first.kill()
         await posting
     assert acknowledged  # (some may have had no answer: Telegram posts those again)
-    holding = False
-    released.set()  # (what the dead process asked stays unanswered)
+    held.release()  # (what the dead process asked stays unanswered)
     async with serving(fake, database_url, tmp_path) as second, aiohttp.ClientSession() as http:
         url = await second.address() + telegram_path(SECRET)
         for body in bodies:
@@ -328,15 +332,7 @@ async def test_a_batch_interrupted_by_a_kill_loses_and_doubles_nothing(
                 await post(http, url, body)
         assert acknowledged == {body["update_id"] for body in bodies}
         async with open_database(database_url) as sessionmaker:
-
-            async def all_handled() -> bool:
-                async with sessionmaker() as session:
-                    return await session.scalar(
-                        select(func.count()).where(InboundUpdate.handled_at.is_(None))) == 0
-
-            async with asyncio.timeout(BOUND):
-                while not await all_handled():
-                    await asyncio.sleep(0.05)
+            await until_all_handled(sessionmaker)
             async with sessionmaker() as session:
                 stored = await session.scalar(select(func.count()).select_from(InboundUpdate))
                 comments = Counter((await session.execute(
