@@ -69,6 +69,9 @@ class GroupCommit(Generic[Item, Result]):
                         self.items += len(batch)
                         results = await self._write(session, [item for item, _ in batch])
                 except Exception as exc:
+                    if not batch:  # failed before it took its items (no connection): theirs
+                        batch = self._pending[: self.max_batch]
+                        del self._pending[: len(batch)]
                     for _, future in batch:
                         if not future.done():
                             future.set_exception(exc)

@@ -329,8 +329,8 @@ class WebhookReceiver:
         # chat's lane, once the earlier ones are handled.
         try:
             early = await self.claiming.submit(row)
-        except SQLAlchemyError:
-            early = None
+        except (SQLAlchemyError, OSError):
+            early = None  # claimed in its lane, or taken over by the sweep
         if early is not None:
             self._claims[row.id] = early
             self._early[row.id] = early
