@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from handlers.capabilities import Capabilities, PictureWay
@@ -45,6 +46,13 @@ class ChatService:
         self.sessionmaker = sessionmaker
         self.conversation_timeout = conversation_timeout
         self.workspace = workspace or Workspace()
+        # Handlers queue here rather than for a connection, so the webhook's writes of what
+        # arrives are not served after every waiting handler (storage.db.conversation_slots).
+        from storage.db import conversation_slots  # (Alembic: not for every import)
+
+        bind = sessionmaker.kw.get("bind")
+        self._transactions = asyncio.Semaphore(
+            conversation_slots(bind) if isinstance(bind, AsyncEngine) else 1)
 
     @classmethod
     def for_settings(
@@ -67,7 +75,7 @@ class ChatService:
         typed number or label of a choice shown as a numbered line counts as choosing it.
         """
         try:
-            async with self.sessionmaker() as session, session.begin():
+            async with self._transactions, self.sessionmaker() as session, session.begin():
                 now = utcnow()
                 can_reply = capabilities is not None and capabilities.replies_to_messages
                 files = capabilities is not None and capabilities.sends_files

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import QueuePool
 
 from storage import DEFAULT_DATABASE_URL
 
@@ -58,6 +59,18 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def conversation_slots(engine: AsyncEngine) -> int:
+    """How many conversation transactions may wait for the engine's connections at once: all
+    of them but two (a webhook update's store, claim and record each write one batch at a
+    time), and at least one. The pool serves its waiters first come, first served: with
+    every handler queued there, an update's store (what its 200 waits for) would wait behind
+    all of them (on SQLite, one connection, seconds under load)."""
+    pool = engine.sync_engine.pool
+    if not isinstance(pool, QueuePool):
+        return 1  # SQLite in memory: one connection
+    return max(1, pool.size() + max(0, pool._max_overflow) - 2)
 
 
 async def _prepare_sqlite(connection: aiosqlite.Connection) -> None:

@@ -19,7 +19,7 @@ it goes (`forget_before`). Updates with no chat (chat key "") are not ordered.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -51,6 +51,17 @@ class StoredUpdate:
     attempts: int = 0
 
 
+@dataclass(frozen=True)
+class Received:
+    """An update as it arrived, to be stored (`store_many`)."""
+
+    channel: str
+    update_id: str
+    chat_key: str
+    payload: str
+    received_at: datetime
+
+
 async def store(
     sessionmaker: Sessionmaker, channel: str, update_id: str, chat_key: str, payload: str,
     *, now: datetime | None = None,
@@ -60,19 +71,43 @@ async def store(
     `now` is the receipt time, on the clock the leases are reckoned in (a row never claimed
     is taken over once it is older than a lease)."""
     async with sessionmaker() as session, session.begin():
-        insert = dialect_insert(session)
-        row_id = await session.scalar(
-            insert(InboundUpdate)
-            .values(
-                channel=channel, update_id=update_id, chat_key=chat_key, payload=payload,
-                received_at=now or utcnow(), attempts=0,
-            )
-            .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-            .returning(InboundUpdate.id)
-        )
-    if row_id is None:
-        return None
-    return StoredUpdate(row_id, channel, chat_key, payload)
+        [stored] = await store_many(
+            session, [Received(channel, update_id, chat_key, payload, now or utcnow())])
+    return stored
+
+
+async def store_many(
+    session: AsyncSession, received: Sequence[Received]
+) -> list[StoredUpdate | None]:
+    """Record updates that arrived together, in one INSERT (the caller commits); for each,
+    its row, or None when it was stored before (a retry, also one arriving twice in this
+    batch). Their ids follow the order given, so each chat's updates keep the order they
+    came in."""
+    firsts: dict[tuple[str, str], Received] = {}
+    for arrived in received:
+        firsts.setdefault((arrived.channel, arrived.update_id), arrived)
+    if not firsts:
+        return []
+    insert = dialect_insert(session)
+    stored = await session.execute(
+        insert(InboundUpdate)
+        .values([
+            {"channel": arrived.channel, "update_id": arrived.update_id,
+             "chat_key": arrived.chat_key, "payload": arrived.payload,
+             "received_at": arrived.received_at, "attempts": 0}
+            for arrived in firsts.values()
+        ])
+        .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+        .returning(InboundUpdate.id, InboundUpdate.channel, InboundUpdate.update_id)
+    )
+    ids = {(channel, update_id): row_id for row_id, channel, update_id in stored}
+    rows: list[StoredUpdate | None] = []
+    for arrived in received:
+        key = (arrived.channel, arrived.update_id)
+        row_id = ids.pop(key, None)  # popped: the same update a second time is a retry
+        rows.append(None if row_id is None else
+                    StoredUpdate(row_id, arrived.channel, arrived.chat_key, arrived.payload))
+    return rows
 
 
 def _free(now: datetime) -> ColumnElement[bool]:
@@ -80,14 +115,14 @@ def _free(now: datetime) -> ColumnElement[bool]:
     return or_(InboundUpdate.claimed_until.is_(None), InboundUpdate.claimed_until <= now)
 
 
-def _earlier_pending(row: StoredUpdate, now: datetime) -> ColumnElement[bool]:
+def _earlier_pending(now: datetime) -> ColumnElement[bool]:
     """An earlier update of the row's chat is not handled yet (and still will be)."""
     earlier = aliased(InboundUpdate)
     return exists().where(
-        earlier.channel == row.channel,
-        earlier.chat_key == row.chat_key,
+        earlier.channel == InboundUpdate.channel,
+        earlier.chat_key == InboundUpdate.chat_key,
         earlier.handled_at.is_(None),
-        earlier.id < row.id,
+        earlier.id < InboundUpdate.id,
         or_(earlier.attempts < MAX_ATTEMPTS, earlier.claimed_until > now),
     )
 
@@ -103,23 +138,34 @@ async def claim(
     token for `finish` and `renew`), or None when it is not this process's to handle now:
     handled, held by another process, given up, or waiting for an earlier update of its chat
     (`awaits_turn` tells which)."""
-    now = now or utcnow()
-    conditions = [
-        InboundUpdate.id == row.id,
-        InboundUpdate.handled_at.is_(None),
-        InboundUpdate.attempts < MAX_ATTEMPTS,
-        _free(now),
-    ]
-    if row.chat_key:
-        conditions.append(~_earlier_pending(row, now))
     async with sessionmaker() as session, session.begin():
-        attempt = await session.scalar(
-            update(InboundUpdate)
-            .where(*conditions)
-            .values(attempts=InboundUpdate.attempts + 1, claimed_until=now + lease)
-            .returning(InboundUpdate.attempts)
-        )
+        [attempt] = await claim_many(session, [row], lease=lease, now=now or utcnow())
     return attempt
+
+
+async def claim_many(
+    session: AsyncSession, rows: Sequence[StoredUpdate], *, lease: timedelta, now: datetime,
+) -> list[int | None]:
+    """`claim` for several rows in one UPDATE (each row checked on its own; the caller
+    commits); for each, the new attempt count or None."""
+    if not rows:
+        return []
+    claimed = await session.execute(
+        update(InboundUpdate)
+        .where(
+            InboundUpdate.id.in_(sorted({row.id for row in rows})),
+            InboundUpdate.handled_at.is_(None),
+            InboundUpdate.attempts < MAX_ATTEMPTS,
+            _free(now),
+            # Updates with no chat are not ordered.
+            or_(InboundUpdate.chat_key == "", ~_earlier_pending(now)),
+        )
+        .values(attempts=InboundUpdate.attempts + 1, claimed_until=now + lease)
+        .returning(InboundUpdate.id, InboundUpdate.attempts)
+    )
+    attempts: dict[int, int] = {row_id: attempt for row_id, attempt in claimed}
+    # A row asked for twice is claimed once: the first asking gets it.
+    return [attempts.pop(row.id, None) for row in rows]
 
 
 async def awaits_turn(
@@ -165,6 +211,20 @@ async def renew(
     return affected(result)
 
 
+async def unclaim_many(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> None:
+    """Give back rows claimed ((row id, attempt) each) whose handling never began (a stop):
+    free at once, and the attempt not counted (it crashed nothing), unless another process
+    claimed them since (the caller commits)."""
+    if not claims:
+        return
+    await session.execute(
+        update(InboundUpdate)
+        .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(list(claims)),
+               InboundUpdate.handled_at.is_(None))
+        .values(claimed_until=None, attempts=InboundUpdate.attempts - 1)
+    )
+
+
 # What a finished row keeps: its identity and times, not what the person sent, nor who.
 _EMPTIED = {"payload": "", "chat_key": ""}
 
@@ -172,11 +232,19 @@ _EMPTIED = {"payload": "", "chat_key": ""}
 async def finish(sessionmaker: Sessionmaker, row_id: int, attempt: int) -> None:
     """Record that the claimed row was handled (unless another process claimed it since)."""
     async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(InboundUpdate)
-            .where(InboundUpdate.id == row_id, InboundUpdate.attempts == attempt)
-            .values(handled_at=utcnow(), **_EMPTIED)
-        )
+        await finish_many(session, [(row_id, attempt)])
+
+
+async def finish_many(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> None:
+    """`finish` for several claimed rows ((row id, attempt) each) in one UPDATE (the caller
+    commits)."""
+    if not claims:
+        return
+    await session.execute(
+        update(InboundUpdate)
+        .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(list(claims)))
+        .values(handled_at=utcnow(), **_EMPTIED)
+    )
 
 
 async def give_up(sessionmaker: Sessionmaker, row_id: int) -> bool:

@@ -3,9 +3,11 @@
 Each pass claims a batch per channel (storage.outbox: a lease with a fencing token, so several
 workers share one database and a dead worker's rows come back when its lease runs out),
 sends up to `concurrency` messages at once, each after the channel's limiter allows it, and
-writes the outcomes in batches. Sent-but-unrecorded messages never exceed twice the
-concurrency (in flight, plus finished and waiting to be written): that bounds the duplicates
-a crash can cause.
+writes the outcomes by group commit: whatever finished is written as soon as the previous
+write is done, in one transaction, while the next messages are sent. So a crash resends only
+the messages in flight: those sent and not answered yet, and those whose outcome was being
+written (or waiting for the write under way, which lasts one database round); never more
+than twice the concurrency in all.
 
 - Too late: a draft's row after its deadline or close, a ready message after `expires_at`,
   is not sent but marked `expired`, with the reason; nor is a row whose resident stopped.
@@ -69,9 +71,8 @@ from storage.outbox import Claim, ClaimedRow, Outcome, why_expired
 log = logging.getLogger(__name__)
 
 BATCH = 500  # rows claimed at once per channel (fewer on a slow channel, see _batch_size)
-FLUSH_SECONDS = 1.0  # outcomes are written at least this often while a batch is sent
-# A pause, cancel or close reaches a batch under way at its first flush, then within this
-# long: checking the rows still queued costs a query as long as the queue.
+# A pause, cancel or close reaches a batch under way at its first write of outcomes, then
+# within this long: checking the rows still queued costs a query as long as the queue.
 RECHECK_SECONDS = 1.0
 OUTAGE_ROWS = 5  # this many different rows failing in a row: the channel is down
 DISABLED_PAUSE = timedelta(minutes=1)  # a disabled channel is asked again this often
@@ -276,29 +277,39 @@ class DeliveryWorker:
                 queue.append((row, prepared))
         lease_end = claimed_at + self.lease * (1 - LEASE_MARGIN)
         running: set[asyncio.Task[_Result]] = set()
-        flushed_at = time.monotonic()
+        # Group commit: the outcomes gathered are written as soon as the previous write has
+        # finished, while the next ones are being sent; at most one write at a time.
+        writing: asyncio.Task[None] | None = None
+        being_written = 0
         rechecked_at: float | None = None
         try:
-            while queue or running:
+            while queue or running or results or writing is not None:
+                if writing is not None and writing.done():
+                    writing.result()  # a write that failed fails the batch, as before
+                    writing, being_written = None, 0
+                    continue
                 if queue and interrupt.done():
                     # Stop, or the channel is held: what has not started goes back at once.
                     retry_at = self._resume_time(lane)
                     results += [self._give_back(row, retry_at) for row, _ in queue]
                     queue.clear()
-                    await self._flush(claim.token, results, progress)
-                    flushed_at = time.monotonic()
                     continue
-                if results and (
-                    len(results) >= concurrency or time.monotonic() - flushed_at >= FLUSH_SECONDS
-                ):
-                    flushed_at = time.monotonic()
-                    recheck = rechecked_at is None or flushed_at - rechecked_at >= RECHECK_SECONDS
-                    if recheck:
-                        rechecked_at = flushed_at
-                    await self._flush(claim.token, results, progress, queue if recheck else None)
+                if results and writing is None:
+                    now = time.monotonic()
+                    if queue and (rechecked_at is None or now - rechecked_at >= RECHECK_SECONDS):
+                        # Rows an official withdrew since the claim leave the queue: nothing
+                        # may start meanwhile, so this write is awaited here.
+                        rechecked_at = now
+                        await self._flush(claim.token, results, progress, queue)
+                        continue
+                    batch = results[:]
+                    results.clear()
+                    being_written = len(batch)
+                    writing = asyncio.create_task(self._flush(claim.token, batch, progress))
                     continue
                 limit = concurrency if lane.proven else 1
-                if queue and len(running) < limit and len(running) + len(results) < 2 * concurrency:
+                unrecorded = len(running) + len(results) + being_written
+                if queue and len(running) < limit and unrecorded < 2 * concurrency:
                     row, message = queue.popleft()
                     running.add(asyncio.create_task(
                         self._send(lane, row, message, interrupt, lease_end)
@@ -307,21 +318,19 @@ class DeliveryWorker:
                 waiting: set[asyncio.Future[Any]] = set(running)
                 if queue:
                     waiting.add(interrupt)
-                timeout = (
-                    max(0.0, FLUSH_SECONDS - (time.monotonic() - flushed_at)) if results else None
-                )
-                done, _ = await asyncio.wait(
-                    waiting, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-                )
+                if writing is not None:
+                    waiting.add(writing)
+                done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for task in done & running:
                     running.discard(task)
                     results.append(task.result())
-            await self._flush(claim.token, results, progress)
         finally:
             # Reached with tasks still running only when cancelled (the process is going
             # away): nothing more is recorded, and the lease brings the rows back.
             for task in running:
                 task.cancel()
+            if writing is not None and not writing.done():
+                writing.cancel()
             stopping.cancel()
             lane.interrupt = None
 

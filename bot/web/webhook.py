@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.channel import SendError, WebhookChannel
 from bot.channels.pacing import Priority
+from bot.web.groupcommit import GroupCommit
 from handlers.conversation import language_of, too_fast
 from handlers.logref import chat_ref
 from storage import inbound
@@ -107,6 +108,13 @@ class WebhookReceiver:
         self._per_chat: Counter[str] = Counter()  # the same, counted by chat
         self._silenced: dict[str, datetime] = {}  # chats over their bound: dropped until
         self._retry = asyncio.Event()
+        # Updates stored, claimed and recorded as handled by group commit: one transaction
+        # for all that arrive (or finish) while the previous one is written.
+        self.storing = GroupCommit(sessionmaker, inbound.store_many)
+        self.claiming = GroupCommit(sessionmaker, self._claim)
+        self.finishing = GroupCommit(sessionmaker, self._finish)
+        self.unclaiming = GroupCommit(sessionmaker, self._unclaim)
+        self._early: dict[int, int] = {}  # claimed on arrival, handling not begun: {id: attempt}
         self._background: list[asyncio.Task[None]] = []
         self._notices: set[asyncio.Task[None]] = set()
         # Set by close(): first no more sweeping, then (updates under way done) no renewing.
@@ -144,9 +152,8 @@ class WebhookReceiver:
         update_id, chat_key = key
         if chat_key and self._silenced_now(chat_key):
             return Outcome.DROPPED
-        row = await inbound.store(
-            self.sessionmaker, self.channel.name, update_id, chat_key, payload_text,
-            now=self.clock(),
+        row = await self.storing.submit(
+            inbound.Received(self.channel.name, update_id, chat_key, payload_text, self.clock())
         )
         if row is None:
             return Outcome.AGAIN
@@ -167,6 +174,12 @@ class WebhookReceiver:
             await asyncio.gather(*pending, return_exceptions=True)
             if left:
                 log.warning("webhook: %d updates left for the next start", left)
+        for writes in (self.storing, self.claiming, self.finishing, self.unclaiming):
+            await writes.close()  # what was handled is recorded so
+        if self.storing.items:
+            log.info("webhook: %d %s updates stored in %d writes, claimed in %d, recorded as "
+                     "handled in %d", self.storing.items, self.channel.name,
+                     self.storing.writes, self.claiming.writes, self.finishing.writes)
         self._closed.set()
         if self._background:
             _, stuck = await asyncio.wait(self._background, timeout=timeout)
@@ -178,6 +191,23 @@ class WebhookReceiver:
             log.info("webhook: %d updates waiting for their turn left for the next start",
                      len(self._deferred))
             self._deferred.clear()
+
+    # ---- group commit ------------------------------------------------------------------
+
+    async def _claim(
+        self, session: AsyncSession, rows: Sequence[inbound.StoredUpdate]
+    ) -> list[int | None]:
+        return await inbound.claim_many(session, rows, lease=self.lease, now=self.clock())
+
+    @staticmethod
+    async def _finish(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> list[None]:
+        await inbound.finish_many(session, claims)
+        return [None] * len(claims)
+
+    @staticmethod
+    async def _unclaim(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> list[None]:
+        await inbound.unclaim_many(session, claims)
+        return [None] * len(claims)
 
     # ---- one chat's bound ----------------------------------------------------------------
 
@@ -294,14 +324,35 @@ class WebhookReceiver:
                 del self._per_chat[chat]
 
     async def _process(self, row: inbound.StoredUpdate, payload: object) -> None:
+        # Claimed at once when its chat has nothing earlier to handle (the usual case): the
+        # updates that arrived together are claimed together. Otherwise it is claimed in its
+        # chat's lane, once the earlier ones are handled.
+        try:
+            early = await self.claiming.submit(row)
+        except (SQLAlchemyError, OSError):
+            early = None  # claimed in its lane, or taken over by the sweep
+        if early is not None:
+            self._claims[row.id] = early
+            self._early[row.id] = early
         try:
             await self.channel.process_webhook_update(
-                payload, lambda process: self._handle(row, payload, process)
+                payload, lambda process: self._handle(row, payload, process, early)
             )
         except Exception as exc:
             # The channel could not even take it up (a malformed field from someone with the
             # secret): it never will, and must not hold its chat back.
             await self._give_up(row, type(exc).__name__)
+        finally:
+            self._claims.pop(row.id, None)
+            unbegun = self._early.pop(row.id, None)
+            if unbegun is not None:
+                # Never taken up here (a stop while it waited for its turn): given back at
+                # once, its attempt not counted, for the next start or another process.
+                try:
+                    await self.unclaiming.submit((row.id, unbegun))
+                except SQLAlchemyError as exc:
+                    log.warning("webhook: could not give back update row %d (%s); taken over "
+                                "once its lease runs out", row.id, type(exc).__name__)
 
     async def _give_up(self, row: inbound.StoredUpdate, reason: str) -> None:
         try:
@@ -315,12 +366,13 @@ class WebhookReceiver:
                         self.channel.name, reason)
 
     async def _handle(
-        self, row: inbound.StoredUpdate, payload: object, process: Callable[[], Awaitable[None]]
+        self, row: inbound.StoredUpdate, payload: object,
+        process: Callable[[], Awaitable[None]], claimed: int | None,
     ) -> None:
         try:
-            attempt = await inbound.claim(
-                self.sessionmaker, row, lease=self.lease, now=self.clock()
-            )
+            if claimed is not None:
+                del self._early[row.id]  # begun
+            attempt = claimed if claimed is not None else await self.claiming.submit(row)
             if attempt is None:
                 if await inbound.awaits_turn(self.sessionmaker, row, now=self.clock()):
                     # An earlier update of the chat is not handled yet (here or elsewhere):
@@ -337,11 +389,11 @@ class WebhookReceiver:
             except Exception:
                 log.exception("webhook: handling update row %d failed", row.id)
             try:
-                await inbound.finish(self.sessionmaker, row.id, attempt)
+                await self.finishing.submit((row.id, attempt))
             except SQLAlchemyError:
                 log.exception("webhook: could not record update row %d as handled", row.id)
         finally:
-            del self._claims[row.id]
+            self._claims.pop(row.id, None)
         if any(waiting.chat_key == row.chat_key for waiting, _ in self._deferred.values()):
             self._retry.set()  # its next update may go now
 

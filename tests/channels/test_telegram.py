@@ -660,6 +660,8 @@ async def test_logs_name_no_chat_and_quote_nothing(
     ]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
-        f"Telegram: reply to {ref} not sent: Unreachable: Forbidden: bot was blocked by the user"
+        # Replies go through the aiohttp sender, which names the Bot API's error code.
+        f"Telegram: reply to {ref} not sent: Unreachable: 403: Forbidden: bot was blocked by "
+        "the user"
     ]
     assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING

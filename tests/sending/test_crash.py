@@ -1,7 +1,8 @@
 """`kill -9` of `ykien serve` in the middle of its work, then a restart: a broadcast reaches
-every resident (duplicates at most the messages in flight), no outbox row is lost, and every
-webhook update acknowledged with 200 before the kill is handled after it. `ykien serve` runs
-as a separate process against the fake Bot API, on SQLite and PostgreSQL."""
+every resident (duplicates only the messages in flight: sent, their outcome not written yet),
+no outbox row is lost, and every webhook update acknowledged with 200 before the kill is
+handled after it. `ykien serve` runs as a separate process against the fake Bot API, on
+SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -15,12 +16,22 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.channels.telegram.receiving import SECRET_HEADER, telegram_path
 from handlers.onboarding import CONSENT_VERSION
 from storage.db import open_database
-from storage.models import Delivery, DeliveryStatus, InboundUpdate, ProcessedUpdate, utcnow
+from storage.models import (
+    Comment,
+    Delivery,
+    DeliveryStatus,
+    Draft,
+    DraftStatus,
+    InboundUpdate,
+    ProcessedUpdate,
+    Resident,
+    utcnow,
+)
 from storage.queries import add_residents_in_bulk
 from tests import ykien_process
 from tests.channels.fake_telegram import Call, FakeTelegram
@@ -108,6 +119,37 @@ async def serving(fake: FakeTelegram, database_url: str, tmp_path) -> AsyncItera
         assert "Traceback" not in log, log
 
 
+class SendsHeld:
+    """The first `let_through` sendMessage calls are answered, the later ones hang (unanswered)
+    until `release`."""
+
+    def __init__(self, fake: FakeTelegram, let_through: int) -> None:
+        self.let_through, self.seen, self.holding = let_through, 0, True
+        self.released = fake.hold(self._held)
+
+    def _held(self, call: Call) -> bool:
+        if not self.holding or call.method != "sendMessage":
+            return False
+        self.seen += 1
+        return self.seen > self.let_through
+
+    def release(self) -> None:
+        self.holding = False
+        self.released.set()
+
+
+async def until_all_handled(sessionmaker) -> None:
+    """Every stored webhook update handled (bounded)."""
+    async with asyncio.timeout(BOUND):
+        while True:
+            async with sessionmaker() as session:
+                if await session.scalar(
+                    select(func.count()).where(InboundUpdate.handled_at.is_(None))
+                ) == 0:
+                    return
+            await asyncio.sleep(0.05)
+
+
 def sends(fake: FakeTelegram) -> Counter[int]:
     """sendMessage calls answered, per chat."""
     return Counter(call.chat_id for call in fake.calls_to("sendMessage") if call.ok)
@@ -133,24 +175,29 @@ async def test_a_broadcast_killed_midway_reaches_everyone_after_a_restart(
             ])
             await session.commit()
         await add_draft(sessionmaker)
-    let_through, seen, holding = 100, 0, True
+    let_through = 100
+    held = SendsHeld(fake, let_through)
+    async with serving(fake, database_url, tmp_path) as first, \
+            open_database(database_url) as sessionmaker:
 
-    def after_the_first_hundred(call: Call) -> bool:
-        nonlocal seen
-        if not holding or call.method != "sendMessage":
-            return False
-        seen += 1
-        return seen > let_through
+        async def recorded_sent() -> int:
+            async with sessionmaker() as session:
+                return await session.scalar(
+                    select(func.count()).where(Delivery.status == DeliveryStatus.SENT)) or 0
 
-    released = fake.hold(after_the_first_hundred)
-    async with serving(fake, database_url, tmp_path) as first:
-        # A hundred went out; the worker's whole window is on its way when it dies.
+        # A hundred went out and were answered; the worker's whole window is on its way.
         await until(lambda: arrived_sends(fake) >= let_through + CONCURRENCY, BOUND)
+        # Their outcomes are written without waiting for more answers (group commit): no
+        # timer and no batch to fill, while every other send hangs.
+        async with asyncio.timeout(BOUND):
+            while await recorded_sent() < let_through:
+                await asyncio.sleep(0.05)
         await first.kill()
+    answered = set(sends(fake))
+    assert len(answered) == let_through
     in_flight = arrived_sends(fake) - let_through
-    assert 0 < in_flight <= CONCURRENCY
-    holding = False
-    released.set()  # what reached Telegram before the kill is delivered all the same
+    assert in_flight == CONCURRENCY  # sent, never answered: in flight at the kill
+    held.release()  # what reached Telegram before the kill is delivered all the same
     async with serving(fake, database_url, tmp_path):
         await until(lambda: len(sends(fake)) == RESIDENTS, BOUND)
         async with open_database(database_url) as sessionmaker:
@@ -169,7 +216,10 @@ async def test_a_broadcast_killed_midway_reaches_everyone_after_a_restart(
     counts = sends(fake)
     assert set(counts) == set(chats)  # everyone
     duplicates = sum(count - 1 for count in counts.values())
-    assert duplicates <= CONCURRENCY  # at most the messages in flight at the kill
+    # The bound: a crash resends only the messages in flight (sent, outcome not yet written):
+    # here the unanswered ones, since the answered ones' outcomes were written.
+    assert duplicates <= in_flight
+    assert all(counts[chat] == 1 for chat in answered)
     assert rows == RESIDENTS  # no outbox row lost (or added)
 
 
@@ -215,16 +265,7 @@ async def test_updates_acknowledged_before_a_kill_are_handled_after_the_restart(
     holding = False  # (what the dead process asked stays unanswered)
     since = len(fake.calls)
     async with serving(fake, database_url, tmp_path), open_database(database_url) as sm:
-
-        async def all_handled() -> bool:
-            async with sm() as session:
-                return await session.scalar(
-                    select(func.count()).where(InboundUpdate.handled_at.is_(None))
-                ) == 0
-
-        async with asyncio.timeout(BOUND):
-            while not await all_handled():
-                await asyncio.sleep(0.05)
+        await until_all_handled(sm)
         async with sm() as session:
             stored = await session.scalar(select(func.count()).select_from(InboundUpdate))
     assert stored == len(updates)
@@ -236,3 +277,68 @@ async def test_updates_acknowledged_before_a_kill_are_handled_after_the_restart(
     assert before & set(updates)  # the kill came after some answers were committed
     assert answered == Counter(updates.values())
     released.set()
+
+
+async def test_a_batch_interrupted_by_a_kill_loses_and_doubles_nothing(
+    fake, database_url, tmp_path
+):
+    """Updates posted at once are stored, claimed and recorded as handled in batches (group
+    commit); `kill -9` while a batch of them is being handled (their replies hang), then what
+    got no 200 is posted again, as Telegram would: every update is handled, each comment
+    stored once, every chat answered."""
+    chats = [900_000 + number for number in range(24)]
+    now = utcnow()
+    async with open_database(database_url) as sessionmaker:
+        draft = await add_draft(sessionmaker, send=False)
+        async with sessionmaker() as session:
+            await session.execute(
+                update(Draft).where(Draft.id == draft.id).values(status=DraftStatus.OPEN))
+            await add_residents_in_bulk(session, [
+                {"channel": "telegram", "platform_id": str(chat), "language": "en",
+                 "commune_code": 15148, "consent_at": now, "consent_version": "test",
+                 "subscribed": True, "reachable": True, "awaiting": f"comment:{draft.id}",
+                 "awaiting_since": now, "last_seen_at": now, "held_text": "",
+                 "notice_version": CONSENT_VERSION, "created_at": now}
+                for chat in chats
+            ])
+            await session.commit()
+    bodies: list[dict] = []  # each chat's comment, then a command: in that order
+    for text in ("my comment", "/help"):
+        for chat in chats:
+            fake.push_text(chat, f"{text} {chat}" if text == "my comment" else text)
+            bodies.append(fake.take_update())
+    let_through = 10
+    held = SendsHeld(fake, let_through)
+    acknowledged: set[int] = set()
+
+    async def post(http: aiohttp.ClientSession, url: str, body: dict) -> None:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.post(url, json=body, headers={SECRET_HEADER: SECRET}) as response:
+                if response.status == 200:
+                    acknowledged.add(body["update_id"])
+
+    async with serving(fake, database_url, tmp_path) as first, aiohttp.ClientSession() as http:
+        url = await first.address() + telegram_path(SECRET)
+        posting = asyncio.gather(*(post(http, url, body) for body in bodies))
+        await until(lambda: arrived_sends(fake) > let_through + 4, BOUND)  # several hang
+        await first.kill()
+        await posting
+    assert acknowledged  # (some may have had no answer: Telegram posts those again)
+    held.release()  # (what the dead process asked stays unanswered)
+    async with serving(fake, database_url, tmp_path) as second, aiohttp.ClientSession() as http:
+        url = await second.address() + telegram_path(SECRET)
+        for body in bodies:
+            if body["update_id"] not in acknowledged:
+                await post(http, url, body)
+        assert acknowledged == {body["update_id"] for body in bodies}
+        async with open_database(database_url) as sessionmaker:
+            await until_all_handled(sessionmaker)
+            async with sessionmaker() as session:
+                stored = await session.scalar(select(func.count()).select_from(InboundUpdate))
+                comments = Counter((await session.execute(
+                    select(Resident.platform_id, Comment.text)
+                    .join(Resident, Comment.resident_id == Resident.id))).all())
+    assert stored == len(bodies)  # each update stored once
+    assert await processed_update_ids(database_url) == acknowledged  # none lost
+    assert comments == Counter({(str(chat), f"my comment {chat}"): 1 for chat in chats})
+    assert set(sends(fake)) == set(chats)  # every chat answered

@@ -37,6 +37,8 @@ class LaneChannel:
         self.lanes = ChatLanes()
         self.gates: dict[int, asyncio.Event] = {}  # update -> released when set
         self.returned: list[tuple[int, bool]] = []  # (update, processed?) as handle returns
+        # update -> released when set: it waits before its lane (for a place to run, say)
+        self.queued: dict[int, asyncio.Event] = {}
 
     def verify(self, headers: Mapping[str, str], body: bytes) -> int | None:
         return None
@@ -61,6 +63,9 @@ class LaneChannel:
             for _ in range(payload.get("turns", 0)):
                 await asyncio.sleep(0)  # let the other process interleave
 
+        waiting = self.queued.get(number)
+        if waiting is not None:
+            await waiting.wait()
         await self.lanes.run(str(payload["chat"]), lambda: handle(process))
         await self._note(lambda: self.returned.append((number, processed)))
 
@@ -244,3 +249,37 @@ async def test_a_renewed_lease_is_not_taken_over_and_a_stale_holder_cannot_finis
         await inbound.finish(sessionmaker, row.id, attempt)
         async with sessionmaker() as session:
             assert await session.scalar(select(InboundUpdate.handled_at)) is None
+
+
+async def test_a_stop_gives_back_the_updates_claimed_on_arrival_and_not_begun(database_url):
+    """An update is claimed as it arrives when its chat has nothing earlier to handle; one
+    still waiting for its turn when the process stops is given back at once, its attempt
+    not counted (so stops never use up the attempts that give up an update), while one
+    being handled keeps its claim until its lease runs out (it may have done something)."""
+    async with cluster(database_url) as c:
+        channel = c.channels["A"]
+        channel.queued[1] = asyncio.Event()  # never released: still waiting at the stop
+        channel.gates[2] = asyncio.Event()  # begun, and hangs
+        await c.post("A", 1, chat=7)
+        await c.post("A", 2, chat=8)
+        await c.until(lambda: c.log == [("A", 2)])
+
+        async def claimed() -> list[int]:
+            return [row.attempts for row in await rows(database_url)]
+
+        async with asyncio.timeout(BOUND):
+            while await claimed() != [1, 1]:  # both claimed as they arrived
+                await asyncio.sleep(0.01)
+        await c.receivers["A"].close(timeout=0)
+        waiting, begun = await rows(database_url)
+        assert (waiting.attempts, waiting.claimed_until) == (0, None)
+        assert begun.attempts == 1 and begun.claimed_until is not None
+        assert waiting.handled_at is None and begun.handled_at is None
+        # A process starting now takes the one given back at once, not after a lease.
+        async with open_database(database_url) as sessionmaker:
+            restarted = WebhookReceiver(sessionmaker, c.channels["B"], lease=LEASE)
+            await restarted.start()
+            try:
+                await c.until(lambda: ("B", 1) in c.log)
+            finally:
+                await restarted.close()

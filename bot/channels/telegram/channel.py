@@ -518,7 +518,10 @@ class TelegramChannel:
             answer.edit_target = None  # one edit per press; a failed one becomes a message
             if edited:
                 return [str(target)]
-        return await self._send_all(answer.user_id, message, pace, answer.sent_parts)
+        # Text through the aiohttp sender, as broadcasts go: PTB's client costs several times
+        # more per message (benchmarks/results/send.txt).
+        return await self._send_all(answer.user_id, message, pace, answer.sent_parts,
+                                    fast=True)
 
     async def _record(self, user_id: str, ids: list[str], message: Outgoing) -> None:
         # Every part of a split draft message counts, so a reply to any part is a comment.

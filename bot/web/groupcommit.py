@@ -1,0 +1,90 @@
+"""Group commit: many callers' small writes made as one transaction, without a timer.
+
+A caller submits an item and waits for its own result, given once the transaction holding
+it is committed. The first item starts a write at once; a write takes its items only once it
+holds a database connection, so items submitted while it waited for one (behind other work,
+on SQLite's one connection) or while the previous write was under way go together. So a
+write never waits for company, and under load each carries whatever arrived meanwhile: one
+transaction for many updates instead of one each. A write that fails fails every caller in
+it (none of their items was written).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+MAX_BATCH = 500  # items in one write: bounded statements (and SQLite's variables)
+
+
+class GroupCommit(Generic[Item, Result]):
+    """Writes submitted items in batches through `write` (in a transaction it does not
+    commit), which returns one result per item, in order; at most one write at a time."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        write: Callable[[AsyncSession, Sequence[Item]], Awaitable[Sequence[Result]]],
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self.sessionmaker = sessionmaker
+        self._write = write
+        self.max_batch = max_batch
+        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self.writes = 0  # writes so far, and the items they held (a log line at stop)
+        self.items = 0
+
+    async def submit(self, item: Item) -> Result:
+        """Write `item` with whatever else is waiting; its result once committed."""
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._drain())
+        return await future
+
+    async def close(self) -> None:
+        """Wait for the writes under way and waiting (nothing submitted is dropped)."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _drain(self) -> None:
+        batch: list[tuple[Item, asyncio.Future[Result]]] = []
+        try:
+            while self._pending:
+                try:
+                    async with self.sessionmaker() as session, session.begin():
+                        await session.connection()  # first the connection, then the items
+                        # Every item is written, also one whose caller stopped waiting (a
+                        # stop): it may record what was done, such as an update handled.
+                        batch = self._pending[: self.max_batch]
+                        del self._pending[: len(batch)]
+                        self.writes += 1
+                        self.items += len(batch)
+                        results = await self._write(session, [item for item, _ in batch])
+                except Exception as exc:
+                    if not batch:  # failed before it took its items (no connection): theirs
+                        batch = self._pending[: self.max_batch]
+                        del self._pending[: len(batch)]
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    batch = []
+                    continue
+                for (_, future), result in zip(batch, results, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+                batch = []
+        finally:
+            self._writer = None
+            # Reached with callers still waiting only when cancelled (the process stops).
+            for _, future in (*batch, *self._pending):
+                if not future.done():
+                    future.cancel()
+            self._pending.clear()

@@ -1,0 +1,65 @@
+"""Group commit (bot/web/groupcommit.py): what is submitted together is written in one
+transaction, each caller gets its own result, and a failure reaches exactly the callers whose
+items it held, without a write that never gets a connection spinning."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.web.groupcommit import GroupCommit
+from storage.db import make_engine, make_sessionmaker, open_database
+
+BOUND = 30.0
+
+
+async def test_what_is_submitted_together_is_one_write_with_a_result_each(database_url):
+    async with open_database(database_url) as sessionmaker:
+        batches: list[list[int]] = []
+
+        async def write(session: AsyncSession, items: Sequence[int]) -> list[int]:
+            assert await session.scalar(text("SELECT 1")) == 1  # inside its transaction
+            batches.append(list(items))
+            return [item * 10 for item in items]
+
+        commit = GroupCommit(sessionmaker, write)
+        assert await asyncio.gather(*(commit.submit(n) for n in range(5))) == [0, 10, 20, 30, 40]
+        assert batches == [[0, 1, 2, 3, 4]]
+        assert await commit.submit(7) == 70  # alone: written at once, without waiting
+        assert batches[-1] == [7] and (commit.writes, commit.items) == (2, 6)
+
+
+async def test_a_failed_write_fails_its_callers_only(database_url):
+    async with open_database(database_url) as sessionmaker:
+
+        async def write(session: AsyncSession, items: Sequence[int]) -> list[int]:
+            if 3 in items:
+                raise ValueError("item 3 cannot be written")
+            return list(items)
+
+        commit = GroupCommit(sessionmaker, write)
+        results = await asyncio.gather(*(commit.submit(n) for n in (1, 3)),
+                                       return_exceptions=True)
+        assert all(isinstance(result, ValueError) for result in results)
+        assert await commit.submit(4) == 4  # the next write goes on
+
+
+async def test_without_a_database_the_callers_fail_instead_of_waiting():
+    engine = make_engine("postgresql+asyncpg://nobody@127.0.0.1:9/nothing")
+    try:
+        async def write(session: AsyncSession, items: Sequence[int]) -> list[int]:
+            raise AssertionError("never reached: there is no connection")
+
+        commit = GroupCommit(make_sessionmaker(engine), write)
+        async with asyncio.timeout(BOUND):
+            results = await asyncio.gather(*(commit.submit(n) for n in range(3)),
+                                           return_exceptions=True)
+            await commit.close()
+        assert all(isinstance(result, SQLAlchemyError | OSError) for result in results), results
+    finally:
+        await engine.dispose()
+
