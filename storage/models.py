@@ -95,6 +95,9 @@ class Person(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Past the comment limits (storage.flood) until then, and told so once: later comments
+    # before then are dropped without another answer.
+    comments_refused_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Resident(Base):
@@ -185,7 +188,8 @@ class ChannelToken(Base):
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     problem: Mapped[str] = mapped_column(String(300), default="")
-    pkce_verifier: Mapped[str] = mapped_column(String(128), default="")
+    # Text: sealed (storage.sealing) it is longer than the 43-128 characters of a verifier.
+    pkce_verifier: Mapped[str] = mapped_column(Text, default="")
     pkce_state: Mapped[str] = mapped_column(String(64), default="")
 
 
