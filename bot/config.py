@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
     admin_ids: Annotated[tuple[str, ...], NoDecode] = ()
     pseudonym_key: str = ""
+    # Fernet keys, comma-separated (the first seals): storage.sealing. Checked at start.
+    secret_key: str = ""
     language: Literal["vi", "en"] = "vi"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Silence after which a waiting step (a comment, a commune search) is forgotten.

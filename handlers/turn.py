@@ -11,7 +11,7 @@ from handlers.buttons import ButtonData, ChooseLanguage, Menu, MenuCommand, enco
 from handlers.events import Button, Incoming, Reply
 from handlers.i18n import Translator
 from handlers.state import DEFAULT_TIMEOUT
-from storage.flood import CommentLimits
+from storage.flood import DEFAULT_LIMITS, CommentLimits
 from storage.models import Resident
 from storage.roles import Chat
 
@@ -44,7 +44,7 @@ class Turn:
     workspace: Workspace = Workspace()
     # The channel sends pictures and documents as files (Capabilities.sends_files).
     sends_files: bool = False
-    comment_limits: CommentLimits = CommentLimits()
+    comment_limits: CommentLimits = DEFAULT_LIMITS
 
 
 def button(data: ButtonData, label: str) -> Button:

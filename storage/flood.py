@@ -27,6 +27,9 @@ class CommentLimits:
     per_hour: int = 30
 
 
+DEFAULT_LIMITS = CommentLimits()
+
+
 async def comments_allowed_from(
     session: AsyncSession, person_id: int, limits: CommentLimits, now: datetime
 ) -> datetime | None:

@@ -24,6 +24,7 @@ from bot.draftfile import load_draft_file
 from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from handlers.i18n import translator
+from storage import sealing
 from storage.db import open_database
 from storage.drafts import broadcast, create_draft
 from storage.models import Draft, utcnow
@@ -33,6 +34,19 @@ EXAMPLE_DRAFT = ROOT / "examples" / "draft.toml"
 POSTGRES_URL = os.environ.get("YKIEN_TEST_POSTGRES_URL", "")
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+# The suite's YKIEN_SECRET_KEY, as a deployment has one: every secret a test stores is sealed
+# (storage.sealing), in this process (the fixture below) and in every `ykien` it starts (they
+# inherit the environment). Tests of a missing or wrong key take it away themselves.
+TEST_SECRET_KEY = "jGG_j9OWTu-VQOV6AA5mVnyxKnvG3o_gXURnyicRzOA="
+os.environ["YKIEN_SECRET_KEY"] = TEST_SECRET_KEY
+
+
+@pytest.fixture(autouse=True)
+def sealed_secrets() -> Iterator[None]:
+    sealing.configure(TEST_SECRET_KEY)
+    yield
+    sealing.configure(TEST_SECRET_KEY)  # a test that changed the keys leaves them as found
 
 
 def pytest_collection_modifyitems(config, items) -> None:

@@ -12,9 +12,9 @@ from sqlalchemy import select
 from bot.service import ChatService
 from storage.flood import CommentLimits
 from storage.models import Comment, Person, Resident, utcnow
+from tests import ykien_process
 from tests.chat import joined, make_draft, press, scalar_count, subscribe, text
 from tests.conftest import EXAMPLE_DRAFT, cli_environment
-from tests import ykien_process
 
 LIMITS = CommentLimits(per_minute=3, per_hour=5)
 REFUSED = "To keep the consultation fair, each person can send at most 3 comments a minute"
