@@ -100,4 +100,16 @@ async def on_start(session: AsyncSession, sealer: Sealer) -> None:
     await session.commit()
     if sealed:
         log.warning("encrypted %d secrets stored before YKIEN_SECRET_KEY was set", sealed)
+        if session.get_bind().dialect.name == "sqlite":
+            await _scrub_sqlite(session)
     await check_open(session, sealer)
+
+
+async def _scrub_sqlite(session: AsyncSession) -> None:
+    """SQLite keeps a changed row's old bytes in free space and in the WAL: rewrite the file
+    (VACUUM) and empty the WAL, so a copy of the files holds no unsealed secret. Once, at the
+    start that sealed them. (PostgreSQL's old row versions go with its autovacuum.)"""
+    connection = await session.connection()
+    await connection.exec_driver_sql("VACUUM")
+    await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    await session.commit()

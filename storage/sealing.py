@@ -51,7 +51,7 @@ class NoSecretKey(SecretKeyProblem):
     """Something must be stored sealed, and YKIEN_SECRET_KEY is not set."""
 
     def __init__(self, what: str) -> None:
-        super().__init__(f"{what} is stored only encrypted: set YKIEN_SECRET_KEY "
+        super().__init__(f"{what} can be stored only encrypted: set YKIEN_SECRET_KEY "
                          "(make one with: ykien secret generate)")
         self.what = what
 
