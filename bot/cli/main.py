@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bot.channels.registry import configured_entries
 from bot.cli.audit import add_audit_commands
+from bot.cli.backup import add_backup_commands
 from bot.cli.command import Command
 from bot.cli.communes import add_communes_commands
 from bot.cli.draft import add_draft_commands
@@ -54,7 +55,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     for add_commands in (add_run_commands, add_webhook_commands, add_draft_commands,
                          add_zalo_commands, add_export_commands, add_results_commands,
                          add_communes_commands, add_role_commands, add_web_commands,
-                         add_audit_commands, add_secret_commands):
+                         add_audit_commands, add_secret_commands, add_backup_commands):
         add_commands(commands, add, t)
     return parser
 
