@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_ingest import SECRET, start  # noqa: E402
+from bench_ingest import SECRET, all_handled, start_serve  # noqa: E402
 from common import environment, write_results  # noqa: E402
 from fake_bot_api import FakeBotApi  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
@@ -46,7 +46,6 @@ from storage.models import (  # noqa: E402
     Comment,
     DraftMessage,
     DraftStatus,
-    InboundUpdate,
     Resident,
     utcnow,
 )
@@ -132,12 +131,7 @@ async def flood(hook: str, count: int) -> float:
 async def run(url: str, api: FakeBotApi, chats: int, flood_count: int, concurrency: int,
               first_chat: int) -> list[str]:
     await prepare(url, first_chat, chats)
-    env = {**os.environ, "YKIEN_DATABASE_URL": url, "YKIEN_TELEGRAM_TOKEN": api.token,
-           "YKIEN_TELEGRAM_API_URL": api.url, "YKIEN_TELEGRAM_WEBHOOK_SECRET": SECRET,
-           "YKIEN_PUBLIC_URL": "https://bench.example", "YKIEN_TELEGRAM_MESSAGES_PER_SECOND": "0",
-           "YKIEN_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
-    process, port = await start(
-        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"], env)
+    process, port = await start_serve(url, api)
     try:
         hook = f"http://127.0.0.1:{port}{telegram_path(SECRET)}"
         await api.areset()
@@ -148,13 +142,7 @@ async def run(url: str, api: FakeBotApi, chats: int, flood_count: int, concurren
         posted = await post_others(hook, bodies, concurrency)
         flood_seconds = await flooding if flooding is not None else 0.0
         async with open_database(url) as sessionmaker:
-            while True:
-                async with sessionmaker() as session:
-                    left = await session.scalar(
-                        select(func.count()).where(InboundUpdate.handled_at.is_(None)))
-                if not left:
-                    break
-                await asyncio.sleep(0.05)
+            await all_handled(sessionmaker)
             everything = time.monotonic() - started
             async with sessionmaker() as session:
                 stored = await session.scalar(select(func.count()).select_from(Comment))

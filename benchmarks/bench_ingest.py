@@ -129,29 +129,38 @@ async def post_all(url: str, bodies: list[dict], concurrency: int) -> float:
         return time.perf_counter() - started
 
 
-async def measure_serve(url: str, api: FakeBotApi, count: int, concurrency: int,
-                        first_chat: int) -> tuple[float, float]:
-    await prepare(url, first_chat, count)
+async def start_serve(url: str, api: FakeBotApi) -> tuple[asyncio.subprocess.Process, int]:
+    """`ykien serve` on a free port of 127.0.0.1, answering through the fake Bot API, on the
+    database of `url` (its INFO log line says where it listens)."""
     env = {**os.environ, "YKIEN_DATABASE_URL": url, "YKIEN_TELEGRAM_TOKEN": api.token,
            "YKIEN_TELEGRAM_API_URL": api.url, "YKIEN_TELEGRAM_WEBHOOK_SECRET": SECRET,
            "YKIEN_PUBLIC_URL": "https://bench.example", "YKIEN_TELEGRAM_MESSAGES_PER_SECOND": "0",
-           "YKIEN_LOG_LEVEL": "WARNING", "PYTHONPATH": str(ROOT)}
-    process, port = await start(
-        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"],
-        {**env, "YKIEN_LOG_LEVEL": "INFO"},
-    )
+           "YKIEN_LOG_LEVEL": "INFO", "PYTHONPATH": str(ROOT)}
+    return await start(
+        [sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1", "--port", "0"], env)
+
+
+async def all_handled(sessionmaker) -> None:
+    """Wait until every update stored has been handled."""
+    while True:
+        async with sessionmaker() as session:
+            left = await session.scalar(
+                select(func.count()).where(InboundUpdate.handled_at.is_(None)))
+        if not left:
+            return
+        await asyncio.sleep(0.05)
+
+
+async def measure_serve(url: str, api: FakeBotApi, count: int, concurrency: int,
+                        first_chat: int) -> tuple[float, float]:
+    await prepare(url, first_chat, count)
+    process, port = await start_serve(url, api)
     try:
         hook = f"http://127.0.0.1:{port}{telegram_path(SECRET)}"
         started = time.perf_counter()
         acknowledged = await post_all(hook, updates(first_chat, count), concurrency)
         async with open_database(url) as sessionmaker:
-            while True:
-                async with sessionmaker() as session:
-                    left = await session.scalar(
-                        select(func.count()).where(InboundUpdate.handled_at.is_(None)))
-                if not left:
-                    break
-                await asyncio.sleep(0.05)
+            await all_handled(sessionmaker)
             handled = time.perf_counter() - started
             async with sessionmaker() as session:
                 comments = await session.scalar(select(func.count()).select_from(Comment))

@@ -11,7 +11,7 @@ from pathlib import Path
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.outfile import database_files, export_refusal
 from bot.config import Settings
-from handlers.i18n import Translator
+from handlers.i18n import N_, Translator
 
 
 def add_backup_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
@@ -37,10 +37,14 @@ def libpq_url(database_url: str) -> str:
                       database=given.database, query=given.query).render_as_string()
 
 
-def shell_quoted(text: str) -> str:
+def use_instead(message: str, file: Path, settings: Settings, t: Translator) -> int:
+    """On PostgreSQL: say which command to run (the file and address shell-quoted); nothing
+    was done, so the exit code says so."""
     import shlex
 
-    return shlex.quote(text)
+    print(t(message, file=shlex.quote(str(file)),
+            url=shlex.quote(libpq_url(settings.database_url))), file=sys.stderr)
+    return 2
 
 
 def explain(error: Exception, t: Translator) -> str:
@@ -72,12 +76,10 @@ async def cmd_backup(args: argparse.Namespace, settings: Settings, t: Translator
     files = database_files(settings.database_url)
     target = Path(args.out)
     if not files:
-        print(t("The database is PostgreSQL: back it up with pg_dump, which takes a consistent "
-                "snapshot while the bot keeps writing (the password comes from PGPASSWORD or "
-                "~/.pgpass):\n  pg_dump --format=custom --file={file} {url}",
-                file=shell_quoted(str(target)),
-                url=shell_quoted(libpq_url(settings.database_url))), file=sys.stderr)
-        return 2
+        return use_instead(N_(
+            "The database is PostgreSQL: back it up with pg_dump, which takes a consistent "
+            "snapshot while the bot keeps writing (the password comes from PGPASSWORD or "
+            "~/.pgpass):\n  pg_dump --format=custom --file={file} {url}"), target, settings, t)
     if reason := export_refusal(target, args.force, settings.database_url, t):
         print(reason, file=sys.stderr)
         return 1
@@ -100,12 +102,11 @@ async def cmd_restore(args: argparse.Namespace, settings: Settings, t: Translato
     files = database_files(settings.database_url)
     backup = Path(args.file)
     if not files:
-        print(t("The database is PostgreSQL: stop every ykien process, then restore with "
-                "pg_restore (ykien migrates an older backup when it starts again):\n"
-                "  pg_restore --clean --if-exists --no-owner --dbname={url} {file}",
-                file=shell_quoted(str(backup)),
-                url=shell_quoted(libpq_url(settings.database_url))), file=sys.stderr)
-        return 2
+        return use_instead(N_(
+            "The database is PostgreSQL: stop every ykien process, then restore with "
+            "pg_restore (ykien migrates an older backup when it starts again):\n"
+            "  pg_restore --clean --if-exists --no-owner --dbname={url} {file}"),
+            backup, settings, t)
     database = files[0]
     try:
         checked = check(backup)
