@@ -27,6 +27,7 @@ from handlers.i18n import translator
 from storage import sealing
 from storage.db import open_database
 from storage.drafts import broadcast, create_draft
+from storage.flood import CommentLimits
 from storage.models import Draft, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,16 +221,19 @@ def service(sessionmaker) -> ChatService:
 class Console:
     """Drives the real console channel with scripted lines, as a piped terminal would."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], user: str) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], user: str,
+                 comment_limits: CommentLimits | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.user = user
+        self.comment_limits = comment_limits
         self.transcript = ""
 
     async def say(self, *lines: str) -> str:
         """Type the lines in one console session; returns what the bot printed."""
         stdout = io.StringIO()
         channel = ConsoleChannel(
-            ChatService(self.sessionmaker), self.user, io.StringIO("\n".join(lines) + "\n"),
+            ChatService(self.sessionmaker, comment_limits=self.comment_limits), self.user,
+            io.StringIO("\n".join(lines) + "\n"),
             stdout,
         )
         await channel.run(DeliveryWorker(self.sessionmaker, {channel.name: channel}))
@@ -239,8 +243,8 @@ class Console:
 
 @pytest.fixture
 def console(sessionmaker):
-    def make(user: str = "console") -> Console:
-        return Console(sessionmaker, user)
+    def make(user: str = "console", comment_limits: CommentLimits | None = None) -> Console:
+        return Console(sessionmaker, user, comment_limits)
 
     return make
 
