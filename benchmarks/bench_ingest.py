@@ -217,17 +217,32 @@ def serve_env(url: str, api: FakeBotApi) -> dict[str, str]:
             "PYTHONPATH": str(ROOT)}
 
 
+async def start_serve(url: str, api: FakeBotApi) -> Server:
+    """`ykien serve` on a free port of 127.0.0.1, answering through the fake Bot API, on the
+    database of `url` (its INFO log line says where it listens)."""
+    return await start([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1",
+                        "--port", "0"], serve_env(url, api))
+
+
+async def all_handled(sessionmaker) -> None:
+    """Wait until every update stored has been handled."""
+
+    async def nothing_left() -> bool:
+        async with sessionmaker() as session:
+            left = await session.scalar(
+                select(func.count()).where(InboundUpdate.handled_at.is_(None)))
+        return not left
+
+    await wait_for(nothing_left, "ykien serve")
+
+
 async def measure_serve(url: str, api: FakeBotApi, count: int, concurrency: int,
                         first_chat: int, kind: str, processes: int = 1) -> Run:
     """`count` comment updates (kind "comment") or first messages ("start") through
     `processes` ykien serve."""
     if kind == "comment":
         await prepare(url, first_chat, count)
-    servers = [
-        await start([sys.executable, "-m", "bot", "serve", "--host", "127.0.0.1",
-                     "--port", "0"], serve_env(url, api))
-        for _ in range(processes)
-    ]
+    servers = [await start_serve(url, api) for _ in range(processes)]
     try:
         hooks = [f"http://127.0.0.1:{server.port}{telegram_path(SECRET)}" for server in servers]
         api.reset()

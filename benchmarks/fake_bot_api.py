@@ -25,6 +25,9 @@ are counted and rate-limited as they arrive, before the delay).
 --rate-limit N answers 429 with `parameters.retry_after` to a sendMessage arriving when N have
 already been accepted in the current one-second bucket (buckets counted from the last reset).
 
+`GET /stats/first_replies` returns, for each chat sent to since the last reset, the
+time.monotonic() of its first accepted sendMessage (the system's monotonic clock, which the
+benchmark's process shares: a reply's latency is that minus when its update was posted).
 `GET /stats` returns the sendMessage counters since the last `POST /stats/reset`:
   sent            sendMessage calls answered ok
   requests        sendMessage calls received (ok + 429)
@@ -61,7 +64,8 @@ _INT_PARAMS = ("chat_id", "message_id")
 
 
 class _Stats:
-    __slots__ = ("accepted_at", "attempts", "buckets", "rejected", "requests", "started")
+    __slots__ = ("accepted_at", "attempts", "buckets", "first_reply", "rejected", "requests",
+                 "started")
 
     def __init__(self) -> None:
         self.reset()
@@ -73,6 +77,7 @@ class _Stats:
         self.accepted_at: list[float] = []  # offsets of accepted sends, for window_max
         self.requests = 0
         self.rejected = 0
+        self.first_reply: dict[str, float] = {}  # chat id: time.monotonic() of its first send
 
     def as_dict(self) -> dict[str, Any]:
         times = self.accepted_at
@@ -172,6 +177,7 @@ def make_app(
             )
         _bump(stats.buckets, second)
         stats.accepted_at.append(offset)
+        stats.first_reply.setdefault(str(params.get("chat_id", "")), time.monotonic())
         return web.json_response(message(params, next(message_ids)))
 
     async def get_updates(params: dict[str, Any]) -> web.Response:
@@ -223,6 +229,9 @@ def make_app(
     async def get_stats(request: web.Request) -> web.Response:
         return web.json_response(stats.as_dict())
 
+    async def get_first_replies(request: web.Request) -> web.Response:
+        return web.json_response(stats.first_reply)
+
     async def reset_stats(request: web.Request) -> web.Response:
         stats.reset()
         return web.json_response({"ok": True})
@@ -230,6 +239,7 @@ def make_app(
     app = web.Application(client_max_size=8 * 1024 * 1024)
     app.router.add_route("*", "/bot{token}/{method}", dispatch)
     app.router.add_get("/stats", get_stats)
+    app.router.add_get("/stats/first_replies", get_first_replies)
     app.router.add_post("/stats/reset", reset_stats)
     return app
 
@@ -345,6 +355,11 @@ class FakeBotApi:
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.url}/stats", timeout=10) as response:
+            return json.load(response)
+
+    def first_replies(self) -> dict[str, float]:
+        """Each chat's first accepted sendMessage since the reset, as time.monotonic()."""
+        with urllib.request.urlopen(f"{self.url}/stats/first_replies", timeout=30) as response:
             return json.load(response)
 
     def reset(self) -> None:

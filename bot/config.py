@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
     admin_ids: Annotated[tuple[str, ...], NoDecode] = ()
     pseudonym_key: str = ""
+    # Fernet keys, comma-separated (the first seals): storage.sealing. Checked at start.
+    secret_key: str = ""
     language: Literal["vi", "en"] = "vi"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Silence after which a waiting step (a comment, a commune search) is forgotten.
@@ -139,6 +141,9 @@ class Settings(BaseSettings):
     delivery_retry_cap_seconds: int = _whole(3600, 1, 7 * 24 * 3600)
     delivery_max_attempts: int = _whole(12, 1, 100)
     outbox_retention_days: int = _whole(90, 1, 3650)
+    # Flood control (storage.flood): comments one person may send a minute and an hour.
+    comments_per_minute: int = _whole(5, 1, 1000)
+    comments_per_hour: int = _whole(30, 1, 100_000)
 
     @classmethod
     def settings_customise_sources(
@@ -219,7 +224,7 @@ class Settings(BaseSettings):
         "conversation_timeout_minutes", "webhook_lease_seconds", "delivery_concurrency",
         "delivery_lease_seconds", "delivery_retry_base_seconds", "delivery_retry_cap_seconds",
         "delivery_max_attempts", "outbox_retention_days", "telegram_messages_per_second",
-        mode="before",
+        "comments_per_minute", "comments_per_hour", mode="before",
     )
     @classmethod
     def _ascii_number(cls, value: Any) -> Any:

@@ -19,6 +19,7 @@ from handlers.numbering import Numbering
 from handlers.state import DEFAULT_TIMEOUT
 from handlers.turn import Workspace
 from storage import choices, queries
+from storage.flood import CommentLimits
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ class ChatService:
         sessionmaker: async_sessionmaker[AsyncSession],
         conversation_timeout: timedelta = DEFAULT_TIMEOUT,
         workspace: Workspace | None = None,
+        comment_limits: CommentLimits | None = None,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.conversation_timeout = conversation_timeout
@@ -53,6 +55,7 @@ class ChatService:
         bind = sessionmaker.kw.get("bind")
         self._transactions = asyncio.Semaphore(
             conversation_slots(bind) if isinstance(bind, AsyncEngine) else 1)
+        self.comment_limits = comment_limits or CommentLimits()
 
     @classmethod
     def for_settings(
@@ -62,7 +65,8 @@ class ChatService:
         and the administrators of YKIEN_ADMIN_IDS."""
         return cls(sessionmaker, settings.conversation_timeout,
                    Workspace(settings.public_url, settings.admin_chats,
-                             settings.pseudonym_key))
+                             settings.pseudonym_key),
+                   CommentLimits(settings.comments_per_minute, settings.comments_per_hour))
 
     async def handle(
         self, event: Incoming, capabilities: Capabilities | None = None
@@ -84,13 +88,14 @@ class ChatService:
                     return await respond(session, event, now, self.conversation_timeout,
                                          replies_to_messages=can_reply,
                                          workspace=self.workspace, sends_files=files,
-                                         pictures=pictures)
+                                         pictures=pictures, comment_limits=self.comment_limits)
                 numbering = await self._numbering(session, event.channel, event.user_id, now)
                 event = _chosen(event, numbering)
                 numbering.new_turn()
                 replies = await respond(session, event, now, self.conversation_timeout,
                                         replies_to_messages=can_reply, workspace=self.workspace,
-                                        sends_files=files, pictures=pictures)
+                                        sends_files=files, pictures=pictures,
+                                        comment_limits=self.comment_limits)
                 if await queries.get_resident(session, event.channel, event.user_id) is None:
                     numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
                 laid_out = [part for reply in replies

@@ -36,6 +36,7 @@ from handlers.state import DEFAULT_TIMEOUT, AwaitComment, AwaitCommune, awaiting
 from handlers.turn import Turn, Workspace, button, with_menu
 from storage import linking as linking_storage
 from storage import outbox, queries
+from storage.flood import CommentLimits
 from storage.models import ReachWay, Resident
 from storage.text import clean_text, fold
 
@@ -282,6 +283,7 @@ async def respond(
     session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta = DEFAULT_TIMEOUT,
     *, replies_to_messages: bool = False, workspace: Workspace | None = None,
     sends_files: bool = False, pictures: PictureWay = PictureWay.NONE,
+    comment_limits: CommentLimits | None = None,
 ) -> list[Outgoing]:
     """The replies to one event; the caller commits, or rolls back if this raises.
 
@@ -301,7 +303,7 @@ async def respond(
         return []  # nothing to answer, and nothing to store about a stranger
     turn = Turn(session, event, resident, translator(resident.language if resident else None),
                 now, timeout, replies_to_messages, workspace or Workspace(), sends_files,
-                pictures)
+                pictures, comment_limits or CommentLimits())
     shared = linking_storage.settings_of(resident) if resident is not None else None
     if resident is not None:
         # Noted before the step: a comment takes its draft's receipt counter (a row every

@@ -7,7 +7,7 @@ from handlers.events import Outgoing, Reply
 from handlers.i18n import Translator
 from handlers.state import AwaitComment, wait_for
 from handlers.turn import COMMENT_LIMIT, Turn, button, with_menu
-from storage import queries, reach
+from storage import flood, queries, reach
 from storage.models import Comment, Draft, DraftStatus, ReachWay, Resident
 
 OPEN_DRAFTS_SHOWN = 5
@@ -102,6 +102,28 @@ def too_long(turn: Turn, text: str) -> Reply:
     ))
 
 
+async def _over_comment_limits(turn: Turn, resident: Resident) -> list[Outgoing] | None:
+    """None when the person may comment now. Otherwise nothing is stored, and the first
+    comment refused is told politely from when they can comment again; later ones, until
+    then, get no answer (a flood of messages gets one reply, not a flood of replies)."""
+    limits = turn.comment_limits
+    until = await flood.comments_allowed_from(turn.session, resident.person_id, limits,
+                                              turn.now)
+    if until is None:
+        return None
+    wait_for(resident, None, turn.now)
+    if not await flood.first_refusal(turn.session, resident.person_id, until, turn.now):
+        return []
+    return [Reply(turn.t(
+        "Thank you for your many comments! To keep the consultation fair, each person can "
+        "send at most {per_minute} comments a minute and {per_hour} an hour, so this one "
+        "was not saved, nor will anything you send before {time}. From {time}, tap Comment "
+        "and send it again.",
+        per_minute=turn.t.number(limits.per_minute), per_hour=turn.t.number(limits.per_hour),
+        time=turn.t.datetime(until),
+    ))]
+
+
 async def ask_comment(turn: Turn, resident: Resident, draft_id: int) -> list[Outgoing]:
     """The Comment button: the next text the resident sends is their comment."""
     draft, refused = await _usable_draft(turn, resident, draft_id)
@@ -133,6 +155,8 @@ async def submit_comment(
     if len(text) > COMMENT_LIMIT:
         wait_for(resident, AwaitComment(draft.id), turn.now)
         return [too_long(turn, text)]
+    if (over := await _over_comment_limits(turn, resident)) is not None:
+        return over
     wait_for(resident, None, turn.now)
     resident.held_text = ""
     await reach.record_part(turn.session, draft.id, resident, turn.now)
@@ -159,6 +183,8 @@ async def hold_comment(turn: Turn, resident: Resident, text: str) -> list[Outgoi
         ))]
     if len(text) > COMMENT_LIMIT:
         return [too_long(turn, text)]
+    if (over := await _over_comment_limits(turn, resident)) is not None:
+        return over
     resident.held_text, resident.held_forwarded = text, turn.event.forwarded
     buttons = [[button(PlaceHeld(d.id), d.title[:HELD_TITLE_LENGTH])] for d in drafts]
     buttons.append([button(PlaceHeld(None), turn.t("Cancel"))])

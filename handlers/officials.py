@@ -14,11 +14,9 @@ import asyncio
 import io
 import logging
 import re
-import secrets
 from collections.abc import Awaitable, Callable
 
 from babel.numbers import format_percent
-from sqlalchemy import select
 
 from handlers.buttons import MAX_ID
 from handlers.capabilities import PictureWay
@@ -33,10 +31,9 @@ from storage import audit, chart_links, communes, linking, roles, sessions
 from storage.audit import Actor, AuditAction, Via
 from storage.charts import results_png
 from storage.drafts import STATE_WORDS
-from storage.export import PSEUDONYM_KEY
 from storage.export_xlsx import export_xlsx
-from storage.models import VIETNAM, AppSetting
-from storage.queries import insert_unless_present
+from storage.keys import pseudonym_key
+from storage.models import VIETNAM
 from storage.results import DraftResults, draft_results
 from storage.roles import Authority, Grant, Permission, Role, Scope, ScopeKind
 from storage.text import fold
@@ -216,20 +213,6 @@ async def results(turn: Turn, authority: Authority, argument: str) -> list[Outgo
     return [Reply(text)]
 
 
-async def _pseudonym_key(turn: Turn) -> bytes:
-    """The exports' key (storage.export.pseudonym_key), stored in this turn's transaction
-    when it is generated: the conversation commits once, at the end of the turn."""
-    if turn.workspace.pseudonym_key:
-        return turn.workspace.pseudonym_key.encode()
-    stored = select(AppSetting.value).where(AppSetting.key == PSEUDONYM_KEY)
-    if await turn.session.scalar(stored) is None:
-        await insert_unless_present(turn.session, AppSetting, key=PSEUDONYM_KEY,
-                                    value=secrets.token_hex(32))
-    value = await turn.session.scalar(stored)
-    assert value is not None
-    return value.encode()
-
-
 async def export(turn: Turn, authority: Authority, argument: str) -> list[Outgoing]:
     """A draft's comments and votes as XLSX (scoped and pseudonymised as `ykien export`);
     where the chat takes no such file, a sign-in link to the workspace's downloads."""
@@ -249,7 +232,8 @@ async def export(turn: Turn, authority: Authority, argument: str) -> list[Outgoi
             url=url, downloads=turn.workspace.public_url + DOWNLOADS_PATH,
             minutes=_link_lifetime(turn),
         ), secret=True)]
-    key = await _pseudonym_key(turn)
+    # Generated in this turn's transaction if need be: the conversation commits at its end.
+    key = await pseudonym_key(turn.session, turn.workspace.pseudonym_key)
     out = io.BytesIO()
     rows = await export_xlsx(turn.session, out, number, key, translate=turn.t,
                              communes=scope)

@@ -12,6 +12,7 @@ from handlers.capabilities import PictureWay
 from handlers.events import Button, Incoming, Reply
 from handlers.i18n import Translator
 from handlers.state import DEFAULT_TIMEOUT
+from storage.flood import DEFAULT_LIMITS, CommentLimits
 from storage.models import Resident
 from storage.roles import Chat
 
@@ -45,6 +46,7 @@ class Turn:
     # The channel sends documents as files (Capabilities.sends_files), pictures this way.
     sends_files: bool = False
     pictures: PictureWay = PictureWay.NONE
+    comment_limits: CommentLimits = DEFAULT_LIMITS
 
 
 def button(data: ButtonData, label: str) -> Button:

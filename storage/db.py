@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import QueuePool
 
-from storage import DEFAULT_DATABASE_URL
+from storage import DEFAULT_DATABASE_URL, sealed_rows, sealing
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's lock
 
@@ -161,10 +161,17 @@ async def upgrade(engine: AsyncEngine) -> None:
 
 @asynccontextmanager
 async def open_database(url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    """Open, upgrade and yield a session factory; dispose the engine afterwards."""
+    """Open, upgrade and yield a session factory; dispose the engine afterwards.
+
+    Secrets stored before YKIEN_SECRET_KEY was set are sealed now, and a key that does not
+    open the sealed ones is an error now (storage.sealed_rows.on_start).
+    """
     engine = make_engine(url)
     try:
         await upgrade(engine)
-        yield make_sessionmaker(engine)
+        sessionmaker = make_sessionmaker(engine)
+        async with sessionmaker() as session:
+            await sealed_rows.on_start(session, sealing.current())
+        yield sessionmaker
     finally:
         await engine.dispose()

@@ -30,7 +30,6 @@ import hmac
 import io
 import os
 import re
-import secrets
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
@@ -57,9 +56,9 @@ from sqlalchemy.sql.expression import Subquery, type_coerce
 from storage import communes
 from storage.db import SQLITE_BUSY_TIMEOUT, in_memory
 from storage.drafts import CODE_DIGITS, commune_code_text
+from storage.keys import pseudonym_key
 from storage.models import (
     VIETNAM,
-    AppSetting,
     Comment,
     Draft,
     DraftCommune,
@@ -69,7 +68,6 @@ from storage.models import (
 )
 from storage.text import N_
 
-PSEUDONYM_KEY = "pseudonym_key"
 # Cells starting with these are formulas to Excel and LibreOffice (CSV injection).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -94,18 +92,6 @@ PSEUDONYM_CACHE = 200_000
 def neutralise(value: str) -> str:
     """Make a cell that a spreadsheet would run as a formula plain text."""
     return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-async def pseudonym_key(session: AsyncSession, configured: str = "") -> bytes:
-    """The configured key, else one generated on first use and kept in the database."""
-    if configured:
-        return configured.encode()
-    stored = await session.get(AppSetting, PSEUDONYM_KEY)
-    if stored is None:
-        stored = AppSetting(key=PSEUDONYM_KEY, value=secrets.token_hex(32))
-        session.add(stored)
-        await session.commit()
-    return stored.value.encode()
 
 
 # What a pseudonym is computed from: the person, so their linked chats share one.

@@ -35,9 +35,9 @@ from storage.export import (
     export_query,
     export_titles,
     neutralise,
-    pseudonym_key,
     widen,
 )
+from storage.keys import pseudonym_key
 from storage.models import VIETNAM
 from storage.results import DraftResults, Figures, draft_results
 from storage.text import N_

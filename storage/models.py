@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from storage import VIETNAM as VIETNAM  # importable from here too, beside the models
+from storage import sealing
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING = {
@@ -60,6 +61,20 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class SealedText(TypeDecorator[str]):
+    """A text column whose values are sealed with the process's keys when written and opened
+    when read (storage.sealing; values written before any key are read as they are)."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect) -> str | None:
+        return None if value is None else sealing.current().seal(value)
+
+    def process_result_value(self, value: str | None, dialect) -> str | None:
+        return None if value is None else sealing.current().open(value, "a Zalo OA token")
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -95,6 +110,9 @@ class Person(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Past the comment limits (storage.flood) until then, and told so once: later comments
+    # before then are dropped without another answer.
+    comments_refused_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Resident(Base):
@@ -179,13 +197,15 @@ class ChannelToken(Base):
     __tablename__ = "channel_tokens"
 
     channel: Mapped[str] = mapped_column(String(32), primary_key=True)
-    access_token: Mapped[str] = mapped_column(Text, default="")
-    refresh_token: Mapped[str] = mapped_column(Text, default="")
+    # Sealed with YKIEN_SECRET_KEY (storage.sealing): the database alone holds no usable token.
+    access_token: Mapped[str] = mapped_column(SealedText, default="")
+    refresh_token: Mapped[str] = mapped_column(SealedText, default="")
     access_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     problem: Mapped[str] = mapped_column(String(300), default="")
-    pkce_verifier: Mapped[str] = mapped_column(String(128), default="")
+    # Text: sealed (storage.sealing) it is longer than the 43-128 characters of a verifier.
+    pkce_verifier: Mapped[str] = mapped_column(SealedText, default="")
     pkce_state: Mapped[str] = mapped_column(String(64), default="")
 
 

@@ -3,6 +3,9 @@
 Zalo's refresh tokens are single-use, so whoever refreshes holds the row locked from reading
 the refresh token to saving the new pair (`lock`): FOR UPDATE on PostgreSQL; on SQLite a
 no-op UPDATE takes the database's write lock first. None of these functions commits.
+
+The tokens and the PKCE verifier are sealed with YKIEN_SECRET_KEY (storage.sealing); without a
+key they are not stored at all (NoSecretKey): a copied database must not hand over the OA.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import ChannelToken, Delivery, DeliveryStatus
 from storage.queries import affected, insert_unless_present
+from storage.sealing import require_key
 
 PROBLEM_LENGTH = 300  # ChannelToken.problem
+SEALED_WHAT = "the Zalo OA tokens"  # what NoSecretKey says is stored only encrypted
 
 
 async def get(session: AsyncSession, channel: str) -> ChannelToken | None:
@@ -45,6 +50,7 @@ async def seed(
 
     Their expiry is unknown: the access token is used until Zalo refuses it.
     """
+    require_key(SEALED_WHAT)
     added = await insert_unless_present(
         session, ChannelToken, channel=channel, access_token=access_token,
         refresh_token=refresh_token, updated_at=now, problem="", pkce_verifier="",
@@ -67,6 +73,7 @@ async def save_pair(
     access_expires_at: datetime, refresh_expires_at: datetime, now: datetime,
 ) -> None:
     """A new pair: it replaces the old one, and clears the problem and any authorisation."""
+    require_key(SEALED_WHAT)
     values = dict(
         access_token=access_token, refresh_token=refresh_token,
         access_expires_at=access_expires_at, refresh_expires_at=refresh_expires_at,
@@ -97,6 +104,7 @@ async def start_authorisation(
     session: AsyncSession, channel: str, verifier: str, state: str, now: datetime
 ) -> None:
     """Remember the PKCE verifier and state of a consent under way (the last one counts)."""
+    require_key(SEALED_WHAT)
     if not await insert_unless_present(
         session, ChannelToken, channel=channel, access_token="", refresh_token="",
         updated_at=now, problem="", pkce_verifier=verifier, pkce_state=state,

@@ -24,8 +24,10 @@ from bot.draftfile import load_draft_file
 from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from handlers.i18n import translator
+from storage import sealing
 from storage.db import open_database
 from storage.drafts import broadcast, create_draft
+from storage.flood import CommentLimits
 from storage.models import Draft, utcnow
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +35,19 @@ EXAMPLE_DRAFT = ROOT / "examples" / "draft.toml"
 POSTGRES_URL = os.environ.get("YKIEN_TEST_POSTGRES_URL", "")
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+# The suite's YKIEN_SECRET_KEY, as a deployment has one: every secret a test stores is sealed
+# (storage.sealing), in this process (the fixture below) and in every `ykien` it starts (they
+# inherit the environment). Tests of a missing or wrong key take it away themselves.
+TEST_SECRET_KEY = "jGG_j9OWTu-VQOV6AA5mVnyxKnvG3o_gXURnyicRzOA="
+os.environ["YKIEN_SECRET_KEY"] = TEST_SECRET_KEY
+
+
+@pytest.fixture(autouse=True)
+def sealed_secrets() -> Iterator[None]:
+    sealing.configure(TEST_SECRET_KEY)
+    yield
+    sealing.configure(TEST_SECRET_KEY)  # a test that changed the keys leaves them as found
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -206,16 +221,19 @@ def service(sessionmaker) -> ChatService:
 class Console:
     """Drives the real console channel with scripted lines, as a piped terminal would."""
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], user: str) -> None:
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], user: str,
+                 comment_limits: CommentLimits | None = None) -> None:
         self.sessionmaker = sessionmaker
         self.user = user
+        self.comment_limits = comment_limits
         self.transcript = ""
 
     async def say(self, *lines: str) -> str:
         """Type the lines in one console session; returns what the bot printed."""
         stdout = io.StringIO()
         channel = ConsoleChannel(
-            ChatService(self.sessionmaker), self.user, io.StringIO("\n".join(lines) + "\n"),
+            ChatService(self.sessionmaker, comment_limits=self.comment_limits), self.user,
+            io.StringIO("\n".join(lines) + "\n"),
             stdout,
         )
         await channel.run(DeliveryWorker(self.sessionmaker, {channel.name: channel}))
@@ -225,8 +243,8 @@ class Console:
 
 @pytest.fixture
 def console(sessionmaker):
-    def make(user: str = "console") -> Console:
-        return Console(sessionmaker, user)
+    def make(user: str = "console", comment_limits: CommentLimits | None = None) -> Console:
+        return Console(sessionmaker, user, comment_limits)
 
     return make
 

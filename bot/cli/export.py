@@ -42,6 +42,7 @@ def add_export_commands(commands: Subcommands, add: AddCommand, t: Translator) -
 async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from storage.db import open_database
     from storage.export import export_csv
+    from storage.keys import pseudonym_key
     from storage.queries import get_draft
 
     to_stdout = args.out == "-"
@@ -66,7 +67,9 @@ async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator
             print(t("There is no draft no. {id}; nothing was written.", id=args.draft),
                   file=sys.stderr)
             return 1
-        key = settings.pseudonym_key.encode()
+        # Generated on the first export if need be, and kept for the next ones.
+        key = await pseudonym_key(session, settings.pseudonym_key)
+        await session.commit()
         try:
             if chosen == "xlsx":
                 count = await _export_xlsx(session, None if to_stdout else target, refusal,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bot.channels.registry import configured_entries
 from bot.cli.audit import add_audit_commands
+from bot.cli.backup import add_backup_commands
 from bot.cli.command import Command
 from bot.cli.communes import add_communes_commands
 from bot.cli.draft import add_draft_commands
@@ -27,6 +28,7 @@ from bot.cli.parser import Parser, speak
 from bot.cli.results import add_results_commands
 from bot.cli.role import add_role_commands
 from bot.cli.run import add_run_commands
+from bot.cli.secret import add_secret_commands, generating, secret_problem
 from bot.cli.web import add_web_commands
 from bot.cli.webhook import add_webhook_commands
 from bot.cli.zalo import add_zalo_commands
@@ -53,7 +55,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     for add_commands in (add_run_commands, add_webhook_commands, add_draft_commands,
                          add_zalo_commands, add_export_commands, add_results_commands,
                          add_communes_commands, add_role_commands, add_web_commands,
-                         add_audit_commands):
+                         add_audit_commands, add_secret_commands, add_backup_commands):
         add_commands(commands, add, t)
     return parser
 
@@ -86,6 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.handler is None:  # a command group alone (`ykien`, `ykien draft`): its commands
         args.listing.print_help()
         return 2
+    from storage import sealing
+
+    try:
+        sealing.configure(settings.secret_key)  # the keys of secrets at rest, everywhere
+    except sealing.BadSecretKey as bad:
+        if not generating(args):  # a bad key must not stop making a good one
+            print(secret_problem(bad, t), file=sys.stderr)
+            return 2
     no_channel = not configured_entries(settings)
     quiet = args.command == "console" or (args.command == "run" and no_channel)
     logging.basicConfig(
@@ -98,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(args.handler(args, settings, t))
     except KeyboardInterrupt:
         return 130
+    except sealing.SecretKeyProblem as problem:
+        print(secret_problem(problem, t), file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `ykien export --out - | head`: the reader has gone
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

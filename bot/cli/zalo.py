@@ -62,10 +62,11 @@ async def cmd_zalo_auth(args: argparse.Namespace, settings: Settings, t: Transla
         code_from,
         consent_url,
         finish_authorisation,
+        no_secret_key,
         pkce_pair,
         redirect_uri,
     )
-    from storage import tokens
+    from storage import sealing, tokens
     from storage.db import open_database
     from storage.models import utcnow
 
@@ -75,6 +76,9 @@ async def cmd_zalo_auth(args: argparse.Namespace, settings: Settings, t: Transla
     if missing:
         print(t("Set {variables} first (in the environment or the .env file; see "
                 ".env.example).", variables=", ".join(missing)), file=sys.stderr)
+        return 2
+    if not sealing.current().has_key:
+        print(no_secret_key(t), file=sys.stderr)
         return 2
     async with open_database(settings.database_url) as sessionmaker:
         if args.code is None:
@@ -119,7 +123,8 @@ async def cmd_zalo_auth(args: argparse.Namespace, settings: Settings, t: Transla
 
 async def cmd_zalo_status(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.channels.zalo_oa.api import CHANNEL
-    from storage import tokens
+    from bot.channels.zalo_oa.oauth import no_secret_key
+    from storage import sealing, tokens
     from storage.db import open_database
 
     if not settings.zalo_app_id:
@@ -149,7 +154,10 @@ async def cmd_zalo_status(args: argparse.Namespace, settings: Settings, t: Trans
                     time=t.datetime(row.access_expires_at)))
         if row.refresh_expires_at is not None:
             print(t("Refresh token valid until {time}.", time=t.datetime(row.refresh_expires_at)))
-    if row is not None and row.problem:
+    if not sealing.current().has_key:
+        print(no_secret_key(t))
+        healthy = False
+    elif row is not None and row.problem:
         print(t("Not sending: {problem}", problem=row.problem))
         healthy = False
     if row is not None and row.pkce_state:

@@ -29,8 +29,9 @@ from bot.web.pages import (
 )
 from storage import roles
 from storage.audit import AuditAction
-from storage.export import export_csv, pseudonym_key
+from storage.export import export_csv
 from storage.export_xlsx import export_xlsx
+from storage.keys import pseudonym_key
 from storage.models import VIETNAM, Draft, utcnow
 from storage.roles import Permission
 
@@ -66,7 +67,7 @@ async def _written(request: web.Request, draft_id: int | None, chosen: Format,
     """The export in a temporary file, read from its start."""
     settings = request.app[WORKSPACE].settings
     t = page_translator(request)
-    async with session_of(request) as session:
+    async with session_of(request) as session, session.begin():
         key = await pseudonym_key(session, settings.pseudonym_key)  # may store a new key
     spooled = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the caller, or here on failure)
     try:

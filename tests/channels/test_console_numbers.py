@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from storage.flood import CommentLimits
 from storage.models import Comment, PollOption, Resident, Vote
 from tests.conftest import EXAMPLE_DRAFT, Console, add_draft
 
@@ -107,6 +108,8 @@ async def test_a_typed_label_presses_its_button_the_latest_when_labels_repeat(
 async def test_other_digits_and_long_numbers_are_text_not_buttons(sessionmaker, console):
     """Only 1-3 ASCII digits press a button; these lines are comments like any text."""
     lan = await subscribed(console, "lan")
+    # Six comments in a moment: past the flood limit (test_flood.py), which is not tested here.
+    lan.comment_limits = CommentLimits(per_minute=100, per_hour=100)
     await add_draft(sessionmaker)
     await lan.say()  # the broadcast arrives
     comment = number_of(await lan.say("/drafts"), "💬 Comment")

@@ -79,6 +79,7 @@ def test_settings_built_directly_read_nothing_from_the_environment(monkeypatch):
 
 @pytest.mark.parametrize("secret", ["123456:SECRET-token", "s3cret-zalo"])
 def test_secrets_never_appear_in_the_settings_shown(secret):
-    settings = Settings(telegram_token=secret, zalo_app_secret=secret, zalo_bot_token=secret)
+    settings = Settings(telegram_token=secret, zalo_app_secret=secret, zalo_bot_token=secret,
+                        secret_key=secret, pseudonym_key=secret)
     assert secret not in repr(settings) and secret not in str(settings)
     assert secret not in f"{settings}"

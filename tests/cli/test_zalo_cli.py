@@ -9,7 +9,7 @@ import pytest
 
 from tests.channels.fake_zalo_bot import FakeZaloBot
 from tests.cli.test_webhook_cli import finished, start
-from tests.conftest import ROOT
+from tests.conftest import ROOT, TEST_SECRET_KEY
 
 PUBLIC_URL = "https://consult.example.vn"
 
@@ -19,6 +19,7 @@ def environment(database_url: str, **settings: str) -> dict[str, str]:
         **{name: value for name, value in os.environ.items() if not name.startswith("YKIEN_")},
         "YKIEN_DATABASE_URL": database_url,
         "YKIEN_LANGUAGE": "en",
+        "YKIEN_SECRET_KEY": TEST_SECRET_KEY,
         "PYTHONPATH": str(ROOT),
         **{f"YKIEN_{name}": value for name, value in settings.items()},
     }

@@ -19,7 +19,8 @@ from bot.web.auth import SECURITY_HEADERS
 from bot.web.draft_form import FORM_MESSAGES
 from handlers.i18n import VIETNAM, translator
 from storage import outbox
-from storage.export import export_csv, pseudonym_key
+from storage.export import export_csv
+from storage.keys import pseudonym_key
 from storage.models import AuditEntry, Comment, Delivery, DeliveryStatus, Draft, utcnow
 from storage.roles import Role
 from tests.chat import BA_DINH, CAM_TU, make_draft, subscribe

@@ -30,7 +30,7 @@ from bot.channels.zalo_oa.api import (
     request_tokens,
 )
 from handlers.i18n import Translator, translator
-from storage import tokens
+from storage import sealing, tokens
 from storage.models import utcnow
 
 CALLBACK_PATH = "/zalo/oauth/callback"
@@ -62,11 +62,19 @@ def code_from(text: str) -> tuple[str, str | None]:
     return query.get("code", [""])[0], query.get("state", [None])[0]
 
 
+def no_secret_key(t: Translator) -> str:
+    """What the admin reads when the OA's tokens cannot be stored: there is no key."""
+    return t("The Zalo OA's tokens are stored only encrypted, and YKIEN_SECRET_KEY is not set. "
+             "Make a key with: ykien secret generate, put it in YKIEN_SECRET_KEY (in the "
+             "environment or the .env file) and keep a copy somewhere safe, then start again.")
+
+
 class AuthFailure(StrEnum):
     NOTHING_PENDING = "nothing pending"  # no `ykien zalo auth` was started
     WRONG_STATE = "wrong state"  # not the consent this server asked for
     REFUSED = "refused"  # Zalo refused the code (or the app secret)
     UNREACHABLE = "unreachable"
+    NO_SECRET_KEY = "no secret key"  # YKIEN_SECRET_KEY unset: the tokens could not be stored
 
 
 class AuthError(Exception):
@@ -78,6 +86,8 @@ class AuthError(Exception):
     def explain(self, t: Translator) -> str:
         if self.failure == AuthFailure.NOTHING_PENDING:
             return t("No Zalo authorisation is under way. Start one with: ykien zalo auth")
+        if self.failure == AuthFailure.NO_SECRET_KEY:
+            return no_secret_key(t)
         if self.failure == AuthFailure.WRONG_STATE:
             return t("This code belongs to another authorisation (the state does not match). "
                      "Start again with: ykien zalo auth")
@@ -104,6 +114,8 @@ async def finish_authorisation(
 
     `state` is checked when known (the callback always knows it). Raises AuthError.
     """
+    if not sealing.current().has_key:  # before spending the code on a pair we cannot keep
+        raise AuthError(AuthFailure.NO_SECRET_KEY)
     async with sessionmaker() as session:
         row = await tokens.get(session, CHANNEL)
     if row is None or not row.pkce_verifier:
@@ -148,7 +160,8 @@ def callback_handler(
                 return web.Response(status=400, text=t(
                     "This address does not belong to an authorisation of this server (or it "
                     "was used already). Start again with: ykien zalo auth"))
-            status = 502 if error.failure == AuthFailure.UNREACHABLE else 400
+            status = {AuthFailure.UNREACHABLE: 502,
+                      AuthFailure.NO_SECRET_KEY: 503}.get(error.failure, 400)
             return web.Response(status=status, text=error.explain(t))
         return web.Response(text=t("The Zalo OA is connected. You can close this page."))
 

@@ -21,13 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.channels.channel import ChannelDisabled
 from bot.channels.zalo_oa.api import CHANNEL, OAuthRefused, request_tokens
-from storage import tokens
+from storage import sealing, tokens
 from storage.models import ChannelToken, utcnow
 
 log = logging.getLogger(__name__)
 
 REFRESH_MARGIN = timedelta(hours=1)  # refresh when less than this is left
 RECHECK = timedelta(seconds=30)  # how often a disabled channel looks for a fix
+
+
+def no_key_problem() -> str:
+    """Why the OA does not send without YKIEN_SECRET_KEY: its tokens are stored only sealed."""
+    return str(sealing.NoSecretKey(tokens.SEALED_WHAT))
 
 
 def refusal_problem(reason: str) -> str:
@@ -67,7 +72,7 @@ class TokenKeeper:
     async def load(self) -> None:
         """Seed the configured pair if the database has none, then read the row."""
         async with self.sessionmaker() as session, session.begin():
-            if self.seed_refresh or self.seed_access:
+            if (self.seed_refresh or self.seed_access) and sealing.current().has_key:
                 await tokens.seed(session, CHANNEL, self.seed_access, self.seed_refresh,
                                   self.now())
             row = await tokens.get(session, CHANNEL)
@@ -78,6 +83,9 @@ class TokenKeeper:
 
     def _adopt(self, row: ChannelToken | None) -> None:
         self._checked_at = self.now()
+        if not sealing.current().has_key:  # no token may be stored, so none is used either
+            self._access, self._expires_at, self.problem = "", None, no_key_problem()
+            return
         if row is None or not row.access_token:
             self._access, self._expires_at = "", None
             self.problem = (row.problem if row is not None and row.problem else
@@ -109,6 +117,8 @@ class TokenKeeper:
     async def refresh(self, stale: str) -> str:
         """A new access token in place of `stale` (which Zalo refused, or which expires soon);
         if someone else already replaced it, theirs."""
+        if not sealing.current().has_key:  # a new pair could not be stored: keep the old
+            self._disable(no_key_problem())
         async with self._lock:
             if self._access != stale and not self.problem:
                 return self._access  # refreshed in this process while we waited
