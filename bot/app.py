@@ -15,7 +15,7 @@ from bot.channels.registry import configured_channels, configured_entries
 from bot.config import DeliveryConfig, Settings
 from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
-from storage import choices, communes, inbound, outbox, queries
+from storage import choices, communes, inbound, outbox, queries, retention
 from storage.db import open_database
 from storage.models import utcnow
 
@@ -31,9 +31,10 @@ async def housekeeping(
     sessionmaker: async_sessionmaker[AsyncSession],
     stop: asyncio.Event,
     delivery: DeliveryConfig = DeliveryConfig(),  # noqa: B008 (frozen, so shared safely)
+    retention_months: int = retention.DEFAULT_MONTHS,
 ) -> None:
     """Hourly upkeep while the bot runs: old update ids and handled webhook updates, and
-    finished outbox rows."""
+    finished outbox rows; once a day, the retention period (`ykien purge`)."""
     while not stop.is_set():
         try:
             now = utcnow()
@@ -46,10 +47,23 @@ async def housekeeping(
                 await choices.forget_before(session, now - FORGET_CHOICES)
             if purged:
                 log.info("housekeeping: %d finished outbox rows purged", purged)
+            await daily_purge(sessionmaker, retention_months)
         except Exception:
             log.exception("housekeeping failed; trying again later")
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=HOUSEKEEPING_SECONDS)
+
+
+async def daily_purge(sessionmaker: async_sessionmaker[AsyncSession], months: int) -> None:
+    """The retention period's purge, once a day whichever process comes first."""
+    now = utcnow()
+    async with sessionmaker() as session, session.begin():
+        if not await retention.due(session, now):
+            return
+        done = await retention.purge(session, now, months)
+    log.info("retention: %d comments and %d votes of %d drafts made anonymous; %d persons "
+             "(%d chats) erased", done.comments, done.votes, done.drafts, done.persons,
+             done.chats)
 
 
 async def run_channels(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -76,7 +90,8 @@ async def _run(settings: Settings, stop: asyncio.Event | None, *, receive: bool)
         if receive and len(channels) < len(configured_entries(settings)):
             log.warning("a Zalo Official Account receives only by webhook: run ykien serve")
         started: list[Channel] = []
-        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
+        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery,
+                                                  settings.retention_months))
         try:
             for channel in channels.values():
                 if receive:

@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     delivery_retry_cap_seconds: int = _whole(3600, 1, 7 * 24 * 3600)
     delivery_max_attempts: int = _whole(12, 1, 100)
     outbox_retention_days: int = _whole(90, 1, 3650)
+    # Comments and votes of drafts closed this long lose their link to persons; persons
+    # silent and unsubscribed this long are erased (storage.retention).
+    retention_months: int = _whole(24, 1, 1200)
 
     @classmethod
     def settings_customise_sources(
@@ -219,7 +222,7 @@ class Settings(BaseSettings):
         "conversation_timeout_minutes", "webhook_lease_seconds", "delivery_concurrency",
         "delivery_lease_seconds", "delivery_retry_base_seconds", "delivery_retry_cap_seconds",
         "delivery_max_attempts", "outbox_retention_days", "telegram_messages_per_second",
-        mode="before",
+        "retention_months", mode="before",
     )
     @classmethod
     def _ascii_number(cls, value: Any) -> Any:

@@ -71,6 +71,7 @@ ANYONE_COMMANDS: dict[MenuCommand, Callable[[Turn], Awaitable[list[Outgoing]]]] 
     MenuCommand.STOP: account.stop,
     MenuCommand.DELETE: account.ask_erase,
     MenuCommand.LINK: linking.show_code,
+    MenuCommand.MY_DATA: account.my_data_or_nothing,
 }
 COMMAND_ALIASES = {"mine": MenuCommand.MY_COMMENTS, "menu": MenuCommand.HELP,
                    "lang": MenuCommand.LANGUAGE}
@@ -79,6 +80,7 @@ TYPED_COMMANDS = {
     "stop": MenuCommand.STOP, "start": MenuCommand.START, "bat dau": MenuCommand.START,
     "help": MenuCommand.HELP, "tro giup": MenuCommand.HELP, "giup": MenuCommand.HELP,
     linking.KEYWORD: MenuCommand.LINK,
+    "du lieu cua toi": MenuCommand.MY_DATA,
 }
 # What the button offering a typed keyword's command says, when the keyword may be a comment.
 KEYWORD_BUTTONS = {
@@ -86,6 +88,7 @@ KEYWORD_BUTTONS = {
     MenuCommand.START: N_("Subscribe again"),
     MenuCommand.HELP: N_("Show the help"),
     MenuCommand.LINK: N_("Link another chat app"),
+    MenuCommand.MY_DATA: N_("See the data held about me"),
 }
 SHOWN_COMMAND_LENGTH = 30
 # Messages are held only for residents silent far longer (a 7-day window): someone who wrote

@@ -8,9 +8,9 @@ from handlers.events import Outgoing, Reply
 from handlers.i18n import Translator, translator
 from handlers.state import AwaitCommune, wait_for
 from handlers.turn import Turn, button, language_switch, with_menu
-from storage import communes, queries
+from storage import communes, consent, queries
 from storage.communes import Match
-from storage.models import ReachWay, Resident
+from storage.models import ConsentEventKind, ReachWay, Resident
 
 # Bump when the notice text changes: each resident's consent records the version they saw,
 # and a resident who agreed to an earlier one is shown the new one once.
@@ -66,6 +66,8 @@ async def start(turn: Turn) -> list[Outgoing]:
     resident = turn.resident
     if resident is None:
         return greeting(turn.t.language)
+    if not resident.subscribed:  # back after a stop: the consent to receive drafts again
+        await consent.record(turn.session, resident, ConsentEventKind.AGREED, turn.now)
     resident.subscribed = True
     if resident.commune_code is None:
         return ask_commune(turn, resident)
@@ -83,22 +85,24 @@ async def agree(turn: Turn, language: str) -> list[Outgoing]:
     """Consent given: the first moment anything about this person is stored."""
     resident = turn.resident
     if resident is not None:
-        return _agree_again(turn, resident)
+        return await _agree_again(turn, resident)
     resident = await queries.add_resident(
         turn.session, turn.event.channel, turn.event.user_id, language, CONSENT_VERSION,
         turn.now,
     )
+    await consent.record(turn.session, resident, ConsentEventKind.AGREED, turn.now)
     turn.resident = resident
     turn.t = translator(resident.language)
     return [Reply(turn.t("Thank you. Your consent is recorded.")), *ask_commune(turn, resident)]
 
 
-def _agree_again(turn: Turn, resident: Resident) -> list[Outgoing]:
+async def _agree_again(turn: Turn, resident: Resident) -> list[Outgoing]:
     """An Agree button pressed by someone who already agreed: record a newer notice only."""
     if resident.consent_version != CONSENT_VERSION:
         resident.consent_version = CONSENT_VERSION
         resident.consent_at = turn.now
         resident.notice_version = CONSENT_VERSION
+        await consent.record(turn.session, resident, ConsentEventKind.AGREED, turn.now)
         text = turn.t("Thank you. Your consent to the updated notice is recorded.")
     else:
         text = turn.t("Your consent is already recorded.")
