@@ -1,24 +1,28 @@
 """The consent record: every agreement, withdrawal and erasure of a chat, kept as proof for
 an inspection (`ykien consent export`).
 
-Rows name the person by the audit log's pseudonym, never by an id, so they survive the
-person's erasure and then point at no one. Nothing here commits: an event is written in the
-transaction of what it records.
+Rows name the person by a keyed pseudonym ("C-3f9a1c02d4e5"), never by an id, so they survive
+the person's erasure and then point at no one. The pseudonym is made from the person's id
+and creation time: SQLite gives a deleted person's id to the next one, who must not inherit
+the erased person's record. Nothing here commits: an event is written in the transaction of
+what it records.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import hmac
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TextIO
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from storage.audit import pseudonym
 from storage.export import neutralise
-from storage.models import VIETNAM, ConsentEvent, ConsentEventKind, Resident
+from storage.keys import AUDIT_KEY, generated_key
+from storage.models import VIETNAM, ConsentEvent, ConsentEventKind, Person, Resident
 from storage.queries import erase_resident, lock_person
 from storage.text import N_
 
@@ -36,6 +40,20 @@ BY_RETENTION = "retention"
 BEFORE_RECORD = "before 0011"
 DETAIL_WORDS = {BY_RETENTION: N_("by the retention period"),
                 BEFORE_RECORD: N_("given before the consent record began")}
+
+
+async def pseudonym(session: AsyncSession, person_id: int) -> str:
+    """The person as the consent record names them (the audit log's key, another text)."""
+    created = await session.scalar(select(Person.created_at).where(Person.id == person_id))
+    assert created is not None, "a person who does not exist has no consent"
+    key = await generated_key(session, AUDIT_KEY)
+    return "C-" + hmac.digest(key, person_text(person_id, created).encode(),
+                              hashlib.sha256)[:6].hex()
+
+
+def person_text(person_id: int, created: datetime) -> str:
+    """What the pseudonym is computed from (migration 0011 computes the same)."""
+    return f"consent:{person_id}:{created.astimezone(UTC).isoformat()}"
 
 
 async def record(session: AsyncSession, resident: Resident, event: ConsentEventKind,

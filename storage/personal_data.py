@@ -17,7 +17,7 @@ from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage import communes, sessions
-from storage.audit import pseudonym
+from storage.consent import pseudonym
 from storage.models import (
     VIETNAM,
     Comment,

@@ -9,6 +9,7 @@ Create Date: 2026-12-04 23:00:00
 import hashlib
 import hmac
 import secrets
+from datetime import UTC
 
 from alembic import op
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ down_revision = '0009'
 branch_labels = None
 depends_on = None
 
-AUDIT_KEY = 'audit_key'  # storage.keys.AUDIT_KEY: the pseudonyms of storage.audit
+AUDIT_KEY = 'audit_key'  # storage.keys.AUDIT_KEY: the key of storage.consent.pseudonym
 
 
 def upgrade() -> None:
@@ -70,9 +71,11 @@ def _record_earlier_consents() -> None:
     when = storage.models.UtcDateTime(timezone=True)
     table = sa.table('residents', sa.column('id'), sa.column('person_id'), sa.column('channel'),
                      sa.column('consent_version'), sa.column('consent_at', when))
+    persons = sa.table('persons', sa.column('id'), sa.column('created_at', when))
     residents = bind.execute(sa.select(
-        table.c.person_id, table.c.channel, table.c.consent_version, table.c.consent_at,
-    ).order_by(table.c.id)).all()
+        table.c.person_id, persons.c.created_at, table.c.channel, table.c.consent_version,
+        table.c.consent_at,
+    ).join(persons, persons.c.id == table.c.person_id).order_by(table.c.id)).all()
     if not residents:
         return
     settings = sa.table('app_settings', sa.column('key'), sa.column('value'))
@@ -85,12 +88,14 @@ def _record_earlier_consents() -> None:
         sa.column('notice_version'),
         sa.column('at', when), sa.column('detail'))
     secret = bytes.fromhex(key)
+    # storage.consent.pseudonym, as it is today.
     bind.execute(events.insert(), [
-        {'person': 'P-' + hmac.digest(secret, f'person:{person_id}'.encode(),
-                                      hashlib.sha256)[:6].hex(),
+        {'person': 'C-' + hmac.digest(
+            secret, f'consent:{person_id}:{created.astimezone(UTC).isoformat()}'.encode(),
+            hashlib.sha256)[:6].hex(),
          'channel': channel, 'event': 'agreed', 'notice_version': version, 'at': at,
          'detail': 'before 0011'}
-        for person_id, channel, version, at in residents
+        for person_id, created, channel, version, at in residents
     ])
 
 
