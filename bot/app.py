@@ -15,6 +15,7 @@ from bot.channels.registry import configured_channels, configured_entries
 from bot.config import DeliveryConfig, Settings
 from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
+from handlers.onboarding import CHOICES_DAYS
 from storage import choices, communes, inbound, outbox, queries, retention
 from storage.db import open_database
 from storage.models import utcnow
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 # Platforms retry an update for at most a day; ids older than this cannot come back.
 REMEMBER_UPDATES = timedelta(days=2)
 HOUSEKEEPING_SECONDS = 3600
-FORGET_CHOICES = timedelta(days=7)
+FORGET_CHOICES = timedelta(days=CHOICES_DAYS)  # the privacy notice states it
 
 
 async def housekeeping(

@@ -16,7 +16,7 @@ from handlers.layout import lay_out, needs_numbers
 from handlers.logref import chat_ref
 from handlers.numbering import Numbering
 from handlers.state import DEFAULT_TIMEOUT
-from handlers.turn import Workspace
+from handlers.turn import Periods, Workspace
 from storage import choices, queries
 from storage.models import utcnow
 
@@ -54,7 +54,9 @@ class ChatService:
         and the administrators of YKIEN_ADMIN_IDS."""
         return cls(sessionmaker, settings.conversation_timeout,
                    Workspace(settings.public_url, settings.admin_chats,
-                             settings.pseudonym_key))
+                             settings.pseudonym_key,
+                             Periods(settings.retention_months,
+                                     settings.outbox_retention_days)))
 
     async def handle(
         self, event: Incoming, capabilities: Capabilities | None = None

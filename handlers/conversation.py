@@ -123,7 +123,7 @@ async def _on_command(turn: Turn, command: MenuCommand | str) -> list[Outgoing]:
         if command in ANYONE_COMMANDS:
             return await ANYONE_COMMANDS[command](turn)
         if turn.resident is None:
-            return onboarding.greeting(turn.t.language)
+            return onboarding.greeting(turn.t.language, turn.workspace.periods)
         return await RESIDENT_COMMANDS[command](turn, turn.resident)
     log.info("unknown command on %s", turn.event.channel)
     text = turn.t("I do not know the command “{command}”.",
@@ -134,7 +134,7 @@ async def _on_command(turn: Turn, command: MenuCommand | str) -> list[Outgoing]:
 def _invalid_button(turn: Turn) -> list[Outgoing]:
     log.warning("invalid button data on %s", turn.event.channel)
     if turn.resident is None:
-        return onboarding.greeting(turn.t.language)
+        return onboarding.greeting(turn.t.language, turn.workspace.periods)
     return [with_menu(turn, turn.t("That button is no longer valid. Here is the menu."))]
 
 
@@ -153,7 +153,7 @@ async def _on_choice(turn: Turn, data: ButtonData | None) -> list[Outgoing]:
     resident = turn.resident
     if resident is None:
         # An old button from before the person erased their data, or never consented.
-        return onboarding.greeting(turn.t.language)
+        return onboarding.greeting(turn.t.language, turn.workspace.periods)
     match data:
         case PickCommune(code):
             return await onboarding.pick_commune(turn, resident, code)
@@ -202,7 +202,7 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
             return await officials.use_invite(turn, invite)  # asks for consent first
         if code is not None:
             return await linking.use_code(turn, code)  # asks for consent first
-        return onboarding.greeting(turn.t.language)
+        return onboarding.greeting(turn.t.language, turn.workspace.periods)
     state = awaiting(resident, turn.now, turn.timeout)
     if state is None and resident.awaiting:
         wait_for(resident, None, turn.now)  # the wait ran out: this text is not its answer
@@ -243,7 +243,7 @@ def _unsupported(turn: Turn) -> list[Outgoing]:
 
 def _edited(turn: Turn) -> list[Outgoing]:
     if turn.resident is None:
-        return onboarding.greeting(turn.t.language)
+        return onboarding.greeting(turn.t.language, turn.workspace.periods)
     return [Reply(turn.t(
         "Edits are not recorded: what you sent first is what officials read. To correct a "
         "comment, tap Comment again and send the corrected text; staff see both, in order."
@@ -319,7 +319,8 @@ async def respond(
         # Commune, subscription and language belong to the person: every linked chat.
         await linking_storage.share_settings(turn.session, resident)
     resident = turn.resident  # agreeing creates one; erasing removes it
-    if resident is not None and resident.notice_version != onboarding.CONSENT_VERSION:
+    if (resident is not None
+            and resident.notice_version != onboarding.notice_version(turn.workspace.periods)):
         replies.insert(0, onboarding.updated_notice(turn, resident))
     if event.update_id:
         await queries.keep_replies(session, event.channel, event.update_id,

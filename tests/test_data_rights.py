@@ -15,6 +15,7 @@ from bot.app import daily_purge
 from bot.config import Settings
 from handlers.capabilities import Capabilities
 from handlers.events import Document, Reply
+from handlers.onboarding import CONSENT_VERSION
 from storage import consent, retention
 from storage.db import make_engine, upgrade
 from storage.models import (
@@ -148,8 +149,8 @@ async def test_consent_events_of_agreeing_stopping_starting_and_erasing(service,
     async with sessionmaker() as session:
         events = (await session.scalars(select(ConsentEvent).order_by(ConsentEvent.id))).all()
     assert [(e.person, e.channel, e.event, e.notice_version) for e in events] == [
-        (expected, CHANNEL, "agreed", "2026-11-25"), (expected, CHANNEL, "withdrawn", ""),
-        (expected, CHANNEL, "agreed", "2026-11-25"), (expected, CHANNEL, "erased", "")]
+        (expected, CHANNEL, "agreed", CONSENT_VERSION), (expected, CHANNEL, "withdrawn", ""),
+        (expected, CHANNEL, "agreed", CONSENT_VERSION), (expected, CHANNEL, "erased", "")]
     # Someone new may get the erased person's number (SQLite): not their record.
     await subscribe(service, "u2")
     async with sessionmaker() as session:
@@ -209,3 +210,27 @@ async def test_migration_0011_records_the_consents_given_before(empty_database_u
             assert event.at.isoformat() == "2026-01-02T03:04:05+00:00"
     finally:
         await engine.dispose()
+
+
+async def test_the_notice_states_the_periods_and_other_periods_are_another_version(
+        sessionmaker):
+    from bot.service import ChatService
+    from handlers.turn import Periods, Workspace
+
+    default = ChatService(sessionmaker)
+    greeting = joined(await default.handle(say("u1", "/start")))
+    assert "Type /mydata" in greeting and "24 months after a draft closes" in greeting
+    assert "kept 90 days" in greeting and "choices 7 days" in greeting
+    await subscribe(default, "u1")
+    longer = ChatService(sessionmaker, workspace=Workspace(periods=Periods(36, 120)))
+    shown = joined(await longer.handle(say("u1", "/help")))
+    assert "privacy notice has changed" in shown and "36 months after" in shown
+    assert "privacy notice has changed" not in joined(await longer.handle(say("u1", "/help")))
+    await longer.handle(press("u1", "agree:en"))
+    async with sessionmaker() as session:
+        resident = await session.scalar(select(Resident))
+        versions = (await session.scalars(select(ConsentEvent.notice_version)
+                                          .order_by(ConsentEvent.id))).all()
+    assert resident.consent_version.startswith(CONSENT_VERSION + ".")
+    assert len(resident.consent_version) <= 16
+    assert versions == [CONSENT_VERSION, resident.consent_version]

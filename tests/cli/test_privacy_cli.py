@@ -8,6 +8,7 @@ import io
 from sqlalchemy import select
 
 from bot.service import ChatService
+from handlers.onboarding import CONSENT_VERSION
 from storage.export import export_csv
 from storage.models import Comment, ConsentEvent, Resident, Vote
 from tests.chat import CHANNEL, button_for, press, scalar_count, subscribe, text
@@ -41,11 +42,11 @@ async def test_consent_export_keeps_agreements_stops_and_erasures(sessionmaker, 
     gone, stays = events[0][0], events[-1][0]
     assert gone != stays and gone.startswith("C-")
     assert events == [
-        (gone, "agreed", CHANNEL, "2026-11-25"),
+        (gone, "agreed", CHANNEL, CONSENT_VERSION),
         (gone, "stopped receiving drafts", CHANNEL, ""),
-        (gone, "agreed", CHANNEL, "2026-11-25"),
+        (gone, "agreed", CHANNEL, CONSENT_VERSION),
         (gone, "data erased", CHANNEL, ""),
-        (stays, "agreed", CHANNEL, "2026-11-25"),
+        (stays, "agreed", CHANNEL, CONSENT_VERSION),
     ]
     assert all(row["Time"].endswith("+07:00") for row in rows)
     stored = (tmp_path / "consent.csv").read_text("utf-8-sig")
