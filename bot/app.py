@@ -62,9 +62,10 @@ async def daily_purge(sessionmaker: async_sessionmaker[AsyncSession], months: in
         if not await retention.due(session, now):
             return
         done = await retention.purge(session, now, months)
-    log.info("retention: %d comments and %d votes of %d drafts made anonymous; %d persons "
-             "(%d chats) erased", done.comments, done.votes, done.drafts, done.persons,
-             done.chats)
+    if done.anything:
+        log.info("retention: %d comments and %d votes of %d drafts made anonymous; %d "
+                 "persons (%d chats) erased", done.comments, done.votes, done.drafts,
+                 done.persons, done.chats)
 
 
 async def run_channels(settings: Settings, stop: asyncio.Event | None = None) -> None:

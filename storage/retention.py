@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, delete, exists, func, or_, select, update
@@ -25,6 +25,8 @@ from storage import consent
 from storage.models import (
     AppSetting,
     Comment,
+    DataLink,
+    DataRequest,
     Delivery,
     Draft,
     DraftMessage,
@@ -35,6 +37,7 @@ from storage.models import (
     RoleGrant,
     Vote,
 )
+from storage.personal_data import REQUEST_WINDOW
 from storage.queries import affected, insert_unless_present
 
 DEFAULT_MONTHS = 24
@@ -108,6 +111,10 @@ async def purge(session: AsyncSession, now: datetime, months: int) -> Purged:
     # Which chat was shown, or sent, which draft: links too.
     await session.execute(delete(DraftMessage).where(DraftMessage.draft_id.in_(expired)))
     await session.execute(delete(Delivery).where(Delivery.draft_id.in_(expired)))
+    # Data requests count for a day and download links live minutes: older ones are no use.
+    await session.execute(delete(DataRequest).where(
+        DataRequest.created_at <= now - REQUEST_WINDOW))
+    await session.execute(delete(DataLink).where(DataLink.expires_at <= now))
     persons = chats = 0
     for person_id in (await session.scalars(_silent_persons(cutoff))).all():
         identities = (await session.scalars(
@@ -120,12 +127,17 @@ async def purge(session: AsyncSession, now: datetime, months: int) -> Purged:
     return Purged(drafts, comments, votes, persons, chats)
 
 
+def _stamp(moment: datetime) -> str:
+    """A time as text that sorts as the time does (UTC, to the second)."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
 async def due(session: AsyncSession, now: datetime) -> bool:
     """Whether the daily purge is due; if so, it is marked as run now (one process of many
     gets True). The caller commits with the purge."""
     await insert_unless_present(session, AppSetting, key=LAST_RUN, value="")
     claimed = await session.execute(
         update(AppSetting)
-        .where(AppSetting.key == LAST_RUN, AppSetting.value <= (now - EVERY).isoformat())
-        .values(value=now.isoformat()).execution_options(synchronize_session=False))
+        .where(AppSetting.key == LAST_RUN, AppSetting.value <= _stamp(now - EVERY))
+        .values(value=_stamp(now)).execution_options(synchronize_session=False))
     return affected(claimed) == 1

@@ -170,8 +170,9 @@ async def test_the_housekeeping_purges_once_a_day(sessionmaker):
     await daily_purge(sessionmaker, retention.DEFAULT_MONTHS)  # not a day later yet
     assert await scalar_count(sessionmaker, Resident) == 4
     async with sessionmaker() as session:
+        a_day_ago = utcnow() - timedelta(days=1, seconds=1)
         await session.execute(update(AppSetting).where(AppSetting.key == retention.LAST_RUN)
-                              .values(value=(utcnow() - timedelta(days=1)).isoformat()))
+                              .values(value=a_day_ago.isoformat(timespec="seconds")))
         await session.commit()
     await daily_purge(sessionmaker, retention.DEFAULT_MONTHS)
     assert await scalar_count(sessionmaker, Resident) == 3
@@ -234,3 +235,21 @@ async def test_the_notice_states_the_periods_and_other_periods_are_another_versi
     assert resident.consent_version.startswith(CONSENT_VERSION + ".")
     assert len(resident.consent_version) <= 16
     assert versions == [CONSENT_VERSION, resident.consent_version]
+
+
+async def test_the_purge_drops_spent_requests_and_dead_links_only(sessionmaker):
+    chat = workspace_service(sessionmaker)
+    for user in ("old", "new"):
+        await subscribe(chat, user)
+        await chat.handle(say(user, "/mydata"))
+    async with sessionmaker() as session:
+        old = await session.scalar(select(Resident.person_id).where(Resident.platform_id == "old"))
+        await session.execute(update(DataRequest).where(DataRequest.person_id == old).values(
+            created_at=utcnow() - timedelta(days=2)))
+        await session.execute(update(DataLink).where(DataLink.person_id == old).values(
+            expires_at=utcnow() - timedelta(minutes=1)))
+        await retention.purge(session, utcnow(), retention.DEFAULT_MONTHS)
+        await session.commit()
+    assert await scalar_count(sessionmaker, DataRequest) == 1
+    assert await scalar_count(sessionmaker, DataLink) == 1
+    assert await scalar_count(sessionmaker, DataLink, DataLink.person_id == old) == 0

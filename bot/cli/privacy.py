@@ -12,7 +12,7 @@ from pathlib import Path
 
 from bot.cli.audit import moment
 from bot.cli.command import AddCommand, Subcommands
-from bot.cli.outfile import Refused, export_refusal, replaced_on_success, standard_output
+from bot.cli.outfile import Refused, csv_output, export_refusal, say_written
 from bot.config import Settings
 from handlers.i18n import Translator
 
@@ -55,16 +55,12 @@ async def cmd_consent_export(args: argparse.Namespace, settings: Settings,
         return 1
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
         try:
-            with (standard_output() if to_stdout
-                  else replaced_on_success(target, refusal)) as out:
+            with csv_output(None if to_stdout else target, refusal) as out:
                 count = await consent.export_csv(session, out, args.since, translate=t)
         except Refused as refused:  # something appeared at the target meanwhile
             print(refused, file=sys.stderr)
             return 1
-    print(t.plural(
-        "Wrote {count} row to {path}.", "Wrote {count} rows to {path}.", count,
-        path=t("standard output") if to_stdout else str(target),
-    ), file=sys.stderr if to_stdout else sys.stdout)
+    say_written(count, None if to_stdout else target, t)
     return 0
 
 
