@@ -38,7 +38,7 @@ from storage.models import (
     Vote,
 )
 from storage.personal_data import REQUEST_WINDOW
-from storage.queries import affected, insert_unless_present
+from storage.queries import affected, insert_unless_present, lock_person
 
 DEFAULT_MONTHS = 24
 EVERY = timedelta(days=1)
@@ -119,9 +119,14 @@ async def purge(session: AsyncSession, now: datetime, months: int) -> Purged:
     for person_id in (await session.scalars(_silent_persons(cutoff))).all():
         identities = (await session.scalars(
             select(Resident).where(Resident.person_id == person_id))).all()
-        if identities and await consent.erase_person(session, identities[0], now,
-                                                      len(identities),
-                                                      detail=consent.BY_RETENTION):
+        if not identities:
+            continue
+        # Held, then asked again: a person who wrote meanwhile is not erased.
+        await lock_person(session, identities[0])
+        if await session.scalar(_silent_persons(cutoff).where(Person.id == person_id)) is None:
+            continue
+        if await consent.erase_person(session, identities[0], now, len(identities),
+                                      detail=consent.BY_RETENTION):
             persons += 1
             chats += len(identities)
     return Purged(drafts, comments, votes, persons, chats)
