@@ -69,8 +69,9 @@ async def test_a_stranger_is_told_nothing_is_stored_and_nothing_is(service, sess
 
 async def test_typed_words_and_a_comment_that_says_them(service, sessionmaker):
     await subscribe(service, "u1")
-    for words in ("dữ liệu của tôi", "Du lieu cua toi", "DỮ LIỆU CỦA TÔI"):
+    for words in ("dữ liệu của tôi", "Du lieu cua toi", "DỮ LIỆU\u200b CỦA TÔI"):
         assert "Your data held by Ý kiến" in joined(await service.handle(say("u1", words)))
+    assert "Your data" not in joined(await service.handle(say("u1", "dữ liệu của tôi đâu")))
     from tests.chat import make_draft
 
     draft = await make_draft(sessionmaker)
@@ -253,3 +254,15 @@ async def test_the_purge_drops_spent_requests_and_dead_links_only(sessionmaker):
     assert await scalar_count(sessionmaker, DataRequest) == 1
     assert await scalar_count(sessionmaker, DataLink) == 1
     assert await scalar_count(sessionmaker, DataLink, DataLink.person_id == old) == 0
+
+
+async def test_a_number_after_mydata_reaches_nobody_else(service, sessionmaker):
+    await subscribe(service, "u1")
+    await subscribe(service, "u2")
+    async with sessionmaker() as session:
+        other = await session.scalar(select(Resident.person_id)
+                                     .where(Resident.platform_id == "u2"))
+    answer = await service.handle(say("u1", f"/mydata {other}"), FILES)
+    file = answer[-1]
+    assert isinstance(file, Document)
+    assert b'"chat_id": "u1"' in file.data and b"u2" not in file.data
