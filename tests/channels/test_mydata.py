@@ -81,7 +81,8 @@ async def download_once(driver, path: str) -> bytes:
         data = await answer.read()
     for method in (driver.http.post, driver.http.get):
         async with method(url) as again:
-            assert again.status == 404 and "used already" in await again.text()
+            # Whose link it was is no longer known: Vietnamese, the default.
+            assert again.status == 404 and "đã được dùng" in await again.text()
     return data
 
 
