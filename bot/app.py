@@ -15,7 +15,8 @@ from bot.channels.registry import configured_channels, configured_entries
 from bot.config import DeliveryConfig, Settings
 from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
-from storage import choices, communes, inbound, outbox, queries
+from handlers.onboarding import CHOICES_DAYS
+from storage import choices, communes, inbound, outbox, queries, retention
 from storage.db import open_database
 from storage.models import utcnow
 
@@ -24,16 +25,17 @@ log = logging.getLogger(__name__)
 # Platforms retry an update for at most a day; ids older than this cannot come back.
 REMEMBER_UPDATES = timedelta(days=2)
 HOUSEKEEPING_SECONDS = 3600
-FORGET_CHOICES = timedelta(days=7)
+FORGET_CHOICES = timedelta(days=CHOICES_DAYS)  # the privacy notice states it
 
 
 async def housekeeping(
     sessionmaker: async_sessionmaker[AsyncSession],
     stop: asyncio.Event,
     delivery: DeliveryConfig = DeliveryConfig(),  # noqa: B008 (frozen, so shared safely)
+    retention_months: int = retention.DEFAULT_MONTHS,
 ) -> None:
     """Hourly upkeep while the bot runs: old update ids and handled webhook updates, and
-    finished outbox rows."""
+    finished outbox rows; once a day, the retention period (`ykien purge`)."""
     while not stop.is_set():
         try:
             now = utcnow()
@@ -46,10 +48,24 @@ async def housekeeping(
                 await choices.forget_before(session, now - FORGET_CHOICES)
             if purged:
                 log.info("housekeeping: %d finished outbox rows purged", purged)
+            await daily_purge(sessionmaker, retention_months)
         except Exception:
             log.exception("housekeeping failed; trying again later")
         with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=HOUSEKEEPING_SECONDS)
+
+
+async def daily_purge(sessionmaker: async_sessionmaker[AsyncSession], months: int) -> None:
+    """The retention period's purge, once a day whichever process comes first."""
+    now = utcnow()
+    async with sessionmaker() as session, session.begin():
+        if not await retention.due(session, now):
+            return
+        done = await retention.purge(session, now, months)
+    if done.anything:
+        log.info("retention: %d comments and %d votes of %d drafts made anonymous; %d "
+                 "persons (%d chats) erased", done.comments, done.votes, done.drafts,
+                 done.persons, done.chats)
 
 
 async def run_channels(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -76,7 +92,8 @@ async def _run(settings: Settings, stop: asyncio.Event | None, *, receive: bool)
         if receive and len(channels) < len(configured_entries(settings)):
             log.warning("a Zalo Official Account receives only by webhook: run ykien serve")
         started: list[Channel] = []
-        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
+        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery,
+                                                  settings.retention_months))
         try:
             for channel in channels.values():
                 if receive:

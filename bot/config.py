@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     # Flood control (storage.flood): comments one person may send a minute and an hour.
     comments_per_minute: int = _whole(5, 1, 1000)
     comments_per_hour: int = _whole(30, 1, 100_000)
+    # Comments and votes of drafts closed this long lose their link to persons; persons
+    # silent and unsubscribed this long are erased (storage.retention).
+    retention_months: int = _whole(24, 1, 1200)
 
     @classmethod
     def settings_customise_sources(
@@ -224,7 +227,7 @@ class Settings(BaseSettings):
         "conversation_timeout_minutes", "webhook_lease_seconds", "delivery_concurrency",
         "delivery_lease_seconds", "delivery_retry_base_seconds", "delivery_retry_cap_seconds",
         "delivery_max_attempts", "outbox_retention_days", "telegram_messages_per_second",
-        "comments_per_minute", "comments_per_hour", mode="before",
+        "comments_per_minute", "comments_per_hour", "retention_months", mode="before",
     )
     @classmethod
     def _ascii_number(cls, value: Any) -> Any:

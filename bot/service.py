@@ -17,7 +17,7 @@ from handlers.layout import lay_out, needs_numbers
 from handlers.logref import chat_ref
 from handlers.numbering import Numbering
 from handlers.state import DEFAULT_TIMEOUT
-from handlers.turn import Workspace
+from handlers.turn import Periods, Workspace
 from storage import choices, queries
 from storage.flood import CommentLimits
 from storage.models import utcnow
@@ -65,7 +65,9 @@ class ChatService:
         and the administrators of YKIEN_ADMIN_IDS."""
         return cls(sessionmaker, settings.conversation_timeout,
                    Workspace(settings.public_url, settings.admin_chats,
-                             settings.pseudonym_key),
+                             settings.pseudonym_key,
+                             Periods(settings.retention_months,
+                                     settings.outbox_retention_days)),
                    CommentLimits(settings.comments_per_minute, settings.comments_per_hour))
 
     async def handle(

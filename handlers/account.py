@@ -5,10 +5,11 @@ from __future__ import annotations
 from handlers.buttons import ConfirmErase, Menu, MenuCommand
 from handlers.drafts import receipt
 from handlers.events import Outgoing, Reply
+from handlers.mydata import my_data
 from handlers.state import wait_for
 from handlers.turn import COMMENT_LIMIT, Turn, button, with_menu
-from storage import linking, queries
-from storage.models import Resident
+from storage import consent, linking, queries
+from storage.models import ConsentEventKind, Resident
 
 MY_COMMENTS_SHOWN = 10
 EXCERPT = 80
@@ -39,6 +40,7 @@ async def help_text(turn: Turn) -> list[Outgoing]:
         "/link – link your Telegram and Zalo chats (or type LIÊN KẾT)\n"
         "/stop – stop receiving drafts (or type STOP / DỪNG)\n"
         "/delete – delete your data\n"
+        "/mydata – see the data held about you (or type DỮ LIỆU CỦA TÔI)\n"
         "/help – this help",
         how_to_comment=how_to_comment,
     )
@@ -70,11 +72,20 @@ async def my_comments(turn: Turn, resident: Resident) -> list[Outgoing]:
     return [with_menu(turn, "\n".join(lines))]
 
 
+async def my_data_or_nothing(turn: Turn) -> list[Outgoing]:
+    """/mydata: what is held about the person; for someone who never agreed, that nothing is."""
+    if turn.resident is None:
+        return _not_stored(turn)
+    return await my_data(turn, turn.resident)
+
+
 async def stop(turn: Turn) -> list[Outgoing]:
     """Unsubscribe at once, whatever the conversation was waiting for."""
     resident = turn.resident
     if resident is None:
         return _not_stored(turn)
+    if resident.subscribed:
+        await consent.record(turn.session, resident, ConsentEventKind.WITHDRAWN, turn.now)
     resident.subscribed = False
     wait_for(resident, None, turn.now)
     resident.held_text = ""
@@ -111,7 +122,7 @@ async def erase(turn: Turn, resident: Resident, answer: ConfirmErase) -> list[Ou
     """The answer to ask_erase: erase only what the question named."""
     if not answer.confirmed:
         return [with_menu(turn, turn.t("Nothing was deleted."))]
-    if not await queries.erase_resident(turn.session, resident, turn.now, answer.chats):
+    if not await consent.erase_person(turn.session, resident, turn.now, answer.chats):
         # A chat was linked since the question: it would be erased without being named.
         return [Reply(turn.t(
             "Nothing was deleted: since you were asked, this chat was linked with another "

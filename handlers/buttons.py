@@ -26,6 +26,7 @@ class MenuCommand(StrEnum):
     STOP = "stop"
     DELETE = "delete"
     LINK = "link"  # show a code that links another chat app (handlers.linking)
+    MY_DATA = "mydata"  # what the bot holds about the person (handlers.mydata)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ COMMAND_MENU = {
     "link": N_("Link your Telegram and Zalo chats"),
     "stop": N_("Stop receiving messages"),
     "delete": N_("Delete my data"),
+    "mydata": N_("See the data held about me"),
 }
 
 

@@ -73,6 +73,7 @@ ANYONE_COMMANDS: dict[MenuCommand, Callable[[Turn], Awaitable[list[Outgoing]]]] 
     MenuCommand.STOP: account.stop,
     MenuCommand.DELETE: account.ask_erase,
     MenuCommand.LINK: linking.show_code,
+    MenuCommand.MY_DATA: account.my_data_or_nothing,
 }
 COMMAND_ALIASES = {"mine": MenuCommand.MY_COMMENTS, "menu": MenuCommand.HELP,
                    "lang": MenuCommand.LANGUAGE}
@@ -81,6 +82,7 @@ TYPED_COMMANDS = {
     "stop": MenuCommand.STOP, "start": MenuCommand.START, "bat dau": MenuCommand.START,
     "help": MenuCommand.HELP, "tro giup": MenuCommand.HELP, "giup": MenuCommand.HELP,
     linking.KEYWORD: MenuCommand.LINK,
+    "du lieu cua toi": MenuCommand.MY_DATA,
 }
 # What the button offering a typed keyword's command says, when the keyword may be a comment.
 KEYWORD_BUTTONS = {
@@ -88,6 +90,7 @@ KEYWORD_BUTTONS = {
     MenuCommand.START: N_("Subscribe again"),
     MenuCommand.HELP: N_("Show the help"),
     MenuCommand.LINK: N_("Link another chat app"),
+    MenuCommand.MY_DATA: N_("See the data held about me"),
 }
 SHOWN_COMMAND_LENGTH = 30
 # Messages are held only for residents silent far longer (a 7-day window): someone who wrote
@@ -122,7 +125,7 @@ async def _on_command(turn: Turn, command: MenuCommand | str) -> list[Outgoing]:
         if command in ANYONE_COMMANDS:
             return await ANYONE_COMMANDS[command](turn)
         if turn.resident is None:
-            return onboarding.greeting(turn.t.language)
+            return onboarding.greeting(turn.t.language, turn.workspace.periods)
         return await RESIDENT_COMMANDS[command](turn, turn.resident)
     log.info("unknown command on %s", turn.event.channel)
     text = turn.t("I do not know the command “{command}”.",
@@ -133,7 +136,7 @@ async def _on_command(turn: Turn, command: MenuCommand | str) -> list[Outgoing]:
 def _invalid_button(turn: Turn) -> list[Outgoing]:
     log.warning("invalid button data on %s", turn.event.channel)
     if turn.resident is None:
-        return onboarding.greeting(turn.t.language)
+        return onboarding.greeting(turn.t.language, turn.workspace.periods)
     return [with_menu(turn, turn.t("That button is no longer valid. Here is the menu."))]
 
 
@@ -152,7 +155,7 @@ async def _on_choice(turn: Turn, data: ButtonData | None) -> list[Outgoing]:
     resident = turn.resident
     if resident is None:
         # An old button from before the person erased their data, or never consented.
-        return onboarding.greeting(turn.t.language)
+        return onboarding.greeting(turn.t.language, turn.workspace.periods)
     match data:
         case PickCommune(code):
             return await onboarding.pick_commune(turn, resident, code)
@@ -201,7 +204,7 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
             return await officials.use_invite(turn, invite)  # asks for consent first
         if code is not None:
             return await linking.use_code(turn, code)  # asks for consent first
-        return onboarding.greeting(turn.t.language)
+        return onboarding.greeting(turn.t.language, turn.workspace.periods)
     state = awaiting(resident, turn.now, turn.timeout)
     if state is None and resident.awaiting:
         wait_for(resident, None, turn.now)  # the wait ran out: this text is not its answer
@@ -242,7 +245,7 @@ def _unsupported(turn: Turn) -> list[Outgoing]:
 
 def _edited(turn: Turn) -> list[Outgoing]:
     if turn.resident is None:
-        return onboarding.greeting(turn.t.language)
+        return onboarding.greeting(turn.t.language, turn.workspace.periods)
     return [Reply(turn.t(
         "Edits are not recorded: what you sent first is what officials read. To correct a "
         "comment, tap Comment again and send the corrected text; staff see both, in order."
@@ -320,7 +323,8 @@ async def respond(
         # Commune, subscription and language belong to the person: every linked chat.
         await linking_storage.share_settings(turn.session, resident)
     resident = turn.resident  # agreeing creates one; erasing removes it
-    if resident is not None and resident.notice_version != onboarding.CONSENT_VERSION:
+    if (resident is not None
+            and resident.notice_version != onboarding.notice_version(turn.workspace.periods)):
         replies.insert(0, onboarding.updated_notice(turn, resident))
     if event.update_id:
         await queries.keep_replies(session, event.channel, event.update_id,

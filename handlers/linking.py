@@ -59,7 +59,7 @@ def _consent_first(turn: Turn) -> list[Outgoing]:
     return [
         Reply(turn.t("To link your chats, first agree to the privacy notice below, "
                      "then type /link again.")),
-        *greeting(turn.t.language),
+        *greeting(turn.t.language, turn.workspace.periods),
     ]
 
 

@@ -298,7 +298,7 @@ async def use_invite(turn: Turn, code: str) -> list[Outgoing]:
     if resident is None:  # a person exists only from consent: nothing to give a role to
         return [Reply(turn.t("To use this code, first agree to the privacy notice below, "
                              "then type the code again.")),
-                *greeting(turn.t.language)]
+                *greeting(turn.t.language, turn.workspace.periods)]
     where = chat_ref(turn.event.channel, turn.event.user_id)
     # Wrong invite codes and wrong link codes count together: one limit on guessing.
     refused = await too_many_guesses(turn, resident.person_id, "invite code")

@@ -2,23 +2,57 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from handlers.buttons import Agree, Decline, Menu, MenuCommand, PickCommune
 from handlers.drafts import open_drafts_replies
 from handlers.events import Outgoing, Reply
 from handlers.i18n import Translator, translator
 from handlers.state import AwaitCommune, wait_for
-from handlers.turn import Turn, button, language_switch, with_menu
-from storage import communes, queries
+from handlers.turn import Periods, Turn, button, language_switch, with_menu
+from storage import communes, consent, queries
 from storage.communes import Match
-from storage.models import ReachWay, Resident
+from storage.models import ConsentEventKind, ReachWay, Resident
 
 # Bump when the notice text changes: each resident's consent records the version they saw,
 # and a resident who agreed to an earlier one is shown the new one once.
-CONSENT_VERSION = "2026-11-25"
+CONSENT_VERSION = "2026-12-05"
+# Days a chat's numbered choices are kept (bot.app.FORGET_CHOICES), stated in the notice.
+CHOICES_DAYS = 7
 COMMUNE_CHOICES = 8
 
 
-def privacy_notice(t: Translator) -> str:
+def notice_version(periods: Periods) -> str:
+    """The version of the notice as these periods make it: CONSENT_VERSION with the default
+    periods, else a version of its own (the notice states them, so other periods are
+    another text, shown again to everyone once), within Resident.consent_version's 16."""
+    if periods == Periods():
+        return CONSENT_VERSION
+    digest = hashlib.sha256(f"{periods.retention_months}/{periods.outbox_days}".encode())
+    return f"{CONSENT_VERSION}.{digest.hexdigest()[:5]}"
+
+
+def privacy_notice(t: Translator, periods: Periods) -> str:
+    return privacy_basics(t) + "\n\n" + data_rights_notice(t, periods)
+
+
+def data_rights_notice(t: Translator, periods: Periods) -> str:
+    """The notice's part on access, the consent record and how long things are kept (issue
+    20)."""
+    return t(
+        "• Type /mydata to see everything stored about you.\n"
+        "• When you agree, stop or delete your data, that is recorded under a code that "
+        "does not name you, kept after your data is deleted as proof for inspections.\n"
+        "• {months} months after a draft closes, its comments and votes lose every link to "
+        "you. If you have stopped receiving drafts and written nothing for {months} months, "
+        "your data is deleted as with /delete. The record of messages sent to you is kept "
+        "{days} days, the numbers shown beside choices {choices} days.",
+        months=t.number(periods.retention_months), days=t.number(periods.outbox_days),
+        choices=t.number(CHOICES_DAYS),
+    )
+
+
+def privacy_basics(t: Translator) -> str:
     return t(
         "Privacy notice:\n"
         "• If you agree, we store your chat account id, your language, your commune, your "
@@ -33,7 +67,7 @@ def privacy_notice(t: Translator) -> str:
     )
 
 
-def greeting(language: str, replace: bool = False) -> list[Outgoing]:
+def greeting(language: str, periods: Periods, replace: bool = False) -> list[Outgoing]:
     """The first message: who we are, the privacy notice and the consent buttons.
 
     `replace`: shown again in another language, it may take the place of the first one.
@@ -47,14 +81,14 @@ def greeting(language: str, replace: bool = False) -> list[Outgoing]:
         [button(Agree(t.language), t("I agree")), button(Decline(t.language), t("No, thanks"))],
         [language_switch(t)],
     ]
-    return [Reply(f"{notice}\n\n{privacy_notice(t)}", buttons, edit=replace)]
+    return [Reply(f"{notice}\n\n{privacy_notice(t, periods)}", buttons, edit=replace)]
 
 
 def updated_notice(turn: Turn, resident: Resident) -> Reply:
     """Shown once to a resident who agreed to an earlier version of the notice."""
-    resident.notice_version = CONSENT_VERSION
+    resident.notice_version = notice_version(turn.workspace.periods)
     text = turn.t("Our privacy notice has changed. Please read it again:") + "\n\n"
-    text += privacy_notice(turn.t)
+    text += privacy_notice(turn.t, turn.workspace.periods)
     return Reply(text, [[
         button(Agree(turn.t.language), turn.t("I agree")),
         button(Menu(MenuCommand.DELETE), turn.t("Delete my data")),
@@ -65,7 +99,9 @@ async def start(turn: Turn) -> list[Outgoing]:
     """/start: greet a newcomer; welcome back someone who had stopped."""
     resident = turn.resident
     if resident is None:
-        return greeting(turn.t.language)
+        return greeting(turn.t.language, turn.workspace.periods)
+    if not resident.subscribed:  # back after a stop: the consent to receive drafts again
+        await consent.record(turn.session, resident, ConsentEventKind.AGREED, turn.now)
     resident.subscribed = True
     if resident.commune_code is None:
         return ask_commune(turn, resident)
@@ -83,22 +119,25 @@ async def agree(turn: Turn, language: str) -> list[Outgoing]:
     """Consent given: the first moment anything about this person is stored."""
     resident = turn.resident
     if resident is not None:
-        return _agree_again(turn, resident)
+        return await _agree_again(turn, resident)
     resident = await queries.add_resident(
-        turn.session, turn.event.channel, turn.event.user_id, language, CONSENT_VERSION,
-        turn.now,
+        turn.session, turn.event.channel, turn.event.user_id, language,
+        notice_version(turn.workspace.periods), turn.now,
     )
+    await consent.record(turn.session, resident, ConsentEventKind.AGREED, turn.now)
     turn.resident = resident
     turn.t = translator(resident.language)
     return [Reply(turn.t("Thank you. Your consent is recorded.")), *ask_commune(turn, resident)]
 
 
-def _agree_again(turn: Turn, resident: Resident) -> list[Outgoing]:
+async def _agree_again(turn: Turn, resident: Resident) -> list[Outgoing]:
     """An Agree button pressed by someone who already agreed: record a newer notice only."""
-    if resident.consent_version != CONSENT_VERSION:
-        resident.consent_version = CONSENT_VERSION
+    version = notice_version(turn.workspace.periods)
+    if resident.consent_version != version:
+        resident.consent_version = version
         resident.consent_at = turn.now
-        resident.notice_version = CONSENT_VERSION
+        resident.notice_version = version
+        await consent.record(turn.session, resident, ConsentEventKind.AGREED, turn.now)
         text = turn.t("Thank you. Your consent to the updated notice is recorded.")
     else:
         text = turn.t("Your consent is already recorded.")
@@ -126,7 +165,7 @@ async def decline(turn: Turn, language: str) -> list[Outgoing]:
 
 async def choose_language(turn: Turn, language: str) -> list[Outgoing]:
     if turn.resident is None:
-        return greeting(language, replace=True)
+        return greeting(language, turn.workspace.periods, replace=True)
     turn.resident.language = language
     turn.t = translator(language)
     return [with_menu(turn, turn.t("I will write to you in English from now on."))]

@@ -14,6 +14,7 @@ from handlers.i18n import Translator
 from handlers.state import DEFAULT_TIMEOUT
 from storage.flood import DEFAULT_LIMITS, CommentLimits
 from storage.models import Resident
+from storage.retention import DEFAULT_MONTHS
 from storage.roles import Chat
 
 # Limits a person is told about when they exceed them.
@@ -23,12 +24,22 @@ MESSAGE_LIMIT = 2000
 
 
 @dataclass(frozen=True)
+class Periods:
+    """How long the bot keeps what it keeps, as the settings say: the privacy notice states
+    them (handlers.onboarding)."""
+
+    retention_months: int = DEFAULT_MONTHS  # YKIEN_RETENTION_MONTHS (storage.retention)
+    outbox_days: int = 90  # YKIEN_OUTBOX_RETENTION_DAYS: the record of messages sent
+
+
+@dataclass(frozen=True)
 class Workspace:
     """What the officials' commands need from the settings (see handlers.officials)."""
 
     public_url: str = ""  # YKIEN_PUBLIC_URL, where sign-in links point; "" = not set up
     admin_chats: frozenset[Chat] = frozenset()  # YKIEN_ADMIN_IDS: admins of everything
     pseudonym_key: str = ""  # YKIEN_PSEUDONYM_KEY, so chat exports match the CLI's
+    periods: Periods = Periods()
 
 
 @dataclass

@@ -565,3 +565,46 @@ class AuditEntry(Base):
     draft_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: outlives drafts
     subject: Mapped[str] = mapped_column(String(64), default="")  # the person acted upon
     detail: Mapped[str] = mapped_column(String(300), default="")
+
+
+class ConsentEventKind(StrEnum):
+    """What a person did with their consent (storage.consent)."""
+
+    AGREED = "agreed"  # agreed to a version of the privacy notice
+    WITHDRAWN = "withdrawn"  # stopped receiving drafts (/stop, STOP, DỪNG)
+    ERASED = "erased"  # their data was erased (/delete, or the retention period)
+
+
+class ConsentEvent(Base):
+    """One consent event of one chat: the proof an inspection asks for.
+
+    Keyed by the person's pseudonym (storage.audit.pseudonym), never by their id, so the
+    rows survive the person's erasure and then point at no one.
+    """
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    person: Mapped[str] = mapped_column(String(64), index=True)
+    channel: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str] = mapped_column(String(16))
+    notice_version: Mapped[str] = mapped_column(String(16), default="")
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    # Why, where the event alone does not say (an erasure by the retention period).
+    detail: Mapped[str] = mapped_column(String(32), default="")
+
+
+class DataRequest(Base):
+    """A person asked for their data (/mydata): a few a day are answered."""
+
+    __tablename__ = "data_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class DataLink(PersonToken, Base):
+    """A one-time download link of a person's data, for a chat app that takes no file."""
+
+    __tablename__ = "data_links"

@@ -15,7 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.keys import token_hash
-from storage.models import LoginLink, SignInFailure, WebSession
+from storage.models import DataLink, LoginLink, SignInFailure, WebSession
 from storage.queries import affected
 
 LOGIN_LINK_LIFETIME = timedelta(minutes=10)
@@ -30,8 +30,12 @@ def new_token() -> str:
     return secrets.token_urlsafe(TOKEN_BYTES)
 
 
-async def _issue(session: AsyncSession, model: type[LoginLink] | type[WebSession], person_id: int,
-                 now: datetime, lifetime: timedelta) -> str:
+# The tables of tokens given to a person (storage.models.PersonToken).
+TokenModel = type[LoginLink] | type[WebSession] | type[DataLink]
+
+
+async def issue_token(session: AsyncSession, model: TokenModel, person_id: int,
+                      now: datetime, lifetime: timedelta) -> str:
     """A fresh token for the person, stored as its hash; the model's expired rows go."""
     await session.execute(delete(model).where(model.expires_at <= now))
     token = new_token()
@@ -43,22 +47,35 @@ async def _issue(session: AsyncSession, model: type[LoginLink] | type[WebSession
 
 async def new_login_link(session: AsyncSession, person_id: int, now: datetime) -> str:
     """A fresh sign-in token for the person (put it in the link; it is not stored)."""
-    return await _issue(session, LoginLink, person_id, now, LOGIN_LINK_LIFETIME)
+    return await issue_token(session, LoginLink, person_id, now, LOGIN_LINK_LIFETIME)
 
 
 async def login_link_person(session: AsyncSession, token: str, now: datetime) -> int | None:
     """Whose live sign-in link this is, without using it up (a page may be looked at, by a
     preview robot too, without signing anyone in)."""
-    return await session.scalar(select(LoginLink.person_id).where(
-        LoginLink.token_hash == token_hash(token), LoginLink.expires_at > now))
+    return await token_person(session, LoginLink, token, now)
+
+
+async def token_person(session: AsyncSession, model: TokenModel, token: str, now: datetime
+                       ) -> int | None:
+    """Whose live token this is, without using it up."""
+    return await session.scalar(select(model.person_id).where(
+        model.token_hash == token_hash(token), model.expires_at > now))
 
 
 async def spend_login_link(session: AsyncSession, token: str, now: datetime) -> int | None:
     """Use a sign-in link: its person, or None when it is wrong, expired or used (once, even
     with two browsers posting at the same moment on two processes)."""
+    return await spend_token(session, LoginLink, token, now)
+
+
+async def spend_token(session: AsyncSession, model: TokenModel, token: str, now: datetime
+                      ) -> int | None:
+    """Use a one-time token: its person, or None when it is wrong, expired or used (once,
+    even when two requests spend it at the same moment on two processes)."""
     spent = (await session.execute(
-        delete(LoginLink).where(LoginLink.token_hash == token_hash(token))
-        .returning(LoginLink.person_id, LoginLink.expires_at)
+        delete(model).where(model.token_hash == token_hash(token))
+        .returning(model.person_id, model.expires_at)
         .execution_options(synchronize_session=False))).first()
     if spent is None or spent.expires_at <= now:
         return None
@@ -68,7 +85,7 @@ async def spend_login_link(session: AsyncSession, token: str, now: datetime) -> 
 async def start_session(session: AsyncSession, person_id: int, now: datetime) -> str:
     """A new browser session for the person: the token for the cookie (only its hash is
     kept)."""
-    return await _issue(session, WebSession, person_id, now, SESSION_LIFETIME)
+    return await issue_token(session, WebSession, person_id, now, SESSION_LIFETIME)
 
 
 async def session_person(session: AsyncSession, token: str, now: datetime) -> int | None:

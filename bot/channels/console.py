@@ -27,6 +27,16 @@ if TYPE_CHECKING:  # the worker is handed in by whoever runs the console (bot/cl
 INTERACTIVE_DELIVERY_SECONDS = 2.0
 
 
+def _unused(path: Path) -> Path:
+    """`path`, or the first of "name (2).ext", "name (3).ext"… that does not exist: a file
+    already there (an earlier export, someone else's) is never written over."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem} ({number}){path.suffix}")
+    return candidate
+
+
 class ConsoleChannel:
     """A text-only channel on standard input and output."""
 
@@ -71,9 +81,9 @@ class ConsoleChannel:
         elif isinstance(message, LinkedPicture):
             body = f"{message.caption}\n[{message.url}]".strip()
         else:
-            path = self.files_dir / (
+            path = _unused(self.files_dir / (
                 message.filename if isinstance(message, Document) else "picture.png"
-            )
+            ))
             path.write_bytes(message.data)
             body = f"{message.caption}\n[{path}]".strip()
         # A broadcast arriving while the prompt waits goes below it, then the prompt again.

@@ -13,9 +13,9 @@ from bot.cli.command import AddCommand, Subcommands
 from bot.cli.outfile import (
     Refused,
     bytes_replaced_on_success,
+    csv_output,
     export_refusal,
-    replaced_on_success,
-    standard_output,
+    say_written,
 )
 from bot.config import Settings
 from handlers.i18n import Translator
@@ -75,16 +75,12 @@ async def cmd_export(args: argparse.Namespace, settings: Settings, t: Translator
                 count = await _export_xlsx(session, None if to_stdout else target, refusal,
                                            args.draft, key, t)
             else:
-                with (standard_output() if to_stdout
-                      else replaced_on_success(target, refusal)) as out:
+                with csv_output(None if to_stdout else target, refusal) as out:
                     count = await export_csv(session, out, args.draft, key, translate=t)
         except Refused as refused:  # something appeared at the target meanwhile
             print(refused, file=sys.stderr)
             return 1
-    print(t.plural(
-        "Wrote {count} row to {path}.", "Wrote {count} rows to {path}.", count,
-        path=t("standard output") if to_stdout else str(target),
-    ), file=sys.stderr if to_stdout else sys.stdout)
+    say_written(count, None if to_stdout else target, t)
     return 0
 
 

@@ -11,7 +11,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -146,3 +146,17 @@ def standard_output() -> Iterator[TextIO]:
     finally:
         out.flush()
         out.detach()  # leave sys.stdout's buffer open
+
+
+def csv_output(target: Path | None, refusal: Callable[[], str | None]
+               ) -> AbstractContextManager[TextIO]:
+    """Where a CSV goes: the file target (replaced on success), or standard output (None)."""
+    return standard_output() if target is None else replaced_on_success(target, refusal)
+
+
+def say_written(count: int, target: Path | None, t: Translator) -> None:
+    """How many rows went where; on standard error when the rows went to standard output."""
+    print(t.plural(
+        "Wrote {count} row to {path}.", "Wrote {count} rows to {path}.", count,
+        path=t("standard output") if target is None else str(target),
+    ), file=sys.stderr if target is None else sys.stdout)

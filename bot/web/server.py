@@ -44,6 +44,7 @@ async def serve(
     from bot.channels.registry import configured_channels
     from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
+    from bot.web.mydata import mydata_routes
     from bot.web.webhook import (
         DEFAULT_BACKLOG,
         DEFAULT_CHAT_BACKLOG,
@@ -74,7 +75,7 @@ async def serve(
         routes = [
             route for c in channels.values() if isinstance(c, ServesRoutes)
             for route in c.extra_routes()
-        ]
+        ] + mydata_routes(sessionmaker)  # residents' own data, downloaded by link
         timeout = read_timeout or READ_TIMEOUT
         app = make_app(receivers, extra_routes=routes, read_timeout=timeout,
                        sessionmaker=sessionmaker)
@@ -84,7 +85,8 @@ async def serve(
             # aiohttp's keep-alive timer also closes a connection still sending its headers.
             keepalive_timeout=timeout,
         )
-        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery))
+        upkeep = asyncio.create_task(housekeeping(sessionmaker, stop, settings.delivery,
+                                                  settings.retention_months))
         started: list[str] = []
         try:
             for channel in hooked:

@@ -66,7 +66,8 @@ async def join(driver: ChatDriver, user: str = USER) -> None:
     await driver.expect(user, "English")
     await driver.press(user, "English")
     await driver.expect(user, "Privacy notice")
-    assert await count(driver, Resident) == 0  # nothing stored before consent
+    # Nothing stored before consent.
+    assert await count(driver, Resident, Resident.platform_id == user) == 0
     await driver.press(user, "I agree")
     await driver.expect(user, "Which commune")
     await driver.text(user, "cam luong")

@@ -2,7 +2,7 @@
 (encrypted) it is longer than 128 characters (issue 20, parts 3 and 4)
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 Create Date: 2026-12-04 23:00:00
 
 The secrets themselves are not encrypted here: migrations run without settings, so without
@@ -16,7 +16,7 @@ import storage.models
 
 
 revision = '0012'
-down_revision = '0009'
+down_revision = '0011'
 branch_labels = None
 depends_on = None
 
