@@ -15,6 +15,7 @@ from alembic import op
 import sqlalchemy as sa
 
 import storage.models
+from storage import sealing
 
 
 revision = '0011'
@@ -87,7 +88,9 @@ def _record_earlier_consents() -> None:
         'consent_events', sa.column('person'), sa.column('channel'), sa.column('event'),
         sa.column('notice_version'),
         sa.column('at', when), sa.column('detail'))
-    secret = bytes.fromhex(key)
+    # A key sealed by a start with YKIEN_SECRET_KEY (a database migrated down and up again)
+    # is opened with the process's keys, which the command line sets before migrating.
+    secret = bytes.fromhex(sealing.current().open(key, "the audit log's key in app_settings"))
     # storage.consent.pseudonym, as it is today.
     bind.execute(events.insert(), [
         {'person': 'C-' + hmac.digest(
