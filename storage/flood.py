@@ -35,11 +35,14 @@ async def comments_allowed_from(
 ) -> datetime | None:
     """None when the person may comment now; else the moment they may again (when enough of
     their recent comments have left the minute's or the hour's window)."""
-    latest = (await session.scalars(
-        select(Comment.created_at).join(Resident, Resident.id == Comment.resident_id)
-        .where(Resident.person_id == person_id, Comment.created_at > now - HOUR)
-        .order_by(Comment.created_at.desc())
-        .limit(max(limits.per_hour, limits.per_minute)))).all()
+    # No autoflush: the resident's pending changes count for nothing here, and are written
+    # once, by the caller's commit, rather than twice.
+    with session.no_autoflush:
+        latest = (await session.scalars(
+            select(Comment.created_at).join(Resident, Resident.id == Comment.resident_id)
+            .where(Resident.person_id == person_id, Comment.created_at > now - HOUR)
+            .order_by(Comment.created_at.desc())
+            .limit(max(limits.per_hour, limits.per_minute)))).all()
     waits = []
     if len(latest) >= limits.per_hour:
         waits.append(latest[limits.per_hour - 1] + HOUR)

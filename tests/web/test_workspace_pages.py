@@ -20,6 +20,7 @@ from bot.web.draft_form import FORM_MESSAGES
 from handlers.i18n import VIETNAM, translator
 from storage import outbox
 from storage.export import export_csv
+from storage.flood import CommentLimits
 from storage.keys import pseudonym_key
 from storage.models import AuditEntry, Comment, Delivery, DeliveryStatus, Draft, utcnow
 from storage.roles import Role
@@ -453,6 +454,8 @@ async def test_results_and_their_chart(place, service, sessionmaker):
 async def test_comments_are_paged_newest_first_searchable_and_never_name_the_chat(place):
     draft = await make_draft(place.sessionmaker, "Dự thảo", (CAM_TU,))
     await subscribe_here(place.service, "resident-7731")
+    # 25 comments of one person in a moment: past the flood limit, tested in test_flood.py.
+    place.service.comment_limits = CommentLimits(per_minute=100, per_hour=100)
     for number in range(1, 26):
         await place.service.handle(press("resident-7731", f"comment:{draft.id}"))
         await place.service.handle(say("resident-7731", f"Ý kiến thứ {number}"
