@@ -220,9 +220,9 @@ async def test_the_notice_states_the_periods_and_other_periods_are_another_versi
     from handlers.turn import Periods, Workspace
 
     default = ChatService(sessionmaker)
-    greeting = joined(await default.handle(say("u1", "/start")))
-    assert "Type /mydata" in greeting and "24 months after a draft closes" in greeting
-    assert "kept 90 days" in greeting and "choices 7 days" in greeting
+    greeting = joined(await default.handle(say("u1", "/start")))  # in Vietnamese, first
+    assert "Gõ /mydata" in greeting and "24 tháng sau khi một dự thảo kết thúc" in greeting
+    assert "được giữ 90 ngày" in greeting and "lựa chọn được giữ 7 ngày" in greeting
     await subscribe(default, "u1")
     longer = ChatService(sessionmaker, workspace=Workspace(periods=Periods(36, 120)))
     shown = joined(await longer.handle(say("u1", "/help")))
