@@ -545,3 +545,42 @@ class AuditEntry(Base):
     draft_id: Mapped[int | None] = mapped_column(Integer)  # no foreign key: outlives drafts
     subject: Mapped[str] = mapped_column(String(64), default="")  # the person acted upon
     detail: Mapped[str] = mapped_column(String(300), default="")
+
+
+class Handling(StrEnum):
+    """How the drafting body received a comment ("tiếp thu, giải trình")."""
+
+    ACCEPTED = "accepted"
+    PARTLY_ACCEPTED = "partly_accepted"
+    NOT_ACCEPTED = "not_accepted"  # the explanation says why
+    NOTED = "noted"  # noted, or outside the draft's scope
+
+
+class CommentAnswer(Base):
+    """An official's answer to one comment: its handling and the explanation (storage.answers).
+
+    One row per comment, replaced when answered again; goes with the comment.
+    """
+
+    __tablename__ = "comment_answers"
+
+    comment_id: Mapped[int] = mapped_column(
+        ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True
+    )
+    handling: Mapped[str] = mapped_column(String(16))
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    answered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Publication(Base):
+    """A draft's published response: the overall text, its link, and when it was queued to
+    the participants (storage.answers, handlers.publication). One per draft."""
+
+    __tablename__ = "publications"
+
+    draft_id: Mapped[int] = mapped_column(
+        ForeignKey("drafts.id", ondelete="CASCADE"), primary_key=True
+    )
+    summary: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(String(500), default="")
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime)

@@ -27,6 +27,7 @@ from bot.cli.parser import Parser, speak
 from bot.cli.results import add_results_commands
 from bot.cli.role import add_role_commands
 from bot.cli.run import add_run_commands
+from bot.cli.synthesis import add_synthesis_commands
 from bot.cli.web import add_web_commands
 from bot.cli.webhook import add_webhook_commands
 from bot.cli.zalo import add_zalo_commands
@@ -53,7 +54,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     for add_commands in (add_run_commands, add_webhook_commands, add_draft_commands,
                          add_zalo_commands, add_export_commands, add_results_commands,
                          add_communes_commands, add_role_commands, add_web_commands,
-                         add_audit_commands):
+                         add_audit_commands, add_synthesis_commands):
         add_commands(commands, add, t)
     return parser
 
