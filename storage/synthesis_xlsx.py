@@ -188,8 +188,8 @@ def read_answer_sheet(source: str | IO[bytes],
         sheet = book.worksheets[0]
         rows = sheet.iter_rows(values_only=True)
         header = [_cell(value).strip() for value in next(rows, ())][:len(ANSWER_COLUMNS)]
-        expected = [[translate(name) for name in ANSWER_COLUMNS]
-                    for translate in (str, *translations)]
+        languages: list[Callable[[str], str]] = [str, *translations]
+        expected = [[translate(name) for name in ANSWER_COLUMNS] for translate in languages]
         if header not in expected:
             raise ImportRefused([ImportIssue(1, ImportProblem.LAYOUT, " | ".join(header))])
         found = []
