@@ -45,7 +45,8 @@ async def _draft(database_url: str) -> int:
     return draft.id
 
 
-async def test_an_official_answers_comments_and_publishes(database_url, chromium, screenshots):
+async def test_an_official_answers_comments_and_publishes(
+        database_url, chromium, screenshots):  # noqa: F811 (the fixtures imported above)
     async with FakeTelegram() as fake:
         settings = Settings(
             database_url=database_url, telegram_token=fake.token, telegram_api_url=fake.url,
