@@ -5,13 +5,14 @@ nothing), the synthesis table, and publishing the response to exactly the partic
 from __future__ import annotations
 
 import subprocess
+from datetime import timedelta
 
 import openpyxl
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.sending.worker import DeliveryWorker
 from handlers.events import Outgoing, Reply
-from storage.models import AuditEntry, CommentAnswer, Delivery, Handling
+from storage.models import AuditEntry, CommentAnswer, Delivery, Handling, Resident, utcnow
 from tests import ykien_process
 from tests.conftest import cli_environment
 from tests.results_data import WindowChannel, comment, known_consultation, say
@@ -168,7 +169,15 @@ async def test_publishing_reaches_each_participant_once(sessionmaker, service, t
     again = ykien(sessionmaker, tmp_path, "synthesis", "publish", draft)
     assert again.returncode == 0 and "0 messages queued for 4 participants" in again.stdout
 
+    async with sessionmaker() as session, session.begin():  # e: silent for 8 days
+        await session.execute(update(Resident).where(Resident.platform_id == "e")
+                              .values(last_seen_at=utcnow() - timedelta(days=8)))
     channel = Listening()
+    await DeliveryWorker(sessionmaker, {"test": channel}).run_once()
+    assert sorted(channel.texts) == ["a", "f", "g"]  # e's waits for Zalo's window
+    held = ykien(sessionmaker, tmp_path, "synthesis", "status", draft)
+    assert "3 sent, 0 waiting, 1 waiting for Zalo's window" in held.stdout
+    await service.handle(say("e", "/help"))  # e writes again: their message goes
     await DeliveryWorker(sessionmaker, {"test": channel}).run_once()
     assert sorted(channel.texts) == ["a", "e", "f", "g"]
     assert all(len(texts) == 1 for texts in channel.texts.values())
