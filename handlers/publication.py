@@ -36,6 +36,7 @@ from storage.models import (
     Reach,
     Resident,
 )
+from storage.moderation import SHOWN
 from storage.results import Figures, draft_results
 from storage.text import clean_text
 
@@ -92,7 +93,7 @@ async def recipients(session: AsyncSession, draft_id: int) -> list[Recipient]:
                CommentAnswer.explanation)
         .join(Resident, Resident.id == Comment.resident_id)
         .outerjoin(CommentAnswer, CommentAnswer.comment_id == Comment.id)
-        .where(Comment.draft_id == draft_id).order_by(Comment.number))
+        .where(Comment.draft_id == draft_id, SHOWN).order_by(Comment.number))
     for person_id, number, handling, explanation in rows.all():
         comments[person_id].append((number, Handling(handling) if handling else None,
                                     explanation or ""))

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.export import receipt_number
 from storage.models import Comment, CommentAnswer, Handling, Publication
+from storage.moderation import SHOWN
 from storage.text import N_, clean_text, fold
 
 HANDLING_WORDS = {
@@ -78,6 +79,8 @@ def parse_handling(text: str, translations: Sequence[Callable[[str], str]] = (st
 
 
 def _scoped(where: list, communes: Collection[int] | None) -> list:
+    """Hidden comments are not answered (storage.moderation); those of `communes` only."""
+    where.append(SHOWN)
     if communes is not None:
         where.append(Comment.commune_code.in_(sorted(communes)))
     return where

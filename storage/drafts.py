@@ -162,7 +162,7 @@ async def list_drafts(session: AsyncSession, now: datetime) -> list[DraftRow]:
             count(DraftCommune, DraftCommune.draft_id == Draft.id),
             count(Delivery, *broadcast_rows),
             count(Delivery, *broadcast_rows, Delivery.status == DeliveryStatus.SENT),
-            count(Comment, Comment.draft_id == Draft.id),
+            count(Comment, Comment.draft_id == Draft.id, Comment.hidden_at.is_(None)),
             count(Reach, Reach.draft_id == Draft.id),
             count(Vote, Vote.draft_id == Draft.id),
         ).order_by(Draft.id.desc())

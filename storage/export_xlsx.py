@@ -32,6 +32,7 @@ from storage.export import (
     ExportCells,
     export_query,
     export_titles,
+    hidden_words,
     neutralise,
     pseudonym_key,
     widen,
@@ -52,9 +53,9 @@ DAY = timedelta(days=1)
 
 SUMMARY, COMMENTS, VOTES = N_("Summary"), N_("Comments"), N_("Votes")
 (DRAFT_NO, TITLE, KIND, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT, VOTE,
- FORWARDED) = COLUMNS
+ FORWARDED, HIDDEN) = COLUMNS
 COMMENT_COLUMNS = (DRAFT_NO, TITLE, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT,
-                   FORWARDED)
+                   FORWARDED, HIDDEN)
 VOTE_COLUMNS = (DRAFT_NO, TITLE, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, VOTE)
 FIGURE_COLUMNS = (N_("Reached"), N_("Waiting for Zalo's window"), N_("Unreachable"),
                   N_("Comments"), N_("Votes"), N_("Took part"), N_("Participation"))
@@ -163,8 +164,9 @@ class _Writer:
             sheet.write_number(row, column + 1, _serial(at), self.date)
             if comment:
                 sheet.write_string(row, column + 2, neutralise(text), self.wrap)
-                if forwarded:
-                    sheet.write_string(row, column + 3, self.cells.forwarded)
+                for place, cell in enumerate(self.cells.mark_cells(forwarded), start=3):
+                    if cell:
+                        sheet.write_string(row, column + place, cell)
             else:
                 sheet.write_string(row, column + 2, self.labels(vote))
         if self.people.cache_info().currsize > 200_000:  # as the CSV's pseudonym cache
@@ -250,7 +252,8 @@ async def export_xlsx(
     results = [found for draft in titles
                if (found := await draft_results(session, draft, scope)) is not None]
     cells = ExportCells(titles, {kind: translate(word) for kind, word in KINDS.items()},
-                        translate(ANONYMOUS), secret, translate(FORWARDED_MARK))
+                        translate(ANONYMOUS), secret, translate(FORWARDED_MARK),
+                        hidden_words(translate))
     book = Workbook(out, {
         "constant_memory": True,
         # Text stays text: never a formula, a number or a link.

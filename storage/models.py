@@ -318,6 +318,11 @@ class Comment(Base):
     # Forwarded from someone else (or sent through an inline bot): kept, and marked as such.
     forwarded: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Hidden by an official (storage.moderation): why (a ModerationReason, "" while shown),
+    # their note, and when. Left out of results and counts, kept in exports marked so.
+    hidden_reason: Mapped[str] = mapped_column(String(16), default="")
+    hidden_note: Mapped[str] = mapped_column(String(300), default="")
+    hidden_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Vote(Base):

@@ -31,6 +31,7 @@ from storage.answers import (
 from storage.charts import commune_name
 from storage.export import FORMULA_STARTS, neutralise
 from storage.models import Comment, Handling
+from storage.moderation import SHOWN
 from storage.text import N_
 
 ANSWER_SHEET = N_("Answers")
@@ -242,7 +243,7 @@ async def import_answers(session: AsyncSession, rows: Sequence[SheetRow], now: d
         for start in range(0, len(numbers), 500):
             found = await session.execute(
                 select(Comment.number, Comment.id, Comment.text)
-                .where(Comment.draft_id == draft_id,
+                .where(Comment.draft_id == draft_id, SHOWN,
                        Comment.number.in_(numbers[start:start + 500])))
             stored.update({(draft_id, number): (id_, text) for number, id_, text in found})
     answers: list[tuple[int, int, Answer]] = []  # (draft, comment id, answer)

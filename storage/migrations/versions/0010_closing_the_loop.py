@@ -1,4 +1,5 @@
-"""answers to comments ("tiếp thu, giải trình") and published responses (issue 18)
+"""answers to comments ("tiếp thu, giải trình"), published responses, hidden comments
+(issue 18)
 
 Revision ID: 0010
 Revises: 0009
@@ -26,6 +27,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['comment_id'], ['comments.id'], name=op.f('fk_comment_answers_comment_id_comments'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('comment_id', name=op.f('pk_comment_answers'))
     )
+    with op.batch_alter_table('comments', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('hidden_reason', sa.String(length=16), nullable=False,
+                                      server_default=''))
+        batch_op.add_column(sa.Column('hidden_note', sa.String(length=300), nullable=False,
+                                      server_default=''))
+        batch_op.add_column(sa.Column('hidden_at', storage.models.UtcDateTime(timezone=True),
+                                      nullable=True))
     op.create_table('publications',
     sa.Column('draft_id', sa.Integer(), nullable=False),
     sa.Column('summary', sa.Text(), nullable=False),
@@ -39,3 +47,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('publications')
     op.drop_table('comment_answers')
+    with op.batch_alter_table('comments', schema=None) as batch_op:
+        batch_op.drop_column('hidden_at')
+        batch_op.drop_column('hidden_note')
+        batch_op.drop_column('hidden_reason')
