@@ -61,6 +61,8 @@ class AuditAction(StrEnum):
     ANSWERED = "answered"
     ANSWERS_IMPORTED = "answers_imported"  # from a spreadsheet (detail: how many changed)
     PUBLISHED = "published"  # the response queued to the participants (detail: how many)
+    COMMENT_HIDDEN = "comment_hidden"  # detail: the receipt number and the reason
+    COMMENT_SHOWN = "comment_shown"  # shown again (detail: the receipt number)
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -88,6 +90,8 @@ ACTION_WORDS = {
     AuditAction.ANSWERED: N_("comments answered"),
     AuditAction.ANSWERS_IMPORTED: N_("answers imported from a spreadsheet"),
     AuditAction.PUBLISHED: N_("response published"),
+    AuditAction.COMMENT_HIDDEN: N_("comment hidden"),
+    AuditAction.COMMENT_SHOWN: N_("comment shown again"),
 }
 
 

@@ -86,9 +86,9 @@ DONE_WORDS = {
 }
 
 
-def _answer_scope(request: web.Request, found: InScope) -> frozenset[int] | None:
-    """The communes whose comments on this draft the person may answer (None: all); 403
-    when none."""
+def edit_scope(request: web.Request, found: InScope) -> frozenset[int] | None:
+    """The communes whose comments on this draft the person may answer or hide (None: all);
+    403 when none."""
     authority = signed_in(request).authority
     editable = authority.communes(Permission.EDIT)
     if editable is None:
@@ -98,9 +98,9 @@ def _answer_scope(request: web.Request, found: InScope) -> frozenset[int] | None
     return editable
 
 
-def _may_answer(request: web.Request, found: InScope) -> bool:
+def may_edit_comments(request: web.Request, found: InScope) -> bool:
     try:
-        _answer_scope(request, found)
+        edit_scope(request, found)
     except web.HTTPForbidden:
         return False
     return True
@@ -145,7 +145,7 @@ async def _answers_view(request: web.Request, session: AsyncSession, found: InSc
             "explanation": comment.explanation,
         } for comment in comments],
         "handlings": [(handling.value, t(words)) for handling, words in HANDLING_WORDS.items()],
-        "may_answer": _may_answer(request, found), "problem": problem, "notice": notice,
+        "may_answer": may_edit_comments(request, found), "problem": problem, "notice": notice,
         "kept": kept or {"handling": "", "explanation": "", "chosen": set()},
     }, status)
 
@@ -177,7 +177,7 @@ async def answer(request: web.Request) -> web.Response:
     back = str(post.get("back", ""))
     async with session_of(request) as session, session.begin():
         found = await draft_in_scope(request, session)
-        scope = _answer_scope(request, found)
+        scope = edit_scope(request, found)
         kept = {"handling": handling_text, "explanation": explanation, "chosen": chosen or set()}
         if chosen is None:
             raise refusal(request, 400, t("The form was not understood. Reload the page and "
