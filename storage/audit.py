@@ -63,6 +63,7 @@ class AuditAction(StrEnum):
     PUBLISHED = "published"  # the response queued to the participants (detail: how many)
     COMMENT_HIDDEN = "comment_hidden"  # detail: the receipt number and the reason
     COMMENT_SHOWN = "comment_shown"  # shown again (detail: the receipt number)
+    REMINDERS = "reminders"  # a draft's reminders turned on or off (detail: on or off)
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -92,6 +93,7 @@ ACTION_WORDS = {
     AuditAction.PUBLISHED: N_("response published"),
     AuditAction.COMMENT_HIDDEN: N_("comment hidden"),
     AuditAction.COMMENT_SHOWN: N_("comment shown again"),
+    AuditAction.REMINDERS: N_("reminders turned on or off"),
 }
 
 

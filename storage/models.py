@@ -211,6 +211,9 @@ class Draft(Base):
     comment_count: Mapped[int] = mapped_column(Integer, default=0)
     # An official paused the broadcast: its queued messages wait until it is resumed.
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Remind who has not taken part before the deadline (handlers.reminders); an official
+    # may turn it off.
+    reminders: Mapped[bool] = mapped_column(Boolean, default=True)
 
     options: Mapped[list[PollOption]] = relationship(
         order_by="PollOption.position", lazy="selectin", cascade="all, delete-orphan"

@@ -24,6 +24,7 @@ from bot.cli.errors import (
 )
 from bot.cli.export import add_export_commands
 from bot.cli.parser import Parser, speak
+from bot.cli.reminders import add_reminders_commands
 from bot.cli.results import add_results_commands
 from bot.cli.role import add_role_commands
 from bot.cli.run import add_run_commands
@@ -54,7 +55,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     for add_commands in (add_run_commands, add_webhook_commands, add_draft_commands,
                          add_zalo_commands, add_export_commands, add_results_commands,
                          add_communes_commands, add_role_commands, add_web_commands,
-                         add_audit_commands, add_synthesis_commands):
+                         add_audit_commands, add_synthesis_commands, add_reminders_commands):
         add_commands(commands, add, t)
     return parser
 

@@ -1,5 +1,5 @@
-"""answers to comments ("tiếp thu, giải trình"), published responses, hidden comments
-(issue 18)
+"""answers to comments ("tiếp thu, giải trình"), published responses, hidden comments,
+reminders (issue 18)
 
 Revision ID: 0010
 Revises: 0009
@@ -34,6 +34,9 @@ def upgrade() -> None:
                                       server_default=''))
         batch_op.add_column(sa.Column('hidden_at', storage.models.UtcDateTime(timezone=True),
                                       nullable=True))
+    with op.batch_alter_table('drafts', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('reminders', sa.Boolean(), nullable=False,
+                                      server_default=sa.true()))
     op.create_table('publications',
     sa.Column('draft_id', sa.Integer(), nullable=False),
     sa.Column('summary', sa.Text(), nullable=False),
@@ -47,6 +50,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('publications')
     op.drop_table('comment_answers')
+    with op.batch_alter_table('drafts', schema=None) as batch_op:
+        batch_op.drop_column('reminders')
     with op.batch_alter_table('comments', schema=None) as batch_op:
         batch_op.drop_column('hidden_at')
         batch_op.drop_column('hidden_note')
