@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.events import Reply
 from handlers.i18n import Translator, translator
 from handlers.payload import queue_reply
+from storage import outbox
 from storage.answers import HANDLING_WORDS, answer_counts, publication_of
 from storage.charts import commune_name
 from storage.drafts import DraftState, draft_state
@@ -28,7 +29,6 @@ from storage.export import receipt_number
 from storage.models import (
     Comment,
     CommentAnswer,
-    Delivery,
     DeliveryStatus,
     Draft,
     Handling,
@@ -46,8 +46,11 @@ LINK_LIMIT = 500  # Publication.link
 ANSWERS_LISTED = 10  # a person's answers in the message; more are counted
 
 
+RESPONSE_PREFIX = "response:"
+
+
 def response_key(draft_id: int, person_id: int) -> str:
-    return f"response:{draft_id}:{person_id}"
+    return f"{RESPONSE_PREFIX}{draft_id}:{person_id}"
 
 
 class PublishRefusal(StrEnum):
@@ -199,9 +202,4 @@ async def publish(session: AsyncSession, draft: Draft, summary: str, link: str,
 
 async def response_progress(session: AsyncSession, draft_id: int) -> dict[DeliveryStatus, int]:
     """The response's messages by status (sent, held for the window, waiting…)."""
-    rows = await session.execute(
-        select(Delivery.status, func.count())
-        .where(Delivery.draft_id.is_(None),
-               Delivery.dedup_key.like(response_key(draft_id, 0).removesuffix("0") + "%"))
-        .group_by(Delivery.status))
-    return {DeliveryStatus(status): count for status, count in rows.all()}
+    return await outbox.keyed_counts(session, f"{RESPONSE_PREFIX}{draft_id}:")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from handlers.drafts import render_draft
@@ -22,7 +22,6 @@ from handlers.payload import queue_reply
 from storage import outbox
 from storage.drafts import REMINDER_PREFIX
 from storage.models import (
-    Delivery,
     DeliveryStatus,
     Draft,
     DraftCommune,
@@ -94,9 +93,4 @@ async def set_reminders(session: AsyncSession, draft: Draft, on: bool, now: date
 
 async def reminder_counts(session: AsyncSession, draft_id: int) -> dict[DeliveryStatus, int]:
     """The draft's reminders by status (sent, waiting, held for the window…)."""
-    rows = await session.execute(
-        select(Delivery.status, func.count())
-        .where(Delivery.draft_id == draft_id,
-               Delivery.dedup_key.like(reminder_key(draft_id, 0).removesuffix("0") + "%"))
-        .group_by(Delivery.status))
-    return {DeliveryStatus(status): count for status, count in rows.all()}
+    return await outbox.keyed_counts(session, f"{REMINDER_PREFIX}{draft_id}:")

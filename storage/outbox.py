@@ -557,6 +557,16 @@ async def expire_texts(session: AsyncSession, draft_id: int, key_prefix: str,
     return affected(result)
 
 
+async def keyed_counts(session: AsyncSession, key_prefix: str) -> dict[DeliveryStatus, int]:
+    """The ready messages whose key starts so (a draft's reminders, its response), by
+    status."""
+    rows = await session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.dedup_key.startswith(key_prefix, autoescape=True))
+        .group_by(Delivery.status))
+    return {DeliveryStatus(status): count for status, count in rows.all()}
+
+
 async def _requeue(
     session: AsyncSession, draft_id: int, status: DeliveryStatus, now: datetime
 ) -> int:

@@ -7,9 +7,9 @@ Exit codes: 0 done, 1 no such draft, 2 bad input (argparse).
 from __future__ import annotations
 
 import argparse
-import sys
 
 from bot.cli.command import AddCommand, Subcommands
+from bot.cli.draft import _draft_or_say
 from bot.config import Settings
 from handlers.i18n import Translator
 
@@ -34,12 +34,10 @@ async def cmd_reminders(args: argparse.Namespace, settings: Settings, t: Transla
     from storage import audit
     from storage.db import open_database
     from storage.models import DeliveryStatus, utcnow
-    from storage.queries import get_draft
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await get_draft(session, args.id)
+        draft = await _draft_or_say(session, args.id, t)
         if draft is None:
-            print(t("There is no draft no. {id}.", id=args.id), file=sys.stderr)
             return 1
         if args.reminders_command != "status":
             wanted = args.reminders_command == "on"

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
+from bot.cli.draft import _draft_or_say
 from bot.config import Settings
 from handlers.i18n import N_, Translator
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
 
     from handlers.publication import PublishRefused
-    from storage.models import Draft
     from storage.synthesis_xlsx import ImportIssue
 
 IMPORT_WORDS = {
@@ -77,16 +76,6 @@ def add_synthesis_commands(commands: Subcommands, add: AddCommand, t: Translator
     status.add_argument("id", type=int, help=t("draft number"))
 
 
-async def _draft(session: AsyncSession, draft_id: int, t: Translator) -> Draft | None:
-    from storage.queries import get_draft
-
-    draft = await get_draft(session, draft_id)
-    if draft is None:
-        print(t("There is no draft no. {id}; nothing was written.", id=draft_id),
-              file=sys.stderr)
-    return draft
-
-
 def _xlsx_refusal(target: Path, force: bool, settings: Settings, t: Translator) -> str | None:
     from bot.cli.outfile import export_refusal
 
@@ -113,7 +102,7 @@ async def _write(args: argparse.Namespace, settings: Settings, t: Translator,
         print(reason, file=sys.stderr)
         return 1
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft(session, args.draft, t)
+        draft = await _draft_or_say(session, args.draft, t)
         if draft is None:
             return 1
         comments, _ = await answered_comments(session, draft.id)
@@ -189,7 +178,7 @@ async def cmd_publish(args: argparse.Namespace, settings: Settings, t: Translato
     from storage.models import utcnow
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft(session, args.id, t)
+        draft = await _draft_or_say(session, args.id, t)
         if draft is None:
             return 1
         now = utcnow()
@@ -218,7 +207,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings, t: Translator
     from storage.models import DeliveryStatus
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft(session, args.id, t)
+        draft = await _draft_or_say(session, args.id, t)
         if draft is None:
             return 1
         counts = await answer_counts(session, draft.id)

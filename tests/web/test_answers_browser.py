@@ -14,7 +14,6 @@ import asyncio
 import aiohttp
 import pytest
 
-from bot.config import Settings
 from tests.channels.fake_telegram import FakeTelegram
 from tests.chat import make_draft
 from tests.officials import LINK
@@ -26,12 +25,12 @@ from tests.web.test_browser import (  # noqa: F401 (fixtures)
     chromium,
     downloads,
     screenshots,
+    served_settings,
 )
-from tests.web.test_webhook import SECRET, Server, WebhookChat, reply_to
+from tests.web.test_webhook import Server, WebhookChat, reply_to
 
 pytestmark = pytest.mark.usefixtures("brisk_chats")
 
-PUBLIC_URL = "http://ykien.test"
 RESIDENTS = (3201, 3202)
 TITLE = "Dự thảo Quy định về giờ họp chợ"
 SAID = ("Nên họp chợ từ 5 giờ sáng.", "Chợ cần thêm chỗ để xe.")
@@ -48,10 +47,7 @@ async def _draft(database_url: str) -> int:
 async def test_an_official_answers_comments_and_publishes(
         database_url, chromium, screenshots):  # noqa: F811 (the fixtures imported above)
     async with FakeTelegram() as fake:
-        settings = Settings(
-            database_url=database_url, telegram_token=fake.token, telegram_api_url=fake.url,
-            telegram_webhook_secret=SECRET, public_url=PUBLIC_URL,
-            telegram_messages_per_second=0)
+        settings = served_settings(database_url, fake)
         async with running_server(settings) as url, aiohttp.ClientSession() as http:
             server = Server(fake, url, http)
             draft_id = await _draft(database_url)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import io
 
-import pytest
 from sqlalchemy import select
 
 from storage.models import AuditEntry, Comment
@@ -16,14 +15,7 @@ from storage.results import draft_results
 from storage.roles import Role
 from tests.chat import BA_DINH, CAM_TU, joined
 from tests.results_data import known_consultation, say
-from tests.web.test_answers_pages import in_english
-from tests.web.workspace import workspace
-
-
-@pytest.fixture
-async def place(sessionmaker, database_url):
-    async with workspace(sessionmaker, database_url) as opened:
-        yield opened
+from tests.web.test_answers_pages import in_english, place  # noqa: F401 (a fixture)
 
 
 async def comment_id(sessionmaker, text: str) -> int:
@@ -50,7 +42,8 @@ async def audit(sessionmaker) -> list[tuple[str, str]]:
     return [(row.action, row.detail) for row in rows]
 
 
-async def test_a_hidden_comment_is_left_out_and_kept_marked(sessionmaker, service, place):
+async def test_a_hidden_comment_is_left_out_and_kept_marked(
+        sessionmaker, service, place):  # noqa: F811 (the fixture imported above)
     known = await known_consultation(sessionmaker, service)
     draft = known.draft.id
     assert await figures(sessionmaker, draft) == (5, 4, 1)

@@ -3,20 +3,12 @@ steer the draft (audited), refused to staff and to another commune's official.""
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from storage.models import AuditEntry, Draft
 from storage.roles import Role
 from tests.chat import BA_DINH, CAM_TU, make_draft
-from tests.web.test_answers_pages import in_english
-from tests.web.workspace import workspace
-
-
-@pytest.fixture
-async def place(sessionmaker, database_url):
-    async with workspace(sessionmaker, database_url) as opened:
-        yield opened
+from tests.web.test_answers_pages import in_english, place  # noqa: F401 (a fixture)
 
 
 async def reminders_on(sessionmaker, draft_id: int) -> bool:
@@ -24,7 +16,7 @@ async def reminders_on(sessionmaker, draft_id: int) -> bool:
         return bool(await session.scalar(select(Draft.reminders).where(Draft.id == draft_id)))
 
 
-async def test_the_reminders_switch(sessionmaker, place):
+async def test_the_reminders_switch(sessionmaker, place):  # noqa: F811 (imported above)
     mine = await make_draft(sessionmaker, "Lịch họp thôn", (CAM_TU,))
     theirs = await make_draft(sessionmaker, "Chợ đêm", (BA_DINH,))
     official = await in_english(place.sign_in("cb"))
