@@ -16,6 +16,7 @@ from bot.config import DeliveryConfig, Settings
 from bot.sending.worker import DeliveryWorker
 from bot.service import ChatService
 from handlers.onboarding import CHOICES_DAYS
+from handlers.reminders import queue_reminders
 from storage import choices, communes, inbound, outbox, queries, retention
 from storage.db import open_database
 from storage.models import utcnow
@@ -46,8 +47,11 @@ async def housekeeping(
                 purged = await outbox.purge(session, now - timedelta(days=delivery.retention_days))
                 # Numbers shown a week ago are no longer on anyone's screen.
                 await choices.forget_before(session, now - FORGET_CHOICES)
+                reminded = await queue_reminders(session, now, delivery.reminder_days)
             if purged:
                 log.info("housekeeping: %d finished outbox rows purged", purged)
+            if reminded:
+                log.info("housekeeping: %d reminders queued", reminded)
             await daily_purge(sessionmaker, retention_months)
         except Exception:
             log.exception("housekeeping failed; trying again later")

@@ -84,6 +84,7 @@ class DeliveryConfig:
     retry_cap_seconds: float = 3600.0  # the longest wait between two attempts
     max_attempts: int = 12  # then the row is failed (an expiry may end it sooner)
     retention_days: int = 90  # finished rows older than this are purged
+    reminder_days: int = 2  # remind who has not taken part this long before a deadline (0: never)
     idle_seconds: float = 1.0  # how often an idle worker looks for new work
 
 
@@ -147,6 +148,8 @@ class Settings(BaseSettings):
     # Comments and votes of drafts closed this long lose their link to persons; persons
     # silent and unsubscribed this long are erased (storage.retention).
     retention_months: int = _whole(24, 1, 1200)
+    # Days before a draft's deadline to remind its silent subscribers (0: no reminders).
+    reminder_days: int = _whole(2, 0, 60)
 
     @classmethod
     def settings_customise_sources(
@@ -227,7 +230,8 @@ class Settings(BaseSettings):
         "conversation_timeout_minutes", "webhook_lease_seconds", "delivery_concurrency",
         "delivery_lease_seconds", "delivery_retry_base_seconds", "delivery_retry_cap_seconds",
         "delivery_max_attempts", "outbox_retention_days", "telegram_messages_per_second",
-        "comments_per_minute", "comments_per_hour", "retention_months", mode="before",
+        "comments_per_minute", "comments_per_hour", "retention_months", "reminder_days",
+        mode="before",
     )
     @classmethod
     def _ascii_number(cls, value: Any) -> Any:
@@ -249,6 +253,7 @@ class Settings(BaseSettings):
             retry_cap_seconds=self.delivery_retry_cap_seconds,
             max_attempts=self.delivery_max_attempts,
             retention_days=self.outbox_retention_days,
+            reminder_days=self.reminder_days,
         )
 
     def __repr__(self) -> str:  # never print secrets in logs

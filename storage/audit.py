@@ -57,6 +57,13 @@ class AuditAction(StrEnum):
     EXPORTED = "exported"  # detail: the format and the communes it was limited to
     RESULTS_READ = "results_read"  # a draft's figures and chart asked for in a chat
     RETRIED = "retried"  # failed messages queued again (detail: how many)
+    # Answering comments (issue 18): detail says how many and the handling.
+    ANSWERED = "answered"
+    ANSWERS_IMPORTED = "answers_imported"  # from a spreadsheet (detail: how many changed)
+    PUBLISHED = "published"  # the response queued to the participants (detail: how many)
+    COMMENT_HIDDEN = "comment_hidden"  # detail: the receipt number and the reason
+    COMMENT_SHOWN = "comment_shown"  # shown again (detail: the receipt number)
+    REMINDERS = "reminders"  # a draft's reminders turned on or off (detail: on or off)
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -81,6 +88,12 @@ ACTION_WORDS = {
     AuditAction.EXPORTED: N_("comments and votes downloaded"),
     AuditAction.RESULTS_READ: N_("results read"),
     AuditAction.RETRIED: N_("failed messages queued again"),
+    AuditAction.ANSWERED: N_("comments answered"),
+    AuditAction.ANSWERS_IMPORTED: N_("answers imported from a spreadsheet"),
+    AuditAction.PUBLISHED: N_("response published"),
+    AuditAction.COMMENT_HIDDEN: N_("comment hidden"),
+    AuditAction.COMMENT_SHOWN: N_("comment shown again"),
+    AuditAction.REMINDERS: N_("reminders turned on or off"),
 }
 
 

@@ -30,6 +30,9 @@ class CommentRow:
     commune_code: int | None
     text: str
     created_at: datetime
+    id: int = 0
+    hidden_reason: str = ""  # why an official hid it ("" while shown: storage.moderation)
+    hidden_note: str = ""
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ async def comments_page(
     where = [Comment.draft_id == draft_id]
     if communes is not None:
         where.append(Comment.commune_code.in_(sorted(communes)))
-    query = (select(Comment.number, Comment.commune_code, Comment.text, Comment.created_at)
+    query = (select(Comment.number, Comment.commune_code, Comment.text, Comment.created_at,
+                    Comment.id, Comment.hidden_reason, Comment.hidden_note)
              .where(*where).order_by(Comment.created_at.desc(), Comment.id.desc()))
     wanted = fold(search)
     if not wanted:
@@ -67,8 +71,10 @@ async def comments_page(
     return CommentsPage(rows, total)
 
 
-def _row(draft_id: int, number: int, code: int | None, text: str, at: datetime) -> CommentRow:
-    return CommentRow(receipt_number(draft_id, number), code, text, at)
+def _row(draft_id: int, number: int, code: int | None, text: str, at: datetime,
+         comment_id: int, reason: str, note: str) -> CommentRow:
+    return CommentRow(receipt_number(draft_id, number), code, text, at, comment_id, reason,
+                      note)
 
 
 def _searched_number(search: str, draft_id: int) -> int | None:

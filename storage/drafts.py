@@ -36,6 +36,7 @@ from storage.models import (
 from storage.queries import affected, dialect_insert
 from storage.text import N_
 
+REMINDER_PREFIX = "reminder:"  # the outbox keys of reminders (handlers.reminders)
 
 @dataclass
 class DraftSpec:
@@ -162,7 +163,7 @@ async def list_drafts(session: AsyncSession, now: datetime) -> list[DraftRow]:
             count(DraftCommune, DraftCommune.draft_id == Draft.id),
             count(Delivery, *broadcast_rows),
             count(Delivery, *broadcast_rows, Delivery.status == DeliveryStatus.SENT),
-            count(Comment, Comment.draft_id == Draft.id),
+            count(Comment, Comment.draft_id == Draft.id, Comment.hidden_at.is_(None)),
             count(Reach, Reach.draft_id == Draft.id),
             count(Vote, Vote.draft_id == Draft.id),
         ).order_by(Draft.id.desc())
@@ -185,6 +186,8 @@ async def close_draft(session: AsyncSession, draft: Draft, now: datetime) -> boo
     draft.status = DraftStatus.CLOSED
     draft.closed_at = now
     await outbox.expire_waiting(session, draft.id, outbox.why_expired(draft, now))
+    # Reminders to comment are pointless once comments are closed (handlers.reminders).
+    await outbox.expire_texts(session, draft.id, REMINDER_PREFIX, outbox.why_expired(draft, now))
     return True
 
 

@@ -66,6 +66,7 @@ from storage.models import (
     Resident,
     Vote,
 )
+from storage.moderation import REASON_WORDS, ModerationReason
 from storage.text import N_
 
 # Cells starting with these are formulas to Excel and LibreOffice (CSV injection).
@@ -75,7 +76,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = (
     N_("Draft no."), N_("Draft title"), N_("Kind"), N_("Receipt no."), N_("Commune code"),
     N_("Commune"), N_("Province"), N_("Resident"), N_("Time"), N_("Comment"), N_("Vote"),
-    N_("Forwarded"),
+    N_("Forwarded"), N_("Hidden"),
 )
 KINDS = {"comment": N_("comment"), "vote": N_("vote")}
 ANONYMOUS = N_("anonymous")
@@ -87,6 +88,11 @@ FORWARDED_MARK = N_("yes")
 BATCH = 10_000
 # Pseudonyms kept between batches; the cache is emptied when it grows past this.
 PSEUDONYM_CACHE = 200_000
+
+
+def hidden_words(translate: Callable[[str], str]) -> dict[str, str]:
+    """What the Hidden column says for each reason, in the export's language."""
+    return {reason.value: translate(words) for reason, words in REASON_WORDS.items()}
 
 
 def neutralise(value: str) -> str:
@@ -133,6 +139,18 @@ def _text(value: Any) -> ColumnElement[Any]:
     return cast(value, String)
 
 
+def _marks(forwarded: Any, hidden_reason: Any) -> ColumnElement[Any]:
+    """A comment's marks as one code: "1" if forwarded, then the reason it was hidden
+    ("", "1", "spam", "1spam"…); `ExportCells.mark_cells` turns it into the two cells."""
+    return case((forwarded, "1"), else_="") + hidden_reason
+
+
+def mark_codes() -> list[str]:
+    """Every code `_marks` can give."""
+    reasons = ["", *(reason.value for reason in ModerationReason)]
+    return [*reasons, *("1" + reason for reason in reasons)]
+
+
 def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int | None = None,
                  communes: Collection[int] | None = None) -> Select[Any]:
     """The export's rows in order, every column text and none NULL: draft no., kind, receipt
@@ -158,7 +176,7 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
             func.coalesce(_text(Comment.commune_code), "").label("code"),
             person.label("person"), Comment.created_at.label("at"),
             Comment.text, literal("").label("vote"), Comment.id.label("row_id"),
-            case((Comment.forwarded, "1"), else_="").label("forwarded"),
+            _marks(Comment.forwarded, Comment.hidden_reason).label("forwarded"),
         )
         .outerjoin(Resident, Resident.id == Comment.resident_id)
     )
@@ -214,7 +232,8 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None,
             func.coalesce(Comment.commune_code, "").label("code"),
             func.coalesce(Resident.person_id, "").label("person"),
             Comment.created_at.label("at"), Comment.text, literal("").label("vote"),
-            Comment.id.label("row_id"), Comment.forwarded,
+            Comment.id.label("row_id"),
+            _marks(Comment.forwarded, Comment.hidden_reason).label("forwarded"),
         )
         .outerjoin(Resident, Resident.id == Comment.resident_id)
     )
@@ -225,7 +244,7 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None,
             func.coalesce(Resident.person_id, "").label("person"),
             Vote.updated_at.label("at"), literal("").label("text"),
             PollOption.label.label("vote"), Vote.id.label("row_id"),
-            literal(0).label("forwarded"),
+            literal("").label("forwarded"),
         )
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
@@ -264,7 +283,7 @@ def widen(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     return [
         (head >> 1, "vote" if head & 1 else "comment",
          "" if number == "" else receipt_number(head >> 1, number),
-         str(code), _person_key(person), at, text, vote, "1" if forwarded else "")
+         str(code), _person_key(person), at, text, vote, forwarded)
         for head, number, code, person, at, text, vote, forwarded in rows
     ]
 
@@ -363,14 +382,14 @@ def _sql_cell(value: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 def _copy_query(rows: Select[Any], heads: dict[int, tuple[str, str]], kinds: dict[str, str],
-                offset: str, forwarded: str) -> Select[Any]:
+                offset: str, marks: dict[str, str]) -> Select[Any]:
     """The export's rows as PostgreSQL writes most of each line, in four text columns: the
     cells before the resident's ("3,Title,comment,3-17,15148,Xã …,Tỉnh …,"), the resident as
     `export_query` gives it, the UTC hour "YYYY-MM-DD HH", and the rest (":MM:SS+07:00,
-    comment,vote,forwarded", `offset` being the usual one, `forwarded` the cell of a
-    forwarded comment). The export turns the resident into their pseudonym (the key never
-    leaves this process) and the UTC hour into Vietnam's. `heads` holds each draft's first
-    three cells per kind."""
+    comment,vote,forwarded,hidden", `offset` being the usual one, `marks` the last two
+    cells after their commas, by `_marks`' code). The export turns the resident into their
+    pseudonym (the key never leaves this process) and the UTC hour into Vietnam's. `heads`
+    holds each draft's first three cells per kind."""
     both = rows.get_final_froms()[0]  # the union of comments and votes
     utc = func.timezone("UTC", both.c.at)
     head = values(column("draft_id", Integer), column("comment", String),
@@ -400,7 +419,8 @@ def _copy_query(rows: Select[Any], heads: dict[int, tuple[str, str]], kinds: dic
     # a comment has no vote, a vote no comment: one cell to work out per row
     after = case((comment, "," + _sql_cell(both.c.text) + ","),
                  else_=",," + _sql_cell(both.c.vote)) + case(
-        (both.c.forwarded == "1", literal("," + forwarded)), else_=",")
+        *((both.c.forwarded == code, literal(cells)) for code, cells in marks.items()),
+        else_=",,")
     return (
         select(before.label("before"), func.coalesce(cast(both.c.person, String), "")
                .label("person"),
@@ -461,12 +481,23 @@ def _write_sqlite_file(path: str, sql: str, batch: int,
 
 class ExportCells:
     """The cells every export shows the same way (CSV and XLSX): a draft's title neutralised,
-    a commune's code, name and province, a resident's pseudonym, the forwarded mark."""
+    a commune's code, name and province, a resident's pseudonym, the forwarded and hidden
+    marks."""
 
     def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
-                 secret: bytes, forwarded: str = "yes") -> None:
+                 secret: bytes, forwarded: str = "yes",
+                 hidden: dict[str, str] | None = None) -> None:
         self.titles, self.kinds, self.anonymous, self.secret = titles, kinds, anonymous, secret
         self.forwarded = neutralise(forwarded)  # the mark of a forwarded comment
+        # why a comment was hidden, by ModerationReason (the words of the reason)
+        self.hidden = {reason: neutralise(words) for reason, words in (hidden or {}).items()}
+
+    def mark_cells(self, code: str | int) -> tuple[str, str]:
+        """The Forwarded and Hidden cells of a `_marks` code."""
+        code = str(code)
+        reason = code.removeprefix("1")
+        hidden = self.hidden.get(reason, reason) if reason else ""
+        return (self.forwarded if code.startswith("1") else ""), hidden
 
     def pseudonym(self, person: str) -> str:
         if not person:
@@ -494,11 +525,12 @@ class CsvLines(ExportCells):
     commas where adjacent."""
 
     def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
-                 secret: bytes, forwarded: str = "yes") -> None:
-        super().__init__(titles, kinds, anonymous, secret, forwarded)
-        # The Forwarded cell after a comma, by what the query gives: "1" or 1 marks one.
-        mark = "," + csv_cell(self.forwarded)
-        self.marks = {"1": mark, 1: mark, "": ",", 0: ","}
+                 secret: bytes, forwarded: str = "yes",
+                 hidden: dict[str, str] | None = None) -> None:
+        super().__init__(titles, kinds, anonymous, secret, forwarded, hidden)
+        # The Forwarded and Hidden cells, each after a comma, by the query's code.
+        self.marks = {code: "".join("," + csv_cell(cell) for cell in self.mark_cells(code))
+                      for code in mark_codes()}
         self.heads = _Cache(lambda head: ",".join(
             (str(head[0]), csv_cell(self.title(head[0])), csv_cell(kinds[head[1]]))
         ))
@@ -564,7 +596,7 @@ class CsvLines(ExportCells):
         self.writer.writerows([
             [draft, self.title(draft), self.kinds[kind], receipt, *self.place(code),
              self.pseudonym(person), _iso(at), neutralise(text), neutralise(vote),
-             self.forwarded if forwarded else ""]
+             *self.mark_cells(forwarded)]
             for draft, kind, receipt, code, person, at, text, vote, forwarded in rows
         ])
         written = self.buffer.getvalue()
@@ -601,7 +633,8 @@ async def export_csv(
     if not titles:
         return 0
 
-    lines = CsvLines(titles, kinds, anonymous, secret, translate(FORWARDED_MARK))
+    lines = CsvLines(titles, kinds, anonymous, secret, translate(FORWARDED_MARK),
+                     hidden_words(translate))
     heads, pseudonym, hour, offset = lines.heads, lines.pseudonym, lines.hour, lines.offset
     count = 0
     lean = connection.dialect.name == "sqlite"
@@ -621,7 +654,7 @@ async def export_csv(
         # whole chunks of bytes, written as they are when `out` is a UTF-8 file.
         copy_sql = str(_copy_query(
             query, {draft: (heads[draft, "comment"], heads[draft, "vote"]) for draft in titles},
-            kinds, offset, csv_cell(lines.forwarded),
+            kinds, offset, lines.marks,
         ).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         # Cells go back into COPY text escaped, so that unescaping the whole chunk restores them.
         copy_people = _Cache(lambda person: (csv_cell(pseudonym(

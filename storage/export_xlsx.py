@@ -34,6 +34,7 @@ from storage.export import (
     ExportCells,
     export_query,
     export_titles,
+    hidden_words,
     neutralise,
     widen,
 )
@@ -55,9 +56,9 @@ DAY = timedelta(days=1)
 
 SUMMARY, COMMENTS, VOTES = N_("Summary"), N_("Comments"), N_("Votes")
 (DRAFT_NO, TITLE, KIND, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT, VOTE,
- FORWARDED) = COLUMNS
+ FORWARDED, HIDDEN) = COLUMNS
 COMMENT_COLUMNS = (DRAFT_NO, TITLE, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT,
-                   FORWARDED)
+                   FORWARDED, HIDDEN)
 VOTE_COLUMNS = (DRAFT_NO, TITLE, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, VOTE)
 FIGURE_COLUMNS = (N_("Reached"), N_("Waiting for Zalo's window"), N_("Unreachable"),
                   N_("Comments"), N_("Votes"), N_("Took part"), N_("Participation"))
@@ -172,8 +173,9 @@ class _Writer:
             cells.append((column + 1, _serial(at), date, False))
             if comment:
                 cells.append((column + 2, neutralise(text), wrap, False))
-                if forwarded:
-                    cells.append((column + 3, self.cells.forwarded, None, True))
+                for place, cell in enumerate(self.cells.mark_cells(forwarded), start=3):
+                    if cell:
+                        cells.append((column + place, cell, None, True))
                 self.comments.write(cells)
             else:
                 cells.append((column + 2, self.labels(vote), None, True))
@@ -264,7 +266,8 @@ async def export_xlsx(
     results = [found for draft in titles
                if (found := await draft_results(session, draft, scope)) is not None]
     cells = ExportCells(titles, {kind: translate(word) for kind, word in KINDS.items()},
-                        translate(ANONYMOUS), secret, translate(FORWARDED_MARK))
+                        translate(ANONYMOUS), secret, translate(FORWARDED_MARK),
+                        hidden_words(translate))
     book = Workbook(out, {
         "constant_memory": True,
         # Text stays text: never a formula, a number or a link.

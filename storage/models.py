@@ -231,6 +231,9 @@ class Draft(Base):
     comment_count: Mapped[int] = mapped_column(Integer, default=0)
     # An official paused the broadcast: its queued messages wait until it is resumed.
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Remind who has not taken part before the deadline (handlers.reminders); an official
+    # may turn it off.
+    reminders: Mapped[bool] = mapped_column(Boolean, default=True)
 
     options: Mapped[list[PollOption]] = relationship(
         order_by="PollOption.position", lazy="selectin", cascade="all, delete-orphan"
@@ -338,6 +341,11 @@ class Comment(Base):
     # Forwarded from someone else (or sent through an inline bot): kept, and marked as such.
     forwarded: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Hidden by an official (storage.moderation): why (a ModerationReason, "" while shown),
+    # their note, and when. Left out of results and counts, kept in exports marked so.
+    hidden_reason: Mapped[str] = mapped_column(String(16), default="")
+    hidden_note: Mapped[str] = mapped_column(String(300), default="")
+    hidden_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Vote(Base):
@@ -608,3 +616,42 @@ class DataLink(PersonToken, Base):
     """A one-time download link of a person's data, for a chat app that takes no file."""
 
     __tablename__ = "data_links"
+
+
+class Handling(StrEnum):
+    """How the drafting body received a comment ("tiếp thu, giải trình")."""
+
+    ACCEPTED = "accepted"
+    PARTLY_ACCEPTED = "partly_accepted"
+    NOT_ACCEPTED = "not_accepted"  # the explanation says why
+    NOTED = "noted"  # noted, or outside the draft's scope
+
+
+class CommentAnswer(Base):
+    """An official's answer to one comment: its handling and the explanation (storage.answers).
+
+    One row per comment, replaced when answered again; goes with the comment.
+    """
+
+    __tablename__ = "comment_answers"
+
+    comment_id: Mapped[int] = mapped_column(
+        ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True
+    )
+    handling: Mapped[str] = mapped_column(String(16))
+    explanation: Mapped[str] = mapped_column(Text, default="")
+    answered_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Publication(Base):
+    """A draft's published response: the overall text, its link, and when it was queued to
+    the participants (storage.answers, handlers.publication). One per draft."""
+
+    __tablename__ = "publications"
+
+    draft_id: Mapped[int] = mapped_column(
+        ForeignKey("drafts.id", ondelete="CASCADE"), primary_key=True
+    )
+    summary: Mapped[str] = mapped_column(Text)
+    link: Mapped[str] = mapped_column(String(500), default="")
+    published_at: Mapped[datetime] = mapped_column(UtcDateTime)

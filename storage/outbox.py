@@ -542,6 +542,31 @@ async def expire_waiting(session: AsyncSession, draft_id: int, reason: str) -> i
     return affected(result)
 
 
+async def expire_texts(session: AsyncSession, draft_id: int, key_prefix: str,
+                       reason: str) -> int:
+    """The draft's ready messages whose key starts so (its reminders), waiting to be sent,
+    expire now (the draft closed early); returns how many."""
+    result = await session.execute(
+        update(Delivery)
+        .where(Delivery.draft_id == draft_id, Delivery.kind == DeliveryKind.TEXT,
+               Delivery.dedup_key.startswith(key_prefix, autoescape=True),
+               Delivery.status.in_(WAITING))
+        .values(status=DeliveryStatus.EXPIRED, error=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result)
+
+
+async def keyed_counts(session: AsyncSession, key_prefix: str) -> dict[DeliveryStatus, int]:
+    """The ready messages whose key starts so (a draft's reminders, its response), by
+    status."""
+    rows = await session.execute(
+        select(Delivery.status, func.count())
+        .where(Delivery.dedup_key.startswith(key_prefix, autoescape=True))
+        .group_by(Delivery.status))
+    return {DeliveryStatus(status): count for status, count in rows.all()}
+
+
 async def _requeue(
     session: AsyncSession, draft_id: int, status: DeliveryStatus, now: datetime
 ) -> int:

@@ -254,7 +254,7 @@ async def add_comment(
     )
     values = {"draft_id": draft.id, "resident_id": resident.id,
               "commune_code": resident.commune_code, "text": text, "forwarded": forwarded,
-              "created_at": now}
+              "created_at": now, "hidden_reason": "", "hidden_note": ""}
     # No autoflush: the resident's pending changes are written by the caller's commit, in
     # one UPDATE.
     with session.no_autoflush:

@@ -38,6 +38,7 @@ from storage.models import (
     Vote,
     utcnow,
 )
+from storage.moderation import SHOWN
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ async def draft_results(
 
     commented = await session.execute(
         select(Comment.commune_code, func.count())
-        .where(Comment.draft_id == draft_id).group_by(Comment.commune_code)
+        .where(Comment.draft_id == draft_id, SHOWN).group_by(Comment.commune_code)
     )
     for code, count in rows(commented):
         tallies[code].comments += count

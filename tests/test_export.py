@@ -157,7 +157,8 @@ async def small_database(sessionmaker) -> tuple[int, int]:
                     text="-5% thôi", created_at=at("2026-03-01 16:59:59.900000")),
             Comment(draft_id=fees.id, number=2, resident_id=two.id, commune_code=4,
                     text='Dòng 1\nDòng "2", hết', forwarded=True,
-                    created_at=at("2026-03-01 17:00:00")),
+                    created_at=at("2026-03-01 17:00:00"),
+                    hidden_reason="abusive", hidden_at=at("2026-03-05 00:00:00")),
             # erased resident; same time as a vote: the comment comes first
             Comment(draft_id=fees.id, number=3, resident_id=None, commune_code=None,
                     text="@SUM(A1)", created_at=at("2026-03-02 01:02:03.456789")),
@@ -170,7 +171,8 @@ async def small_database(sessionmaker) -> tuple[int, int]:
             Comment(draft_id=evil.id, number=1, resident_id=two.id, commune_code=26734,
                     text="\tx", created_at=at("1970-01-01 00:00:00")),
             Comment(draft_id=evil.id, number=2, resident_id=one.id, commune_code=0,
-                    text="", created_at=at("2026-12-31 23:59:59")),
+                    text="", created_at=at("2026-12-31 23:59:59"),
+                    hidden_reason="spam", hidden_at=at("2027-01-01 00:00:00")),
         ])
         await session.commit()
         return fees.id, evil.id
@@ -186,19 +188,19 @@ def expected_table(fees: int, evil: int) -> list[list[str]]:
     return [
         list(COLUMNS),
         [str(fees), fees_title, "comment", f"{fees}-1", *cam_tu, one,
-         "2026-03-01T23:59:59+07:00", "'-5% thôi", "", ""],
+         "2026-03-01T23:59:59+07:00", "'-5% thôi", "", "", ""],
         [str(fees), fees_title, "comment", f"{fees}-2", *ba_dinh, two,
-         "2026-03-02T00:00:00+07:00", 'Dòng 1\nDòng "2", hết', "", "yes"],
+         "2026-03-02T00:00:00+07:00", 'Dòng 1\nDòng "2", hết', "", "yes", "abusive"],
         [str(fees), fees_title, "comment", f"{fees}-3", "", "", "", anonymous,
-         "2026-03-02T08:02:03+07:00", "'@SUM(A1)", "", ""],
+         "2026-03-02T08:02:03+07:00", "'@SUM(A1)", "", "", ""],
         [str(fees), fees_title, "vote", "", *cam_tu, one,
-         "2026-03-02T08:02:03+07:00", "", "'=Không", ""],
+         "2026-03-02T08:02:03+07:00", "", "'=Không", "", ""],
         [str(fees), fees_title, "vote", "", *ba_dinh, anonymous,
-         "2026-03-03T07:00:00+07:00", "", "Đồng ý", ""],
+         "2026-03-03T07:00:00+07:00", "", "Đồng ý", "", ""],
         [str(evil), evil_title, "comment", f"{evil}-1", "26734", "", "", two,
-         "1970-01-01T08:00:00+08:00", "'\tx", "", ""],
+         "1970-01-01T08:00:00+08:00", "'\tx", "", "", ""],
         [str(evil), evil_title, "comment", f"{evil}-2", "00000", "", "", one,
-         "2027-01-01T06:59:59+07:00", "", "", ""],
+         "2027-01-01T06:59:59+07:00", "", "", "", "spam"],
     ]
 
 

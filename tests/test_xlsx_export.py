@@ -18,7 +18,8 @@ import storage.export_xlsx as export_xlsx_module
 from handlers.i18n import translator
 from storage.export import export_csv
 from storage.export_xlsx import export_xlsx
-from storage.models import VIETNAM, Comment
+from storage.models import VIETNAM, Comment, utcnow
+from storage.moderation import ModerationReason, hide_comment
 from tests import ykien_process
 from tests.conftest import cli_environment
 from tests.results_data import known_consultation
@@ -46,14 +47,22 @@ async def csv_rows(sessionmaker, draft_id: int) -> list[list[str]]:
 
 async def test_comments_and_votes_read_back_as_the_csv_has_them(sessionmaker, service):
     known = await known_consultation(sessionmaker, service)
+    async with sessionmaker() as session, session.begin():
+        spam = await session.scalar(select(Comment.id).where(Comment.text == "Phí cao quá."))
+        assert await hide_comment(session, known.draft.id, spam, ModerationReason.SPAM, "",
+                                  utcnow())
     count, book = await workbook(sessionmaker, known.draft.id)
-    assert count == 5 + 4
+    assert count == 5 + 4  # the hidden comment too
     assert book.sheetnames == ["Tổng hợp", "Góp ý", "Phiếu"]
     comments, votes = values(book["Góp ý"]), values(book["Phiếu"])
     assert comments[0] == ["Số dự thảo", "Tên dự thảo", "Số biên nhận", "Mã xã",
                            "Xã/Phường", "Tỉnh/Thành phố", "Người dân", "Thời gian", "Góp ý",
-                           "Chuyển tiếp"]
-    # the forwarded mark as the CSV has it ("có", or nothing), then the other cells
+                           "Chuyển tiếp", "Đã ẩn"]
+    # the hidden and forwarded marks as the CSV has them, then the other cells
+    hidden = [row.pop() for row in comments[1:]]
+    assert hidden == [r[12] or None for r in await csv_rows(sessionmaker, known.draft.id)
+                      if r[2] == "góp ý"]
+    assert hidden.count("quảng cáo, rác") == 1
     forwarded = [row.pop() for row in comments[1:]]
     assert forwarded == [r[11] or None for r in await csv_rows(sessionmaker, known.draft.id)
                          if r[2] == "góp ý"]
@@ -100,7 +109,7 @@ async def test_headers_are_styled_frozen_and_columns_sized(sessionmaker, service
     comments = book["Comments"]
     assert comments.column_dimensions["I"].width > 70  # the comment
     assert comments.column_dimensions["B"].width >= 40  # the title
-    assert comments.auto_filter.ref == "A1:J6"  # through the forwarded mark
+    assert comments.auto_filter.ref == "A1:K6"  # through the forwarded and hidden marks
 
 
 async def test_the_summary_sheet_has_the_results_figures(sessionmaker, service):

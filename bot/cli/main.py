@@ -26,10 +26,12 @@ from bot.cli.errors import (
 from bot.cli.export import add_export_commands
 from bot.cli.parser import Parser, speak
 from bot.cli.privacy import add_privacy_commands
+from bot.cli.reminders import add_reminders_commands
 from bot.cli.results import add_results_commands
 from bot.cli.role import add_role_commands
 from bot.cli.run import add_run_commands
 from bot.cli.secret import add_secret_commands, generating, secret_problem
+from bot.cli.synthesis import add_synthesis_commands
 from bot.cli.web import add_web_commands
 from bot.cli.webhook import add_webhook_commands
 from bot.cli.zalo import add_zalo_commands
@@ -57,7 +59,8 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
                          add_zalo_commands, add_export_commands, add_results_commands,
                          add_communes_commands, add_role_commands, add_web_commands,
                          add_audit_commands, add_secret_commands, add_backup_commands,
-                         add_privacy_commands):
+                         add_privacy_commands, add_synthesis_commands,
+                         add_reminders_commands):
         add_commands(commands, add, t)
     return parser
 

@@ -48,6 +48,7 @@ from storage.drafts import (
     draft_state,
 )
 from storage.models import Comment, DeliveryStatus, Draft, DraftStatus, utcnow
+from storage.moderation import SHOWN
 from storage.outbox import QueueState
 from storage.roles import Permission
 
@@ -136,7 +137,7 @@ async def drafts_page(request: web.Request) -> web.Response:
             targets = await roles.draft_communes(session, draft.id) or frozenset()
             seen = targets if scope is None else targets & scope
             comments = select(func.count()).select_from(Comment).where(
-                Comment.draft_id == draft.id, *_from(scope))
+                Comment.draft_id == draft.id, SHOWN, *_from(scope))
             listed.append(Listed(
                 draft.id, draft.title, state_words(draft, now, t), draft.deadline, len(seen),
                 await session.scalar(comments) or 0,

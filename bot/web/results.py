@@ -15,6 +15,7 @@ from babel.numbers import format_percent
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.auth import WORKSPACE, page_translator, public
+from bot.web.moderation import moderation_context
 from bot.web.pages import InScope, draft_in_scope, page_number, render, session_of
 from handlers.i18n import LANGUAGES, Translator, translator
 from handlers.officials import ADMIN_PATH, CHARTS_PATH
@@ -128,6 +129,7 @@ async def comments(request: web.Request) -> web.Response:
         "pages": max(1, -(-listed.total // COMMENTS_PER_PAGE)),
         "comments": [(row.receipt, commune_name(row.commune_code, t), row.created_at, row.text)
                      for row in listed.rows],
+        **moderation_context(request, found, listed.rows, t),
     })
 
 

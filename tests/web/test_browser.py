@@ -203,13 +203,17 @@ async def _other_communes_draft(database_url: str) -> int:
     return draft.id
 
 
+def served_settings(database_url: str, fake: FakeTelegram) -> Settings:
+    """`ykien serve`'s settings with Telegram behind the fake Bot API, at no pace."""
+    return Settings(
+        database_url=database_url, telegram_token=fake.token, telegram_api_url=fake.url,
+        telegram_webhook_secret=SECRET, public_url=PUBLIC_URL, telegram_messages_per_second=0)
+
+
 async def test_an_official_works_a_draft_from_sign_in_to_the_xlsx(
         database_url, chromium, screenshots, downloads):
     async with FakeTelegram() as fake:
-        settings = Settings(
-            database_url=database_url, telegram_token=fake.token, telegram_api_url=fake.url,
-            telegram_webhook_secret=SECRET, public_url=PUBLIC_URL,
-            telegram_messages_per_second=0)
+        settings = served_settings(database_url, fake)
         async with running_server(settings) as url, aiohttp.ClientSession() as http:
             server = Server(fake, url, http)
             residents = [await _resident(server, chat) for chat in RESIDENTS]

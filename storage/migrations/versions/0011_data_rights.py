@@ -2,7 +2,7 @@
 links (issue 20, parts 1 and 2)
 
 Revision ID: 0011
-Revises: 0009
+Revises: 0010
 Create Date: 2026-12-04 23:00:00
 """
 
@@ -19,7 +19,7 @@ from storage import sealing
 
 
 revision = '0011'
-down_revision = '0009'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
