@@ -57,6 +57,12 @@ class AuditAction(StrEnum):
     EXPORTED = "exported"  # detail: the format and the communes it was limited to
     RESULTS_READ = "results_read"  # a draft's figures and chart asked for in a chat
     RETRIED = "retried"  # failed messages queued again (detail: how many)
+    # Comment groups (storage.groups); detail: the groups and comments concerned.
+    GROUPS_COMPUTED = "groups_computed"  # detail: comments grouped, groups made
+    GROUP_RENAMED = "group_renamed"
+    GROUPS_MERGED = "groups_merged"
+    GROUP_SPLIT = "group_split"
+    COMMENT_MOVED = "comment_moved"
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -81,6 +87,11 @@ ACTION_WORDS = {
     AuditAction.EXPORTED: N_("comments and votes downloaded"),
     AuditAction.RESULTS_READ: N_("results read"),
     AuditAction.RETRIED: N_("failed messages queued again"),
+    AuditAction.GROUPS_COMPUTED: N_("comments grouped"),
+    AuditAction.GROUP_RENAMED: N_("group renamed"),
+    AuditAction.GROUPS_MERGED: N_("groups merged"),
+    AuditAction.GROUP_SPLIT: N_("group split"),
+    AuditAction.COMMENT_MOVED: N_("comment moved to another group"),
 }
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import ColumnElement, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Comment, CommentGroup, GroupMembership, GroupSuggestion
+from storage.text import N_, clean_text
 
 LABEL_LENGTH = 300  # CommentGroup.label
 SHOWN_LABEL = 120  # characters of a representative comment shown as a group's name
@@ -36,6 +37,21 @@ class GroupProblem(StrEnum):
     WHOLE_GROUP = "whole_group"  # a split taking every comment, or none
     EMPTY_NAME = "empty_name"
     NOT_GROUPED = "not_grouped"  # the comment has no group yet: group the draft first
+
+
+# What each refusal says (translated by the caller; {detail} is the group or comment).
+PROBLEM_WORDS = {
+    GroupProblem.NO_GROUP: N_("There is no group no. {detail} in this draft."),
+    GroupProblem.NO_COMMENT: N_("Comment no. {detail} is not in this draft, or not in that "
+                                "group."),
+    GroupProblem.SAME_GROUP: N_("Choose another group than no. {detail}: the comments are in "
+                                "it already."),
+    GroupProblem.WHOLE_GROUP: N_("A split takes some of the group's comments, not none or all "
+                                 "of them: choose which ones go to the new group."),
+    GroupProblem.EMPTY_NAME: N_("Write a name for the group."),
+    GroupProblem.NOT_GROUPED: N_("Comment no. {detail} is not in a group yet: group the new "
+                                 "comments first."),
+}
 
 
 class GroupError(ValueError):
@@ -218,6 +234,18 @@ async def synthesis_rows(session: AsyncSession, draft_id: int,
 # ---- hand corrections ------------------------------------------------------------------------
 
 
+def comment_number(text: str, draft_id: int) -> int | None:
+    """A comment's number as typed: "17", or its receipt "3-17" when it is draft 3's (ASCII
+    digits only); None for anything else."""
+    draft, dash, number = text.strip().rpartition("-")
+    if dash and draft.strip() != str(draft_id):
+        return None
+    number = number.strip()
+    if not (number.isascii() and number.isdigit()) or len(number) > 9:
+        return None
+    return int(number)
+
+
 async def comment_ids(session: AsyncSession, draft_id: int, numbers: Sequence[int]
                       ) -> list[int]:
     """The ids of the draft's comments numbered so, in that order; GroupError naming the
@@ -257,7 +285,7 @@ async def _tidy(session: AsyncSession, group: CommentGroup) -> None:
 async def rename(session: AsyncSession, draft_id: int, group_id: int, label: str
                  ) -> CommentGroup:
     """Name the group (an empty name is refused; the name is cut to LABEL_LENGTH)."""
-    label = " ".join(label.split())
+    label = " ".join(clean_text(label).replace("\u200d", "").split())
     if not label:
         raise GroupError(GroupProblem.EMPTY_NAME)
     group = await find_group(session, draft_id, group_id)

@@ -23,6 +23,7 @@ from bot.cli.errors import (
     shown_url,
 )
 from bot.cli.export import add_export_commands
+from bot.cli.groups import add_groups_commands
 from bot.cli.parser import Parser, speak
 from bot.cli.results import add_results_commands
 from bot.cli.role import add_role_commands
@@ -53,7 +54,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     for add_commands in (add_run_commands, add_webhook_commands, add_draft_commands,
                          add_zalo_commands, add_export_commands, add_results_commands,
                          add_communes_commands, add_role_commands, add_web_commands,
-                         add_audit_commands):
+                         add_audit_commands, add_groups_commands):
         add_commands(commands, add, t)
     return parser
 

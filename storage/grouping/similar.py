@@ -15,7 +15,7 @@ from storage.text import fold
 
 EXTRA = "grouping"  # pip install 'ykien[grouping]'
 MOST_GROUPS = 2000  # the largest groups compared (clustering needs their pairwise distances)
-DISTANCE = 0.55  # cosine distance under which two groups count as one point
+DISTANCE = 0.7  # cosine distance under which two groups count as one point
 TOP_TERMS = 5
 
 
