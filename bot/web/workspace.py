@@ -16,7 +16,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.web import audit_log, downloads, draft_form, drafts, results
+from bot.web import audit_log, downloads, draft_form, drafts, groups, results
 from bot.web.auth import LANGUAGE_COOKIE, admin_app, public
 from handlers.i18n import LANGUAGES
 from handlers.officials import ADMIN_PATH
@@ -54,7 +54,8 @@ async def choose_language(request: web.Request) -> web.Response:
 
 
 ROUTES: list[web.RouteDef] = [
-    *draft_form.ROUTES, *drafts.ROUTES, *results.ROUTES, *downloads.ROUTES, *audit_log.ROUTES,
+    *draft_form.ROUTES, *drafts.ROUTES, *results.ROUTES, *groups.ROUTES, *downloads.ROUTES,
+    *audit_log.ROUTES,
     web.get("/static/{name}", static_file),
     web.get("/language/{language}", choose_language),
 ]
