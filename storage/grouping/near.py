@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from rapidfuzz import fuzz
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 from rapidfuzz.process import cpdist
 
 from storage.grouping.normalise import Normalised, key_hash
@@ -62,9 +62,10 @@ class Placement:
 
 
 def close_words(first: str, second: str) -> bool:
-    """One word typed two ways: one edit apart (two for words longer than five letters)."""
+    """One word typed two ways: one edit apart (two for words longer than five letters),
+    two letters swapped counting as one edit."""
     allowed = 1 if max(len(first), len(second)) <= 5 else 2
-    return Levenshtein.distance(first, second, score_cutoff=allowed) <= allowed
+    return OSA.distance(first, second, score_cutoff=allowed) <= allowed
 
 
 def same_point(first: Normalised, second: Normalised, score: float | None = None) -> bool:

@@ -21,7 +21,7 @@ NEGATIONS = frozenset({"khong", "ko", "k", "kh", "kg", "khg", "hong", "hok", "ch
 # word by word and when shingling, kept in the exact key.
 FILLERS = frozenset({"a", "ah", "nhe", "nha", "oi", "vao", "la", "thi", "va", "ma", "cua",
                      "cac", "nhung", "rat", "ne", "ha", "vay", "voi", "o", "duoc", "em", "xin",
-                     "y", "kien"})
+                     "gop", "y", "kien"})
 
 
 @dataclass(frozen=True, slots=True)
