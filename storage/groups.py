@@ -15,19 +15,21 @@ never by a database id. None of these functions commits: the caller owns the tra
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from sqlalchemy import ColumnElement, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.charts import commune_name
 from storage.models import Comment, CommentGroup, GroupMembership, GroupSuggestion
 from storage.text import N_, clean_text
 
 LABEL_LENGTH = 300  # CommentGroup.label
 SHOWN_LABEL = 120  # characters of a representative comment shown as a group's name
 SAMPLE = 3  # comments shown under a group in a list
+COMMUNES_NAMED = 3  # communes named beside a group in a list, before "and N more"
 
 
 class GroupProblem(StrEnum):
@@ -105,6 +107,14 @@ def shown_label(group_label: str, representative: str | None) -> str:
     if group_label:
         return group_label
     return textwrap.shorten(representative or "", SHOWN_LABEL, placeholder="…")
+
+
+def places_text(codes: Sequence[int | None], t: Callable[..., str],
+                shown: int = COMMUNES_NAMED) -> str:
+    """A group's communes as a list shows them: the first few by name, then how many more."""
+    names = ", ".join(commune_name(code, t) for code in codes[:shown])
+    more = len(codes) - shown
+    return names + (t(" and {count} more", count=more) if more > 0 else "")
 
 
 def _in(communes: Collection[int] | None) -> ColumnElement[bool]:

@@ -147,7 +147,6 @@ async def cmd_compute(args: argparse.Namespace, settings: Settings, t: Translato
 
 async def cmd_list(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from storage import groups
-    from storage.charts import commune_name
     from storage.db import open_database
 
     scope = args.scope.communes() if args.scope else None
@@ -159,11 +158,9 @@ async def cmd_list(args: argparse.Namespace, settings: Settings, t: Translator) 
         loose = await groups.ungrouped_count(session, args.draft, scope)
         suggested = await groups.suggestions_of(session, args.draft)
     for summary in listed:
-        places = ", ".join(commune_name(code, t) for code in summary.communes[:3])
-        more = len(summary.communes) - 3
         print(t("Group {group} · {count} comments · {communes}", group=summary.id,
                 count=t.number(summary.size),
-                communes=places + (t(" and {count} more", count=more) if more > 0 else "")))
+                communes=groups.places_text(summary.communes, t)))
         print(f"  {summary.label}")
     print(t("{shown} of {total} groups shown; {loose} comments not grouped yet.",
             shown=t.number(len(listed)), total=t.number(total), loose=t.number(loose)))

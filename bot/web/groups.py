@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -43,7 +44,6 @@ from storage.roles import Permission
 log = logging.getLogger(__name__)
 
 GROUPS_PER_PAGE = 30
-COMMUNES_SHOWN = 3
 LARGEST_ID = 2**31 - 1
 STAGE_WORDS = {
     "starting": N_("starting"),
@@ -113,12 +113,6 @@ def _group_url(draft_id: int, group_id: int, done: str = "") -> str:
             + (f"?done={done}" if done else ""))
 
 
-def _places(codes: tuple[int | None, ...], t) -> str:
-    names = [commune_name(code, t) for code in codes[:COMMUNES_SHOWN]]
-    more = len(codes) - COMMUNES_SHOWN
-    return ", ".join(names) + (t(" and {count} more", count=more) if more > 0 else "")
-
-
 def _notice(request: web.Request) -> str:
     done = request.query.get("done", "")
     return page_translator(request)(DONE_WORDS[done]) if done in DONE_WORDS else ""
@@ -145,7 +139,7 @@ async def groups_page(request: web.Request) -> web.Response:
     missing = similar.available()
     return render(request, "groups.html", {
         "draft": found.draft, "groups": [
-            (summary, _places(summary.communes, t),
+            (summary, groups.places_text(summary.communes, t),
              [(receipt_number(draft_id, number), text) for number, text in summary.sample])
             for summary in listed],
         "total": total, "loose": loose, "page": page,
@@ -214,77 +208,85 @@ async def compute(request: web.Request) -> web.Response:
     return see_other(_groups_url(found.draft.id, "started"))
 
 
-async def rename(request: web.Request) -> web.Response:
-    post = await request.post()
-    group_id = path_id(request, "group")
+# A correction: (session, the draft in scope) -> (audit action, audit detail, where to go).
+Correction = Callable[[AsyncSession, InScope], Awaitable[tuple[AuditAction, str, str]]]
+
+
+async def _corrected(request: web.Request, correct: Correction) -> web.Response:
+    """Do a correction with its audit row in one transaction; a refusal changes nothing."""
     async with session_of(request) as session, session.begin():
         found = await draft_in_scope(request, session, Permission.EDIT)
         try:
-            await groups.rename(session, found.draft.id, group_id, str(post.get("name", "")))
+            action, detail, location = await correct(session, found)
         except groups.GroupError as error:
             raise _refused(request, error) from None
-        await record(request, session, found.role, AuditAction.GROUP_RENAMED, found.draft.id,
-                     detail=f"group {group_id}")
-    return see_other(_group_url(found.draft.id, group_id, "renamed"))
+        await record(request, session, found.role, action, found.draft.id, detail=detail)
+    return see_other(location)
+
+
+async def rename(request: web.Request) -> web.Response:
+    name = str((await request.post()).get("name", ""))
+    group_id = path_id(request, "group")
+
+    async def correct(session: AsyncSession, found: InScope) -> tuple[AuditAction, str, str]:
+        await groups.rename(session, found.draft.id, group_id, name)
+        return (AuditAction.GROUP_RENAMED, f"group {group_id}",
+                _group_url(found.draft.id, group_id, "renamed"))
+
+    return await _corrected(request, correct)
 
 
 async def split(request: web.Request) -> web.Response:
-    post = await request.post()
+    numbers = [_form_id(value) for value in (await request.post()).getall("comment", [])]
     group_id = path_id(request, "group")
-    numbers = [_form_id(value) for value in post.getall("comment", [])]
-    async with session_of(request) as session, session.begin():
-        found = await draft_in_scope(request, session, Permission.EDIT)
-        try:
-            if None in numbers:
-                raise groups.GroupError(groups.GroupProblem.NO_COMMENT, "?")
-            new = await groups.split(session, found.draft.id, group_id,
-                                     [number for number in numbers if number is not None])
-        except groups.GroupError as error:
-            raise _refused(request, error) from None
-        await record(request, session, found.role, AuditAction.GROUP_SPLIT, found.draft.id,
-                     detail=f"group {group_id}: comments "
-                            f"{' '.join(map(str, numbers))} to {new.id}")
-    return see_other(_group_url(found.draft.id, new.id, "split"))
+
+    async def correct(session: AsyncSession, found: InScope) -> tuple[AuditAction, str, str]:
+        if None in numbers:
+            raise groups.GroupError(groups.GroupProblem.NO_COMMENT, "?")
+        new = await groups.split(session, found.draft.id, group_id,
+                                 [number for number in numbers if number is not None])
+        return (AuditAction.GROUP_SPLIT,
+                f"group {group_id}: comments {' '.join(map(str, numbers))} to {new.id}",
+                _group_url(found.draft.id, new.id, "split"))
+
+    return await _corrected(request, correct)
 
 
 async def move(request: web.Request) -> web.Response:
     post = await request.post()
     group_id = path_id(request, "group")
     number, target = _form_id(post.get("comment", "")), _form_id(post.get("to", ""))
-    async with session_of(request) as session, session.begin():
-        found = await draft_in_scope(request, session, Permission.EDIT)
-        try:
-            if number is None:
-                raise groups.GroupError(groups.GroupProblem.NO_COMMENT, "?")
-            if target is None:
-                raise groups.GroupError(groups.GroupProblem.NO_GROUP, str(post.get("to", "")))
-            [comment_id] = await groups.comment_ids(session, found.draft.id, [number])
-            if comment_id not in await groups.group_members(session, group_id):
-                raise groups.GroupError(groups.GroupProblem.NO_COMMENT, str(number))
-            await groups.move(session, found.draft.id, number, target)
-        except groups.GroupError as error:
-            raise _refused(request, error) from None
-        await record(request, session, found.role, AuditAction.COMMENT_MOVED, found.draft.id,
-                     detail=f"comment {number}: group {group_id} to {target}")
-    return see_other(_group_url(found.draft.id, target, "moved"))
+
+    async def correct(session: AsyncSession, found: InScope) -> tuple[AuditAction, str, str]:
+        if number is None:
+            raise groups.GroupError(groups.GroupProblem.NO_COMMENT, "?")
+        if target is None:
+            raise groups.GroupError(groups.GroupProblem.NO_GROUP, str(post.get("to", "")))
+        [comment_id] = await groups.comment_ids(session, found.draft.id, [number])
+        if comment_id not in await groups.group_members(session, group_id):
+            raise groups.GroupError(groups.GroupProblem.NO_COMMENT, str(number))
+        await groups.move(session, found.draft.id, number, target)
+        return (AuditAction.COMMENT_MOVED, f"comment {number}: group {group_id} to {target}",
+                _group_url(found.draft.id, target, "moved"))
+
+    return await _corrected(request, correct)
 
 
 async def merge(request: web.Request) -> web.Response:
     post = await request.post()
     target = _form_id(post.get("into", ""))
     others = [_form_id(value) for value in post.getall("group", [])]
-    async with session_of(request) as session, session.begin():
-        found = await draft_in_scope(request, session, Permission.EDIT)
-        try:
-            if target is None or None in others:
-                raise groups.GroupError(groups.GroupProblem.NO_GROUP, "?")
-            chosen = [other for other in others if other is not None and other != target]
-            await groups.merge(session, found.draft.id, target, chosen)
-        except groups.GroupError as error:
-            raise _refused(request, error) from None
-        await record(request, session, found.role, AuditAction.GROUPS_MERGED, found.draft.id,
-                     detail=f"groups {' '.join(map(str, chosen))} into {target}")
-    return see_other(_group_url(found.draft.id, target, "merged"))
+
+    async def correct(session: AsyncSession, found: InScope) -> tuple[AuditAction, str, str]:
+        if target is None or None in others:
+            raise groups.GroupError(groups.GroupProblem.NO_GROUP, "?")
+        chosen = [other for other in others if other is not None and other != target]
+        await groups.merge(session, found.draft.id, target, chosen)
+        return (AuditAction.GROUPS_MERGED,
+                f"groups {' '.join(map(str, chosen))} into {target}",
+                _group_url(found.draft.id, target, "merged"))
+
+    return await _corrected(request, correct)
 
 
 ROUTES = [

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from storage.text import fold
 
-# Folded Vietnamese negations, with the short forms typed in chats (ko, k, hong...).
-NEGATIONS = frozenset({"khong", "ko", "k", "kh", "kg", "khg", "hong", "hok", "chang", "chua",
-                       "dung", "cam", "no"})
+# Folded Vietnamese negations, with the short forms typed in chats (ko, k, hok...); not
+# "hông" (its folded form is also "hỏng", broken, common in complaints).
+NEGATIONS = frozenset({"khong", "ko", "k", "kh", "kg", "khg", "hok", "chang", "chua", "dung",
+                       "cam", "no"})
 # Words that add nothing to a point ("nhé", "ạ", "vào"...; not those that fold into a word
 # that matters, as "tối" and "tôi" both fold into "toi"): ignored when comparing two texts
 # word by word and when shingling, kept in the exact key.

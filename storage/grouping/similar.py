@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from storage.grouping.normalise import normalise
 from storage.text import fold
 
 EXTRA = "grouping"  # pip install 'ykien[grouping]'
@@ -79,9 +80,13 @@ def suggest(groups: Sequence[GroupText]) -> list[Suggestion]:
         n_clusters=None, distance_threshold=DISTANCE, metric="cosine", linkage="average",
     ).fit_predict(matrix.toarray())
     terms = vectorizer.get_feature_names_out()
+    # Words alike say opposite things when a negation or a number differs ("không nên",
+    # "20 nghìn"): such groups are never suggested together.
+    guards = [normalise(group.text).guard for group in chosen]
     found = []
-    for cluster in np.unique(labels):
-        members = np.flatnonzero(labels == cluster)
+    for cluster, guard in sorted({(int(label), guards[i]) for i, label in enumerate(labels)}):
+        members = np.flatnonzero((labels == cluster)
+                                 & np.array([g == guard for g in guards], dtype=bool))
         if len(members) < 2:
             continue
         centre = np.asarray(matrix[members].mean(axis=0)).ravel()
