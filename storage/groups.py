@@ -21,6 +21,7 @@ from enum import StrEnum
 
 from sqlalchemy import ColumnElement, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.charts import commune_name
 from storage.models import Comment, CommentGroup, GroupMembership, GroupSuggestion
@@ -214,24 +215,39 @@ async def members_of(session: AsyncSession, group_id: int,
     return [Member(*row) for row in rows.all()]
 
 
+async def _refs(session: AsyncSession, draft_id: int) -> dict[int, GroupRef]:
+    """Every group of the draft and its name, in one query (a draft may have many)."""
+    representative = aliased(Comment)
+    rows = await session.execute(
+        select(CommentGroup.id, CommentGroup.label, representative.text)
+        .outerjoin(representative, representative.id == CommentGroup.representative_id)
+        .where(CommentGroup.draft_id == draft_id))
+    return {group_id: GroupRef(group_id, shown_label(label, text))
+            for group_id, label, text in rows.all()}
+
+
 async def group_of_comments(session: AsyncSession, draft_id: int) -> dict[int, GroupRef]:
     """Every grouped comment of the draft (by id) and its group."""
-    groups = {group.id: await group_ref(session, group) for group in (await session.scalars(
-        select(CommentGroup).where(CommentGroup.draft_id == draft_id))).all()}
+    refs = await _refs(session, draft_id)
     rows = await session.execute(select(GroupMembership.comment_id, GroupMembership.group_id)
                                  .where(GroupMembership.draft_id == draft_id))
-    return {comment_id: groups[group_id] for comment_id, group_id in rows.all()}
+    return {comment_id: refs[group_id] for comment_id, group_id in rows.all()}
 
 
 async def synthesis_rows(session: AsyncSession, draft_id: int,
                          communes: Collection[int] | None = None) -> list[SynthesisRow]:
     """The synthesis table: one row per group with its count, the largest first, then one
     row per comment not grouped yet; within `communes` (None: all). Every comment is counted
-    in exactly one row."""
-    rows = []
-    for summary in await groups_of_draft(session, draft_id, communes):
-        rows.append(SynthesisRow(GroupRef(summary.id, summary.label), summary.label,
-                                 summary.size, summary.sample[0][0]))
+    in exactly one row. Three queries, however many groups."""
+    refs = await _refs(session, draft_id)
+    size = func.count(GroupMembership.comment_id).label("size")
+    counted = await session.execute(
+        select(GroupMembership.group_id, size, func.min(Comment.number))
+        .join(Comment, Comment.id == GroupMembership.comment_id)
+        .where(GroupMembership.draft_id == draft_id, _in(communes))
+        .group_by(GroupMembership.group_id).order_by(size.desc(), GroupMembership.group_id))
+    rows = [SynthesisRow(refs[group_id], refs[group_id].label, count, first)
+            for group_id, count, first in counted.all()]
     loose = await session.execute(
         select(Comment.number, Comment.text)
         .where(Comment.draft_id == draft_id, _in(communes), ~_grouped())
