@@ -64,6 +64,12 @@ class AuditAction(StrEnum):
     COMMENT_HIDDEN = "comment_hidden"  # detail: the receipt number and the reason
     COMMENT_SHOWN = "comment_shown"  # shown again (detail: the receipt number)
     REMINDERS = "reminders"  # a draft's reminders turned on or off (detail: on or off)
+    # Comment groups (storage.groups); detail: the groups and comments concerned.
+    GROUPS_COMPUTED = "groups_computed"  # detail: comments grouped, groups made
+    GROUP_RENAMED = "group_renamed"
+    GROUPS_MERGED = "groups_merged"
+    GROUP_SPLIT = "group_split"
+    COMMENT_MOVED = "comment_moved"
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -94,6 +100,11 @@ ACTION_WORDS = {
     AuditAction.COMMENT_HIDDEN: N_("comment hidden"),
     AuditAction.COMMENT_SHOWN: N_("comment shown again"),
     AuditAction.REMINDERS: N_("reminders turned on or off"),
+    AuditAction.GROUPS_COMPUTED: N_("comments grouped"),
+    AuditAction.GROUP_RENAMED: N_("group renamed"),
+    AuditAction.GROUPS_MERGED: N_("groups merged"),
+    AuditAction.GROUP_SPLIT: N_("group split"),
+    AuditAction.COMMENT_MOVED: N_("comment moved to another group"),
 }
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -655,3 +656,54 @@ class Publication(Base):
     summary: Mapped[str] = mapped_column(Text)
     link: Mapped[str] = mapped_column(String(500), default="")
     published_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CommentGroup(Base):
+    """Comments an official answers once (storage.groups): near-duplicates found by
+    storage.grouping, corrected by hand. Every grouped comment is in exactly one group."""
+
+    __tablename__ = "comment_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"), index=True)
+    # Its name: the representative comment's text, cut, until an official renames it.
+    label: Mapped[str] = mapped_column(String(300), default="")
+    named_by_hand: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The comment that stands for the group (its first); NULL only while being rebuilt.
+    representative_id: Mapped[int | None] = mapped_column(
+        ForeignKey("comments.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class GroupMembership(Base):
+    """A comment's group (one at most: the comment is the key), with its fingerprints so
+    later comments join it without the whole draft being grouped again.
+
+    `manual`: set by an official's hand (split, merge, move), kept when the draft is
+    grouped again from scratch."""
+
+    __tablename__ = "group_memberships"
+
+    comment_id: Mapped[int] = mapped_column(
+        ForeignKey("comments.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("comment_groups.id", ondelete="CASCADE"), index=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"), index=True)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    key_hash: Mapped[int] = mapped_column(BigInteger)  # storage.grouping.normalise.key_hash
+    band_keys: Mapped[bytes] = mapped_column(LargeBinary)  # storage.grouping.signatures
+    joined_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class GroupSuggestion(Base):
+    """Groups that seem to make the same point in other words (storage.grouping.similar):
+    shown to an official, who merges them or not; never applied by itself."""
+
+    __tablename__ = "group_suggestions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    draft_id: Mapped[int] = mapped_column(ForeignKey("drafts.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(300))  # the most representative comment, cut
+    terms: Mapped[str] = mapped_column(String(300))  # the top terms, comma-separated
+    group_ids: Mapped[str] = mapped_column(Text)  # the groups, space-separated
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -24,6 +24,7 @@ from bot.cli.errors import (
     shown_url,
 )
 from bot.cli.export import add_export_commands
+from bot.cli.groups import add_groups_commands
 from bot.cli.parser import Parser, speak
 from bot.cli.privacy import add_privacy_commands
 from bot.cli.reminders import add_reminders_commands
@@ -60,7 +61,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
                          add_communes_commands, add_role_commands, add_web_commands,
                          add_audit_commands, add_secret_commands, add_backup_commands,
                          add_privacy_commands, add_synthesis_commands,
-                         add_reminders_commands):
+                         add_reminders_commands, add_groups_commands):
         add_commands(commands, add, t)
     return parser
 

@@ -22,6 +22,7 @@ from bot.web import (
     downloads,
     draft_form,
     drafts,
+    groups,
     moderation,
     reminders,
     results,
@@ -63,8 +64,8 @@ async def choose_language(request: web.Request) -> web.Response:
 
 
 ROUTES: list[web.RouteDef] = [
-    *draft_form.ROUTES, *drafts.ROUTES, *results.ROUTES, *downloads.ROUTES, *audit_log.ROUTES,
-    *answers.ROUTES, *moderation.ROUTES, *reminders.ROUTES,
+    *draft_form.ROUTES, *drafts.ROUTES, *results.ROUTES, *groups.ROUTES, *downloads.ROUTES,
+    *audit_log.ROUTES, *answers.ROUTES, *moderation.ROUTES, *reminders.ROUTES,
     web.get("/static/{name}", static_file),
     web.get("/language/{language}", choose_language),
 ]
