@@ -13,11 +13,13 @@ from sqlalchemy import select, text, update
 
 from bot.app import daily_purge
 from bot.config import Settings
+from bot.service import ChatService
 from handlers.capabilities import Capabilities
 from handlers.events import Document, Reply
 from handlers.onboarding import CONSENT_VERSION
 from storage import consent, retention
 from storage.db import make_engine, upgrade
+from storage.flood import CommentLimits
 from storage.models import (
     AppSetting,
     Comment,
@@ -83,9 +85,12 @@ async def test_typed_words_and_a_comment_that_says_them(service, sessionmaker):
 
 
 async def test_without_files_or_address_the_whole_summary_comes_in_several_messages(
-        service, sessionmaker):
+        sessionmaker):
     from tests.chat import make_draft
 
+    # Fifteen comments in a moment: the flood limit, which this does not test, is lifted.
+    service = ChatService(sessionmaker, comment_limits=CommentLimits(per_minute=100,
+                                                                     per_hour=100))
     await subscribe(service, "u1")
     draft = await make_draft(sessionmaker)
     written = [f"Ý kiến số {n}: " + "chữ " * 150 for n in range(1, 16)]
