@@ -21,7 +21,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.export import receipt_number
-from storage.groups import GroupRef, group_of_comments
+from storage.groups import GroupRef, group_of_comments, shown_label
 from storage.models import Comment, CommentAnswer, GroupMembership, Handling, Publication
 from storage.moderation import SHOWN
 from storage.text import N_, clean_text, fold
@@ -256,10 +256,21 @@ def synthesis_rows(comments: Sequence[AnsweredComment],
         codes = tuple(dict.fromkeys(comment.commune_code for comment in members))
         answers = tuple(dict.fromkeys((comment.handling, comment.explanation)
                                       for comment in members if comment.handling is not None))
-        rows.append(SynthesisRow(number, codes, ref.label if ref else members[0].text,
+        rows.append(SynthesisRow(number, codes, _row_text(ref, members),
                                  tuple(comment.receipt for comment in members), answers,
                                  sum(comment.handling is None for comment in members), ref))
     return rows
+
+
+def _row_text(ref: GroupRef | None, members: Sequence[AnsweredComment]) -> str:
+    """A row's words: the group's name an official gave, or else the whole of the comment it
+    is named after (a name cut short from it does not belong in a published table)."""
+    if ref is None:
+        return members[0].text
+    for comment in members:
+        if shown_label("", comment.text) == ref.label:
+            return comment.text
+    return ref.label
 
 
 async def synthesis_of(session: AsyncSession, draft_id: int,

@@ -195,6 +195,8 @@ async def test_groups_in_the_spreadsheet_and_the_table(sessionmaker, service, tm
     draft = str(known.draft.id)
     await comment(service, "c", known.draft.id, "muc phi hop ly")  # a's point, in other case
     await comment(service, "f", known.draft.id, "Mức phí hợp lý!!")
+    long = "Đề nghị công khai danh sách hộ được miễn giảm phí vệ sinh " * 4  # over a name
+    await comment(service, "a", known.draft.id, long.strip())
     grouped = ykien(sessionmaker, tmp_path, "groups", "compute", "--draft", draft)
     assert grouped.returncode == 0, grouped.stderr
     await comment(service, "d", known.draft.id, "Cần thêm thùng rác.")  # not grouped yet
@@ -202,7 +204,7 @@ async def test_groups_in_the_spreadsheet_and_the_table(sessionmaker, service, tm
     async with sessionmaker() as session:
         groups = await session.scalar(select(func.count()).select_from(CommentGroup).where(
             CommentGroup.draft_id == known.draft.id))
-    assert groups == 5  # the fee point (three comments) and four comments alone
+    assert groups == 6  # the fee point (three comments) and five comments alone
 
     assert ykien(sessionmaker, tmp_path, "synthesis", "export", "--draft", draft,
                  "--out", "answers.xlsx").returncode == 0
@@ -226,15 +228,20 @@ async def test_groups_in_the_spreadsheet_and_the_table(sessionmaker, service, tm
     book.save(tmp_path / "filled.xlsx")
     done = ykien(sessionmaker, tmp_path, "synthesis", "import", "filled.xlsx")
     assert done.returncode == 0, done.stderr
-    assert "9 answers read, 9 stored or changed" in done.stdout
+    assert "10 answers read, 10 stored or changed" in done.stdout
 
+    renamed = ykien(sessionmaker, tmp_path, "groups", "rename", str(fee), "Về mức phí",
+                    "--draft", draft)
+    assert renamed.returncode == 0, renamed.stderr
     table = ykien(sessionmaker, tmp_path, "synthesis", "table", "--draft", draft,
                   "--out", "table.xlsx")
     assert table.returncode == 0, table.stderr
     cells = list(openpyxl.load_workbook(tmp_path / "table.xlsx").worksheets[0]
                  .iter_rows(values_only=True))[1:]
-    # one row per group, the largest first, then the two identical late comments on one row
+    # one row per group, the largest first (by its name), then the two identical late
+    # comments on one row
     assert len(cells) == groups + 1
-    assert cells[0][2] == "Mức phí hợp lý." and cells[0][3] == 3
+    assert cells[0][2] == "Về mức phí" and cells[0][3] == 3
     assert cells[-1][2] == "Cần thêm thùng rác." and cells[-1][3] == 2
-    assert sum(row[3] for row in cells) == 9
+    assert sum(row[3] for row in cells) == 10
+    assert long.strip() in [row[2] for row in cells]  # whole, not the group's shortened name
