@@ -1,7 +1,7 @@
 """Answering every comment on the web ("tiếp thu, giải trình"): the answering page (filters:
 unanswered, by commune, by comment group; one answer for the comments ticked, or for a whole
-group), the synthesis table (a printable
-page, and as XLSX), and publishing the response (a preview, then a confirmation).
+group), the synthesis table (a printable page, and as XLSX), and publishing the response (a
+preview, then a confirmation).
 
 Reading needs the draft in the official's scope (storage.roles); answering, the right to
 edit drafts in the commune each comment came from (a commune official answers their own
@@ -236,6 +236,7 @@ async def answer(request: web.Request) -> web.Response:
         if whole_group:
             chosen, partial = await _group_in_scope(request, session, found, whole_group,
                                                     scope)
+            whole_group = str(int(whole_group))  # as it names the group ("007" is 7)
             kept["chosen"] = chosen
         try:
             handling = Handling(handling_text)
