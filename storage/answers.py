@@ -3,15 +3,16 @@ the comments of a draft as the answering page lists them, and the synthesis tabl
 
 `answer_comments` is the one way an answer is stored, for one comment or several at once (a
 page's ticked comments, a group of near-duplicates, a spreadsheet's rows): all of them, or
-none when one is not the draft's or not in the official's communes. `group_identical` makes
-the synthesis table's rows; a finer grouping of near-duplicates can take its place.
+none when one is not the draft's or not in the official's communes. The synthesis table has
+one row per comment group of storage.groups (with its count), then the comments not grouped
+yet, identical ones together (`group_identical`).
 
 None of these functions commits: the caller owns the transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -20,7 +21,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.export import receipt_number
-from storage.models import Comment, CommentAnswer, Handling, Publication
+from storage.groups import GroupRef, group_of_comments, shown_label
+from storage.models import Comment, CommentAnswer, GroupMembership, Handling, Publication
 from storage.moderation import SHOWN
 from storage.text import N_, clean_text, fold
 
@@ -157,16 +159,20 @@ def _answered(row: tuple) -> AnsweredComment:
 
 async def answered_comments(
     session: AsyncSession, draft_id: int, communes: Collection[int] | None = None, *,
-    unanswered: bool = False, commune: int | None = None, offset: int = 0,
-    limit: int | None = None,
+    unanswered: bool = False, commune: int | None = None, group: int | None = None,
+    offset: int = 0, limit: int | None = None,
 ) -> tuple[list[AnsweredComment], int]:
     """The draft's comments in receipt order with their answers, and how many match: those of
-    `communes` (the official's, None: all), only unanswered ones, only one commune's."""
+    `communes` (the official's, None: all), only unanswered ones, only one commune's, only
+    one comment group's (storage.groups)."""
     query, where = _answered_query(draft_id, communes)
     if unanswered:
         where.append(CommentAnswer.comment_id.is_(None))
     if commune is not None:
         where.append(Comment.commune_code == commune)
+    if group is not None:
+        where.append(Comment.id.in_(select(GroupMembership.comment_id)
+                                    .where(GroupMembership.group_id == group)))
     total = await session.scalar(
         select(func.count()).select_from(Comment)
         .outerjoin(CommentAnswer, CommentAnswer.comment_id == Comment.id).where(*where)) or 0
@@ -200,8 +206,7 @@ async def answer_counts(session: AsyncSession, draft_id: int,
 
 def group_identical(comments: Sequence[AnsweredComment]) -> list[list[AnsweredComment]]:
     """Comments saying the same words (whatever the case, diacritics and punctuation) in one
-    group, in the order of each group's first comment. The grouping of near-duplicates
-    replaces this function."""
+    group, in the order of each group's first comment."""
     groups: dict[str, list[AnsweredComment]] = {}
     for comment in comments:
         groups.setdefault(fold(comment.text) or comment.text, []).append(comment)
@@ -210,16 +215,18 @@ def group_identical(comments: Sequence[AnsweredComment]) -> list[list[AnsweredCo
 
 @dataclass(frozen=True)
 class SynthesisRow:
-    """One row of the table: a comment, or a group of identical ones."""
+    """One row of the table: a comment group (`group`), or identical comments not grouped
+    yet, or one comment."""
 
     number: int  # from 1
     commune_codes: tuple[int | None, ...]  # the communes the comments came from
-    text: str  # the first comment's words
+    text: str  # the group's name, or the first comment's words
     receipts: tuple[str, ...]
     # Every distinct answer given in the group, in the order first seen (one, normally);
     # empty while none of them is answered.
     answers: tuple[tuple[Handling, str], ...]
     unanswered: int
+    group: GroupRef | None = None
 
     @property
     def count(self) -> int:
@@ -227,23 +234,49 @@ class SynthesisRow:
 
 
 def synthesis_rows(comments: Sequence[AnsweredComment],
-                   grouping: Callable[[Sequence[AnsweredComment]], list[list[AnsweredComment]]]
-                   = group_identical) -> list[SynthesisRow]:
+                   groups: Mapping[int, GroupRef] | None = None) -> list[SynthesisRow]:
+    """One row per comment group (`groups`: each grouped comment's, by id), the largest
+    first, then the comments not grouped yet, identical ones on one row. Every comment is
+    counted in exactly one row."""
+    groups = groups or {}
+    grouped: dict[int, list[AnsweredComment]] = {}
+    loose = []
+    for comment in comments:
+        ref = groups.get(comment.id)
+        if ref is None:
+            loose.append(comment)
+        else:
+            grouped.setdefault(ref.id, []).append(comment)
+    ordered: list[tuple[GroupRef | None, list[AnsweredComment]]] = [
+        (groups[members[0].id], members)
+        for members in sorted(grouped.values(), key=len, reverse=True)]
+    ordered += [(None, members) for members in group_identical(loose)]
     rows = []
-    for number, group in enumerate(grouping(comments), start=1):
-        codes = tuple(dict.fromkeys(comment.commune_code for comment in group))
+    for number, (ref, members) in enumerate(ordered, start=1):
+        codes = tuple(dict.fromkeys(comment.commune_code for comment in members))
         answers = tuple(dict.fromkeys((comment.handling, comment.explanation)
-                                      for comment in group if comment.handling is not None))
-        rows.append(SynthesisRow(number, codes, group[0].text,
-                                 tuple(comment.receipt for comment in group), answers,
-                                 sum(comment.handling is None for comment in group)))
+                                      for comment in members if comment.handling is not None))
+        rows.append(SynthesisRow(number, codes, _row_text(ref, members),
+                                 tuple(comment.receipt for comment in members), answers,
+                                 sum(comment.handling is None for comment in members), ref))
     return rows
+
+
+def _row_text(ref: GroupRef | None, members: Sequence[AnsweredComment]) -> str:
+    """A row's words: the group's name an official gave, or else the whole of the comment it
+    is named after (a name cut short from it does not belong in a published table)."""
+    if ref is None:
+        return members[0].text
+    for comment in members:
+        if shown_label("", comment.text) == ref.label:
+            return comment.text
+    return ref.label
 
 
 async def synthesis_of(session: AsyncSession, draft_id: int,
                        communes: Collection[int] | None = None) -> list[SynthesisRow]:
     comments, _ = await answered_comments(session, draft_id, communes)
-    return synthesis_rows(comments)
+    return synthesis_rows(comments, await group_of_comments(session, draft_id))
 
 
 async def publication_of(session: AsyncSession, draft_id: int) -> Publication | None:

@@ -1,15 +1,16 @@
 """The answers in Excel, both ways, and the synthesis table as a workbook.
 
 The answering sheet (`ykien synthesis export`) lists a draft's comments with empty (or
-already given) handling and explanation columns, the handling chosen from a drop-down list;
-`read_answer_sheet` + `import_answers` take it back (`ykien synthesis import`): every problem
+already given) handling and explanation columns, the handling chosen from a drop-down list,
+then each comment's group (storage.groups: its number and name, to sort by; reading ignores
+them); `read_answer_sheet` + `import_answers` take it back (`ykien synthesis import`): every problem
 of the file is found first, and any problem changes nothing. An answer imported again as it
 is changes nothing either. Text cells are written as text and neutralised (storage.export).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -30,6 +31,7 @@ from storage.answers import (
 )
 from storage.charts import commune_name
 from storage.export import FORMULA_STARTS, neutralise
+from storage.groups import GroupRef
 from storage.models import Comment, Handling
 from storage.moderation import SHOWN
 from storage.text import N_
@@ -39,10 +41,13 @@ SYNTHESIS_SHEET = N_("Synthesis")
 RECEIPT, COMMUNE, COMMENT, HANDLING, EXPLANATION = (
     N_("Receipt no."), N_("Commune"), N_("Comment"), N_("Handling"), N_("Explanation"))
 ANSWER_COLUMNS = (RECEIPT, COMMUNE, COMMENT, HANDLING, EXPLANATION)
+# After the columns read back, so that a file written before them still reads the same.
+GROUP_NUMBER, GROUP = N_("Group no."), N_("Group")
+GROUP_COLUMNS = (GROUP_NUMBER, GROUP)
 NUMBER, COUNT = N_("No."), N_("Identical comments")
 SYNTHESIS_COLUMNS = (NUMBER, COMMUNE, COMMENT, COUNT, HANDLING, EXPLANATION)
 WIDTHS = {RECEIPT: 11, COMMUNE: 24, COMMENT: 70, HANDLING: 28, EXPLANATION: 60, NUMBER: 6,
-          COUNT: 10}
+          COUNT: 10, GROUP_NUMBER: 9, GROUP: 40}
 MAX_ROWS = 1_048_575  # Excel's rows, less the header
 CHOOSE_FROM_LIST = N_("Choose one of the handlings of the list.")
 NOT_ANSWERED_YET = N_("not answered yet")
@@ -73,10 +78,13 @@ def handling_choices(translate: Callable[[str], str]) -> list[str]:
 
 
 def write_answer_sheet(out: str | IO[bytes], comments: Sequence[AnsweredComment],
-                       translate: Callable[[str], str] = str) -> None:
-    """The comments with their handling (a drop-down list) and explanation, to fill in."""
+                       translate: Callable[[str], str] = str,
+                       groups: Mapping[int, GroupRef] | None = None) -> None:
+    """The comments with their handling (a drop-down list) and explanation, to fill in, and
+    their group (`groups`: each grouped comment's, by id) to sort by."""
     book = _book(out)
-    sheet, wrap = _sheet(book, ANSWER_SHEET, ANSWER_COLUMNS, translate)
+    columns = ANSWER_COLUMNS + GROUP_COLUMNS
+    sheet, wrap = _sheet(book, ANSWER_SHEET, columns, translate)
     for row, comment in enumerate(comments, start=1):
         sheet.write_string(row, 0, comment.receipt)
         sheet.write_string(row, 1, neutralise(commune_name(comment.commune_code, translate)))
@@ -85,12 +93,15 @@ def write_answer_sheet(out: str | IO[bytes], comments: Sequence[AnsweredComment]
             sheet.write_string(row, 3, translate(HANDLING_WORDS[comment.handling]))
         if comment.explanation:
             sheet.write_string(row, 4, neutralise(comment.explanation), wrap)
+        if (group := (groups or {}).get(comment.id)) is not None:
+            sheet.write_number(row, 5, group.id)
+            sheet.write_string(row, 6, neutralise(group.label), wrap)
     sheet.data_validation(1, 3, MAX_ROWS, 3, {
         "validate": "list", "source": handling_choices(translate),
         "error_title": translate(HANDLING),
         "error_message": translate(CHOOSE_FROM_LIST),
     })
-    sheet.autofilter(0, 0, max(len(comments), 1), len(ANSWER_COLUMNS) - 1)
+    sheet.autofilter(0, 0, max(len(comments), 1), len(columns) - 1)
     book.close()
 
 

@@ -30,7 +30,7 @@ from bot.channels.channel import Unreachable
 from bot.channels.pacing import ChannelLimiter
 from bot.sending.worker import DeliveryWorker
 from handlers.capabilities import CONSOLE, Capabilities
-from handlers.events import Incoming, Kind, Outgoing
+from handlers.events import Incoming, Kind, Outgoing, Reply
 from storage.drafts import broadcast
 from storage.models import Draft, Resident, utcnow
 from tests.chat import BA_DINH, CAM_TU, make_draft
@@ -64,6 +64,20 @@ class WindowChannel:
             raise Unreachable("Forbidden: bot was blocked by the user")
         self.sent.append(user_id)
         return f"m{len(self.sent)}"
+
+
+class Listening(WindowChannel):
+    """The test channel, keeping what each user was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: dict[str, list[str]] = {}
+
+    async def send(self, user_id: str, message: Outgoing) -> str:
+        sent = await super().send(user_id, message)
+        assert isinstance(message, Reply)
+        self.texts.setdefault(user_id, []).append(message.text)
+        return sent
 
 
 def say(user: str, body: str) -> Incoming:

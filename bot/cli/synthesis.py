@@ -91,6 +91,7 @@ async def _write(args: argparse.Namespace, settings: Settings, t: Translator,
     from bot.cli.outfile import Refused, bytes_replaced_on_success
     from storage.answers import answered_comments, synthesis_rows
     from storage.db import open_database
+    from storage.groups import group_of_comments
     from storage.synthesis_xlsx import write_answer_sheet, write_synthesis_table
 
     target = Path(args.out)
@@ -106,12 +107,13 @@ async def _write(args: argparse.Namespace, settings: Settings, t: Translator,
         if draft is None:
             return 1
         comments, _ = await answered_comments(session, draft.id)
+        groups = await group_of_comments(session, draft.id)
     try:
         with bytes_replaced_on_success(target, refusal) as out:
             if table:
-                write_synthesis_table(out, draft.title, synthesis_rows(comments), t)
+                write_synthesis_table(out, draft.title, synthesis_rows(comments, groups), t)
             else:
-                write_answer_sheet(out, comments, t)
+                write_answer_sheet(out, comments, t, groups)
     except Refused as refused:
         print(refused, file=sys.stderr)
         return 1

@@ -1,6 +1,7 @@
 """Answering every comment on the web ("tiếp thu, giải trình"): the answering page (filters:
-unanswered, by commune; one answer for the comments ticked), the synthesis table (a printable
-page, and as XLSX), and publishing the response (a preview, then a confirmation).
+unanswered, by commune, by comment group; one answer for the comments ticked, or for a whole
+group), the synthesis table (a printable page, and as XLSX), and publishing the response (a
+preview, then a confirmation).
 
 Reading needs the draft in the official's scope (storage.roles); answering, the right to
 edit drafts in the commune each comment came from (a commune official answers their own
@@ -55,6 +56,7 @@ from storage.answers import (
 from storage.audit import AuditAction
 from storage.charts import commune_name
 from storage.drafts import commune_code_text
+from storage.groups import GroupError, GroupProblem, find_group, groups_of_draft
 from storage.models import DeliveryStatus, Handling, Publication, Resident, utcnow
 from storage.roles import Permission
 from storage.synthesis_xlsx import answer_cells, communes_text, write_synthesis_table
@@ -62,6 +64,8 @@ from storage.synthesis_xlsx import answer_cells, communes_text, write_synthesis_
 COMMENTS_PER_PAGE = 50
 SHOW_UNANSWERED = "unanswered"
 COMMENT_FIELD = "comment"
+GROUP_FIELD = "group"
+GROUPS_LISTED = 200  # in the filter's list, the largest first
 
 ANSWER_PROBLEMS = {
     AnswerProblem.NO_COMMENTS: N_("Tick the comments to answer."),
@@ -81,6 +85,8 @@ PUBLISH_PROBLEMS = {
 }
 DONE_WORDS = {
     "answered": N_("Your answer is saved for {count} comments."),
+    "group": N_("Your answer is saved for the {count} comments of the group from your "
+                "communes; its other comments are left to their communes' officials."),
     "published": N_("The response is published: {count} messages are queued for the "
                     "participants."),
 }
@@ -113,20 +119,39 @@ def _commune_filter(request: web.Request, found: InScope) -> int | None:
     return None
 
 
+def _number(text: str) -> int | None:
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 10 else None
+
+
+async def _group_filter(request: web.Request, session: AsyncSession, found: InScope
+                        ) -> int | None:
+    """The group asked for, if it is one of the draft's (any other number shows them all)."""
+    group = _number(request.query.get(GROUP_FIELD, ""))
+    if group is None:
+        return None
+    try:
+        return (await find_group(session, found.draft.id, group)).id
+    except GroupError:
+        return None
+
+
 async def _answers_view(request: web.Request, session: AsyncSession, found: InScope,
                         problem: str = "", status: int = 200,
                         kept: dict[str, Any] | None = None) -> web.Response:
     t = page_translator(request)
     unanswered = request.query.get("show") == SHOW_UNANSWERED
     commune = _commune_filter(request, found)
+    group = await _group_filter(request, session, found)
     page = page_number(request)
     comments, total = await answered_comments(
         session, found.draft.id, found.scope, unanswered=unanswered, commune=commune,
-        offset=(page - 1) * COMMENTS_PER_PAGE, limit=COMMENTS_PER_PAGE)
+        group=group, offset=(page - 1) * COMMENTS_PER_PAGE, limit=COMMENTS_PER_PAGE)
     counts = await answer_counts(session, found.draft.id, found.scope)
+    groups = await groups_of_draft(session, found.draft.id, found.scope, limit=GROUPS_LISTED)
     query = "&".join(part for part in (
         f"show={SHOW_UNANSWERED}" if unanswered else "",
-        f"commune={commune}" if commune is not None else "") if part)
+        f"commune={commune}" if commune is not None else "",
+        f"{GROUP_FIELD}={group}" if group is not None else "") if part)
     done = request.query.get("done", "")
     count = request.query.get("count", "0")
     notice = t(DONE_WORDS[done], count=t.number(int(count))) if (
@@ -134,7 +159,8 @@ async def _answers_view(request: web.Request, session: AsyncSession, found: InSc
     return render(request, "answers.html", {
         "draft": found.draft, "counts": counts, "total": total, "page": page,
         "pages": max(1, -(-total // COMMENTS_PER_PAGE)), "query": query,
-        "unanswered": unanswered, "commune": commune,
+        "unanswered": unanswered, "commune": commune, "group": group,
+        "groups": [(listed.id, listed.label, listed.size) for listed in groups],
         "communes": [(code, commune_code_text(code), commune_name(code, t))
                      for code in sorted(found.communes)],
         "comments": [{
@@ -167,11 +193,36 @@ def _ids(values: Collection[Any]) -> set[int] | None:
     return chosen
 
 
+async def _group_in_scope(request: web.Request, session: AsyncSession, found: InScope,
+                          text: str, scope: frozenset[int] | None) -> tuple[set[int], bool]:
+    """A whole group's comments the official may answer (those of their communes), and
+    whether the group has others; 404 for a group not of this draft, 403 for one with none
+    of theirs."""
+    t = page_translator(request)
+    group = _number(text)
+    try:
+        if group is None:
+            raise GroupError(GroupProblem.NO_GROUP, text)
+        group = (await find_group(session, found.draft.id, group)).id
+    except GroupError as error:
+        raise refusal(request, 404, t("There is no such group in this draft. Reload the page "
+                                      "and try again.")) from error
+    mine, _ = await answered_comments(session, found.draft.id, scope, group=group)
+    _, everyone = await answered_comments(session, found.draft.id, group=group, limit=0)
+    if not mine:
+        raise refusal(request, 403, t("None of this group's comments come from your communes: "
+                                      "their officials answer them."))
+    return {comment.id for comment in mine}, everyone > len(mine)
+
+
 async def answer(request: web.Request) -> web.Response:
-    """One answer for the comments ticked; the page again with the problem if it is wrong."""
+    """One answer for the comments ticked, or for a whole group (`group`: those of it the
+    official may answer); the page again with the problem if it is wrong."""
     t = page_translator(request)
     post = await request.post()
     chosen = _ids(post.getall(COMMENT_FIELD, []))
+    whole_group = str(post.get(GROUP_FIELD, ""))
+    partial = False
     handling_text = str(post.get("handling", ""))
     explanation = str(post.get("explanation", ""))
     back = str(post.get("back", ""))
@@ -182,6 +233,11 @@ async def answer(request: web.Request) -> web.Response:
         if chosen is None:
             raise refusal(request, 400, t("The form was not understood. Reload the page and "
                                           "try again."))
+        if whole_group:
+            chosen, partial = await _group_in_scope(request, session, found, whole_group,
+                                                    scope)
+            whole_group = str(int(whole_group))  # as it names the group ("007" is 7)
+            kept["chosen"] = chosen
         try:
             handling = Handling(handling_text)
         except ValueError:
@@ -201,9 +257,12 @@ async def answer(request: web.Request) -> web.Response:
         role = signed_in(request).authority.role_for(Permission.EDIT, scope)
         if changed:
             await record(request, session, role, AuditAction.ANSWERED, found.draft.id,
-                         detail=f"comments: {len(chosen)}; changed: {changed}; {handling}")
-    query = back if back.startswith(("show=", "commune=")) and "\n" not in back else ""
-    query = "&".join(part for part in (query, f"done=answered&count={len(chosen)}") if part)
+                         detail=f"comments: {len(chosen)}; changed: {changed}; {handling}"
+                         + (f"; group: {whole_group}" if whole_group else ""))
+    query = (back if back.startswith(("show=", "commune=", f"{GROUP_FIELD}="))
+             and "\n" not in back else "")
+    done = "group" if partial else "answered"
+    query = "&".join(part for part in (query, f"done={done}&count={len(chosen)}") if part)
     return see_other(f"{ADMIN_PATH}/drafts/{found.draft.id}/answers?{query}")
 
 

@@ -11,31 +11,24 @@ import openpyxl
 from sqlalchemy import func, select, update
 
 from bot.sending.worker import DeliveryWorker
-from handlers.events import Outgoing, Reply
-from storage.models import AuditEntry, CommentAnswer, Delivery, Handling, Resident, utcnow
+from storage.models import (
+    AuditEntry,
+    CommentAnswer,
+    CommentGroup,
+    Delivery,
+    Handling,
+    Resident,
+    utcnow,
+)
 from tests import ykien_process
 from tests.conftest import cli_environment
-from tests.results_data import WindowChannel, comment, known_consultation, say
+from tests.results_data import Listening, comment, known_consultation, say
 
 
 def ykien(sessionmaker, cwd, *args: str, language: str = "en") -> subprocess.CompletedProcess:
     url = sessionmaker.kw["bind"].url.render_as_string(hide_password=False)
     return ykien_process.run(args, text=True, cwd=cwd, timeout=120,
                              env={**cli_environment(url), "YKIEN_LANGUAGE": language})
-
-
-class Listening(WindowChannel):
-    """The test channel, keeping what each user was sent."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: dict[str, list[str]] = {}
-
-    async def send(self, user_id: str, message: Outgoing) -> str:
-        sent = await super().send(user_id, message)
-        assert isinstance(message, Reply)
-        self.texts.setdefault(user_id, []).append(message.text)
-        return sent
 
 
 def fill(source, target, answers: dict[int, tuple[str, str]], edits: dict[int, str] | None = None):
@@ -66,7 +59,8 @@ async def test_round_trip_in_excel(sessionmaker, service, tmp_path):
     assert done.returncode == 0, done.stderr
     sheet = openpyxl.load_workbook(tmp_path / "answers.xlsx").worksheets[0]
     rows = [[cell or "" for cell in row] for row in sheet.iter_rows(values_only=True)]
-    assert rows[0] == ["Số biên nhận", "Xã/Phường", "Góp ý", "Cách tiếp thu", "Giải trình"]
+    assert rows[0] == ["Số biên nhận", "Xã/Phường", "Góp ý", "Cách tiếp thu", "Giải trình",
+                       "Số nhóm", "Nhóm"]
     assert [row[0] for row in rows[1:]] == [f"{draft}-{n}" for n in range(1, 6)]
     assert rows[2][2] == "'=SUM(A1) nên thu theo quý"  # neutralised, as in every export
     validation = sheet.data_validations.dataValidation[0]
@@ -194,3 +188,60 @@ async def test_publishing_reaches_each_participant_once(sessionmaker, service, t
         rows = await session.scalar(select(func.count()).select_from(Delivery).where(
             Delivery.dedup_key.like(f"response:{draft}:%")))
     assert rows == 4
+
+
+async def test_groups_in_the_spreadsheet_and_the_table(sessionmaker, service, tmp_path):
+    known = await known_consultation(sessionmaker, service)
+    draft = str(known.draft.id)
+    await comment(service, "c", known.draft.id, "muc phi hop ly")  # a's point, in other case
+    await comment(service, "f", known.draft.id, "Mức phí hợp lý!!")
+    long = "Đề nghị công khai danh sách hộ được miễn giảm phí vệ sinh " * 4  # over a name
+    await comment(service, "a", known.draft.id, long.strip())
+    grouped = ykien(sessionmaker, tmp_path, "groups", "compute", "--draft", draft)
+    assert grouped.returncode == 0, grouped.stderr
+    await comment(service, "d", known.draft.id, "Cần thêm thùng rác.")  # not grouped yet
+    await comment(service, "g", known.draft.id, "cần thêm thùng rác")  # identical to d's
+    async with sessionmaker() as session:
+        groups = await session.scalar(select(func.count()).select_from(CommentGroup).where(
+            CommentGroup.draft_id == known.draft.id))
+    assert groups == 6  # the fee point (three comments) and five comments alone
+
+    assert ykien(sessionmaker, tmp_path, "synthesis", "export", "--draft", draft,
+                 "--out", "answers.xlsx").returncode == 0
+    rows = list(openpyxl.load_workbook(tmp_path / "answers.xlsx").worksheets[0]
+                .iter_rows(values_only=True))
+    assert rows[0][5:] == ("Group no.", "Group")
+    by_text = {row[2]: row for row in rows[1:]}
+    fee = by_text["Mức phí hợp lý."][5]
+    assert isinstance(fee, int) and by_text["Mức phí hợp lý."][6] == "Mức phí hợp lý."
+    assert [row[5] for row in rows[1:]].count(fee) == 3
+    assert by_text["muc phi hop ly"][5] == by_text["Mức phí hợp lý!!"][5] == fee
+    assert by_text["Cần thêm thùng rác."][5:] == (None, None)  # not grouped yet
+
+    # the group columns are not read back: a sorted, renamed group changes nothing
+    book = openpyxl.load_workbook(tmp_path / "answers.xlsx")
+    sheet = book.worksheets[0]
+    for row in range(2, sheet.max_row + 1):
+        sheet.cell(row, 4, "accepted")
+        sheet.cell(row, 7, "=HYPERLINK(1)")
+    sheet.cell(2, 6, 999999)
+    book.save(tmp_path / "filled.xlsx")
+    done = ykien(sessionmaker, tmp_path, "synthesis", "import", "filled.xlsx")
+    assert done.returncode == 0, done.stderr
+    assert "10 answers read, 10 stored or changed" in done.stdout
+
+    renamed = ykien(sessionmaker, tmp_path, "groups", "rename", str(fee), "Về mức phí",
+                    "--draft", draft)
+    assert renamed.returncode == 0, renamed.stderr
+    table = ykien(sessionmaker, tmp_path, "synthesis", "table", "--draft", draft,
+                  "--out", "table.xlsx")
+    assert table.returncode == 0, table.stderr
+    cells = list(openpyxl.load_workbook(tmp_path / "table.xlsx").worksheets[0]
+                 .iter_rows(values_only=True))[1:]
+    # one row per group, the largest first (by its name), then the two identical late
+    # comments on one row
+    assert len(cells) == groups + 1
+    assert cells[0][2] == "Về mức phí" and cells[0][3] == 3
+    assert cells[-1][2] == "Cần thêm thùng rác." and cells[-1][3] == 2
+    assert sum(row[3] for row in cells) == 10
+    assert long.strip() in [row[2] for row in cells]  # whole, not the group's shortened name

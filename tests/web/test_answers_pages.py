@@ -1,7 +1,9 @@
 """The answering pages of the workspace over HTTP, on the known consultation (Cẩm Tú, Ba Đình,
 Ngọc Hà): answering one or several comments within the official's communes, the refusals
 (another commune's comment, a forged id, no explanation, staff, no CSRF token), the synthesis
-table with identical comments on one row, and publishing with a preview and a confirmation."""
+table with identical comments on one row, and publishing with a preview and a confirmation;
+the comment groups (issue 19): the filter by group, answering a group at once within the
+official's communes, a row per group in the synthesis, the answer reaching each member once."""
 
 from __future__ import annotations
 
@@ -11,9 +13,11 @@ import openpyxl
 import pytest
 from sqlalchemy import func, select
 
-from storage.models import AuditEntry, Comment, CommentAnswer, Delivery
+from bot.sending.worker import DeliveryWorker
+from bot.web.groups import job_of
+from storage.models import AuditEntry, Comment, CommentAnswer, Delivery, GroupMembership
 from storage.roles import Role
-from tests.results_data import comment, known_consultation
+from tests.results_data import Listening, comment, known_consultation
 from tests.web.workspace import workspace
 
 
@@ -159,3 +163,101 @@ async def test_synthesis_table_and_publishing(sessionmaker, service, place):
     assert "Published on" in shown.text and "Giữ nguyên mức phí." in shown.text
     assert [action for action, _ in await actions(sessionmaker)] == [
         "answered", "exported", "closed", "published", "published"]
+
+
+async def _group_the_draft(place, visitor, draft_id: int) -> None:
+    started = await visitor.post(f"/drafts/{draft_id}/groups/compute")
+    assert started.status == 303
+    job = job_of(place.sessionmaker, draft_id)
+    assert job is not None and job.task is not None
+    await job.task  # the background job, awaited rather than waited for
+
+
+def said(text: str) -> str:
+    """A comment as the answering page lists it (group names show in the filter too)."""
+    return f'<p class="said">{text}</p>'
+
+
+async def groups_of(sessionmaker, ids: dict[str, int]) -> dict[str, int]:
+    async with sessionmaker() as session:
+        rows = dict((await session.execute(
+            select(GroupMembership.comment_id, GroupMembership.group_id))).all())
+    return {text: rows[i] for text, i in ids.items() if i in rows}
+
+
+async def test_a_group_answered_at_once_reaches_each_member_once(sessionmaker, service, place):
+    known = await known_consultation(sessionmaker, service)
+    draft = known.draft.id
+    path = f"/drafts/{draft}/answers"
+    await comment(service, "c", draft, "muc phi hop ly")  # a's point, Cẩm Tú
+    await comment(service, "f", draft, "Mức phí hợp lý!!")  # the same point, Ba Đình
+    admin = await in_english(place.sign_in("ad", Role.ADMIN, "all"))
+    await _group_the_draft(place, admin, draft)
+    await comment(service, "d", draft, "Cần thêm thùng rác.")  # after the grouping
+    ids = await comment_ids(sessionmaker, draft)
+    grouped = await groups_of(sessionmaker, ids)
+    fee, refusal_group = grouped["Mức phí hợp lý."], grouped["Không đồng ý."]  # e's: Ba Đình
+    assert grouped["muc phi hop ly"] == grouped["Mức phí hợp lý!!"] == fee
+    assert len(set(grouped.values())) == 5 and "Cần thêm thùng rác." not in grouped
+
+    # the synthesis: one row per group (the fee point counted 3), then the late comment
+    sheet = await admin.post(f"/drafts/{draft}/synthesis.xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(sheet.body)).worksheets[0]
+                .iter_rows(values_only=True))[1:]
+    assert len(rows) == 5 + 1 and rows[0][2] == "Mức phí hợp lý." and rows[0][3] == 3
+    assert rows[-1][2] == "Cần thêm thùng rác." and sum(row[3] for row in rows) == 8
+    table = await admin.get(f"/drafts/{draft}/synthesis")
+    assert "(3 identical comments)" in table.text
+
+    # a Cẩm Tú official: the groups with comments of theirs, each counted there
+    cb = await in_english(place.sign_in("cb"))
+    page = await cb.get(path, group=str(fee))
+    assert page.status == 200 and f'<option value="{fee}" selected' in page.text
+    assert f'<option value="{refusal_group}"' not in page.text  # Ba Đình's only
+    assert said("muc phi hop ly") in page.text and said("Mức phí hợp lý.") in page.text
+    assert "Mức phí hợp lý!!" not in page.text and said("Phí cao quá.") not in page.text
+    assert 'id="answer-group"' in page.text
+    everything = await cb.get(path, group="٣")  # not a group number: every comment
+    assert said("Phí cao quá.") in everything.text
+    assert 'id="answer-group"' not in everything.text
+
+    # answering the whole group answers theirs only, and says the rest is left to others
+    done = await cb.post(path, {"group": str(fee), "handling": "accepted",
+                                "explanation": "Giữ mức phí.", "back": f"group={fee}"})
+    assert done.status == 303 and done.location.endswith(
+        f"{path}?group={fee}&done=group&count=2")
+    assert await answers(sessionmaker) == {
+        ids[text]: ("accepted", "Giữ mức phí.") for text in ("Mức phí hợp lý.", "muc phi hop ly")}
+    assert "other comments are left to their communes" in (
+        await cb.get(path, group=str(fee), done="group", count="2")).text
+    for forged, status in ((str(refusal_group), 403), ("999999", 404), ("1٣", 404),
+                           ("", 422)):
+        refused = await cb.post(path, [("handling", "accepted")] + (
+            [("group", forged)] if forged else []))
+        assert refused.status == status, forged
+    no_explanation = await cb.post(path, {"group": str(fee), "handling": "not_accepted"})
+    assert no_explanation.status == 422 and "needs an explanation" in no_explanation.text
+    assert len(await answers(sessionmaker)) == 2  # the refusals changed nothing
+
+    # the admin answers the group again, whole: f's too, and the others one by one
+    whole = await admin.post(path, {"group": str(fee), "handling": "partly_accepted",
+                                    "explanation": "Giữ mức phí, thu theo quý."})
+    assert whole.status == 303 and whole.location.endswith("done=answered&count=3")
+    rest = [i for text, i in ids.items() if grouped.get(text) != fee]
+    assert (await admin.post(path, [("comment", str(i)) for i in rest] + [
+        ("handling", "noted")])).status == 303
+    assert (await admin.post(f"/drafts/{draft}/close")).status == 303
+    sent = await admin.post(f"/drafts/{draft}/publish", {
+        "step": "confirm", "summary": "Giữ nguyên mức phí."})
+    assert sent.status == 303
+    channel = Listening()
+    await DeliveryWorker(sessionmaker, {"test": channel}).run_once()
+    async with sessionmaker() as session:
+        numbers = dict((await session.execute(
+            select(Comment.text, Comment.number).where(Comment.draft_id == draft))).all())
+    for user, text in (("a", "Mức phí hợp lý."), ("c", "muc phi hop ly"),
+                       ("f", "Mức phí hợp lý!!")):
+        [message] = channel.texts[user]  # one message each
+        assert message.count("Giữ mức phí, thu theo quý.") == 1, message
+        assert f"{draft}-{numbers[text]}:" in message
+    assert "Giữ mức phí, thu theo quý." not in channel.texts["e"][0]  # not in the group
