@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from bot.config import Settings
@@ -54,8 +55,9 @@ def _official_session(phone: Phone, token: str, draft_id: int) -> None:
 
     # Grouping runs in the background; the page reloads itself until it is done.
     phone.press("form[action$='/groups/compute'] button")
-    phone.wait(lambda driver: "0 ý kiến chưa được nhóm" in driver.find_element(
-        By.ID, "group-counts").text)
+    # Done: nothing left to group and no progress shown, so the page reloads no more and
+    # what is read next is the page of the finished grouping, not one being reloaded.
+    phone.wait(finished_grouping)
     text = phone.text()
     assert "10 nhóm" in text and "Nên thu gom rác vào buổi sáng!" in text
     cards = phone.driver.find_elements(By.CSS_SELECTOR, "article.group")
@@ -87,3 +89,12 @@ def _official_session(phone: Phone, token: str, draft_id: int) -> None:
     phone.open(f"/admin/drafts/{draft_id}/groups")
     assert "Sửa đường làng" in phone.text() and "9 nhóm" in phone.text()  # 10 - 2 + 1
     phone.photograph("groups-after")
+
+
+def finished_grouping(driver) -> bool:
+    try:
+        counts = driver.find_element(By.ID, "group-counts").text
+        return ("0 ý kiến chưa được nhóm" in counts
+                and not driver.find_elements(By.ID, "grouping-progress"))
+    except (NoSuchElementException, StaleElementReferenceException):
+        return False  # the page was between two loads
