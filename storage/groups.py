@@ -1,11 +1,11 @@
 """A draft's comment groups: what the answering page, the synthesis and the publication of
-answers read (`groups_of_draft`, `group_members`, `group_of_comments`, `synthesis_rows`,
-`answer_recipients`), and the corrections an official makes by hand (`rename`, `merge`,
-`move`, `split`).
+answers read (`groups_of_draft`, `group_members`, `group_of_comments` — from which
+`storage.answers.synthesis_rows` makes one row of each group — and `answer_recipients`), and
+the corrections an official makes by hand (`rename`, `merge`, `move`, `split`).
 
 A comment is in one group at most (its membership row is keyed by the comment), and a group
 is never left empty (it goes), so no comment is ever hidden: the synthesis lists the comments
-not grouped yet one by one. A correction pins the memberships of the groups it touches
+not grouped yet apart. A correction pins the memberships of the groups it touches
 (`manual`): grouping the draft again from scratch keeps them (storage.grouping.job).
 
 Comments are named by their number within the draft (the receipt "3-17" is draft 3's 17th),
@@ -90,17 +90,6 @@ class Member:
     commune_code: int | None
     text: str
     manual: bool
-
-
-@dataclass(frozen=True)
-class SynthesisRow:
-    """One row of the synthesis table: a group with its count, or a comment not grouped yet
-    (`group` None, count 1)."""
-
-    group: GroupRef | None
-    label: str
-    count: int
-    first_number: int  # its first comment's number: the synthesis cites it
 
 
 def shown_label(group_label: str, representative: str | None) -> str:
@@ -232,29 +221,6 @@ async def group_of_comments(session: AsyncSession, draft_id: int) -> dict[int, G
     rows = await session.execute(select(GroupMembership.comment_id, GroupMembership.group_id)
                                  .where(GroupMembership.draft_id == draft_id))
     return {comment_id: refs[group_id] for comment_id, group_id in rows.all()}
-
-
-async def synthesis_rows(session: AsyncSession, draft_id: int,
-                         communes: Collection[int] | None = None) -> list[SynthesisRow]:
-    """The synthesis table: one row per group with its count, the largest first, then one
-    row per comment not grouped yet; within `communes` (None: all). Every comment is counted
-    in exactly one row. Three queries, however many groups."""
-    refs = await _refs(session, draft_id)
-    size = func.count(GroupMembership.comment_id).label("size")
-    counted = await session.execute(
-        select(GroupMembership.group_id, size, func.min(Comment.number))
-        .join(Comment, Comment.id == GroupMembership.comment_id)
-        .where(GroupMembership.draft_id == draft_id, _in(communes))
-        .group_by(GroupMembership.group_id).order_by(size.desc(), GroupMembership.group_id))
-    rows = [SynthesisRow(refs[group_id], refs[group_id].label, count, first)
-            for group_id, count, first in counted.all()]
-    loose = await session.execute(
-        select(Comment.number, Comment.text)
-        .where(Comment.draft_id == draft_id, _in(communes), ~_grouped())
-        .order_by(Comment.number))
-    rows.extend(SynthesisRow(None, shown_label("", text), 1, number)
-                for number, text in loose.all())
-    return rows
 
 
 # ---- hand corrections ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from storage import groups
+from storage.answers import synthesis_of
 from storage.grouping import near
 from storage.grouping.job import group_draft
 from storage.grouping.normalise import normalise
@@ -154,13 +155,13 @@ async def test_the_interface_for_answers_and_the_synthesis(sessionmaker):
         assert set(of_comments) == set(ids)
         assert of_comments[ids[0]] == groups.GroupRef(listed[0].id, listed[0].label)
         # the synthesis: one row per group, then the comment not grouped yet, each counted
-        rows = await groups.synthesis_rows(session, draft.id)
+        rows = await synthesis_of(session, draft.id)
         assert len(rows) == len(listed) + 1 == await groups.count_groups(session, draft.id) + 1
         assert sum(row.count for row in rows) == len(ids) + len(late)
-        assert rows[-1].group is None and rows[-1].label == "Một ý kiến đến sau khi nhóm"
+        assert rows[-1].group is None and rows[-1].text == "Một ý kiến đến sau khi nhóm"
         assert await groups.ungrouped_count(session, draft.id) == 1
         # within one commune: counted there only
-        mine = await groups.synthesis_rows(session, draft.id, {BA_DINH})
+        mine = await synthesis_of(session, draft.id, {BA_DINH})
         assert sum(row.count for row in mine) == len(ids[1::2])
 
 
