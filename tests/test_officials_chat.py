@@ -212,18 +212,23 @@ async def telegram_bot(fake: FakeTelegram, database_url: str) -> AsyncIterator[N
         await asyncio.wait_for(app, timeout=30)
 
 
+async def agree_on_telegram(fake: FakeTelegram) -> None:
+    """The official's chat starts and agrees to the privacy notice, in English."""
+    since = len(fake.calls)
+    fake.push_text(OFFICIAL_CHAT, "/start")
+    await fake.wait_for(lambda c: c.method == "sendMessage" and "agree" in str(
+        c.params.get("reply_markup", "")), since=since)
+    message_id = fake.messages_to(OFFICIAL_CHAT)[-1]["message_id"]
+    since = len(fake.calls)
+    fake.push_callback(OFFICIAL_CHAT, "agree:en", message_id)
+    await fake.wait_for(lambda c: c.method in ("sendMessage", "editMessageText")
+                        and c.chat_id == OFFICIAL_CHAT, since=since)
+
+
 @pytest.mark.usefixtures("brisk_chats")
 async def test_on_telegram_the_link_goes_without_a_preview(database_url):
     async with FakeTelegram() as fake, telegram_bot(fake, database_url):
-        since = len(fake.calls)
-        fake.push_text(OFFICIAL_CHAT, "/start")
-        await fake.wait_for(lambda c: c.method == "sendMessage" and "agree" in str(
-            c.params.get("reply_markup", "")), since=since)
-        message_id = fake.messages_to(OFFICIAL_CHAT)[-1]["message_id"]
-        since = len(fake.calls)
-        fake.push_callback(OFFICIAL_CHAT, "agree:en", message_id)
-        await fake.wait_for(lambda c: c.method in ("sendMessage", "editMessageText")
-                            and c.chat_id == OFFICIAL_CHAT, since=since)
+        await agree_on_telegram(fake)
         since = len(fake.calls)
         fake.push_text(OFFICIAL_CHAT, "/login")
         sent = await fake.wait_for(lambda c: c.method == "sendMessage"

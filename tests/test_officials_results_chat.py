@@ -20,7 +20,12 @@ from tests.channels.fake_telegram import FakeTelegram
 from tests.chat import BA_DINH, CAM_TU, joined
 from tests.officials import LINK, PUBLIC_URL, audit_rows, official, say, workspace_service
 from tests.results_data import known_consultation
-from tests.test_officials_chat import OFFICIAL_CHAT, telegram_bot, with_database
+from tests.test_officials_chat import (
+    OFFICIAL_CHAT,
+    agree_on_telegram,
+    telegram_bot,
+    with_database,
+)
 
 PNG = b"\x89PNG\r\n\x1a\n"
 XLSX = b"PK\x03\x04"  # a zip file
@@ -123,15 +128,7 @@ async def test_on_telegram_results_send_a_photo_and_export_a_document(database_u
 
         async with open_database(database_url) as sessionmaker:
             draft = await make_draft(sessionmaker, "Phí vệ sinh", (CAM_TU, BA_DINH))
-        since = len(fake.calls)
-        fake.push_text(OFFICIAL_CHAT, "/start")
-        await fake.wait_for(lambda c: c.method == "sendMessage" and "agree" in str(
-            c.params.get("reply_markup", "")), since=since)
-        message_id = fake.messages_to(OFFICIAL_CHAT)[-1]["message_id"]
-        since = len(fake.calls)
-        fake.push_callback(OFFICIAL_CHAT, "agree:en", message_id)
-        await fake.wait_for(lambda c: c.method in ("sendMessage", "editMessageText")
-                            and c.chat_id == OFFICIAL_CHAT, since=since)
+        await agree_on_telegram(fake)
         since = len(fake.calls)
         fake.push_text(OFFICIAL_CHAT, f"/results {draft.id}")
         photo = await fake.wait_for(lambda c: c.method == "sendPhoto", since=since)
