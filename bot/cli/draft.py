@@ -137,7 +137,7 @@ async def cmd_draft_list(args: argparse.Namespace, settings: Settings, t: Transl
     return 0
 
 
-async def _draft_or_say(session: AsyncSession, draft_id: int, t: Translator) -> Draft | None:
+async def draft_or_say(session: AsyncSession, draft_id: int, t: Translator) -> Draft | None:
     """The draft with this number, or None after telling the person there is none."""
     from storage.queries import get_draft
 
@@ -179,7 +179,7 @@ async def cmd_draft_broadcast(args: argparse.Namespace, settings: Settings, t: T
 
     async with open_database(settings.database_url) as sessionmaker:
         async with sessionmaker() as session:
-            draft = await _draft_or_say(session, args.id, t)
+            draft = await draft_or_say(session, args.id, t)
             if draft is None:
                 return 1
             now = utcnow()
@@ -368,7 +368,7 @@ async def cmd_draft_status(args: argparse.Namespace, settings: Settings, t: Tran
     from storage.results import draft_results
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
+        draft = await draft_or_say(session, args.id, t)
         if draft is None:
             return 1
         now = utcnow()
@@ -430,7 +430,7 @@ async def _set_paused(draft_id: int, settings: Settings, t: Translator, paused: 
     from storage.db import open_database
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, draft_id, t)
+        draft = await draft_or_say(session, draft_id, t)
         if draft is None:
             return 1
         if paused and _closed(draft, t):
@@ -459,7 +459,7 @@ async def cmd_draft_cancel(args: argparse.Namespace, settings: Settings, t: Tran
 
     async with open_database(settings.database_url) as sessionmaker:
         async with sessionmaker() as session:
-            draft = await _draft_or_say(session, args.id, t)
+            draft = await draft_or_say(session, args.id, t)
             if draft is None:
                 return 1
             cancellation = await outbox.cancel(session, draft.id, utcnow())
@@ -520,7 +520,7 @@ async def cmd_draft_retry(args: argparse.Namespace, settings: Settings, t: Trans
     from storage.models import utcnow
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
+        draft = await draft_or_say(session, args.id, t)
         if draft is None or _closed(draft, t):
             return 1
         count = await outbox.retry_failed(session, draft.id, utcnow())
@@ -541,7 +541,7 @@ async def cmd_draft_close(args: argparse.Namespace, settings: Settings, t: Trans
     from storage.models import utcnow
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
+        draft = await draft_or_say(session, args.id, t)
         if draft is None:
             return 1
         if not await close_draft(session, draft, utcnow()):

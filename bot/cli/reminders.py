@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from bot.cli.command import AddCommand, Subcommands
-from bot.cli.draft import _draft_or_say
+from bot.cli.draft import draft_or_say
 from bot.config import Settings
 from handlers.i18n import Translator
 
@@ -36,7 +36,7 @@ async def cmd_reminders(args: argparse.Namespace, settings: Settings, t: Transla
     from storage.models import DeliveryStatus, utcnow
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
+        draft = await draft_or_say(session, args.id, t)
         if draft is None:
             return 1
         if args.reminders_command != "status":

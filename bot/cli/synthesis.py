@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
-from bot.cli.draft import _draft_or_say
+from bot.cli.draft import draft_or_say
 from bot.config import Settings
 from handlers.i18n import N_, Translator
 
@@ -103,7 +103,7 @@ async def _write(args: argparse.Namespace, settings: Settings, t: Translator,
         print(reason, file=sys.stderr)
         return 1
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.draft, t)
+        draft = await draft_or_say(session, args.draft, t)
         if draft is None:
             return 1
         comments, _ = await answered_comments(session, draft.id)
@@ -180,7 +180,7 @@ async def cmd_publish(args: argparse.Namespace, settings: Settings, t: Translato
     from storage.models import utcnow
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
+        draft = await draft_or_say(session, args.id, t)
         if draft is None:
             return 1
         now = utcnow()
@@ -209,7 +209,7 @@ async def cmd_status(args: argparse.Namespace, settings: Settings, t: Translator
     from storage.models import DeliveryStatus
 
     async with open_database(settings.database_url) as sessionmaker, sessionmaker() as session:
-        draft = await _draft_or_say(session, args.id, t)
+        draft = await draft_or_say(session, args.id, t)
         if draft is None:
             return 1
         counts = await answer_counts(session, draft.id)
