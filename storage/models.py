@@ -100,6 +100,38 @@ class DeliveryStatus(StrEnum):
     HELD = "held"
 
 
+class RespondentCategory(StrEnum):
+    """Whom a resident answers for, as consultation plans count it: said once, changeable."""
+
+    INDIVIDUAL = "individual"
+    ORGANISATION = "organisation"
+    BUSINESS = "business"
+    # "" (not a member): not said
+
+
+class CommentSource(StrEnum):
+    """How a comment or vote reached us: the chat, or gathered offline and entered by staff."""
+
+    CHAT = "chat"
+    MEETING = "meeting"  # a village meeting
+    PHONE = "phone"
+    PAPER = "paper"
+    OTHER = "other"
+
+
+OFFLINE_SOURCES = (CommentSource.MEETING, CommentSource.PHONE, CommentSource.PAPER,
+                   CommentSource.OTHER)
+
+
+class IssuerLevel(StrEnum):
+    """The level of the body that issues a draft, as the Decision 407 report counts drafts."""
+
+    NATIONAL = "national"
+    PROVINCIAL = "provincial"
+    COMMUNE = "commune"
+    # "" (not a member): not stated (drafts made before the field existed)
+
+
 class Person(Base):
     """One human being, who may reach us through several chat identities (`Resident` rows).
 
@@ -114,6 +146,10 @@ class Person(Base):
     # Past the comment limits (storage.flood) until then, and told so once: later comments
     # before then are dropped without another answer.
     comments_refused_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Whom they answer for (a RespondentCategory, "" not said), and when they were asked:
+    # asked once, after their first comment; they may change it later.
+    respondent_category: Mapped[str] = mapped_column(String(16), default="")
+    category_asked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class Resident(Base):
@@ -235,6 +271,8 @@ class Draft(Base):
     # Remind who has not taken part before the deadline (handlers.reminders); an official
     # may turn it off.
     reminders: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The level of the issuing body (an IssuerLevel, "" not stated), for the annual report.
+    issuer_level: Mapped[str] = mapped_column(String(16), default="")
 
     options: Mapped[list[PollOption]] = relationship(
         order_by="PollOption.position", lazy="selectin", cascade="all, delete-orphan"
@@ -347,6 +385,12 @@ class Comment(Base):
     hidden_reason: Mapped[str] = mapped_column(String(16), default="")
     hidden_note: Mapped[str] = mapped_column(String(300), default="")
     hidden_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Recorded when written, so that the figures survive the person's erasure: the chat app
+    # ("" when gathered offline), whom the person answered for then (a RespondentCategory)
+    # and how it reached us (a CommentSource).
+    channel: Mapped[str] = mapped_column(String(16), default="")
+    respondent_category: Mapped[str] = mapped_column(String(16), default="")
+    source: Mapped[str] = mapped_column(String(16), default=CommentSource.CHAT)
 
 
 class Vote(Base):
@@ -362,6 +406,12 @@ class Vote(Base):
     commune_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Recorded when written, so that the figures survive the person's erasure: the chat app
+    # ("" when gathered offline), whom the person answered for then (a RespondentCategory)
+    # and how it reached us (a CommentSource).
+    channel: Mapped[str] = mapped_column(String(16), default="")
+    respondent_category: Mapped[str] = mapped_column(String(16), default="")
+    source: Mapped[str] = mapped_column(String(16), default=CommentSource.CHAT)
 
 
 class ReachWay(StrEnum):
