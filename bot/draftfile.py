@@ -38,7 +38,7 @@ from handlers.i18n import LANGUAGES, N_, VIETNAM, Translator, translator
 from handlers.turn import MESSAGE_LIMIT
 from storage import communes
 from storage.drafts import DraftSpec, commune_code_text
-from storage.models import utcnow
+from storage.models import IssuerLevel, utcnow
 from storage.text import fold
 
 TITLE_LIMIT = 200
@@ -88,6 +88,9 @@ MESSAGES = {
     ),
     "options_count": N_("a poll needs {least} to {most} options; this one has {count}"),
     "option_duplicate": N_("“{option}” is given twice"),
+    "issuer_level": N_("“{value}” is not a level: write national, provincial or commune"),
+    "issuer_level_close": N_("“{value}” is not a level: write national, provincial or "
+                             "commune (did you mean {suggestion}?)"),
 }
 UNKNOWN_KEY_SUGGESTION = N_("unknown key (did you mean {suggestion}?)")
 FALLBACK = N_("is not valid: {reason}")
@@ -199,7 +202,32 @@ def _province(value: object) -> int:
     return province.code
 
 
+# The level's words a commune official may write, folded: the codes, and in Vietnamese.
+LEVEL_ALIASES = {
+    "national": IssuerLevel.NATIONAL, "trung uong": IssuerLevel.NATIONAL,
+    "provincial": IssuerLevel.PROVINCIAL, "tinh": IssuerLevel.PROVINCIAL,
+    "commune": IssuerLevel.COMMUNE, "xa": IssuerLevel.COMMUNE,
+}
+
+
+def _issuer_level(value: object) -> str:
+    """An IssuerLevel's code from its code or Vietnamese word (any case and diacritics)."""
+    if not isinstance(value, str):
+        raise _problem("string_type")
+    wanted = fold(value)
+    if not wanted:
+        return ""
+    if wanted in LEVEL_ALIASES:
+        return LEVEL_ALIASES[wanted].value
+    close = difflib.get_close_matches(wanted, list(LEVEL_ALIASES), n=1)
+    if close:
+        raise _problem("issuer_level_close", value=value.strip(),
+                       suggestion=LEVEL_ALIASES[close[0]].value)
+    raise _problem("issuer_level", value=value.strip())
+
+
 Moment = Annotated[datetime, BeforeValidator(_moment)]
+IssuerLevelCode = Annotated[str, BeforeValidator(_issuer_level)]
 CommuneCode = Annotated[int, BeforeValidator(_commune)]
 ProvinceCode = Annotated[int, BeforeValidator(_province)]
 
@@ -267,6 +295,7 @@ class Poll(_Strict):
 class DraftFile(_Strict):
     title: Annotated[str, _text(TITLE_LIMIT)]
     issuer: Annotated[str, _text(TITLE_LIMIT)]
+    issuer_level: IssuerLevelCode = ""
     summary: Annotated[str, _text()]
     link: Annotated[str, _text(LINK_LIMIT, least=0), AfterValidator(_web_link)] = ""
     opens_at: Moment | None = None
@@ -290,6 +319,7 @@ class DraftFile(_Strict):
         return DraftSpec(
             title=self.title,
             issuer=self.issuer,
+            issuer_level=self.issuer_level,
             summary=self.summary,
             link=self.link,
             scope=scope,

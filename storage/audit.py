@@ -70,6 +70,8 @@ class AuditAction(StrEnum):
     GROUPS_MERGED = "groups_merged"
     GROUP_SPLIT = "group_split"
     COMMENT_MOVED = "comment_moved"
+    # The annual report downloaded (detail: the format, the period and the communes).
+    REPORT_DOWNLOADED = "report_downloaded"
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -105,6 +107,7 @@ ACTION_WORDS = {
     AuditAction.GROUPS_MERGED: N_("groups merged"),
     AuditAction.GROUP_SPLIT: N_("group split"),
     AuditAction.COMMENT_MOVED: N_("comment moved to another group"),
+    AuditAction.REPORT_DOWNLOADED: N_("annual report downloaded"),
 }
 
 

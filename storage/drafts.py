@@ -52,11 +52,13 @@ class DraftSpec:
     deadline: datetime
     poll_question: str = ""
     poll_options: list[str] = field(default_factory=list)
+    issuer_level: str = ""  # an IssuerLevel, "" not stated
 
     def to_draft(self) -> Draft:
         return Draft(
             title=self.title,
             issuer=self.issuer,
+            issuer_level=self.issuer_level,
             summary=self.summary,
             link=self.link,
             scope=self.scope,
@@ -86,7 +88,7 @@ async def rewrite_draft(session: AsyncSession, draft: Draft, spec: DraftSpec) ->
     if draft.status != DraftStatus.DRAFT:
         raise ValueError(f"draft {draft.id} was broadcast: only its deadline may change")
     fresh = spec.to_draft()
-    for name in ("title", "issuer", "summary", "link", "scope", "opens_at", "deadline",
+    for name in ("title", "issuer", "issuer_level", "summary", "link", "scope", "opens_at", "deadline",
                  "poll_question"):
         setattr(draft, name, getattr(fresh, name))
     draft.options = fresh.options  # the old options go (delete-orphan)

@@ -28,6 +28,7 @@ from bot.cli.groups import add_groups_commands
 from bot.cli.parser import Parser, speak
 from bot.cli.privacy import add_privacy_commands
 from bot.cli.reminders import add_reminders_commands
+from bot.cli.report import add_report_commands
 from bot.cli.results import add_results_commands
 from bot.cli.role import add_role_commands
 from bot.cli.run import add_run_commands
@@ -61,7 +62,8 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
                          add_communes_commands, add_role_commands, add_web_commands,
                          add_audit_commands, add_secret_commands, add_backup_commands,
                          add_privacy_commands, add_synthesis_commands,
-                         add_reminders_commands, add_groups_commands):
+                         add_reminders_commands, add_groups_commands,
+                         add_report_commands):
         add_commands(commands, add, t)
     return parser
 

@@ -48,6 +48,7 @@ def _navigation(authority: Authority, t: Translator) -> list[tuple[str, str]]:
         links.append((ADMIN_PATH + "/drafts/new", t("New draft")))
     if authority.may(Permission.EXPORT):
         links.append((ADMIN_PATH + "/downloads", t("Downloads")))
+    links.append((ADMIN_PATH + "/report", t("Annual report")))
     if authority.may(Permission.MANAGE):
         links.append((ADMIN_PATH + "/audit", t("Audit log")))
     return links

@@ -25,6 +25,7 @@ from bot.web import (
     groups,
     moderation,
     reminders,
+    report,
     results,
 )
 from bot.web.auth import LANGUAGE_COOKIE, admin_app, public
@@ -66,6 +67,7 @@ async def choose_language(request: web.Request) -> web.Response:
 ROUTES: list[web.RouteDef] = [
     *draft_form.ROUTES, *drafts.ROUTES, *results.ROUTES, *groups.ROUTES, *downloads.ROUTES,
     *audit_log.ROUTES, *answers.ROUTES, *moderation.ROUTES, *reminders.ROUTES,
+    *report.ROUTES,
     web.get("/static/{name}", static_file),
     web.get("/language/{language}", choose_language),
 ]
