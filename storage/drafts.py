@@ -28,6 +28,7 @@ from storage.models import (
     Draft,
     DraftCommune,
     DraftStatus,
+    IssuerLevel,
     PollOption,
     Reach,
     Resident,
@@ -35,6 +36,15 @@ from storage.models import (
 )
 from storage.queries import affected, dialect_insert
 from storage.text import N_
+
+NOT_STATED = ""  # an issuer level (or a respondent category) not given
+# The level of a draft's issuing body, as the form, the draft's page and the report say it.
+LEVEL_WORDS = {
+    IssuerLevel.NATIONAL: N_("national"),
+    IssuerLevel.PROVINCIAL: N_("provincial"),
+    IssuerLevel.COMMUNE: N_("commune"),
+    NOT_STATED: N_("level not stated"),
+}
 
 REMINDER_PREFIX = "reminder:"  # the outbox keys of reminders (handlers.reminders)
 
@@ -88,8 +98,8 @@ async def rewrite_draft(session: AsyncSession, draft: Draft, spec: DraftSpec) ->
     if draft.status != DraftStatus.DRAFT:
         raise ValueError(f"draft {draft.id} was broadcast: only its deadline may change")
     fresh = spec.to_draft()
-    for name in ("title", "issuer", "issuer_level", "summary", "link", "scope", "opens_at", "deadline",
-                 "poll_question"):
+    for name in ("title", "issuer", "issuer_level", "summary", "link", "scope", "opens_at",
+                 "deadline", "poll_question"):
         setattr(draft, name, getattr(fresh, name))
     draft.options = fresh.options  # the old options go (delete-orphan)
     await session.execute(delete(DraftCommune).where(DraftCommune.draft_id == draft.id))

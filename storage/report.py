@@ -39,10 +39,12 @@ from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storage.drafts import LEVEL_WORDS, NOT_STATED
 from storage.models import (
     OFFLINE_SOURCES,
     VIETNAM,
@@ -52,7 +54,6 @@ from storage.models import (
     Draft,
     DraftCommune,
     DraftStatus,
-    IssuerLevel,
     Publication,
     Reach,
     RespondentCategory,
@@ -60,13 +61,6 @@ from storage.models import (
 )
 from storage.text import N_
 
-NOT_STATED = ""  # an issuer level or a respondent category not given
-LEVEL_WORDS = {
-    IssuerLevel.NATIONAL: N_("national"),
-    IssuerLevel.PROVINCIAL: N_("provincial"),
-    IssuerLevel.COMMUNE: N_("commune"),
-    NOT_STATED: N_("level not stated"),
-}
 CATEGORY_WORDS = {
     RespondentCategory.INDIVIDUAL: N_("individuals"),
     RespondentCategory.ORGANISATION: N_("organisations"),
@@ -80,6 +74,7 @@ SOURCE_WORDS = {
     CommentSource.OTHER: N_("other offline"),
 }
 # The chat apps as people know them (storage keeps the registry's names).
+PLATFORMS = ("telegram", "zalo", "zalobot")
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo OA", "zalobot": "Zalo Bot",
                  "console": "Console"}
 
@@ -186,15 +181,17 @@ class Report:
 
     @property
     def channels(self) -> list[str]:
-        """The chat apps with any comment or vote, for the columns."""
-        return sorted(set(self.total.comments.by_channel) | set(self.total.votes.by_channel))
+        """The chat apps of the columns: the platforms always (so every report has the same
+        columns), any other with a comment or a vote (the console, in a trial)."""
+        return sorted(set(PLATFORMS) | set(self.total.comments.by_channel)
+                      | set(self.total.votes.by_channel))
 
 
 def _level(value: str) -> str:
     return value if value in LEVEL_WORDS else NOT_STATED
 
 
-def _drafts_query(period: Period, communes: Collection[int] | None) -> Select[tuple[int]]:
+def _drafts_query(period: Period, communes: Collection[int] | None) -> Select[Any]:
     """The ids of the drafts the report counts."""
     query = select(Draft.id).where(Draft.broadcast_at >= period.starts,
                                    Draft.broadcast_at < period.ends)
@@ -204,7 +201,7 @@ def _drafts_query(period: Period, communes: Collection[int] | None) -> Select[tu
     return query
 
 
-def _in(column: ColumnElement[int | None], communes: Collection[int] | None
+def _in(column: Any, communes: Collection[int] | None
         ) -> list[ColumnElement[bool]]:
     return [] if communes is None else [column.in_(sorted(communes))]
 
@@ -216,7 +213,7 @@ async def build_report(session: AsyncSession, period: Period,
     counted = _drafts_query(period, scope)
     published = Publication.draft_id.is_not(None)
     drafts = [
-        ReportDraft(id_, title, issuer, _level(level), at, status, bool(done))
+        ReportDraft(id_, title, issuer, _level(level), at or period.starts, status, bool(done))
         for id_, title, issuer, level, at, status, done in (await session.execute(
             select(Draft.id, Draft.title, Draft.issuer, Draft.issuer_level,
                    Draft.broadcast_at, Draft.status, published)
@@ -232,7 +229,7 @@ async def build_report(session: AsyncSession, period: Period,
         return per_commune.setdefault(code, Figures())
 
     # Each draft in each of its (in-scope) communes, grouped by what the rows count.
-    for code, level, status, done, count in (await session.execute(
+    for target, level, status, done, count in (await session.execute(
             select(DraftCommune.commune_code, Draft.issuer_level, Draft.status,
                    published.label("published"), func.count())
             .join(Draft, Draft.id == DraftCommune.draft_id)
@@ -240,7 +237,7 @@ async def build_report(session: AsyncSession, period: Period,
             .where(Draft.id.in_(counted), *_in(DraftCommune.commune_code, scope))
             .group_by(DraftCommune.commune_code, Draft.issuer_level, Draft.status,
                       published))).all():
-        _count_draft(of(code), _level(level), status, bool(done), count)
+        _count_draft(of(target), _level(level), status, bool(done), count)
 
     for code, count in (await session.execute(
             select(Reach.commune_code, func.count())

@@ -9,6 +9,7 @@ closed).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -57,8 +58,7 @@ def columns(report: Report, translate: Callable[[str], str]) -> list[Column]:
         return translate(PART).format(figure=translate(figure), part=words)
 
     found = [Column(translate(DRAFTS), lambda f: f.drafts_total)]
-    found += [Column(part(DRAFTS, translate(words)),
-                     lambda f, level=level: f.drafts[level])
+    found += [Column(part(DRAFTS, translate(words)), _count(lambda f: f.drafts, level))
               for level, words in LEVEL_WORDS.items()]
     found.append(Column(translate(REACHED), lambda f: f.reached))
     for figure, received in ((COMMENTS, _comments), (VOTES, _votes)):
@@ -70,6 +70,14 @@ def columns(report: Report, translate: Callable[[str], str]) -> list[Column]:
         Column(translate(SHARE), lambda f: f.published_share, share=True),
     ]
     return found
+
+
+def _count(counter: Callable[[Figures], Counter[str]], key: str) -> Callable[[Figures], Value]:
+    """A figure read from one of a row's counters."""
+    def value(figures: Figures) -> Value:
+        return counter(figures)[key]
+
+    return value
 
 
 def _comments(figures: Figures) -> Received:
@@ -87,14 +95,14 @@ def _received_columns(report: Report, figure: str, received: Callable[[Figures],
     if figure == COMMENTS:
         found.append(Column(part(figure, translate(HIDDEN)), lambda f: received(f).hidden))
     found += [Column(part(figure, channel_name(channel, translate)),
-                     lambda f, channel=channel: received(f).by_channel[channel])
+                     _count(lambda f: received(f).by_channel, channel))
               for channel in report.channels]
     found.append(Column(part(figure, translate(OFFLINE)), lambda f: received(f).offline_total))
     found += [Column(part(figure, translate(SOURCE_WORDS[source])),
-                     lambda f, source=source: received(f).offline[source])
+                     _count(lambda f: received(f).offline, source))
               for source in OFFLINE_SOURCES]
     found += [Column(part(figure, translate(words)),
-                     lambda f, category=category: received(f).by_category[category])
+                     _count(lambda f: received(f).by_category, category))
               for category, words in CATEGORY_WORDS.items()]
     return found
 

@@ -48,7 +48,7 @@ def add_report_commands(commands: Subcommands, add: AddCommand, t: Translator) -
                         help=t("replace the file if it already exists"))
 
 
-def _day(t: Translator):  # noqa: ANN202 (an argparse type)
+def _day(t: Translator):
     def parse(text: str) -> date:
         stripped = text.strip()
         try:
@@ -153,7 +153,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings, t: Translator
     return 0
 
 
-def _rendered(report, place: str, chosen: str, t: Translator) -> bytes:  # noqa: ANN001
+def _rendered(report, place: str, chosen: str, t: Translator) -> bytes:
     import io
 
     from storage.report_table import report_view

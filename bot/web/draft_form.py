@@ -37,6 +37,7 @@ from handlers.officials import ADMIN_PATH
 from storage import communes, roles
 from storage.audit import AuditAction
 from storage.drafts import (
+    LEVEL_WORDS,
     DraftSpec,
     DraftState,
     change_deadline,
@@ -62,7 +63,8 @@ FIELD_OF_KEY = {"poll.question": "question", "poll.options": "options", "poll": 
                 "targets.all": "targets", "targets": "targets"}
 FOUND_AT_MOST = 20  # communes listed for one search
 SEARCHED = 200  # matches looked at, before those outside the scope are left out
-TEXT_FIELDS = ("title", "issuer", "summary", "link", "opens_at", "deadline", "question")
+TEXT_FIELDS = ("title", "issuer", "issuer_level", "summary", "link", "opens_at", "deadline",
+               "question")
 
 
 def _typed(post: MultiDictProxy[Any], name: str) -> str:
@@ -86,6 +88,7 @@ class DraftForm:
     communes: list[int] = field(default_factory=list)  # chosen target communes
     search: str = ""
     preview_language: str = "vi"
+    issuer_level: str = ""  # an IssuerLevel's code, "" not stated
 
     @classmethod
     def posted(cls, post: MultiDictProxy[Any]) -> DraftForm:
@@ -107,13 +110,14 @@ class DraftForm:
         return cls(draft.title, draft.issuer, draft.summary, draft.link,
                    local_input(draft.opens_at), local_input(draft.deadline),
                    draft.poll_question, options + [""] * (MAX_OPTIONS - len(options)),
-                   sorted(codes))
+                   sorted(codes), issuer_level=draft.issuer_level)
 
     def table(self) -> tuple[dict[str, Any], list[int]]:
         """The fields shaped as a draft file's table, and the input each option given came
         from (empty option inputs are not options)."""
         data: dict[str, Any] = {
-            "title": self.title, "issuer": self.issuer, "summary": self.summary.strip(),
+            "title": self.title, "issuer": self.issuer, "issuer_level": self.issuer_level,
+            "summary": self.summary.strip(),
             "link": self.link.strip(), "targets": {"communes": list(self.communes)},
         }
         if self.deadline.strip():  # else "is required"
@@ -145,7 +149,8 @@ def stored_table(draft: Draft, codes: Iterable[int], **changed: Any) -> dict[str
     to a broadcast draft (its deadline, its opening time) is checked with the rest as they
     are, by the same check as a new draft."""
     data: dict[str, Any] = {
-        "title": draft.title, "issuer": draft.issuer, "summary": draft.summary,
+        "title": draft.title, "issuer": draft.issuer, "issuer_level": draft.issuer_level,
+        "summary": draft.summary,
         "link": draft.link, "opens_at": draft.opens_at, "deadline": draft.deadline,
         "targets": {"communes": sorted(codes)},
     }
@@ -242,6 +247,7 @@ def _page(request: web.Request, form: DraftForm, *, scope: frozenset[int] | None
         "searched": form.search, "chosen": _chosen(form.communes), "draft": draft,
         "deadline_only": deadline_only, "languages": LANGUAGES,
         "action": request.path, "scope_all": scope is None,
+        "levels": [(code, t(words)) for code, words in LEVEL_WORDS.items()],
         "title": t("Change draft no. {id}", id=draft.id) if draft else t("New draft"),
     }, status)
 

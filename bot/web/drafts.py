@@ -40,6 +40,7 @@ from handlers.officials import ADMIN_PATH
 from storage import communes, outbox, roles
 from storage.audit import AuditAction
 from storage.drafts import (
+    LEVEL_WORDS,
     STATE_WORDS,
     DraftState,
     broadcast,
@@ -187,6 +188,7 @@ async def _draft_view(request: web.Request, session: AsyncSession, found: InScop
     named = sorted(found.communes)[:COMMUNES_LISTED]
     return render(request, "draft.html", {
         "draft": draft, "state": state.value, "state_words": state_words(draft, now, t),
+        "level_words": t(LEVEL_WORDS.get(draft.issuer_level, LEVEL_WORDS[""])),
         "progress": await progress_of(session, found, now),
         "communes": [(commune_code_text(code), _label(code)) for code in named],
         "communes_more": len(found.communes) - len(named),
