@@ -233,3 +233,41 @@ def test_problems_are_in_the_language_of_the_command_line(create, monkeypatch):
     assert done.code == 2
     assert "targets.communes (mục 1): “tan thanh” không chỉ đúng một xã/phường" in done.err
     assert "Chưa tạo được dự thảo" in done.err
+
+
+EXAMPLE_LEVEL = 'issuer_level = "commune"'
+
+
+@pytest.mark.parametrize(("given", "stored"), [
+    ('"national"', "national"), ('"Provincial"', "provincial"), ('"tỉnh"', "provincial"),
+    ('"Xã"', "commune"), ('""', ""),
+])
+def test_the_issuer_level_is_stored(create, given, stored, tmp_path):
+    import sqlite3
+
+    done = create((EXAMPLE_LEVEL, f"issuer_level = {given}"))
+    assert done.code == 0, done.err
+    with sqlite3.connect(tmp_path / "ykien.db") as database:
+        assert database.execute("SELECT issuer_level FROM drafts").fetchall() == [(stored,)]
+
+
+def test_without_an_issuer_level_it_is_not_stated(create, tmp_path):
+    import sqlite3
+
+    assert create((EXAMPLE_LEVEL, "")).code == 0
+    with sqlite3.connect(tmp_path / "ykien.db") as database:
+        assert database.execute("SELECT issuer_level FROM drafts").fetchall() == [("",)]
+
+
+def test_a_misspelt_issuer_level_is_named_with_a_suggestion(create, monkeypatch):
+    err = refused(create((EXAMPLE_LEVEL, 'issuer_level = "provincal"')))
+    assert ("issuer_level: “provincal” is not a level: write national, provincial or commune "
+            "(did you mean provincial?)") in err
+    err = refused(create((EXAMPLE_LEVEL, 'issuer_level = "district"')))
+    assert "issuer_level: “district” is not a level: write national, provincial or commune\n" \
+        in err
+    err = refused(create((EXAMPLE_LEVEL, "issuer_level = 3")))
+    assert "issuer_level: must be text in quotes" in err
+    monkeypatch.setenv("YKIEN_LANGUAGE", "vi")
+    err = create((EXAMPLE_LEVEL, 'issuer_level = "provincal"')).err
+    assert "issuer_level: “provincal” không phải là một cấp" in err

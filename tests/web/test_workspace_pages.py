@@ -81,7 +81,7 @@ async def test_every_page_sends_the_security_headers_and_no_inline_script_or_sty
     paths = ["/", f"/drafts/{draft.id}", "/drafts/new", f"/drafts/{draft.id}/edit",
              f"/drafts/{draft.id}/results", f"/drafts/{draft.id}/comments", "/downloads",
              "/audit", f"/drafts/{draft.id}/progress", f"/drafts/{draft.id}/results.png",
-             "/static/workspace.css", "/static/progress.js", "/drafts/424242"]
+             "/static/workspace.css", "/static/progress.js", "/drafts/424242", "/report"]
     for path in paths:
         page = await admin.get(path)
         assert page.status == (404 if path == "/drafts/424242" else 200), path
