@@ -35,6 +35,7 @@ results are summed here per commune and in total. Nothing here commits.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -77,6 +78,20 @@ SOURCE_WORDS = {
 PLATFORMS = ("telegram", "zalo", "zalobot")
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo OA", "zalobot": "Zalo Bot",
                  "console": "Console"}
+
+
+def parse_day(text: str) -> date | None:
+    """A day as officials write it, 2026-10-31 or 31/10/2026; None for anything else."""
+    stripped = text.strip()
+    try:
+        if re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", stripped):
+            day, month, year = map(int, stripped.split("/"))
+            return date(year, month, day)
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", stripped):
+            return date.fromisoformat(stripped)
+    except ValueError:
+        pass
+    return None
 
 
 @dataclass(frozen=True)

@@ -254,9 +254,11 @@ def test_the_issuer_level_is_stored(create, given, stored, tmp_path):
 def test_without_an_issuer_level_it_is_not_stated(create, tmp_path):
     import sqlite3
 
-    assert create((EXAMPLE_LEVEL, "")).code == 0
+    done = create((EXAMPLE_LEVEL, ""))
+    assert done.code == 0 and "The level of the issuing body is not stated" in done.out
     with sqlite3.connect(tmp_path / "ykien.db") as database:
         assert database.execute("SELECT issuer_level FROM drafts").fetchall() == [("",)]
+    assert "not stated" not in create().out
 
 
 def test_a_misspelt_issuer_level_is_named_with_a_suggestion(create, monkeypatch):

@@ -106,6 +106,10 @@ async def cmd_draft_create(args: argparse.Namespace, settings: Settings, t: Tran
         for code in codes:
             commune = communes.get_commune(code)
             print(f"  {commune_code_text(code)}  {commune.label if commune else ''}")
+    if not spec.issuer_level:  # the annual report counts drafts by it
+        print(t("The level of the issuing body is not stated: add issuer_level = "
+                "\"national\", \"provincial\" or \"commune\" to the file to count the draft "
+                "by level in the annual report (ykien report)."))
     return 0
 
 

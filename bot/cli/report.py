@@ -9,8 +9,8 @@ province or commune, both a province and a commune).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +21,7 @@ from bot.config import Settings
 from handlers.i18n import VIETNAM, Translator
 
 if TYPE_CHECKING:
+    from storage.report import Report
     from storage.report_table import ReportView
 
 FORMATS = ("md", "html", "xlsx")
@@ -48,18 +49,16 @@ def add_report_commands(commands: Subcommands, add: AddCommand, t: Translator) -
                         help=t("replace the file if it already exists"))
 
 
-def _day(t: Translator):
+def _day(t: Translator) -> Callable[[str], date]:
+    """An argparse type: a day as 2026-10-31 or 31/10/2026."""
+    from storage.report import parse_day
+
     def parse(text: str) -> date:
-        stripped = text.strip()
-        try:
-            if re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", stripped):
-                return datetime.strptime(stripped, "%d/%m/%Y").date()
-            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", stripped):
-                return date.fromisoformat(stripped)
-        except ValueError:
-            pass
-        raise argparse.ArgumentTypeError(t(
-            "“{value}” is not a date: write it as 2026-10-31 or 31/10/2026.", value=text))
+        day = parse_day(text)
+        if day is None:
+            raise argparse.ArgumentTypeError(t(
+                "“{value}” is not a date: write it as 2026-10-31 or 31/10/2026.", value=text))
+        return day
 
     return parse
 
@@ -153,7 +152,7 @@ async def cmd_report(args: argparse.Namespace, settings: Settings, t: Translator
     return 0
 
 
-def _rendered(report, place: str, chosen: str, t: Translator) -> bytes:
+def _rendered(report: Report, place: str, chosen: str, t: Translator) -> bytes:
     import io
 
     from storage.report_table import report_view

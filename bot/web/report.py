@@ -9,9 +9,8 @@ refused (403), never silently widened or emptied.
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from bot.web.pages import forbidden, record, refusal, render, session_of
 from handlers.i18n import VIETNAM, Translator
 from storage import communes as commune_list
 from storage.audit import AuditAction
-from storage.report import Period, Report, build_report
+from storage.report import Period, Report, build_report, parse_day
 from storage.report_table import ReportView, report_view
 from storage.report_xlsx import write_report
 from storage.roles import Authority, Permission
@@ -52,18 +51,6 @@ class Asked:
     fields: dict[str, str]
 
 
-def _day(text: str, t: Translator) -> date | None:
-    stripped = text.strip()
-    try:
-        if re.fullmatch(r"\d{1,2}/\d{1,2}/\d{4}", stripped):
-            return datetime.strptime(stripped, "%d/%m/%Y").date()
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", stripped):
-            return date.fromisoformat(stripped)
-    except ValueError:
-        pass
-    return None
-
-
 def _asked(request: web.Request, values: MultiMapping[Any], t: Translator) -> Asked:
     """The period and commune of the query or the form; a page saying what is wrong (400)."""
     fields = {name: str(values.get(name, "")).strip() for name in ("year", "from", "to",
@@ -77,7 +64,7 @@ def _asked(request: web.Request, values: MultiMapping[Any], t: Translator) -> As
     whole = Period.year(year)
     days = []
     for name, default in (("from", whole.first), ("to", whole.last)):
-        day = _day(fields[name], t) if fields[name] else default
+        day = parse_day(fields[name]) if fields[name] else default
         if day is None:
             raise refusal(request, 400, t(BAD_DAY, value=fields[name]))
         days.append(day)
