@@ -180,3 +180,22 @@ async def test_reproducible_from_the_export(sessionmaker, tmp_path):
             == communes[name]["Votes received"]
     assert str(sum(row["Kind"] == "comment" for row in rows)) == totals["Comments received"]
     assert str(sum(row["Kind"] == "vote" for row in rows)) == totals["Votes received"]
+
+
+async def test_a_title_that_looks_like_a_formula_stays_text(sessionmaker, tmp_path):
+    from sqlalchemy import update
+
+    from storage.models import Draft
+
+    ids = await known_year(sessionmaker)
+    async with sessionmaker() as session:
+        await session.execute(update(Draft).where(Draft.id == ids["D1"])
+                              .values(title="=HYPERLINK(\"http://x\")", issuer="+84 UBND"))
+        await session.commit()
+    done = ykien(sessionmaker, tmp_path, "report", "--year", "2026", "--format", "xlsx",
+                 "--out", "report.xlsx")
+    assert done.returncode == 0, done.stderr
+    sheet = openpyxl.load_workbook(tmp_path / "report.xlsx").worksheets[2]
+    title, issuer = sheet.cell(2, 2), sheet.cell(2, 3)
+    assert (title.value, title.data_type) == ("'=HYPERLINK(\"http://x\")", "s")
+    assert issuer.value == "'+84 UBND"
