@@ -96,8 +96,21 @@ def hidden_words(translate: Callable[[str], str]) -> dict[str, str]:
 
 
 def neutralise(value: str) -> str:
-    """Make a cell that a spreadsheet would run as a formula plain text."""
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
+    """Make a cell that a spreadsheet would run as a formula plain text; and one that
+    XlsxWriter would take for rich text it built ("<r>…</r>", written unescaped, which
+    empties the cell or leaves the workbook unreadable) plain text too."""
+    if value.startswith(FORMULA_STARTS) or _rich_looking(value):
+        return "'" + value
+    return value
+
+
+def unneutralise(value: str) -> str:
+    """The text a neutralised cell came from (a cell read back from an exported sheet)."""
+    return value[1:] if value.startswith("'") and neutralise(value[1:]) == value else value
+
+
+def _rich_looking(value: str) -> bool:
+    return value.startswith("<r>") and value.endswith("</r>")
 
 
 # What a pseudonym is computed from: the person, so their linked chats share one.

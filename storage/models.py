@@ -140,6 +140,9 @@ class Person(Base):
     """
 
     __tablename__ = "persons"
+    # Never reuse the number of an erased person (SQLite would, for the highest): the audit
+    # log's and the exports' pseudonyms are keyed by it, and must not pass to someone new.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -156,7 +159,8 @@ class Resident(Base):
     """A person's identity in one chat. Exists only once they consented to the privacy notice."""
 
     __tablename__ = "residents"
-    __table_args__ = (UniqueConstraint("channel", "platform_id"),)
+    # As for persons: an erased chat's number is never given to a new one.
+    __table_args__ = (UniqueConstraint("channel", "platform_id"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))

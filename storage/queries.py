@@ -17,6 +17,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.models import (
     Comment,
+    CommentSource,
     Draft,
     DraftCommune,
     DraftMessage,
@@ -254,7 +255,9 @@ async def add_comment(
     )
     values = {"draft_id": draft.id, "resident_id": resident.id,
               "commune_code": resident.commune_code, "text": text, "forwarded": forwarded,
-              "created_at": now, "hidden_reason": "", "hidden_note": ""}
+              "created_at": now, "hidden_reason": "", "hidden_note": "",
+              "channel": resident.channel, "respondent_category": "",
+              "source": CommentSource.CHAT}
     # No autoflush: the resident's pending changes are written by the caller's commit, in
     # one UPDATE.
     with session.no_autoflush:

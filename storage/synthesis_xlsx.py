@@ -30,7 +30,7 @@ from storage.answers import (
     parse_handling,
 )
 from storage.charts import commune_name
-from storage.export import FORMULA_STARTS, neutralise
+from storage.export import neutralise, unneutralise
 from storage.groups import GroupRef
 from storage.models import Comment, Handling
 from storage.moderation import SHOWN
@@ -273,9 +273,7 @@ async def import_answers(session: AsyncSession, rows: Sequence[SheetRow], now: d
         if handling is None:
             issues.append(ImportIssue(row.row, ImportProblem.HANDLING, row.handling))
             continue
-        explanation = row.explanation
-        if explanation.startswith("'") and explanation[1:].startswith(FORMULA_STARTS):
-            explanation = explanation[1:]  # as neutralised on the way out
+        explanation = unneutralise(row.explanation)  # as neutralised on the way out
         try:
             answers.append((receipt[0], comment_id, Answer.checked(handling, explanation)))
         except AnswerError as error:

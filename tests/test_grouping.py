@@ -4,6 +4,8 @@ regrouping, the interface the answering page and the synthesis call, and the ref
 
 from __future__ import annotations
 
+import asyncio
+
 import numpy as np
 import pytest
 from sqlalchemy import func, select
@@ -82,6 +84,20 @@ async def test_every_comment_is_in_exactly_one_group(sessionmaker):
     again = await group_draft(sessionmaker, draft.id)  # nothing new: nothing moves
     assert (again.grouped, again.new_groups) == (0, 0)
     assert await _grouped(sessionmaker, draft.id) == grouped
+
+
+async def test_two_runs_at_once_group_each_comment_once(sessionmaker):
+    """Two officials (or a server and the command line) start grouping one draft together:
+    both finish, each comment in one group, as one run would have grouped them."""
+    draft = await add_draft(sessionmaker)
+    ids = await add_comments(sessionmaker, draft, [text for _point, text in LABELLED])
+    first, second = await asyncio.gather(group_draft(sessionmaker, draft.id),
+                                         group_draft(sessionmaker, draft.id))
+    assert first.grouped + second.grouped == len(ids)
+    grouped = await _grouped(sessionmaker, draft.id)
+    assert sorted(grouped) == sorted(ids)
+    assert all(len(points) == 1 for points in points_of([grouped[i] for i in ids]).values())
+    assert second.groups == first.groups == len({point for point, _text in LABELLED})
 
 
 async def test_new_comments_join_existing_groups(sessionmaker):

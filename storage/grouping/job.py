@@ -19,17 +19,26 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import delete, exists, func, insert, select
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.grouping import near, similar
 from storage.grouping.normalise import Normalised, normalise
 from storage.grouping.signatures import from_bytes, to_bytes
-from storage.models import Comment, CommentGroup, GroupMembership, GroupSuggestion, utcnow
+from storage.models import (
+    Comment,
+    CommentGroup,
+    GroupMembership,
+    GroupSuggestion,
+    utcnow,
+)
 
 log = logging.getLogger(__name__)
 
 READ_AT_ONCE = 10_000  # rows streamed from the database at a time
 WRITTEN_AT_ONCE = 5_000  # rows inserted in one statement
+GROUPING_LOCK = 0x67726F75  # "grou": the advisory lock class of grouping runs (PostgreSQL)
+RUNS = 3  # a run that lost to another one (SQLite) is run again, this many times in all
 
 # (stage, done, total): "reading", near's stages, "writing", "suggestions"
 Progress = Callable[[str, int, int], None]
@@ -91,8 +100,21 @@ async def group_draft(sessionmaker: async_sessionmaker[AsyncSession], draft_id: 
                       ) -> GroupingResult:
     """Group the draft's new comments (all of them but the hand-set ones with `rebuild`)."""
     report = progress or (lambda stage, done, total: None)
+    for run in range(1, RUNS + 1):
+        try:
+            return await _group_once(sessionmaker, draft_id, rebuild, report)
+        except (IntegrityError, OperationalError):
+            if sessionmaker.kw["bind"].dialect.name == "postgresql" or run == RUNS:
+                raise
+            log.info("grouping draft %d: another run wrote first; grouping again", draft_id)
+    raise AssertionError("unreachable")
+
+
+async def _group_once(sessionmaker: async_sessionmaker[AsyncSession], draft_id: int,
+                      rebuild: bool, report: Progress) -> GroupingResult:
     loop = asyncio.get_running_loop()
     async with sessionmaker() as session, session.begin():
+        await _one_run_at_a_time(session, draft_id)
         if rebuild:
             await _rebuild(session, draft_id)
         anchors, anchor_ids = await _anchors(session, draft_id)
@@ -111,6 +133,19 @@ async def group_draft(sessionmaker: async_sessionmaker[AsyncSession], draft_id: 
             CommentGroup.draft_id == draft_id)) or 0
     suggestions, missing = await _suggest(sessionmaker, draft_id, report)
     return GroupingResult(len(new_ids), joined, created, groups, suggestions, missing)
+
+
+async def _one_run_at_a_time(session: AsyncSession, draft_id: int) -> None:
+    """PostgreSQL: wait for another run on the draft to finish (two officials, or a server
+    and the command line), so that this one finds its groups and adds only what is still
+    new; a transaction-scoped advisory lock per draft, which comments do not wait for.
+
+    SQLite has one writer at a time: of two runs that read the same snapshot, the second to
+    write fails (its snapshot is stale, or the memberships exist), and group_draft runs it
+    again. Not the write lock from the start: every resident's comment would wait for it.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(select(func.pg_advisory_xact_lock(GROUPING_LOCK, draft_id)))
 
 
 async def _texts(session: AsyncSession, ids: np.ndarray) -> list[Normalised]:

@@ -245,3 +245,28 @@ async def test_groups_in_the_spreadsheet_and_the_table(sessionmaker, service, tm
     assert cells[-1][2] == "Cần thêm thùng rác." and cells[-1][3] == 2
     assert sum(row[3] for row in cells) == 10
     assert long.strip() in [row[2] for row in cells]  # whole, not the group's shortened name
+
+
+async def test_text_shaped_like_rich_text_stays_text(sessionmaker, service, tmp_path):
+    """XlsxWriter writes a text "<r>…</r>" unescaped, as rich text it built: typed by a
+    resident or an official, it would empty the cell or leave the workbook unreadable."""
+    known = await known_consultation(sessionmaker, service)
+    draft = known.draft.id
+    await comment(service, "a", draft, "<r>Phí cao quá</r>")
+    done = ykien(sessionmaker, tmp_path, "synthesis", "export", "--draft", str(draft),
+                 "--out", "answers.xlsx")
+    assert done.returncode == 0, done.stderr
+    rows = list(openpyxl.load_workbook(tmp_path / "answers.xlsx").worksheets[0]
+                .iter_rows(values_only=True))
+    assert rows[-1][2] == "'<r>Phí cao quá</r>"  # neutralised, like a formula
+    fill(tmp_path / "answers.xlsx", tmp_path / "filled.xlsx",
+         {len(rows): ("accepted", "<r>Giảm phí</r>")})
+    done = ykien(sessionmaker, tmp_path, "synthesis", "import", "filled.xlsx")
+    assert done.returncode == 0, done.stderr
+    assert "<r>Giảm phí</r>" in {text for _, text in (await answers(sessionmaker)).values()}
+    table = ykien(sessionmaker, tmp_path, "synthesis", "table", "--draft", str(draft),
+                  "--out", "table.xlsx")
+    assert table.returncode == 0, table.stderr
+    cells = list(openpyxl.load_workbook(tmp_path / "table.xlsx").worksheets[0]
+                 .iter_rows(values_only=True))
+    assert ("'<r>Phí cao quá</r>", "'<r>Giảm phí</r>") in {(row[2], row[5]) for row in cells}

@@ -162,6 +162,8 @@ class TelegramChannel:
         budget: SharedBudget | None = None,
         webhook_secret: str = "",
     ) -> None:
+        # Before the bot is built: its constructor logs the token (at DEBUG).
+        _quiet_chatty_loggers()
         self.service = service
         # Telegram echoes it in a header on every webhook POST (`ykien serve`).
         self.webhook_secret = webhook_secret
@@ -584,6 +586,7 @@ async def remove_webhook(settings: Settings) -> str:
 async def delete_webhook(token: str, api_url: str) -> str:
     """Remove the bot's webhook (Telegram keeps updates for polling); the URL it had, or ""."""
     api_url = api_url.rstrip("/")
+    _quiet_chatty_loggers()
     bot = Bot(token, base_url=f"{api_url}/bot", base_file_url=f"{api_url}/file/bot")
     try:
         async with bot:
