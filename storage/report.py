@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -303,8 +303,3 @@ def _count_draft(figures: Figures, level: str, status: str, published: bool,
         figures.closed += count
         if published:
             figures.closed_published += count
-
-
-def issuer_levels() -> Iterable[str]:
-    """The levels in the report's order, "not stated" last."""
-    return LEVEL_WORDS.keys()
