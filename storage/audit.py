@@ -70,6 +70,8 @@ class AuditAction(StrEnum):
     GROUPS_MERGED = "groups_merged"
     GROUP_SPLIT = "group_split"
     COMMENT_MOVED = "comment_moved"
+    # A comment gathered offline entered by staff (detail: receipt, source, commune).
+    COMMENT_ADDED = "comment_added"
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -105,6 +107,7 @@ ACTION_WORDS = {
     AuditAction.GROUPS_MERGED: N_("groups merged"),
     AuditAction.GROUP_SPLIT: N_("group split"),
     AuditAction.COMMENT_MOVED: N_("comment moved to another group"),
+    AuditAction.COMMENT_ADDED: N_("comment received offline entered"),
 }
 
 

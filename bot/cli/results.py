@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.config import Settings
+from handlers.breakdown import breakdown_lines
 from handlers.i18n import N_, Translator
 
 if TYPE_CHECKING:
@@ -114,6 +115,8 @@ def results_text(results: DraftResults, t: Translator) -> str:
     if len(shown) < len(results.communes):
         lines.append(t("{count} other target communes, where nothing has happened yet, are "
                        "not listed.", count=t.number(len(results.communes) - len(shown))))
+    if split := breakdown_lines(results.breakdown, t):
+        lines += ["", *split]
     return "\n".join(lines)
 
 
