@@ -31,6 +31,7 @@ from storage.offline import (
     audit_detail,
     check_offline_comment,
     closing_time,
+    draft_commune_codes,
     hold_draft,
     record_offline_comment,
     recorded_by_form,
@@ -116,8 +117,9 @@ async def _record(request: web.Request, session: AsyncSession, found: InScope,
     if (receipt := await recorded_by_form(session, found.draft.id, key)) is not None:
         return see_other(done + receipt)  # sent again: recorded once, the first receipt
     commune = _commune(kept["commune"])
-    if commune is not None and commune in found.communes and commune not in _recordable(
-            request, found):
+    # One of the draft's communes, but not theirs: refused, whatever else the form says.
+    if commune is not None and commune in await draft_commune_codes(
+            session, found.draft.id) and commune not in _recordable(request, found):
         raise refusal(request, 403, t(
             "You may not enter comments for {commune}: it is outside your scope.",
             commune=commune_name(commune, t)))
