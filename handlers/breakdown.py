@@ -37,9 +37,10 @@ def offline_line(breakdown: Breakdown, t: Translator) -> str:
         return ""
     offline = {key: count for key, count in breakdown.comments_by_source.items()
                if key != CommentSource.CHAT}
-    return t("Of the comments, {count} were received offline ({sources}).",
-             count=t.number(breakdown.offline_comments),
-             sources=_listed(offline, source_words(), t))
+    sources = _listed(offline, source_words(), t)
+    return t.plural("Of the comments, {count} was received offline ({sources}).",
+                    "Of the comments, {count} were received offline ({sources}).",
+                    breakdown.offline_comments, sources=sources)
 
 
 def breakdown_lines(breakdown: Breakdown, t: Translator) -> list[str]:

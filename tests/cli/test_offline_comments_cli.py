@@ -25,6 +25,7 @@ from tests import ykien_process
 from tests.chat import BA_DINH, CAM_TU, make_draft
 from tests.conftest import cli_environment
 from tests.results_data import known_consultation
+from tests.test_officials_results_chat import console_official
 
 
 def ykien(sessionmaker, cwd, *args: str, input: str | None = None,
@@ -167,3 +168,19 @@ async def test_the_help_says_what_it_does(tmp_path, sessionmaker):
     assert done.returncode == 0
     assert "--source {meeting,phone,paper,other}" in done.stdout
     assert "--text - reads" in done.stdout or "- reads them from standard input" in done.stdout
+
+
+async def test_chat_results_say_how_many_were_received_offline(sessionmaker, service, console,
+                                                               tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    known = await known_consultation(sessionmaker, service)
+    draft = str(known.draft.id)
+    for commune, source in ((CAM_TU, "meeting"), (BA_DINH, "phone")):
+        done = ykien(sessionmaker, tmp_path, "comment", "add", "--draft", draft, "--commune",
+                     str(commune), "--source", source, "--text", "Ý kiến tại " + source)
+        assert done.returncode == 0, done.stderr
+    await console_official(sessionmaker, "cb")  # Cẩm Tú only
+    shown = await console("cb").say(f"/results {draft}")
+    assert "Comments: 5; votes: 2; took part: 4 of 5 persons reached (80%)." in shown
+    assert "Of the comments, 1 was received offline (meeting 1)." in shown
+    assert "phone" not in shown  # Ba Đình's is outside the scope
