@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.config import Settings
-from handlers.breakdown import breakdown_lines
 from handlers.i18n import N_, Translator
 
 if TYPE_CHECKING:
@@ -84,7 +83,9 @@ async def cmd_results(args: argparse.Namespace, settings: Settings, t: Translato
 
 
 def results_text(results: DraftResults, t: Translator) -> str:
-    """The figures as an official reads them: a summary, the votes, then a table by commune."""
+    """The figures as an official reads them: a summary, the votes, a table by commune, then
+    where the comments and votes came from."""
+    from handlers.breakdown import breakdown_lines
     from storage.drafts import STATE_WORDS
 
     total = results.total
