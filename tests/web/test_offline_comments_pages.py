@@ -6,9 +6,11 @@ response sends nothing for it."""
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
+import openpyxl
 import pytest
 from sqlalchemy import func, select
 
@@ -182,6 +184,10 @@ async def test_counted_listed_answered_and_never_sent(sessionmaker, service, pla
 
     table = await admin.get(f"/drafts/{draft}/synthesis")
     assert "Gọi điện: đồng ý." in table.text
+    sheet = await admin.post(f"/drafts/{draft}/synthesis.xlsx")
+    rows = list(openpyxl.load_workbook(io.BytesIO(sheet.body)).worksheets[0]
+                .iter_rows(values_only=True))
+    assert any("Gọi điện: đồng ý." in row for row in rows)
 
     assert (await admin.post(f"/drafts/{draft}/close")).status == 303
     sent = await admin.post(f"/drafts/{draft}/publish", {"step": "confirm",
