@@ -6,6 +6,7 @@ response sends nothing for it."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 from datetime import timedelta
@@ -89,6 +90,13 @@ async def test_staff_enter_a_comment_once_for_their_commune(sessionmaker, servic
     # another form is another comment
     second = await staff.post(path, filled(await form_key(staff, draft), text="Thêm thùng rác."))
     assert second.status == 303 and second.location.endswith(f"done={draft}-7")
+    # the same form sent twice at the same moment: they take turns on the draft, one records
+    twice = filled(await form_key(staff, draft), text="Sửa đường.")
+    both = await asyncio.gather(staff.post(path, twice), staff.post(path, twice))
+    assert {page.status for page in both} == {303}
+    assert {page.location for page in both} == {f"/admin{path}?done={draft}-8"}
+    assert [row[4] for row in await offline_comments(sessionmaker, draft)] == [
+        "Nên làm thêm đèn đường.", "Thêm thùng rác.", "Sửa đường."]
 
 
 async def test_another_commune_and_other_drafts_are_refused(sessionmaker, service, place):
