@@ -1,5 +1,6 @@
 """Entering a comment received offline (a village meeting, a phone call, a letter) on the web:
-a form reached from the draft's page, for staff and above (storage.roles: Permission.RECORD),
+a form on the draft's page (and on a page of its own, where it comes back with its problems
+and after recording), for staff and above (storage.roles: Permission.RECORD),
 for the draft's communes within their scope only (another commune is refused: 403).
 
 Each form carries a one-time key: the audit row of the comment it recorded names it, so the
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import date
+from typing import Any
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +25,7 @@ from handlers.officials import ADMIN_PATH
 from storage.audit import AuditAction
 from storage.charts import commune_name
 from storage.drafts import commune_code_text
-from storage.models import OFFLINE_SOURCES, RespondentCategory, utcnow
+from storage.models import OFFLINE_SOURCES, DraftStatus, RespondentCategory, utcnow
 from storage.offline import (
     FORM_KEY,
     OfflineProblem,
@@ -68,23 +70,35 @@ def _recordable(request: web.Request, found: InScope) -> list[int]:
     return sorted(found.communes if allowed is None else found.communes & allowed)
 
 
-async def _form_view(request: web.Request, found: InScope, *,
-                     problems: dict[str, list[str]] | None = None,
-                     kept: dict[str, str] | None = None, status: int = 200) -> web.Response:
+def offline_form(request: web.Request, found: InScope, *,
+                 problems: dict[str, list[str]] | None = None,
+                 kept: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the form needs (templates/offline_form.html, under `offline`), with a fresh
+    one-time key; no communes when the person may enter none, or the draft takes none."""
     t = page_translator(request)
-    receipt = request.query.get("done", "")
-    return render(request, "offline.html", {
-        "draft": found.draft, "key": secrets.token_urlsafe(16),
+    draft = found.draft
+    broadcast = draft.status != DraftStatus.DRAFT
+    return {
+        "draft_id": draft.id, "key": secrets.token_urlsafe(16),
         "communes": [(code, commune_code_text(code), commune_name(code, t))
-                     for code in _recordable(request, found)],
+                     for code in _recordable(request, found)] if broadcast else [],
         "sources": [(source.value, t(source_words()[source.value]))
                     for source in OFFLINE_SOURCES],
         "categories": [(category.value, t(category_words()[category.value]))
                        for category in RespondentCategory],
-        "problems": problems or {},
-        "form": kept or dict.fromkeys(FIELDS, ""),
+        "problems": problems or {}, "form": kept or dict.fromkeys(FIELDS, ""),
+        "closes": closing_time(draft), "limit": COMMENT_LIMIT,
+    }
+
+
+async def _form_view(request: web.Request, found: InScope, *,
+                     problems: dict[str, list[str]] | None = None,
+                     kept: dict[str, str] | None = None, status: int = 200) -> web.Response:
+    receipt = request.query.get("done", "")
+    return render(request, "offline.html", {
+        "draft": found.draft,
+        "offline": offline_form(request, found, problems=problems, kept=kept),
         "done": receipt if receipt.replace("-", "").isdigit() else "",
-        "closes": closing_time(found.draft), "limit": COMMENT_LIMIT,
     }, status)
 
 

@@ -65,8 +65,10 @@ async def test_staff_enter_a_comment_once_for_their_commune(sessionmaker, servic
     draft = known.draft.id
     path = f"/drafts/{draft}/comments/new"
     staff = await in_english(place.sign_in("vt", Role.STAFF, f"commune:{CAM_TU}"))
-    assert "Enter a comment received offline" in (await staff.get(f"/drafts/{draft}")).text
-    form = await staff.get(path)
+    page = await staff.get(f"/drafts/{draft}")  # the form is on the draft's page
+    assert "Enter a comment received offline" in page.text and KEY.search(page.text)
+    assert f'action="/admin{path}"' in page.text
+    form = await staff.get(path)  # and on its own page
     assert f'<option value="{CAM_TU}"' in form.text
     assert f'<option value="{BA_DINH}"' not in form.text  # not theirs
     key = KEY.search(form.text).group(1)  # type: ignore[union-attr]
@@ -127,6 +129,7 @@ async def test_each_bad_input_says_what_is_wrong(sessionmaker, service, place):
                             deadline=now - timedelta(days=2))
     unsent = await make_draft(sessionmaker, "Đường", (CAM_TU,), open_now=False)
     official = await in_english(place.sign_in("cb", Role.OFFICIAL, f"commune:{CAM_TU}"))
+    assert not KEY.search((await official.get(f"/drafts/{unsent.id}")).text)  # no form yet
     key = await form_key(official, draft)
     day = late.deadline.astimezone(VIETNAM).date()
     cases = [
