@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.web.auth import WORKSPACE, page_translator, public
 from bot.web.moderation import moderation_context
 from bot.web.pages import InScope, draft_in_scope, page_number, render, session_of
-from handlers.breakdown import breakdown_lines
+from handlers.breakdown import breakdown_lines, source_words
 from handlers.i18n import LANGUAGES, Translator, translator
 from handlers.officials import ADMIN_PATH, CHARTS_PATH
 from storage import chart_links, roles
@@ -25,7 +25,7 @@ from storage.chart_links import ChartRefused
 from storage.charts import commune_name, results_png
 from storage.comments import comments_page
 from storage.drafts import STATE_WORDS, commune_code_text
-from storage.models import utcnow
+from storage.models import CommentSource, utcnow
 from storage.results import DraftResults, Figures, draft_results
 from storage.roles import Permission
 
@@ -134,6 +134,8 @@ async def comments(request: web.Request) -> web.Response:
         "pages": max(1, -(-listed.total // COMMENTS_PER_PAGE)),
         "comments": [(row.receipt, commune_name(row.commune_code, t), row.created_at, row.text)
                      for row in listed.rows],
+        "offline": ["" if row.source == CommentSource.CHAT else t(
+            source_words().get(row.source, row.source)) for row in listed.rows],
         **moderation_context(request, found, listed.rows, t),
     })
 

@@ -177,6 +177,8 @@ async def test_counted_listed_answered_and_never_sent(sessionmaker, service, pla
     assert "of which received offline" in results.text
     assert "Comments by source: chat 5, phone 1." in results.text
 
+    listed = await admin.get(f"/drafts/{draft}/comments")
+    assert "Gọi điện: đồng ý." in listed.text and "received offline: phone" in listed.text
     answers = await admin.get(f"/drafts/{draft}/answers")
     assert "Gọi điện: đồng ý." in answers.text
     assert "received offline: phone" in answers.text
