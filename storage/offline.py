@@ -31,11 +31,11 @@ from storage.models import (
     AuditEntry,
     CommentSource,
     Draft,
-    DraftCommune,
     DraftStatus,
     RespondentCategory,
 )
 from storage.queries import COMMENT_LIMIT, add_numbered_comment
+from storage.roles import draft_communes
 from storage.text import N_, clean_text
 
 # A comment received on an earlier day is dated at noon of that day (within the draft's
@@ -102,11 +102,6 @@ def _local_day(moment: datetime) -> date:
     return moment.astimezone(VIETNAM).date()
 
 
-async def draft_commune_codes(session: AsyncSession, draft_id: int) -> frozenset[int]:
-    return frozenset((await session.scalars(
-        select(DraftCommune.commune_code).where(DraftCommune.draft_id == draft_id))).all())
-
-
 async def check_offline_comment(
     session: AsyncSession, draft: Draft, commune_code: int | None, source: str, text: str,
     category: str = "", received: date | None = None, *, now: datetime,
@@ -119,8 +114,8 @@ async def check_offline_comment(
     problems: list[OfflineProblem] = []
     if draft.status == DraftStatus.DRAFT:
         problems.append(OfflineProblem.NOT_BROADCAST)
-    if commune_code is None or commune_code not in await draft_commune_codes(session,
-                                                                             draft.id):
+    if commune_code is None or commune_code not in (await draft_communes(session, draft.id)
+                                                    or ()):
         problems.append(OfflineProblem.COMMUNE)
     chosen = next((each for each in OFFLINE_SOURCES if each.value == source), None)
     if chosen is None:

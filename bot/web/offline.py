@@ -33,13 +33,12 @@ from storage.offline import (
     audit_detail,
     check_offline_comment,
     closing_time,
-    draft_commune_codes,
     hold_draft,
     record_offline_comment,
     recorded_by_form,
 )
 from storage.queries import COMMENT_LIMIT
-from storage.roles import Permission
+from storage.roles import Permission, draft_communes
 
 KEY_FIELD = "form_key"
 FIELDS = ("commune", "source", "category", "received", "text")
@@ -132,8 +131,8 @@ async def _record(request: web.Request, session: AsyncSession, found: InScope,
         return see_other(done + receipt)  # sent again: recorded once, the first receipt
     commune = _commune(kept["commune"])
     # One of the draft's communes, but not theirs: refused, whatever else the form says.
-    if commune is not None and commune in await draft_commune_codes(
-            session, found.draft.id) and commune not in _recordable(request, found):
+    if commune is not None and commune in (await draft_communes(session, found.draft.id)
+                                           or ()) and commune not in _recordable(request, found):
         raise refusal(request, 403, t(
             "You may not enter comments for {commune}: it is outside your scope.",
             commune=commune_name(commune, t)))
