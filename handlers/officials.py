@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from babel.numbers import format_percent
 
+from handlers.breakdown import offline_line
 from handlers.buttons import MAX_ID
 from handlers.capabilities import PictureWay
 from handlers.commands import slash_name
@@ -174,6 +175,8 @@ def results_summary(results: DraftResults, t: Translator) -> list[str]:
           participants=t.number(total.participants), reached=t.number(total.reached),
           rate="–" if rate is None else _percent(rate, t)),
     ]
+    if offline := offline_line(results.breakdown, t):
+        lines.append(offline)
     return lines
 
 

@@ -14,11 +14,10 @@ from handlers.i18n import Translator
 from handlers.state import DEFAULT_TIMEOUT
 from storage.flood import DEFAULT_LIMITS, CommentLimits
 from storage.models import Resident
+from storage.queries import COMMENT_LIMIT as COMMENT_LIMIT  # the limits a person is told
 from storage.retention import DEFAULT_MONTHS
 from storage.roles import Chat
 
-# Limits a person is told about when they exceed them.
-COMMENT_LIMIT = 1000
 # Zalo's text limit is the smallest of our channels; a draft must fit one message everywhere.
 MESSAGE_LIMIT = 2000
 

@@ -22,7 +22,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.export import receipt_number
 from storage.groups import GroupRef, group_of_comments, shown_label
-from storage.models import Comment, CommentAnswer, GroupMembership, Handling, Publication
+from storage.models import (
+    Comment,
+    CommentAnswer,
+    CommentSource,
+    GroupMembership,
+    Handling,
+    Publication,
+)
 from storage.moderation import SHOWN
 from storage.text import N_, clean_text, fold
 
@@ -136,6 +143,7 @@ class AnsweredComment:
     created_at: datetime
     handling: Handling | None
     explanation: str
+    source: str = CommentSource.CHAT  # a CommentSource: chat, or gathered offline
 
     @property
     def receipt(self) -> str:
@@ -145,16 +153,17 @@ class AnsweredComment:
 def _answered_query(draft_id: int, communes: Collection[int] | None) -> tuple:
     return (
         select(Comment.id, Comment.draft_id, Comment.number, Comment.commune_code, Comment.text,
-               Comment.created_at, CommentAnswer.handling, CommentAnswer.explanation)
+               Comment.created_at, CommentAnswer.handling, CommentAnswer.explanation,
+               Comment.source)
         .outerjoin(CommentAnswer, CommentAnswer.comment_id == Comment.id),
         _scoped([Comment.draft_id == draft_id], communes),
     )
 
 
 def _answered(row: tuple) -> AnsweredComment:
-    (id_, draft_id, number, code, text, at, handling, explanation) = row
+    (id_, draft_id, number, code, text, at, handling, explanation, source) = row
     return AnsweredComment(id_, draft_id, number, code, text, at,
-                           Handling(handling) if handling else None, explanation or "")
+                           Handling(handling) if handling else None, explanation or "", source)
 
 
 async def answered_comments(

@@ -72,6 +72,8 @@ class AuditAction(StrEnum):
     COMMENT_MOVED = "comment_moved"
     # The annual report downloaded (detail: the format, the period and the communes).
     REPORT_DOWNLOADED = "report_downloaded"
+    # A comment gathered offline entered by staff (detail: receipt, source, commune).
+    COMMENT_ADDED = "comment_added"
 
 
 # What each action is called where people read the log (translated by the caller).
@@ -108,6 +110,7 @@ ACTION_WORDS = {
     AuditAction.GROUP_SPLIT: N_("group split"),
     AuditAction.COMMENT_MOVED: N_("comment moved to another group"),
     AuditAction.REPORT_DOWNLOADED: N_("annual report downloaded"),
+    AuditAction.COMMENT_ADDED: N_("comment received offline entered"),
 }
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.export import receipt_number
-from storage.models import Comment
+from storage.models import Comment, CommentSource
 from storage.text import fold
 
 STREAMED = 1000  # comments fetched at a time while searching
@@ -33,6 +33,7 @@ class CommentRow:
     id: int = 0
     hidden_reason: str = ""  # why an official hid it ("" while shown: storage.moderation)
     hidden_note: str = ""
+    source: str = CommentSource.CHAT  # a CommentSource: chat, or gathered offline
 
 
 @dataclass(frozen=True)
@@ -51,7 +52,7 @@ async def comments_page(
     if communes is not None:
         where.append(Comment.commune_code.in_(sorted(communes)))
     query = (select(Comment.number, Comment.commune_code, Comment.text, Comment.created_at,
-                    Comment.id, Comment.hidden_reason, Comment.hidden_note)
+                    Comment.id, Comment.hidden_reason, Comment.hidden_note, Comment.source)
              .where(*where).order_by(Comment.created_at.desc(), Comment.id.desc()))
     wanted = fold(search)
     if not wanted:
@@ -72,9 +73,9 @@ async def comments_page(
 
 
 def _row(draft_id: int, number: int, code: int | None, text: str, at: datetime,
-         comment_id: int, reason: str, note: str) -> CommentRow:
+         comment_id: int, reason: str, note: str, source: str) -> CommentRow:
     return CommentRow(receipt_number(draft_id, number), code, text, at, comment_id, reason,
-                      note)
+                      note, source)
 
 
 def _searched_number(search: str, draft_id: int) -> int | None:

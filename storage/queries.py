@@ -235,6 +235,10 @@ async def get_option(session: AsyncSession, option_id: int) -> PollOption | None
     return await session.get(PollOption, option_id)
 
 
+# The longest comment stored, in characters (a person is told the limit when over it).
+COMMENT_LIMIT = 1000
+
+
 async def add_comment(
     session: AsyncSession, draft: Draft, resident: Resident, text: str, now: datetime,
     *, forwarded: bool = False,
@@ -263,6 +267,22 @@ async def add_comment(
     with session.no_autoflush:
         row = await _store_numbered(session, counter, values)
     return Comment(id=row.id, number=row.number, **values)
+
+
+async def add_numbered_comment(session: AsyncSession, draft_id: int,
+                               values: dict[str, Any]) -> tuple[int, int]:
+    """Store a comment of the draft (its columns but the number: `values`) with the draft's
+    next receipt number, as `add_comment` does: its (id, number). The draft's counter stays
+    locked until the commit, so call this as the last step of a transaction."""
+    counter = (
+        update(Draft)
+        .where(Draft.id == draft_id)
+        .values(comment_count=Draft.comment_count + 1)
+        .returning(Draft.comment_count)
+        .execution_options(synchronize_session=False)
+    )
+    row = await _store_numbered(session, counter, {"draft_id": draft_id, **values})
+    return row.id, row.number
 
 
 async def _store_numbered(session: AsyncSession, counter: Any, values: dict[str, Any]) -> Any:

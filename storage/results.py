@@ -7,6 +7,11 @@ participants = rows marked as taking part, each in the commune the person was in
 draft reached them. Comments and votes are counted in the commune they were sent from; held
 and unreachable messages (the outbox, until purged) in the resident's current commune.
 
+Comments gathered offline (storage.offline) count in the comments of their commune, and adds
+no person reached and no participant (they are nobody's). The breakdown says where the
+comments came from (the chat or each offline source), by which chat app, and whom the
+respondents answered for; votes by chat app and by whom.
+
 `communes` restricts everything to a set of commune codes (an official's scope): the total
 is then the sum of those communes only, and figures from an unknown commune are left out.
 """
@@ -25,8 +30,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from storage import communes as commune_list
 from storage.drafts import DraftState, commune_code_text, draft_state
 from storage.models import (
+    OFFLINE_SOURCES,
     VIETNAM,
     Comment,
+    CommentSource,
     Delivery,
     DeliveryKind,
     DeliveryStatus,
@@ -35,6 +42,7 @@ from storage.models import (
     Reach,
     ReachWay,
     Resident,
+    RespondentCategory,
     Vote,
     utcnow,
 )
@@ -90,6 +98,44 @@ class Figures:
         )
 
 
+def _merged(first: Mapping[str, int], second: Mapping[str, int]) -> dict[str, int]:
+    total = dict(first)
+    for key, count in second.items():
+        total[key] = total.get(key, 0) + count
+    return total
+
+
+@dataclass(frozen=True)
+class Breakdown:
+    """Where the comments and votes of a commune (or of all of them) came from.
+
+    Keys are the stored values: a CommentSource; a chat app ("" for a comment gathered
+    offline, or one from before channels were recorded); a RespondentCategory ("" not said).
+    """
+
+    comments_by_source: Mapping[str, int] = field(default_factory=dict)
+    comments_by_channel: Mapping[str, int] = field(default_factory=dict)
+    comments_by_category: Mapping[str, int] = field(default_factory=dict)
+    votes_by_channel: Mapping[str, int] = field(default_factory=dict)
+    votes_by_category: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def offline_comments(self) -> int:
+        return sum(self.comments_by_source.get(source, 0) for source in OFFLINE_SOURCES)
+
+    @property
+    def chat_comments(self) -> int:
+        return self.comments_by_source.get(CommentSource.CHAT, 0)
+
+    def __add__(self, other: Breakdown) -> Breakdown:
+        return Breakdown(*(_merged(getattr(self, name), getattr(other, name))
+                           for name in BREAKDOWN_FIELDS))
+
+
+BREAKDOWN_FIELDS = ("comments_by_source", "comments_by_channel", "comments_by_category",
+                    "votes_by_channel", "votes_by_category")
+
+
 def _pad(votes: tuple[int, ...], width: int) -> tuple[int, ...]:
     return votes + (0,) * (width - len(votes))
 
@@ -101,6 +147,7 @@ class CommuneFigures:
     code: int | None
     figures: Figures
     targeted: bool  # among the draft's target communes
+    breakdown: Breakdown = Breakdown()
 
 
 @dataclass(frozen=True)
@@ -116,6 +163,7 @@ class DraftResults:
     communes: tuple[CommuneFigures, ...]
     scope: frozenset[int] | None  # the communes the figures were restricted to (None: all)
     at: datetime  # when they were counted
+    breakdown: Breakdown = Breakdown()  # of the total
 
     @property
     def active_communes(self) -> tuple[CommuneFigures, ...]:
@@ -130,6 +178,14 @@ class _Tally:
         self.reached = self.held = self.unreachable = self.comments = self.participants = 0
         self.votes = [0] * options
         self.ways: dict[ReachWay, int] = {}
+        self.split: dict[str, dict[str, int]] = {name: {} for name in BREAKDOWN_FIELDS}
+
+    def add(self, name: str, key: str, count: int) -> None:
+        counts = self.split[name]
+        counts[key] = counts.get(key, 0) + count
+
+    def breakdown(self) -> Breakdown:
+        return Breakdown(**self.split)
 
     def figures(self) -> Figures:
         return Figures(self.reached, self.held, self.unreachable, self.comments,
@@ -186,30 +242,44 @@ async def draft_results(
             tallies[code].unreachable += count
 
     commented = await session.execute(
-        select(Comment.commune_code, func.count())
-        .where(Comment.draft_id == draft_id, SHOWN).group_by(Comment.commune_code)
+        select(Comment.commune_code, Comment.source, Comment.channel,
+               Comment.respondent_category, func.count())
+        .where(Comment.draft_id == draft_id, SHOWN)
+        .group_by(Comment.commune_code, Comment.source, Comment.channel,
+                  Comment.respondent_category)
     )
-    for code, count in rows(commented):
-        tallies[code].comments += count
+    for code, source, channel, category, count in rows(commented):
+        tally = tallies[code]
+        tally.comments += count
+        tally.add("comments_by_source", source, count)
+        tally.add("comments_by_channel", channel, count)
+        tally.add("comments_by_category", category, count)
 
     voted = await session.execute(
-        select(Vote.commune_code, Vote.option_id, func.count())
-        .where(Vote.draft_id == draft_id).group_by(Vote.commune_code, Vote.option_id)
+        select(Vote.commune_code, Vote.option_id, Vote.channel, Vote.respondent_category,
+               func.count())
+        .where(Vote.draft_id == draft_id)
+        .group_by(Vote.commune_code, Vote.option_id, Vote.channel, Vote.respondent_category)
     )
-    for code, option_id, count in rows(voted):
+    for code, option_id, channel, category, count in rows(voted):
         if option_id in column:
-            tallies[code].votes[column[option_id]] += count
+            tally = tallies[code]
+            tally.votes[column[option_id]] += count
+            tally.add("votes_by_channel", channel, count)
+            tally.add("votes_by_category", category, count)
 
     by_commune = tuple(
-        CommuneFigures(code, tallies[code].figures(), code in targets)
+        CommuneFigures(code, tallies[code].figures(), code in targets, tallies[code].breakdown())
         for code in sorted(tallies, key=lambda code: (code is None, code or 0))
     )
     total = Figures(votes=(0,) * len(options))
+    split = Breakdown()
     for commune in by_commune:
         total += commune.figures
+        split += commune.breakdown
     return DraftResults(
         draft.id, draft.title, draft_state(draft, now), draft.deadline, options, total,
-        by_commune, communes, now,
+        by_commune, communes, now, split,
     )
 
 
@@ -228,6 +298,25 @@ def figures_dict(figures: Figures) -> dict[str, Any]:
     }
 
 
+def breakdown_dict(breakdown: Breakdown) -> dict[str, Any]:
+    """The breakdown as JSON-ready values: every source and category, even at 0; the chat
+    apps that appear ("" for offline or unknown)."""
+    return {
+        "comments_by_source": {source.value: breakdown.comments_by_source.get(source, 0)
+                               for source in CommentSource},
+        "offline_comments": breakdown.offline_comments,
+        "comments_by_channel": dict(sorted(breakdown.comments_by_channel.items())),
+        "comments_by_category": _categories(breakdown.comments_by_category),
+        "votes_by_channel": dict(sorted(breakdown.votes_by_channel.items())),
+        "votes_by_category": _categories(breakdown.votes_by_category),
+    }
+
+
+def _categories(counts: Mapping[str, int]) -> dict[str, int]:
+    return {category: counts.get(category, 0)
+            for category in (*(each.value for each in RespondentCategory), "")}
+
+
 def results_dict(results: DraftResults) -> dict[str, Any]:
     """The results as JSON-ready values (`ykien results --format json`, the web page): times
     in Vietnam time, commune codes as the government's list writes them ("00004")."""
@@ -239,6 +328,7 @@ def results_dict(results: DraftResults) -> dict[str, Any]:
             "province": known.province.name if known else None,
             "targeted": entry.targeted,
             **figures_dict(entry.figures),
+            **breakdown_dict(entry.breakdown),
         }
 
     return {
@@ -250,6 +340,6 @@ def results_dict(results: DraftResults) -> dict[str, Any]:
         "scope": None if results.scope is None else sorted(results.scope),
         "options": [{"position": option.position + 1, "label": option.label}
                     for option in results.options],
-        "total": figures_dict(results.total),
+        "total": {**figures_dict(results.total), **breakdown_dict(results.breakdown)},
         "communes": [commune(entry) for entry in results.communes],
     }

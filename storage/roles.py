@@ -6,7 +6,8 @@ commune). `authority_of` gathers them into an `Authority`, and every official fe
 it one of two questions: which communes may this person see (`Authority.communes`, None
 meaning all: filter every query with `in_scope`), and may they do this to that draft
 (`draft_access`, `Authority.may`). A commune official sees the rows of their communes only,
-and edits or broadcasts only drafts whose every commune is theirs; staff read and export.
+and edits or broadcasts only drafts whose every commune is theirs; staff read and export,
+and enter the comments their communes received offline.
 
 Invite codes (`ykien role invite`) give a role to whoever types one to the bot. None of these
 functions commits: the caller owns the transaction.
@@ -54,13 +55,14 @@ class Permission(StrEnum):
     EDIT = "edit"  # create and change drafts
     BROADCAST = "broadcast"  # broadcast, schedule, pause, resume, cancel, close
     MANAGE = "manage"  # roles and the audit log
+    RECORD = "record"  # enter comments received offline (meetings, phone, paper)
 
 
 PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.OFFICIAL: frozenset({Permission.READ, Permission.EXPORT, Permission.EDIT,
-                              Permission.BROADCAST}),
-    Role.STAFF: frozenset({Permission.READ, Permission.EXPORT}),
+                              Permission.BROADCAST, Permission.RECORD}),
+    Role.STAFF: frozenset({Permission.READ, Permission.EXPORT, Permission.RECORD}),
 }
 # Reading concerns the communes of a draft one by one (each sees its own rows); these
 # concern the draft as a whole, so every one of its communes must be in scope.

@@ -13,6 +13,7 @@ from bot.channels.registry import configured_entries
 from bot.cli.audit import add_audit_commands
 from bot.cli.backup import add_backup_commands
 from bot.cli.command import Command
+from bot.cli.comment import add_comment_commands
 from bot.cli.communes import add_communes_commands
 from bot.cli.draft import add_draft_commands
 from bot.cli.errors import (
@@ -63,7 +64,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
                          add_audit_commands, add_secret_commands, add_backup_commands,
                          add_privacy_commands, add_synthesis_commands,
                          add_reminders_commands, add_groups_commands,
-                         add_report_commands):
+                         add_report_commands, add_comment_commands):
         add_commands(commands, add, t)
     return parser
 

@@ -83,7 +83,9 @@ async def cmd_results(args: argparse.Namespace, settings: Settings, t: Translato
 
 
 def results_text(results: DraftResults, t: Translator) -> str:
-    """The figures as an official reads them: a summary, the votes, then a table by commune."""
+    """The figures as an official reads them: a summary, the votes, a table by commune, then
+    where the comments and votes came from."""
+    from handlers.breakdown import breakdown_lines
     from storage.drafts import STATE_WORDS
 
     total = results.total
@@ -114,6 +116,8 @@ def results_text(results: DraftResults, t: Translator) -> str:
     if len(shown) < len(results.communes):
         lines.append(t("{count} other target communes, where nothing has happened yet, are "
                        "not listed.", count=t.number(len(results.communes) - len(shown))))
+    if split := breakdown_lines(results.breakdown, t):
+        lines += ["", *split]
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ from bot.web.pages import (
     see_other,
     session_of,
 )
+from handlers.breakdown import source_words
 from handlers.i18n import N_, Translator
 from handlers.officials import ADMIN_PATH
 from handlers.publication import (
@@ -57,7 +58,14 @@ from storage.audit import AuditAction
 from storage.charts import commune_name
 from storage.drafts import commune_code_text
 from storage.groups import GroupError, GroupProblem, find_group, groups_of_draft
-from storage.models import DeliveryStatus, Handling, Publication, Resident, utcnow
+from storage.models import (
+    CommentSource,
+    DeliveryStatus,
+    Handling,
+    Publication,
+    Resident,
+    utcnow,
+)
 from storage.roles import Permission
 from storage.synthesis_xlsx import answer_cells, communes_text, write_synthesis_table
 
@@ -169,6 +177,8 @@ async def _answers_view(request: web.Request, session: AsyncSession, found: InSc
             "text": comment.text,
             "handling": t(HANDLING_WORDS[comment.handling]) if comment.handling else "",
             "explanation": comment.explanation,
+            "offline": "" if comment.source == CommentSource.CHAT else t(
+                source_words().get(comment.source, comment.source)),
         } for comment in comments],
         "handlings": [(handling.value, t(words)) for handling, words in HANDLING_WORDS.items()],
         "may_answer": may_edit_comments(request, found), "problem": problem, "notice": notice,

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.draftfile import MESSAGES, DraftFileError, check_draft
 from bot.web.auth import page_translator, signed_in
 from bot.web.draft_form import FORM_MESSAGES, problems_by_field, stored_table, typed_moment
+from bot.web.offline import offline_form
 from bot.web.pages import (
     InScope,
     draft_in_scope,
@@ -202,6 +203,7 @@ async def _draft_view(request: web.Request, session: AsyncSession, found: InScop
         "schedule_at": schedule_at or (local_input(draft.opens_at) if draft.opens_at > now
                                        else ""),
         "notice": _notice(request, t), "problems": problems or {},
+        "offline": offline_form(request, found),
     }, status)
 
 

@@ -152,6 +152,7 @@ FORBIDDEN_WORDS = {
                              "does not broadcast."),
     Permission.EXPORT: N_("Your role does not download comments and votes."),
     Permission.MANAGE: N_("Only administrators see this page."),
+    Permission.RECORD: N_("Your role does not enter comments received offline."),
 }
 
 

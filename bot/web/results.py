@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.web.auth import WORKSPACE, page_translator, public
 from bot.web.moderation import moderation_context
 from bot.web.pages import InScope, draft_in_scope, page_number, render, session_of
+from handlers.breakdown import breakdown_lines, source_words
 from handlers.i18n import LANGUAGES, Translator, translator
 from handlers.officials import ADMIN_PATH, CHARTS_PATH
 from storage import chart_links, roles
@@ -24,7 +25,7 @@ from storage.chart_links import ChartRefused
 from storage.charts import commune_name, results_png
 from storage.comments import comments_page
 from storage.drafts import STATE_WORDS, commune_code_text
-from storage.models import utcnow
+from storage.models import CommentSource, utcnow
 from storage.results import DraftResults, Figures, draft_results
 from storage.roles import Permission
 
@@ -42,6 +43,7 @@ class Row:
     name: str
     figures: Figures
     rate: str  # participation as a percentage, "–" while nobody was reached
+    offline: int = 0  # of the comments, those received offline
 
 
 def _rate(figures: Figures, t: Translator) -> str:
@@ -61,14 +63,17 @@ async def results_page(request: web.Request) -> web.Response:
         found = await draft_in_scope(request, session)
         results = await _results(session, found)
     rows = [Row(commune_code_text(entry.code) if entry.code is not None else "",
-                commune_name(entry.code, t), entry.figures, _rate(entry.figures, t))
+                commune_name(entry.code, t), entry.figures, _rate(entry.figures, t),
+                entry.breakdown.offline_comments)
             for entry in results.communes]
     total = results.total
     shares = [format_percent(count / total.voters, "#,##0.#%", locale=t.language)
               if total.voters else "–" for count in total.votes]
     return render(request, "results.html", {
         "draft": found.draft, "results": results, "rows": rows,
-        "total": Row("", t("Total"), total, _rate(total, t)),
+        "total": Row("", t("Total"), total, _rate(total, t),
+                     results.breakdown.offline_comments),
+        "breakdown": breakdown_lines(results.breakdown, t),
         "votes": list(zip(results.options, total.votes, shares, strict=True)),
         "state_words": t(STATE_WORDS[results.state]),
         "ways": [(way.value, count) for way, count in total.reached_by_way.items() if count],
@@ -129,6 +134,8 @@ async def comments(request: web.Request) -> web.Response:
         "pages": max(1, -(-listed.total // COMMENTS_PER_PAGE)),
         "comments": [(row.receipt, commune_name(row.commune_code, t), row.created_at, row.text)
                      for row in listed.rows],
+        "offline": ["" if row.source == CommentSource.CHAT else t(
+            source_words().get(row.source, row.source)) for row in listed.rows],
         **moderation_context(request, found, listed.rows, t),
     })
 

@@ -24,6 +24,7 @@ from bot.web import (
     drafts,
     groups,
     moderation,
+    offline,
     reminders,
     report,
     results,
@@ -68,6 +69,7 @@ ROUTES: list[web.RouteDef] = [
     *draft_form.ROUTES, *drafts.ROUTES, *results.ROUTES, *groups.ROUTES, *downloads.ROUTES,
     *audit_log.ROUTES, *answers.ROUTES, *moderation.ROUTES, *reminders.ROUTES,
     *report.ROUTES,
+    *offline.ROUTES,
     web.get("/static/{name}", static_file),
     web.get("/language/{language}", choose_language),
 ]

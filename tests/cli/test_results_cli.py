@@ -37,13 +37,16 @@ async def test_the_table_in_vietnamese(sessionmaker, service, tmp_path):
     assert [line.split() for line in lines[4:6]] == [
         ["Đồng", "ý", "3", "75%"], ["Không", "đồng", "ý", "1", "25%"]]
     table = {line.split("  ")[0].strip() or line.split()[0]: line.split()
-             for line in lines[7:]}
+             for line in lines[7:lines.index("", 7)]}
     #                       reached held unreachable comments yes no took part
     assert table["00004"][-7:] == ["2", "0", "1", "1", "1", "1", "100%"]
     assert table["00008"][-7:] == ["0", "0", "0", "0", "0", "0", "–"]
     assert table["15148"][-7:] == ["5", "1", "0", "4", "2", "0", "80%"]
     assert table["Tổng"][-7:] == ["7", "1", "1", "5", "3", "1", "85,7%"]
     assert "Phường Ba Đình" in lines[8] and "Xã Cẩm Tú" in lines[10]
+    # then where the comments and votes came from (all by chat here; nobody said whom)
+    assert {"Góp ý theo nguồn: chat 5.", "Góp ý theo đối tượng: không nêu 5.",
+            "Phiếu theo đối tượng: không nêu 4."} <= set(lines[lines.index("", 7) + 1:])
 
 
 async def test_json_for_programs(sessionmaker, service, tmp_path):
@@ -55,11 +58,19 @@ async def test_json_for_programs(sessionmaker, service, tmp_path):
     assert found["draft"]["title"] == "Phí vệ sinh" and found["draft"]["state"] == "open"
     assert found["options"] == [{"position": 1, "label": "Đồng ý"},
                                 {"position": 2, "label": "Không đồng ý"}]
+    # by chat app: "" until comments and votes record their channel (issue 18's chat side)
+    channels = {name: found["total"].pop(name) for name in ("comments_by_channel",
+                                                             "votes_by_channel")}
+    assert [sum(counts.values()) for counts in channels.values()] == [5, 4]
     assert found["total"] == {
         "reached": 7, "reached_by_way": {"broadcast": 6, "subscribed": 1, "asked": 0,
                                          "took_part": 0},
         "held": 1, "unreachable": 1, "comments": 5, "votes": [3, 1], "voters": 4,
         "participants": 6, "participation": 6 / 7,
+        "comments_by_source": {"chat": 5, "meeting": 0, "phone": 0, "paper": 0, "other": 0},
+        "offline_comments": 0,
+        "comments_by_category": {"individual": 0, "organisation": 0, "business": 0, "": 5},
+        "votes_by_category": {"individual": 0, "organisation": 0, "business": 0, "": 4},
     }
     by_code = {commune["code"]: commune for commune in found["communes"]}
     assert list(by_code) == [f"{BA_DINH:05d}", "00008", f"{CAM_TU:05d}"]
