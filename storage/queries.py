@@ -9,14 +9,15 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Table, delete, func, insert, literal, select, update
+from sqlalchemy import CursorResult, Table, delete, func, insert, inspect, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
+from sqlalchemy.orm import joinedload, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.models import (
     Comment,
+    CommentSource,
     Draft,
     DraftCommune,
     DraftMessage,
@@ -110,8 +111,10 @@ async def forget_updates_before(session: AsyncSession, before: datetime) -> int:
 
 
 async def get_resident(session: AsyncSession, channel: str, platform_id: str) -> Resident | None:
+    """The chat's resident with their person (whom they answer for), in one query."""
     return await session.scalar(
         select(Resident).where(Resident.channel == channel, Resident.platform_id == platform_id)
+        .options(joinedload(Resident.person, innerjoin=True))
     )
 
 
@@ -131,6 +134,7 @@ async def add_resident(
     )
     session.add(resident)
     await session.flush()
+    set_committed_value(resident, "person", person)
     return resident
 
 
@@ -254,12 +258,22 @@ async def add_comment(
     )
     values = {"draft_id": draft.id, "resident_id": resident.id,
               "commune_code": resident.commune_code, "text": text, "forwarded": forwarded,
-              "created_at": now, "hidden_reason": "", "hidden_note": ""}
+              "created_at": now, "hidden_reason": "", "hidden_note": "",
+              **recorded_with(resident)}
     # No autoflush: the resident's pending changes are written by the caller's commit, in
     # one UPDATE.
     with session.no_autoflush:
         row = await _store_numbered(session, counter, values)
     return Comment(id=row.id, number=row.number, **values)
+
+
+def recorded_with(resident: Resident) -> dict[str, str]:
+    """What a comment or vote records of how it came, as it is when written (the figures
+    outlive the person's erasure): the chat app, whom the person answers for, the chat.
+    `resident` was read with its person (get_resident)."""
+    return {"channel": resident.channel,
+            "respondent_category": resident.person.respondent_category,
+            "source": CommentSource.CHAT.value}
 
 
 async def _store_numbered(session: AsyncSession, counter: Any, values: dict[str, Any]) -> Any:
@@ -343,6 +357,8 @@ async def lock_person(session: AsyncSession, resident: Resident, *others: int) -
         if current is None or current == person_id:
             return held
         set_committed_value(resident, "person_id", current)
+        if "person" not in inspect(resident).unloaded:  # read with its person: that one
+            set_committed_value(resident, "person", await session.get(Person, current))
 
 
 async def _person_votes(session: AsyncSession, draft_id: int, resident: Resident
@@ -382,6 +398,7 @@ async def cast_vote(
             commune_code=resident.commune_code,
             created_at=now,
             updated_at=now,
+            **recorded_with(resident),
         )
         session.add(vote)
     elif vote.option_id == option.id:
@@ -390,6 +407,9 @@ async def cast_vote(
         vote.resident_id = resident.id
         vote.option_id = option.id
         vote.updated_at = now
+        # A changed vote is counted as cast now: from this chat, for whom they answer now.
+        for name, value in recorded_with(resident).items():
+            setattr(vote, name, value)
     await session.flush()
     return previous, True
 
