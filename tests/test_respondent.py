@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 
+import openpyxl
 import pytest
 from sqlalchemy import select, update
 
@@ -263,7 +264,7 @@ def export_rows(ykien) -> list[dict[str, str]]:  # noqa: F811
 
 
 async def test_each_comment_and_vote_records_its_channel_category_and_source(
-        service, sessionmaker, ykien):  # noqa: F811
+        service, sessionmaker, ykien, tmp_path):  # noqa: F811
     draft = await make_draft(sessionmaker, title="Street lights")
     yes, no = draft.options
     who = ("telegram", "t1")
@@ -294,6 +295,15 @@ async def test_each_comment_and_vote_records_its_channel_category_and_source(
         ("vote", "No", "Telegram", "Individual", "Chat app", True),
         ("comment", "'=Said at the meeting", "", "", "Village meeting", False),
     ]
+    # the workbook says the same: the offline comment without a resident, with its source
+    ykien("export", "--out", "out.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "out.xlsx")["Comments"]
+    header, *comments = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert header[-3:] == ["Chat app", "Commenting as", "Source"]
+    resident = header.index("Resident")
+    assert [(row[resident] is None, *row[-3:]) for row in comments] == [
+        (False, "Telegram", None, "Chat app"), (False, "Telegram", "Business", "Chat app"),
+        (True, None, None, "Village meeting")]
 
     # the figures outlive the person: erased, their rows keep how they came
     await service.handle(Incoming(*who, Kind.TEXT, text="/delete"))
