@@ -36,6 +36,7 @@ async def help_text(turn: Turn) -> list[Outgoing]:
         "/drafts – drafts open now\n"
         "/mycomments – your comments\n"
         "/commune – change commune\n"
+        "/category – say whom you comment for (individual, organisation, business)\n"
         "/language – Tiếng Việt / English\n"
         "/link – link your Telegram and Zalo chats (or type LIÊN KẾT)\n"
         "/stop – stop receiving drafts (or type STOP / DỪNG)\n"

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from storage.models import RespondentCategory
+
 MAX_DATA_BYTES = 64
 MAX_ID = 2**31 - 1  # the database's integer range
 
@@ -27,6 +29,7 @@ class MenuCommand(StrEnum):
     DELETE = "delete"
     LINK = "link"  # show a code that links another chat app (handlers.linking)
     MY_DATA = "mydata"  # what the bot holds about the person (handlers.mydata)
+    CATEGORY = "category"  # whom the person comments for (handlers.respondent)
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,24 @@ class PlaceHeld:
     draft_id: int | None
 
 
+@dataclass(frozen=True)
+class SayCategory:
+    """Whom the person comments for; None: not saying (clears it). `skip`: "Skip" under the
+    question asked after a first comment, which leaves it as it is."""
+
+    category: RespondentCategory | None
+    skip: bool = False
+
+
 ButtonData = (
     ChooseLanguage | Agree | Decline | Menu | PickCommune | ConfirmErase | CommentOn | VoteFor
-    | PlaceHeld
+    | PlaceHeld | SayCategory
 )
 
 _LANGUAGES = ("vi", "en")
 _CANCEL = "cancel"
+_NOT_SAYING = "none"
+_SKIP = "skip"
 
 
 def encode(data: ButtonData) -> str:
@@ -111,6 +125,10 @@ def encode(data: ButtonData) -> str:
             return f"vote:{option_id}"
         case PlaceHeld(draft_id):
             return f"held:{_CANCEL if draft_id is None else draft_id}"
+        case SayCategory(_, True):
+            return f"category:{_SKIP}"
+        case SayCategory(category):
+            return f"category:{_NOT_SAYING if category is None else category.value}"
     raise TypeError(f"not button data: {data!r}")
 
 
@@ -156,4 +174,8 @@ def decode(raw: str) -> ButtonData | None:
             return VoteFor(number)
         case "held" if number or argument == _CANCEL:
             return PlaceHeld(number)
+        case "category" if argument in RespondentCategory.__members__.values():
+            return SayCategory(RespondentCategory(argument))
+        case "category" if argument in (_NOT_SAYING, _SKIP):
+            return SayCategory(None, skip=argument == _SKIP)
     return None

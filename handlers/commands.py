@@ -10,6 +10,7 @@ COMMAND_MENU = {
     "drafts": N_("Drafts open for comment"),
     "mycomments": N_("My comments"),
     "commune": N_("Change commune"),
+    "category": N_("Say whom you comment for"),
     "language": N_("Change language (Tiếng Việt / English)"),
     "help": N_("How to use this bot"),
     "link": N_("Link your Telegram and Zalo chats"),

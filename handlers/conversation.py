@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from handlers import account, drafts, linking, officials, onboarding
+from handlers import account, drafts, linking, officials, onboarding, respondent
 from handlers.buttons import (
     Agree,
     ButtonData,
@@ -24,6 +24,7 @@ from handlers.buttons import (
     MenuCommand,
     PickCommune,
     PlaceHeld,
+    SayCategory,
     VoteFor,
     decode,
 )
@@ -66,6 +67,7 @@ RESIDENT_COMMANDS: dict[MenuCommand, ResidentStep] = {
     MenuCommand.MY_COMMENTS: account.my_comments,
     MenuCommand.COMMUNE: _change_commune,
     MenuCommand.LANGUAGE: _language,
+    MenuCommand.CATEGORY: respondent.show,
 }
 ANYONE_COMMANDS: dict[MenuCommand, Callable[[Turn], Awaitable[list[Outgoing]]]] = {
     MenuCommand.START: onboarding.start,
@@ -155,7 +157,11 @@ async def _on_choice(turn: Turn, data: ButtonData | None) -> list[Outgoing]:
     resident = turn.resident
     if resident is None:
         # An old button from before the person erased their data, or never consented.
-        return onboarding.greeting(turn.t.language, turn.workspace.periods)
+        greeting = onboarding.greeting(turn.t.language, turn.workspace.periods)
+        if isinstance(data, SayCategory):  # an answer about them: say it was not kept
+            return [Reply(turn.t("That button is no longer valid: nothing about you is "
+                                 "stored now, so nothing was recorded.")), *greeting]
+        return greeting
     match data:
         case PickCommune(code):
             return await onboarding.pick_commune(turn, resident, code)
@@ -167,6 +173,8 @@ async def _on_choice(turn: Turn, data: ButtonData | None) -> list[Outgoing]:
             return await drafts.vote(turn, resident, option_id)
         case PlaceHeld(draft_id):
             return await drafts.place_held_comment(turn, resident, draft_id)
+        case SayCategory():
+            return await respondent.choose(turn, resident, data)
     return _invalid_button(turn)
 
 

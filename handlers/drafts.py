@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from handlers import respondent
 from handlers.buttons import CommentOn, PlaceHeld, VoteFor
 from handlers.events import Outgoing, Reply
 from handlers.i18n import Translator
@@ -168,7 +169,7 @@ async def submit_comment(
         "To add more, tap Comment again.",
         number=receipt(comment),
         title=draft.title,
-    ))]
+    )), *respondent.ask_once(turn, resident)]
 
 
 async def hold_comment(turn: Turn, resident: Resident, text: str) -> list[Outgoing]:

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from handlers import respondent
 from handlers.events import Document, Outgoing, Reply
 from handlers.i18n import N_, Translator
 from handlers.logref import chat_ref
@@ -20,6 +21,7 @@ from storage import personal_data
 from storage.consent import DETAIL_WORDS, EVENT_WORDS
 from storage.models import VIETNAM, ConsentEventKind, DeliveryStatus, Resident
 from storage.personal_data import PersonalData
+from storage.respondents import CHANNEL_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +29,7 @@ log = logging.getLogger(__name__)
 MYDATA_PATH = "/mydata"
 # Items of each list shown in the summary when the file holds them all.
 SHOWN = 10
-APP_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalobot": "Zalo Bot",
-             "console": N_("console")}
+APP_NAMES = CHANNEL_NAMES
 STATUS_WORDS = {
     DeliveryStatus.SENT: N_("sent"),
     DeliveryStatus.PENDING: N_("waiting to be sent"),
@@ -68,7 +69,9 @@ def summary(data: PersonalData, t: Translator, whole: bool) -> str:
              t("Commune: {commune}", commune=data.commune or t("not chosen yet")),
              t("Receiving drafts: {answer}", answer=t("yes") if data.subscribed else t("no")),
              t("Language: {language}",
-               language="Tiếng Việt" if data.language == "vi" else "English")]
+               language="Tiếng Việt" if data.language == "vi" else "English"),
+             t("You comment as: {category}",
+               category=respondent.said(t, data.respondent_category))]
     _section(lines, t("Chats:"), [t(
         "{app}, account {account}: agreed to the privacy notice of {version} at {time}",
         app=_app(chat.channel, t), account=chat.chat_id, version=chat.notice_version,

@@ -15,8 +15,9 @@ from storage.communes import Match
 from storage.models import ConsentEventKind, ReachWay, Resident
 
 # Bump when the notice text changes: each resident's consent records the version they saw,
-# and a resident who agreed to an earlier one is shown the new one once.
-CONSENT_VERSION = "2026-12-05"
+# and a resident who agreed to an earlier one is shown the new one once. At most 11
+# characters: notice_version adds 5 within Resident.consent_version's 16.
+CONSENT_VERSION = "2026-12-05b"
 # Days a chat's numbered choices are kept (bot.app.FORGET_CHOICES), stated in the notice.
 CHOICES_DAYS = 7
 COMMUNE_CHOICES = 8
@@ -29,11 +30,20 @@ def notice_version(periods: Periods) -> str:
     if periods == Periods():
         return CONSENT_VERSION
     digest = hashlib.sha256(f"{periods.retention_months}/{periods.outbox_days}".encode())
-    return f"{CONSENT_VERSION}.{digest.hexdigest()[:5]}"
+    return f"{CONSENT_VERSION}.{digest.hexdigest()[:4]}"
 
 
 def privacy_notice(t: Translator, periods: Periods) -> str:
-    return privacy_basics(t) + "\n\n" + data_rights_notice(t, periods)
+    return (privacy_basics(t) + "\n\n" + respondent_notice(t) + "\n"
+            + data_rights_notice(t, periods))
+
+
+def respondent_notice(t: Translator) -> str:
+    """Whom the person comments for (handlers.respondent): stored only if they say it."""
+    return t(
+        "• If you choose to say whom you comment for (yourself, an organisation or a "
+        "business), that is stored and noted with your comments and votes."
+    )
 
 
 def data_rights_notice(t: Translator, periods: Periods) -> str:

@@ -60,6 +60,7 @@ from storage.keys import pseudonym_key
 from storage.models import (
     VIETNAM,
     Comment,
+    CommentSource,
     Draft,
     DraftCommune,
     PollOption,
@@ -67,6 +68,7 @@ from storage.models import (
     Vote,
 )
 from storage.moderation import REASON_WORDS, ModerationReason
+from storage.respondents import CATEGORY_WORDS, CHANNEL_NAMES, SOURCE_WORDS
 from storage.text import N_
 
 # Cells starting with these are formulas to Excel and LibreOffice (CSV injection).
@@ -76,12 +78,16 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = (
     N_("Draft no."), N_("Draft title"), N_("Kind"), N_("Receipt no."), N_("Commune code"),
     N_("Commune"), N_("Province"), N_("Resident"), N_("Time"), N_("Comment"), N_("Vote"),
-    N_("Forwarded"), N_("Hidden"),
+    N_("Forwarded"), N_("Hidden"), N_("Chat app"), N_("Commenting as"), N_("Source"),
 )
 KINDS = {"comment": N_("comment"), "vote": N_("vote")}
 ANONYMOUS = N_("anonymous")
 # In the Forwarded column: the comment is someone else's words the resident passed on.
 FORWARDED_MARK = N_("yes")
+# The resident cell of a comment or vote gathered offline (no chat, no person): left empty.
+OFFLINE_PERSON = "offline"
+# Between the chat app, the category and the source in the query's one "origin" cell.
+ORIGIN_SEPARATOR = "|"
 
 # Rows fetched and written at a time: large enough that the per-batch costs (a round trip,
 # a thread hop, a greenlet switch) vanish, small enough to keep memory flat (~10 MB).
@@ -152,6 +158,18 @@ def _text(value: Any) -> ColumnElement[Any]:
     return cast(value, String)
 
 
+def _no_person(source: Any) -> ColumnElement[Any]:
+    """The resident cell of a row without a chat: "" once erased, OFFLINE_PERSON when it was
+    gathered offline (nobody to name, not even as anonymous)."""
+    return case((source == CommentSource.CHAT.value, ""), else_=OFFLINE_PERSON)
+
+
+def _origin(row: Any) -> ColumnElement[Any]:
+    """How a row came, as one text: "telegram|business|chat" (`ExportCells.origin_cells`)."""
+    return (row.c.channel + ORIGIN_SEPARATOR + row.c.category + ORIGIN_SEPARATOR
+            + row.c.source)
+
+
 def _marks(forwarded: Any, hidden_reason: Any) -> ColumnElement[Any]:
     """A comment's marks as one code: "1" if forwarded, then the reason it was hidden
     ("", "1", "spam", "1spam"…); `ExportCells.mark_cells` turns it into the two cells."""
@@ -169,7 +187,9 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
     """The export's rows in order, every column text and none NULL: draft no., kind, receipt
     number ("3-17", "" for a vote), commune code ("" if none), "person:<person id>" ("" once
     the resident erased their data), time as UTC text, comment ("" for a vote), vote label
-    ("" for a comment), "1" for a forwarded comment (else ""). Titles are not repeated on
+    ("" for a comment), its marks (`_marks`: forwarded, hidden), and how it came (`_origin`:
+    "telegram|business|chat"). A row without a chat has "" as its resident once the resident
+    erased their data, OFFLINE_PERSON when gathered offline. Titles are not repeated on
     every row: the export looks them up once. `last_draft` leaves out drafts created after
     the export looked the titles up; `communes` keeps only the rows sent from these communes
     (an official's scope).
@@ -180,16 +200,19 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
     if dialect == "sqlite":
         return _sqlite_query(draft_id, last_draft, communes)
     # Pseudonyms are per person, so a person's linked chats (Telegram, Zalo) share one.
-    person = case((Resident.id.is_(None), ""),
-                  else_=literal(PERSON_PREFIX) + _text(Resident.person_id))
+    def person(source: Any) -> ColumnElement[Any]:
+        return case((Resident.id.is_(None), _no_person(source)),
+                    else_=literal(PERSON_PREFIX) + _text(Resident.person_id))
+
     comments = (
         select(
             Comment.draft_id, literal("comment").label("kind"),
             (_text(Comment.draft_id) + "-" + _text(Comment.number)).label("receipt"),
             func.coalesce(_text(Comment.commune_code), "").label("code"),
-            person.label("person"), Comment.created_at.label("at"),
+            person(Comment.source).label("person"), Comment.created_at.label("at"),
             Comment.text, literal("").label("vote"), Comment.id.label("row_id"),
             _marks(Comment.forwarded, Comment.hidden_reason).label("forwarded"),
+            *_origin_columns(Comment),
         )
         .outerjoin(Resident, Resident.id == Comment.resident_id)
     )
@@ -197,9 +220,9 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
         select(
             Vote.draft_id, literal("vote").label("kind"), literal("").label("receipt"),
             func.coalesce(_text(Vote.commune_code), "").label("code"),
-            person.label("person"), Vote.updated_at.label("at"),
+            person(Vote.source).label("person"), Vote.updated_at.label("at"),
             literal("").label("text"), PollOption.label.label("vote"), Vote.id.label("row_id"),
-            literal("").label("forwarded"),
+            literal("").label("forwarded"), *_origin_columns(Vote),
         )
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
@@ -209,10 +232,16 @@ def export_query(draft_id: int | None, dialect: str = "sqlite", last_draft: int 
         select(
             both.c.draft_id, both.c.kind, both.c.receipt, both.c.code, both.c.person,
             _utc_text(both.c.at, dialect).label("at"), both.c.text, both.c.vote,
-            both.c.forwarded,
+            both.c.forwarded, _origin(both).label("origin"),
         )
         .order_by(both.c.draft_id, both.c.at, both.c.kind, both.c.row_id)
     )
+
+
+def _origin_columns(model: type[Comment] | type[Vote]) -> list[ColumnElement[Any]]:
+    """The chat app, the respondent category and the source, as written with the row."""
+    return [model.channel.label("channel"), model.respondent_category.label("category"),
+            model.source.label("source")]
 
 
 def _both(comments: Select[*tuple[Any, ...]], votes: Select[*tuple[Any, ...]],
@@ -238,15 +267,16 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None,
     """`export_query`'s rows with fewer and cheaper values, as SQLite hands them out one
     Python object each: draft no. × 2 + 1 for a vote, comment number ("" for a vote),
     commune code ("" if none), person id ("" once erased), time as UTC text, comment ("" for
-    a vote), vote label ("" for a comment), 1 for a forwarded comment (else 0)."""
+    a vote), vote label ("" for a comment), its marks, how it came (`_origin`)."""
     comments = (
         select(
             Comment.draft_id, literal(0).label("vote_kind"), Comment.number,
             func.coalesce(Comment.commune_code, "").label("code"),
-            func.coalesce(Resident.person_id, "").label("person"),
+            func.coalesce(Resident.person_id, _no_person(Comment.source)).label("person"),
             Comment.created_at.label("at"), Comment.text, literal("").label("vote"),
             Comment.id.label("row_id"),
             _marks(Comment.forwarded, Comment.hidden_reason).label("forwarded"),
+            *_origin_columns(Comment),
         )
         .outerjoin(Resident, Resident.id == Comment.resident_id)
     )
@@ -254,10 +284,10 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None,
         select(
             Vote.draft_id, literal(1).label("vote_kind"), literal("").label("number"),
             func.coalesce(Vote.commune_code, "").label("code"),
-            func.coalesce(Resident.person_id, "").label("person"),
+            func.coalesce(Resident.person_id, _no_person(Vote.source)).label("person"),
             Vote.updated_at.label("at"), literal("").label("text"),
             PollOption.label.label("vote"), Vote.id.label("row_id"),
-            literal("").label("forwarded"),
+            literal("").label("forwarded"), *_origin_columns(Vote),
         )
         .join(PollOption, PollOption.id == Vote.option_id)
         .outerjoin(Resident, Resident.id == Vote.resident_id)
@@ -267,7 +297,7 @@ def _sqlite_query(draft_id: int | None, last_draft: int | None,
         select(
             (both.c.draft_id * 2 + both.c.vote_kind).label("head"), both.c.number,
             both.c.code, both.c.person, _utc_text(both.c.at, "sqlite").label("at"),
-            both.c.text, both.c.vote, both.c.forwarded,
+            both.c.text, both.c.vote, both.c.forwarded, _origin(both).label("origin"),
         )
         .order_by(both.c.draft_id, both.c.at, both.c.vote_kind, both.c.row_id)
     )
@@ -288,7 +318,9 @@ def export_titles(draft_id: int | None, communes: Collection[int] | None = None
 
 def _person_key(person: int | str) -> str:
     """`export_query`'s resident cell from SQLite's person id ("" once erased)."""
-    return "" if person == "" else person_reference(int(person))
+    if isinstance(person, str) and person in ("", OFFLINE_PERSON):
+        return person
+    return person_reference(int(person))
 
 
 def widen(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -296,8 +328,8 @@ def widen(rows: Sequence[Any]) -> list[tuple[Any, ...]]:
     return [
         (head >> 1, "vote" if head & 1 else "comment",
          "" if number == "" else receipt_number(head >> 1, number),
-         str(code), _person_key(person), at, text, vote, forwarded)
-        for head, number, code, person, at, text, vote, forwarded in rows
+         str(code), _person_key(person), at, text, vote, forwarded, origin)
+        for head, number, code, person, at, text, vote, forwarded, origin in rows
     ]
 
 
@@ -395,14 +427,16 @@ def _sql_cell(value: ColumnElement[Any]) -> ColumnElement[Any]:
 
 
 def _copy_query(rows: Select[Any], heads: dict[int, tuple[str, str]], kinds: dict[str, str],
-                offset: str, marks: dict[str, str]) -> Select[Any]:
+                offset: str, marks: dict[str, str],
+                origin_words: Sequence[dict[str, str]]) -> Select[Any]:
     """The export's rows as PostgreSQL writes most of each line, in four text columns: the
     cells before the resident's ("3,Title,comment,3-17,15148,Xã …,Tỉnh …,"), the resident as
     `export_query` gives it, the UTC hour "YYYY-MM-DD HH", and the rest (":MM:SS+07:00,
-    comment,vote,forwarded,hidden", `offset` being the usual one, `marks` the last two
-    cells after their commas, by `_marks`' code). The export turns the resident into their
-    pseudonym (the key never leaves this process) and the UTC hour into Vietnam's. `heads`
-    holds each draft's first three cells per kind."""
+    comment,vote,forwarded,hidden,chat app,commenting as,source", `offset` being the usual
+    one, `marks` the forwarded and hidden cells after their commas, by `_marks`' code,
+    `origin_words` the words of each chat app, RespondentCategory and CommentSource). The
+    export turns the resident into their pseudonym (the key never leaves this process) and
+    the UTC hour into Vietnam's. `heads` holds each draft's first three cells per kind."""
     both = rows.get_final_froms()[0]  # the union of comments and votes
     utc = func.timezone("UTC", both.c.at)
     head = values(column("draft_id", Integer), column("comment", String),
@@ -434,6 +468,12 @@ def _copy_query(rows: Select[Any], heads: dict[int, tuple[str, str]], kinds: dic
                  else_=",," + _sql_cell(both.c.vote)) + case(
         *((both.c.forwarded == code, literal(cells)) for code, cells in marks.items()),
         else_=",,")
+    # the chat app, the category and the source: known values in words, others as they are
+    for value, words in zip((both.c.channel, both.c.category, both.c.source), origin_words,
+                            strict=True):
+        after = after + "," + case(
+            *((value == key, literal(csv_cell(cell))) for key, cell in words.items()),
+            else_=_sql_cell(value))
     return (
         select(before.label("before"), func.coalesce(cast(both.c.person, String), "")
                .label("person"),
@@ -499,11 +539,16 @@ class ExportCells:
 
     def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
                  secret: bytes, forwarded: str = "yes",
-                 hidden: dict[str, str] | None = None) -> None:
+                 hidden: dict[str, str] | None = None,
+                 translate: Callable[[str], str] = str) -> None:
         self.titles, self.kinds, self.anonymous, self.secret = titles, kinds, anonymous, secret
         self.forwarded = neutralise(forwarded)  # the mark of a forwarded comment
         # why a comment was hidden, by ModerationReason (the words of the reason)
         self.hidden = {reason: neutralise(words) for reason, words in (hidden or {}).items()}
+        # how a row came, in words: by chat app, RespondentCategory and CommentSource
+        self.origin_words = tuple(
+            {key: neutralise(translate(words)) for key, words in table.items()}
+            for table in (CHANNEL_NAMES, CATEGORY_WORDS, SOURCE_WORDS))
 
     def mark_cells(self, code: str | int) -> tuple[str, str]:
         """The Forwarded and Hidden cells of a `_marks` code."""
@@ -512,7 +557,20 @@ class ExportCells:
         hidden = self.hidden.get(reason, reason) if reason else ""
         return (self.forwarded if code.startswith("1") else ""), hidden
 
+    def origin_cells(self, origin: str) -> tuple[str, str, str]:
+        """The Chat app, Commenting as and Source cells of an `_origin` text (a value
+        of no known kind as it is, neutralised)."""
+        parts = origin.split(ORIGIN_SEPARATOR)
+        if len(parts) != 3:
+            return neutralise(origin), "", ""
+        channel, category, source = (
+            words.get(part, neutralise(part)) for words, part in zip(
+                self.origin_words, parts, strict=True))
+        return channel, category, source
+
     def pseudonym(self, person: str) -> str:
+        if person == OFFLINE_PERSON:
+            return ""  # gathered offline: no one to name
         if not person:
             return self.anonymous  # the resident erased their data
         digest = hmac.digest(self.secret, person.encode(), hashlib.sha256)
@@ -539,8 +597,12 @@ class CsvLines(ExportCells):
 
     def __init__(self, titles: dict[int, str], kinds: dict[str, str], anonymous: str,
                  secret: bytes, forwarded: str = "yes",
-                 hidden: dict[str, str] | None = None) -> None:
-        super().__init__(titles, kinds, anonymous, secret, forwarded, hidden)
+                 hidden: dict[str, str] | None = None,
+                 translate: Callable[[str], str] = str) -> None:
+        super().__init__(titles, kinds, anonymous, secret, forwarded, hidden, translate)
+        # The Chat app, Commenting as and Source cells, each after a comma, by `_origin`.
+        self.origins = _Cache(lambda origin: "".join(
+            "," + csv_cell(cell) for cell in self.origin_cells(origin)))
         # The Forwarded and Hidden cells, each after a comma, by the query's code.
         self.marks = {code: "".join("," + csv_cell(cell) for cell in self.mark_cells(code))
                       for code in mark_codes()}
@@ -584,24 +646,24 @@ class CsvLines(ExportCells):
     def _wide(self, rows: Sequence[Any]) -> str:
         heads, places, people, hours, labels, offset = (
             self.heads, self.places, self.people, self.hours, self.labels, self.offset)
-        marks = self.marks
+        marks, origins = self.marks, self.origins
         return "".join([
             f"{heads[draft, kind]},{receipt},{places[code]},{people[person]},"
             f"{hours[at[:13]]}{at[13:19]}{offset},"
-            f"{free_text_cell(text)},{labels[vote]}{marks[forwarded]}\r\n"
-            for draft, kind, receipt, code, person, at, text, vote, forwarded in rows
+            f"{free_text_cell(text)},{labels[vote]}{marks[forwarded]}{origins[origin]}\r\n"
+            for draft, kind, receipt, code, person, at, text, vote, forwarded, origin in rows
         ])
 
     def _lean(self, rows: Sequence[Any]) -> str:
         leads, places, people, hours, labels, offset = (
             self.leads, self.places_by_code, self.people_by_id, self.hours, self.labels,
             self.offset)
-        marks = self.marks
+        marks, origins = self.marks, self.origins
         return "".join([
             f"{leads[head]}{number},{places[code]},{people[person]},"
             f"{hours[at[:13]]}{at[13:19]}{offset},"
-            f"{free_text_cell(text)},{labels[vote]}{marks[forwarded]}\r\n"
-            for head, number, code, person, at, text, vote, forwarded in rows
+            f"{free_text_cell(text)},{labels[vote]}{marks[forwarded]}{origins[origin]}\r\n"
+            for head, number, code, person, at, text, vote, forwarded, origin in rows
         ])
 
     def _plain(self, rows: Sequence[Any]) -> str:
@@ -609,8 +671,8 @@ class CsvLines(ExportCells):
         self.writer.writerows([
             [draft, self.title(draft), self.kinds[kind], receipt, *self.place(code),
              self.pseudonym(person), _iso(at), neutralise(text), neutralise(vote),
-             *self.mark_cells(forwarded)]
-            for draft, kind, receipt, code, person, at, text, vote, forwarded in rows
+             *self.mark_cells(forwarded), *self.origin_cells(origin)]
+            for draft, kind, receipt, code, person, at, text, vote, forwarded, origin in rows
         ])
         written = self.buffer.getvalue()
         self.buffer.seek(0)
@@ -647,7 +709,7 @@ async def export_csv(
         return 0
 
     lines = CsvLines(titles, kinds, anonymous, secret, translate(FORWARDED_MARK),
-                     hidden_words(translate))
+                     hidden_words(translate), translate)
     heads, pseudonym, hour, offset = lines.heads, lines.pseudonym, lines.hour, lines.offset
     count = 0
     lean = connection.dialect.name == "sqlite"
@@ -667,7 +729,7 @@ async def export_csv(
         # whole chunks of bytes, written as they are when `out` is a UTF-8 file.
         copy_sql = str(_copy_query(
             query, {draft: (heads[draft, "comment"], heads[draft, "vote"]) for draft in titles},
-            kinds, offset, lines.marks,
+            kinds, offset, lines.marks, lines.origin_words,
         ).compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
         # Cells go back into COPY text escaped, so that unescaping the whole chunk restores them.
         copy_people = _Cache(lambda person: (csv_cell(pseudonym(

@@ -56,10 +56,11 @@ DAY = timedelta(days=1)
 
 SUMMARY, COMMENTS, VOTES = N_("Summary"), N_("Comments"), N_("Votes")
 (DRAFT_NO, TITLE, KIND, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT, VOTE,
- FORWARDED, HIDDEN) = COLUMNS
+ FORWARDED, HIDDEN, CHAT_APP, COMMENTING_AS, SOURCE) = COLUMNS
 COMMENT_COLUMNS = (DRAFT_NO, TITLE, RECEIPT, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, COMMENT,
-                   FORWARDED, HIDDEN)
-VOTE_COLUMNS = (DRAFT_NO, TITLE, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, VOTE)
+                   FORWARDED, HIDDEN, CHAT_APP, COMMENTING_AS, SOURCE)
+VOTE_COLUMNS = (DRAFT_NO, TITLE, CODE, COMMUNE, PROVINCE, RESIDENT, TIME, VOTE, CHAT_APP,
+                COMMENTING_AS, SOURCE)
 FIGURE_COLUMNS = (N_("Reached"), N_("Waiting for Zalo's window"), N_("Unreachable"),
                   N_("Comments"), N_("Votes"), N_("Took part"), N_("Participation"))
 ALL_COMMUNES = N_("All communes")
@@ -155,10 +156,11 @@ class _Writer:
         self.places = cache(cells.place)
         self.people = cache(cells.pseudonym)
         self.labels = cache(neutralise)
+        self.origins = cache(cells.origin_cells)
 
     def write(self, rows: Sequence[Any]) -> None:
         date, wrap = self.date, self.wrap
-        for draft, kind, receipt, code, person, at, text, vote, forwarded in rows:
+        for draft, kind, receipt, code, person, at, text, vote, forwarded, origin in rows:
             comment = kind == "comment"
             cells: list[Cell] = [(0, int(draft), None, False),
                                  (1, self.titles(draft), None, True)]
@@ -169,17 +171,20 @@ class _Writer:
             for cell in self.places(code):
                 cells.append((column, cell, None, True))
                 column += 1
-            cells.append((column, self.people(person), None, True))
+            person_cell = self.people(person)
+            if person_cell:  # none for a comment gathered offline
+                cells.append((column, person_cell, None, True))
             cells.append((column + 1, _serial(at), date, False))
             if comment:
                 cells.append((column + 2, neutralise(text), wrap, False))
-                for place, cell in enumerate(self.cells.mark_cells(forwarded), start=3):
-                    if cell:
-                        cells.append((column + place, cell, None, True))
-                self.comments.write(cells)
+                ends = [*self.cells.mark_cells(forwarded), *self.origins(origin)]
             else:
                 cells.append((column + 2, self.labels(vote), None, True))
-                self.votes.write(cells)
+                ends = list(self.origins(origin))
+            for place, cell in enumerate(ends, start=3):
+                if cell:
+                    cells.append((column + place, cell, None, True))
+            (self.comments if comment else self.votes).write(cells)
         if self.people.cache_info().currsize > 200_000:  # as the CSV's pseudonym cache
             self.people.cache_clear()
 
@@ -267,7 +272,7 @@ async def export_xlsx(
                if (found := await draft_results(session, draft, scope)) is not None]
     cells = ExportCells(titles, {kind: translate(word) for kind, word in KINDS.items()},
                         translate(ANONYMOUS), secret, translate(FORWARDED_MARK),
-                        hidden_words(translate))
+                        hidden_words(translate), translate)
     book = Workbook(out, {
         "constant_memory": True,
         # Text stays text: never a formula, a number or a link.

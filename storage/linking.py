@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from storage import reach
 from storage.models import (
@@ -167,16 +168,29 @@ async def join(session: AsyncSession, joining: Resident, person_id: int, now: da
     """
     old_person = joining.person_id
     keeping = (await identities_of(session, person_id))[0]
+    person = await _keep_category(session, old_person, person_id)
     await _keep_latest_votes(session, old_person, person_id, now)
     await reach.merge_reaches(session, old_person, person_id)  # each draft reached them once
     await _one_copy_each(session, old_person, person_id)
     for identity in await identities_of(session, old_person):
         identity.person_id = person_id
+        if "person" not in inspect(identity).unloaded:  # the turn's chat, read with its person
+            set_committed_value(identity, "person", person)
         for name in SHARED:
             setattr(identity, name, getattr(keeping, name))
     await session.flush()
     # Its codes and counted guesses go with it (ON DELETE CASCADE).
     await session.execute(delete(Person).where(Person.id == old_person))
+
+
+async def _keep_category(session: AsyncSession, joining: int, kept: int) -> Person:
+    """Whom the person answers for, as either of them said it (the kept person's first),
+    and asked already if either was: the question is asked once per human being."""
+    old, new = await session.get(Person, joining), await session.get(Person, kept)
+    assert old is not None and new is not None  # both are held by the caller
+    new.respondent_category = new.respondent_category or old.respondent_category
+    new.category_asked_at = new.category_asked_at or old.category_asked_at
+    return new
 
 
 async def _one_copy_each(session: AsyncSession, joining: int, kept: int) -> None:

@@ -190,6 +190,11 @@ class Resident(Base):
     last_promotion_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
+    # Loaded only with the chat a turn reads (queries.get_resident), in the same query: a
+    # comment or vote records whom the person answers for without another one. Written
+    # through person_id alone.
+    person: Mapped[Person] = relationship(lazy="raise", viewonly=True)
+
 
 class LinkCode(Base):
     """A short-lived code shown in one chat and typed in another to join the two identities."""

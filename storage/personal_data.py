@@ -26,6 +26,7 @@ from storage.models import (
     DataRequest,
     Delivery,
     Draft,
+    Person,
     PollOption,
     Reach,
     Resident,
@@ -113,6 +114,9 @@ class PersonalData:
     commune: str
     subscribed: bool
     language: str
+    # Whom they comment for (a RespondentCategory, "" not said), and when they were asked.
+    respondent_category: str
+    category_asked_at: datetime | None
     chats: list[Chat]
     consents: list[ConsentStep]
     comments: list[CommentRecord]
@@ -134,6 +138,8 @@ async def collect(session: AsyncSession, person_id: int) -> PersonalData | None:
     if not residents:
         return None
     first = residents[0]
+    person = await session.get(Person, person_id)
+    assert person is not None  # its chats were found
     chats = _chats_of(person_id)
     commune = communes.get_commune(first.commune_code) if first.commune_code else None
     consents = (await session.scalars(
@@ -162,6 +168,8 @@ async def collect(session: AsyncSession, person_id: int) -> PersonalData | None:
         commune=commune.label if commune else "",
         subscribed=first.subscribed,
         language=first.language,
+        respondent_category=person.respondent_category,
+        category_asked_at=person.category_asked_at,
         chats=[Chat(r.channel, r.platform_id, r.consent_at, r.consent_version,
                     r.notice_version, r.last_seen_at, r.reachable, r.created_at)
                for r in residents],

@@ -9,10 +9,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Table, delete, func, insert, literal, select, update
+from sqlalchemy import CursorResult, Table, delete, func, insert, inspect, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
+from sqlalchemy.orm import joinedload, raiseload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from storage.models import (
@@ -111,8 +111,10 @@ async def forget_updates_before(session: AsyncSession, before: datetime) -> int:
 
 
 async def get_resident(session: AsyncSession, channel: str, platform_id: str) -> Resident | None:
+    """The chat's resident with their person (whom they answer for), in one query."""
     return await session.scalar(
         select(Resident).where(Resident.channel == channel, Resident.platform_id == platform_id)
+        .options(joinedload(Resident.person, innerjoin=True))
     )
 
 
@@ -132,6 +134,7 @@ async def add_resident(
     )
     session.add(resident)
     await session.flush()
+    set_committed_value(resident, "person", person)
     return resident
 
 
@@ -250,30 +253,22 @@ async def add_comment(
     draft waits for that lock until the commit, so call this as the last step of a
     transaction. On PostgreSQL, taking the number and storing the comment is one statement.
     """
-    counter = (
-        update(Draft)
-        .where(Draft.id == draft.id)
-        .values(comment_count=Draft.comment_count + 1)
-        .returning(Draft.comment_count)
-        .execution_options(synchronize_session=False)
-    )
-    values = {"draft_id": draft.id, "resident_id": resident.id,
+    values = {"resident_id": resident.id,
               "commune_code": resident.commune_code, "text": text, "forwarded": forwarded,
               "created_at": now, "hidden_reason": "", "hidden_note": "",
-              "channel": resident.channel, "respondent_category": "",
-              "source": CommentSource.CHAT}
+              **recorded_with(resident)}
     # No autoflush: the resident's pending changes are written by the caller's commit, in
     # one UPDATE.
     with session.no_autoflush:
-        row = await _store_numbered(session, counter, values)
-    return Comment(id=row.id, number=row.number, **values)
+        comment_id, number = await add_numbered_comment(session, draft.id, values)
+    return Comment(id=comment_id, number=number, draft_id=draft.id, **values)
 
 
 async def add_numbered_comment(session: AsyncSession, draft_id: int,
                                values: dict[str, Any]) -> tuple[int, int]:
     """Store a comment of the draft (its columns but the number: `values`) with the draft's
-    next receipt number, as `add_comment` does: its (id, number). The draft's counter stays
-    locked until the commit, so call this as the last step of a transaction."""
+    next receipt number: its (id, number). See add_comment on the draft's counter; call this
+    as the last step of a transaction too (comments gathered offline: storage.offline)."""
     counter = (
         update(Draft)
         .where(Draft.id == draft_id)
@@ -283,6 +278,15 @@ async def add_numbered_comment(session: AsyncSession, draft_id: int,
     )
     row = await _store_numbered(session, counter, {"draft_id": draft_id, **values})
     return row.id, row.number
+
+
+def recorded_with(resident: Resident) -> dict[str, str]:
+    """What a comment or vote records of how it came, as it is when written (the figures
+    outlive the person's erasure): the chat app, whom the person answers for, the chat.
+    `resident` was read with its person (get_resident)."""
+    return {"channel": resident.channel,
+            "respondent_category": resident.person.respondent_category,
+            "source": CommentSource.CHAT.value}
 
 
 async def _store_numbered(session: AsyncSession, counter: Any, values: dict[str, Any]) -> Any:
@@ -366,6 +370,8 @@ async def lock_person(session: AsyncSession, resident: Resident, *others: int) -
         if current is None or current == person_id:
             return held
         set_committed_value(resident, "person_id", current)
+        if "person" not in inspect(resident).unloaded:  # read with its person: that one
+            set_committed_value(resident, "person", await session.get(Person, current))
 
 
 async def _person_votes(session: AsyncSession, draft_id: int, resident: Resident
@@ -405,6 +411,7 @@ async def cast_vote(
             commune_code=resident.commune_code,
             created_at=now,
             updated_at=now,
+            **recorded_with(resident),
         )
         session.add(vote)
     elif vote.option_id == option.id:
@@ -413,6 +420,9 @@ async def cast_vote(
         vote.resident_id = resident.id
         vote.option_id = option.id
         vote.updated_at = now
+        # A changed vote is counted as cast now: from this chat, for whom they answer now.
+        for name, value in recorded_with(resident).items():
+            setattr(vote, name, value)
     await session.flush()
     return previous, True
 

@@ -363,11 +363,12 @@ async def test_no_chat_id_or_comment_text_in_the_logs(service, sessionmaker, cap
 
 
 async def test_a_comment_costs_nine_statements(service, sessionmaker, draft):
-    """Dedup, resident, draft, the person's recent comments (flood control, storage.flood),
-    the person's reach marked as taking part, receipt number, comment, resident state, and the
-    update's replies kept with its key until they are sent (so a crash loses none): nothing
-    more. On PostgreSQL the number and the comment are one statement."""
-    await service.handle(press("u1", f"comment:{draft.id}"))
+    """Dedup, resident (read with its person), draft, the person's recent comments (flood
+    control, storage.flood), the person's reach marked as taking part, receipt number,
+    comment, resident state, and the update's replies kept with its key until they are sent
+    (so a crash loses none): nothing more. On PostgreSQL the number and the comment are one
+    statement. The person's first comment costs one more: the person is marked as asked
+    whom they comment for (handlers.respondent), once."""
     statements: list[str] = []
 
     def count(connection, cursor, statement, parameters, context, executemany) -> None:
@@ -375,11 +376,17 @@ async def test_a_comment_costs_nine_statements(service, sessionmaker, draft):
             statements.append(" ".join(statement.split()[:3]))
 
     engine = sessionmaker.kw["bind"].sync_engine
-    sa_event.listen(engine, "before_cursor_execute", count)
-    try:
-        answer = joined(await service.handle(text("u1", "cheap", update_id="42")))
-    finally:
-        sa_event.remove(engine, "before_cursor_execute", count)
-    assert "Received" in answer
     postgres = engine.dialect.name == "postgresql"
-    assert len(statements) <= (8 if postgres else 9), "\n".join(statements)
+    for update_id, asked in (("41", True), ("42", False)):
+        await service.handle(press("u1", f"comment:{draft.id}"))
+        statements.clear()
+        sa_event.listen(engine, "before_cursor_execute", count)
+        try:
+            answer = joined(await service.handle(text("u1", "cheap", update_id=update_id)))
+        finally:
+            sa_event.remove(engine, "before_cursor_execute", count)
+        assert "Received" in answer
+        assert ("One more question" in answer) is asked
+        expected = (8 if postgres else 9) + asked
+        assert len(statements) <= expected, "\n".join(statements)
+        assert ("UPDATE persons SET" in statements) is asked

@@ -131,7 +131,8 @@ def at(text: str) -> datetime:
 
 
 async def small_database(sessionmaker) -> tuple[int, int]:
-    """Two drafts; comments and votes from two residents, one erased, with formula-like cells."""
+    """Two drafts; comments and votes from two residents, one erased, with formula-like cells;
+    a comment and a vote gathered offline; each row's chat app, category and source."""
     async with sessionmaker() as session:
         fees = Draft(title="Phí vệ sinh, 2026", issuer="UBND", summary="s", scope="all",
                      opens_at=at("2026-01-01 00:00:00"), deadline=at("2027-01-01 00:00:00"))
@@ -154,25 +155,40 @@ async def small_database(sessionmaker) -> tuple[int, int]:
         await session.flush()
         session.add_all([
             Comment(draft_id=fees.id, number=1, resident_id=one.id, commune_code=15148,
-                    text="-5% thôi", created_at=at("2026-03-01 16:59:59.900000")),
+                    text="-5% thôi", created_at=at("2026-03-01 16:59:59.900000"),
+                    channel="telegram", respondent_category="business"),
             Comment(draft_id=fees.id, number=2, resident_id=two.id, commune_code=4,
                     text='Dòng 1\nDòng "2", hết', forwarded=True,
                     created_at=at("2026-03-01 17:00:00"),
-                    hidden_reason="abusive", hidden_at=at("2026-03-05 00:00:00")),
+                    hidden_reason="abusive", hidden_at=at("2026-03-05 00:00:00"),
+                    channel="zalo", respondent_category="individual"),
             # erased resident; same time as a vote: the comment comes first
             Comment(draft_id=fees.id, number=3, resident_id=None, commune_code=None,
-                    text="@SUM(A1)", created_at=at("2026-03-02 01:02:03.456789")),
+                    text="@SUM(A1)", created_at=at("2026-03-02 01:02:03.456789"),
+                    channel="zalobot", respondent_category="organisation"),
+            # a value of no known kind comes out as it is, neutralised
             Vote(draft_id=fees.id, resident_id=one.id, option_id=formula.id,
                  commune_code=15148, created_at=at("2026-03-01 00:00:00"),
-                 updated_at=at("2026-03-02 01:02:03.456789")),
+                 updated_at=at("2026-03-02 01:02:03.456789"), channel="telegram",
+                 respondent_category="=HYPERLINK(1)"),
             Vote(draft_id=fees.id, resident_id=None, option_id=agree.id, commune_code=4,
-                 created_at=at("2026-03-03 00:00:00"), updated_at=at("2026-03-03 00:00:00")),
+                 created_at=at("2026-03-03 00:00:00"), updated_at=at("2026-03-03 00:00:00"),
+                 channel="console"),
+            # gathered on paper: no resident, no chat app
+            Vote(draft_id=fees.id, resident_id=None, option_id=agree.id, commune_code=15148,
+                 created_at=at("2026-03-04 00:00:00"), updated_at=at("2026-03-04 00:00:00"),
+                 source="paper"),
             # before 1975 Vietnam time was UTC+8: the row-by-row path writes it
             Comment(draft_id=evil.id, number=1, resident_id=two.id, commune_code=26734,
-                    text="\tx", created_at=at("1970-01-01 00:00:00")),
+                    text="\tx", created_at=at("1970-01-01 00:00:00"), channel="zalo"),
             Comment(draft_id=evil.id, number=2, resident_id=one.id, commune_code=0,
                     text="", created_at=at("2026-12-31 23:59:59"),
-                    hidden_reason="spam", hidden_at=at("2027-01-01 00:00:00")),
+                    hidden_reason="spam", hidden_at=at("2027-01-01 00:00:00"),
+                    channel="telegram", respondent_category="business"),
+            # said at a village meeting, entered by staff
+            Comment(draft_id=evil.id, number=3, resident_id=None, commune_code=15148,
+                    text="Họp thôn, ý kiến", created_at=at("2027-01-02 00:00:00"),
+                    source="meeting"),
         ])
         await session.commit()
         return fees.id, evil.id
@@ -188,19 +204,28 @@ def expected_table(fees: int, evil: int) -> list[list[str]]:
     return [
         list(COLUMNS),
         [str(fees), fees_title, "comment", f"{fees}-1", *cam_tu, one,
-         "2026-03-01T23:59:59+07:00", "'-5% thôi", "", "", ""],
+         "2026-03-01T23:59:59+07:00", "'-5% thôi", "", "", "", "Telegram", "Business",
+         "Chat app"],
         [str(fees), fees_title, "comment", f"{fees}-2", *ba_dinh, two,
-         "2026-03-02T00:00:00+07:00", 'Dòng 1\nDòng "2", hết', "", "yes", "abusive"],
+         "2026-03-02T00:00:00+07:00", 'Dòng 1\nDòng "2", hết', "", "yes", "abusive", "Zalo",
+         "Individual", "Chat app"],
         [str(fees), fees_title, "comment", f"{fees}-3", "", "", "", anonymous,
-         "2026-03-02T08:02:03+07:00", "'@SUM(A1)", "", "", ""],
+         "2026-03-02T08:02:03+07:00", "'@SUM(A1)", "", "", "", "Zalo Bot", "Organisation",
+         "Chat app"],
         [str(fees), fees_title, "vote", "", *cam_tu, one,
-         "2026-03-02T08:02:03+07:00", "", "'=Không", "", ""],
+         "2026-03-02T08:02:03+07:00", "", "'=Không", "", "", "Telegram", "'=HYPERLINK(1)",
+         "Chat app"],
         [str(fees), fees_title, "vote", "", *ba_dinh, anonymous,
-         "2026-03-03T07:00:00+07:00", "", "Đồng ý", "", ""],
+         "2026-03-03T07:00:00+07:00", "", "Đồng ý", "", "", "console", "", "Chat app"],
+        [str(fees), fees_title, "vote", "", *cam_tu, "",
+         "2026-03-04T07:00:00+07:00", "", "Đồng ý", "", "", "", "", "Paper"],
         [str(evil), evil_title, "comment", f"{evil}-1", "26734", "", "", two,
-         "1970-01-01T08:00:00+08:00", "'\tx", "", "", ""],
+         "1970-01-01T08:00:00+08:00", "'\tx", "", "", "", "Zalo", "", "Chat app"],
         [str(evil), evil_title, "comment", f"{evil}-2", "00000", "", "", one,
-         "2027-01-01T06:59:59+07:00", "", "", "", "spam"],
+         "2027-01-01T06:59:59+07:00", "", "", "", "spam", "Telegram", "Business", "Chat app"],
+        [str(evil), evil_title, "comment", f"{evil}-3", *cam_tu, "",
+         "2027-01-02T07:00:00+07:00", "Họp thôn, ý kiến", "", "", "", "", "",
+         "Village meeting"],
     ]
 
 

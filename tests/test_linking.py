@@ -33,7 +33,7 @@ from storage.models import (
     draft_dedup_key,
     utcnow,
 )
-from storage.queries import cast_vote
+from storage.queries import cast_vote, get_resident
 from tests.channels.drivers.base import WAIT
 from tests.chat import BA_DINH, CAM_TU, button_for, joined, make_draft, scalar_count
 from tests.sending.test_delivery import ScriptedChannel
@@ -136,7 +136,8 @@ async def test_two_chats_voting_at_the_same_moment_leave_one_vote(
     await linked(service)
     yes, no = draft.options
     async with sessionmaker() as first, first.begin():
-        telegram = await first.scalar(select(Resident).where(Resident.platform_id == "1"))
+        telegram = await get_resident(first, "telegram", "1")  # as a turn reads it
+        assert telegram is not None
         await cast_vote(first, await first.get(Draft, draft.id),
                         await first.get(PollOption, yes.id), telegram, utcnow())
         # Zalo's vote, while Telegram's is not committed yet: it must wait for it

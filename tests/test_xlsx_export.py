@@ -57,7 +57,20 @@ async def test_comments_and_votes_read_back_as_the_csv_has_them(sessionmaker, se
     comments, votes = values(book["Góp ý"]), values(book["Phiếu"])
     assert comments[0] == ["Số dự thảo", "Tên dự thảo", "Số biên nhận", "Mã xã",
                            "Xã/Phường", "Tỉnh/Thành phố", "Người dân", "Thời gian", "Góp ý",
-                           "Chuyển tiếp", "Đã ẩn"]
+                           "Chuyển tiếp", "Đã ẩn", "Ứng dụng trò chuyện", "Góp ý với tư cách",
+                           "Nguồn"]
+    # how each came (chat app, whom for, source), as the CSV has them
+    by_csv = await csv_rows(sessionmaker, known.draft.id)
+    origins = [row[-3:] for row in comments[1:]]
+    for row in comments[1:]:
+        del row[-3:]
+    assert origins == [[cell or None for cell in r[13:16]] for r in by_csv if r[2] == "góp ý"]
+    assert {origin[2] for origin in origins} == {"Ứng dụng trò chuyện"}
+    vote_origins = [row[-3:] for row in votes[1:]]
+    for row in votes[1:]:
+        del row[-3:]
+    assert vote_origins == [[cell or None for cell in r[13:16]] for r in by_csv
+                            if r[2] == "biểu quyết"]
     # the hidden and forwarded marks as the CSV has them, then the other cells
     hidden = [row.pop() for row in comments[1:]]
     assert hidden == [r[12] or None for r in await csv_rows(sessionmaker, known.draft.id)
@@ -66,7 +79,7 @@ async def test_comments_and_votes_read_back_as_the_csv_has_them(sessionmaker, se
     forwarded = [row.pop() for row in comments[1:]]
     assert forwarded == [r[11] or None for r in await csv_rows(sessionmaker, known.draft.id)
                          if r[2] == "góp ý"]
-    assert votes[0][-1] == "Biểu quyết" and len(votes[0]) == 8
+    assert votes[0][-4:] == ["Biểu quyết", "Ứng dụng trò chuyện", "Góp ý với tư cách", "Nguồn"]
 
     # every cell as the CSV export writes it, times as dates instead of text
     from_csv = await csv_rows(sessionmaker, known.draft.id)
@@ -109,7 +122,7 @@ async def test_headers_are_styled_frozen_and_columns_sized(sessionmaker, service
     comments = book["Comments"]
     assert comments.column_dimensions["I"].width > 70  # the comment
     assert comments.column_dimensions["B"].width >= 40  # the title
-    assert comments.auto_filter.ref == "A1:K6"  # through the forwarded and hidden marks
+    assert comments.auto_filter.ref == "A1:N6"  # through the marks and how each came
 
 
 async def test_the_summary_sheet_has_the_results_figures(sessionmaker, service):

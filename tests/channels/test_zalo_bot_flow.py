@@ -89,13 +89,19 @@ async def take_part(resident: Resident_, deliver_draft: Any) -> None:
     await resident.say(number_for(choices, "Xã Cẩm Tú"), "Đã đăng ký")
     draft = await deliver_draft()
     assert DRAFT_TITLE in draft and len(draft) <= 2000
-    await resident.say(number_for(draft, "Góp ý"), "Hãy gõ góp ý")
-    await resident.say("Nên thu gom rác muộn hơn, sau 19:00.", vietnamese_start(
-        "Received: your comment no. {number} on “{title}”. Thank you! "
-        "To add more, tap Comment again."))
+    # Voted first: the question after the comment numbers its choices anew, so the draft's
+    # numbers would no longer stand for its options then.
     recorded = await resident.say(number_for(draft, "Không đồng ý"), vietnamese_start(
         "Recorded your vote on “{title}”: “{option}”. You can change it until {deadline}."))
     assert "Không đồng ý" in recorded
+    await resident.say(number_for(draft, "Góp ý"), "Hãy gõ góp ý")
+    since = len(resident.fake.calls)
+    await resident.say("Nên thu gom rác muộn hơn, sau 19:00.", vietnamese_start(
+        "Received: your comment no. {number} on “{title}”. Thank you! "
+        "To add more, tap Comment again."))
+    question = await resident.expect(since, "Bạn góp ý với tư cách")
+    await resident.say(number_for(question, "Doanh nghiệp"),
+                       "Đã ghi nhận: bạn góp ý với tư cách: Doanh nghiệp")
 
 
 async def assert_took_part(sessionmaker, chat_id: str) -> None:

@@ -1,0 +1,28 @@
+"""How comments and votes came, in words: the chat app, whom the person answers for, the
+source. The chat and the exports say them the same way (translated by the caller)."""
+
+from __future__ import annotations
+
+from storage.models import CommentSource, RespondentCategory
+from storage.text import N_
+
+CATEGORY_WORDS = {
+    RespondentCategory.INDIVIDUAL: N_("Individual"),
+    RespondentCategory.ORGANISATION: N_("Organisation"),
+    RespondentCategory.BUSINESS: N_("Business"),
+}
+SOURCE_WORDS = {
+    CommentSource.CHAT: N_("Chat app"),
+    CommentSource.MEETING: N_("Village meeting"),
+    CommentSource.PHONE: N_("Phone"),
+    CommentSource.PAPER: N_("Paper"),
+    CommentSource.OTHER: N_("Other"),
+}
+# Names of brands stay as they are; the console is a word.
+CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalobot": "Zalo Bot",
+                 "console": N_("console")}
+
+
+def category(raw: str) -> RespondentCategory | None:
+    """A stored category, or None when not said (or not one of ours)."""
+    return RespondentCategory(raw) if raw in RespondentCategory.__members__.values() else None
