@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from handlers.i18n import Translator
 from storage.models import CommentSource
 from storage.offline import CATEGORY_WORDS, SOURCE_WORDS
+from storage.respondents import CHANNEL_NAMES
 from storage.results import Breakdown
 from storage.text import N_
 
@@ -49,12 +50,12 @@ def breakdown_lines(breakdown: Breakdown, t: Translator) -> list[str]:
     if sources := _listed(breakdown.comments_by_source, source_words(), t):
         lines.append(t("Comments by source: {counts}.", counts=sources))
     apps = {key: count for key, count in breakdown.comments_by_channel.items() if key}
-    if chat := _listed(apps, {}, t):
+    if chat := _listed(apps, CHANNEL_NAMES, t):
         lines.append(t("Chat comments by app: {counts}.", counts=chat))
     if whom := _listed(breakdown.comments_by_category, category_words(), t):
         lines.append(t("Comments by respondent: {counts}.", counts=whom))
     apps = {key: count for key, count in breakdown.votes_by_channel.items() if key}
-    if chat := _listed(apps, {}, t):
+    if chat := _listed(apps, CHANNEL_NAMES, t):
         lines.append(t("Votes by app: {counts}.", counts=chat))
     if whom := _listed(breakdown.votes_by_category, category_words(), t):
         lines.append(t("Votes by respondent: {counts}.", counts=whom))

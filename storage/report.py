@@ -74,10 +74,8 @@ SOURCE_WORDS = {
     CommentSource.PAPER: N_("on paper"),
     CommentSource.OTHER: N_("other offline"),
 }
-# The chat apps as people know them (storage keeps the registry's names).
+# The chat apps every report lists, even at nought (so that yearly reports line up).
 PLATFORMS = ("telegram", "zalo", "zalobot")
-CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo OA", "zalobot": "Zalo Bot",
-                 "console": "Console"}
 
 
 def parse_day(text: str) -> date | None:

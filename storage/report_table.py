@@ -19,7 +19,6 @@ from storage.drafts import commune_code_text
 from storage.models import OFFLINE_SOURCES, VIETNAM
 from storage.report import (
     CATEGORY_WORDS,
-    CHANNEL_NAMES,
     LEVEL_WORDS,
     SOURCE_WORDS,
     Figures,
@@ -27,6 +26,7 @@ from storage.report import (
     Report,
     ReportDraft,
 )
+from storage.respondents import CHANNEL_NAMES
 from storage.text import N_
 
 DRAFTS = N_("Drafts communicated")
@@ -108,7 +108,8 @@ def _received_columns(report: Report, figure: str, received: Callable[[Figures],
 
 
 def channel_name(channel: str, translate: Callable[[str], str]) -> str:
-    return CHANNEL_NAMES.get(channel) or channel or translate(UNKNOWN_CHANNEL)
+    return translate(CHANNEL_NAMES[channel]) if channel in CHANNEL_NAMES else (
+        channel or translate(UNKNOWN_CHANNEL))
 
 
 def shown(value: Value, share: bool, number: Callable[[int], str] = str) -> str:

@@ -18,8 +18,9 @@ SOURCE_WORDS = {
     CommentSource.PAPER: N_("Paper"),
     CommentSource.OTHER: N_("Other"),
 }
-# Names of brands stay as they are; the console is a word.
-CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "zalobot": "Zalo Bot",
+# Names of brands stay as they are (Zalo's two ways in by the names Zalo gives them); the
+# console is a word. The exports, /mydata and the annual report name them alike.
+CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo OA", "zalobot": "Zalo Bot",
                  "console": N_("console")}
 
 

@@ -108,7 +108,7 @@ async def test_without_files_or_address_the_whole_summary_comes_in_several_messa
 async def test_linked_chats_are_one_person_with_both_chats(service, sessionmaker):
     await linked(service)
     shown = joined(await service.handle(say_on(ZALO, "/mydata")))
-    assert "Telegram, account 1" in shown and "Zalo, account z1" in shown
+    assert "Telegram, account 1" in shown and "Zalo OA, account z1" in shown
     assert await code_shown(service)  # the person goes on
 
 
