@@ -9,11 +9,8 @@ from collections.abc import Mapping
 from handlers.i18n import Translator
 from storage.models import CommentSource
 from storage.offline import CATEGORY_WORDS, SOURCE_WORDS
-from storage.respondents import CHANNEL_NAMES
+from storage.respondents import CHANNEL_NAMES, NOT_SAID
 from storage.results import Breakdown
-from storage.text import N_
-
-NOT_SAID = N_("not said")
 
 
 def _listed(counts: Mapping[str, int], words: Mapping[str, str], t: Translator) -> str:

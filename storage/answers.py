@@ -12,6 +12,7 @@ None of these functions commits: the caller owns the transaction.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -144,6 +145,7 @@ class AnsweredComment:
     handling: Handling | None
     explanation: str
     source: str = CommentSource.CHAT  # a CommentSource: chat, or gathered offline
+    respondent_category: str = ""  # whom the person commented for (RespondentCategory)
 
     @property
     def receipt(self) -> str:
@@ -154,16 +156,17 @@ def _answered_query(draft_id: int, communes: Collection[int] | None) -> tuple:
     return (
         select(Comment.id, Comment.draft_id, Comment.number, Comment.commune_code, Comment.text,
                Comment.created_at, CommentAnswer.handling, CommentAnswer.explanation,
-               Comment.source)
+               Comment.source, Comment.respondent_category)
         .outerjoin(CommentAnswer, CommentAnswer.comment_id == Comment.id),
         _scoped([Comment.draft_id == draft_id], communes),
     )
 
 
 def _answered(row: tuple) -> AnsweredComment:
-    (id_, draft_id, number, code, text, at, handling, explanation, source) = row
+    (id_, draft_id, number, code, text, at, handling, explanation, source, category) = row
     return AnsweredComment(id_, draft_id, number, code, text, at,
-                           Handling(handling) if handling else None, explanation or "", source)
+                           Handling(handling) if handling else None, explanation or "", source,
+                           category)
 
 
 async def answered_comments(
@@ -236,6 +239,10 @@ class SynthesisRow:
     answers: tuple[tuple[Handling, str], ...]
     unanswered: int
     group: GroupRef | None = None
+    # Who said it, as the table's "who commented" cell counts them: by whom they commented
+    # for ("" not said), and the comments gathered offline by source; most frequent first.
+    respondents: tuple[tuple[str, int], ...] = ()
+    offline: tuple[tuple[str, int], ...] = ()
 
     @property
     def count(self) -> int:
@@ -265,9 +272,13 @@ def synthesis_rows(comments: Sequence[AnsweredComment],
         codes = tuple(dict.fromkeys(comment.commune_code for comment in members))
         answers = tuple(dict.fromkeys((comment.handling, comment.explanation)
                                       for comment in members if comment.handling is not None))
-        rows.append(SynthesisRow(number, codes, _row_text(ref, members),
-                                 tuple(comment.receipt for comment in members), answers,
-                                 sum(comment.handling is None for comment in members), ref))
+        rows.append(SynthesisRow(
+            number, codes, _row_text(ref, members),
+            tuple(comment.receipt for comment in members), answers,
+            sum(comment.handling is None for comment in members), ref,
+            tuple(Counter(comment.respondent_category for comment in members).most_common()),
+            tuple(Counter(comment.source for comment in members
+                          if comment.source != CommentSource.CHAT).most_common())))
     return rows
 
 

@@ -18,6 +18,7 @@ SOURCE_WORDS = {
     CommentSource.PAPER: N_("Paper"),
     CommentSource.OTHER: N_("Other"),
 }
+NOT_SAID = N_("not said")  # whom they commented for, when they did not say
 # Names of brands stay as they are (Zalo's two ways in by the names Zalo gives them); the
 # console is a word. The exports, /mydata and the annual report name them alike.
 CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo OA", "zalobot": "Zalo Bot",

@@ -34,6 +34,7 @@ from storage.export import neutralise, unneutralise
 from storage.groups import GroupRef
 from storage.models import Comment, Handling
 from storage.moderation import SHOWN
+from storage.respondents import CATEGORY_WORDS, NOT_SAID, SOURCE_WORDS
 from storage.text import N_
 
 ANSWER_SHEET = N_("Answers")
@@ -45,9 +46,10 @@ ANSWER_COLUMNS = (RECEIPT, COMMUNE, COMMENT, HANDLING, EXPLANATION)
 GROUP_NUMBER, GROUP = N_("Group no."), N_("Group")
 GROUP_COLUMNS = (GROUP_NUMBER, GROUP)
 NUMBER, COUNT = N_("No."), N_("Identical comments")
-SYNTHESIS_COLUMNS = (NUMBER, COMMUNE, COMMENT, COUNT, HANDLING, EXPLANATION)
+WHO = N_("Who commented")
+SYNTHESIS_COLUMNS = (NUMBER, COMMUNE, COMMENT, COUNT, HANDLING, EXPLANATION, WHO)
 WIDTHS = {RECEIPT: 11, COMMUNE: 24, COMMENT: 70, HANDLING: 28, EXPLANATION: 60, NUMBER: 6,
-          COUNT: 10, GROUP_NUMBER: 9, GROUP: 40}
+          COUNT: 10, GROUP_NUMBER: 9, GROUP: 40, WHO: 28}
 MAX_ROWS = 1_048_575  # Excel's rows, less the header
 CHOOSE_FROM_LIST = N_("Choose one of the handlings of the list.")
 NOT_ANSWERED_YET = N_("not answered yet")
@@ -120,11 +122,23 @@ def write_synthesis_table(out: str | IO[bytes], title: str, rows: Sequence[Synth
         handling, explanation = answer_cells(row, translate)
         sheet.write_string(index, 4, handling, wrap)
         sheet.write_string(index, 5, neutralise(explanation), wrap)
+        sheet.write_string(index, 6, respondents_text(row, translate), wrap)
     book.close()
 
 
 def communes_text(row: SynthesisRow, translate: Callable[[str], str]) -> str:
     return ", ".join(commune_name(code, translate) for code in row.commune_codes)
+
+
+def respondents_text(row: SynthesisRow, translate: Callable[[str], str]) -> str:
+    """Who said it: "Individual 2, Organisation 1" (whom they commented for), then the
+    comments gathered offline by source ("Village meeting 1"), one line each."""
+    def listed(counts: tuple[tuple[str, int], ...], words: Mapping[Any, str]) -> str:
+        return ", ".join(f"{translate(words.get(key, key) or NOT_SAID)} {count}"
+                         for key, count in counts)
+
+    lines = [listed(row.respondents, CATEGORY_WORDS), listed(row.offline, SOURCE_WORDS)]
+    return "\n".join(line for line in lines if line)
 
 
 def answer_cells(row: SynthesisRow, translate: Callable[[str], str]) -> tuple[str, str]:

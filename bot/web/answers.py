@@ -67,7 +67,12 @@ from storage.models import (
     utcnow,
 )
 from storage.roles import Permission
-from storage.synthesis_xlsx import answer_cells, communes_text, write_synthesis_table
+from storage.synthesis_xlsx import (
+    answer_cells,
+    communes_text,
+    respondents_text,
+    write_synthesis_table,
+)
 
 COMMENTS_PER_PAGE = 50
 SHOW_UNANSWERED = "unanswered"
@@ -288,8 +293,8 @@ async def synthesis_page(request: web.Request) -> web.Response:
         counts = await answer_counts(session, found.draft.id, found.scope)
     return render(request, "synthesis.html", {
         "draft": found.draft, "counts": counts,
-        "rows": [(row.number, communes_text(row, t), row.text, row.count,
-                  *answer_cells(row, t)) for row in rows],
+        "rows": [(row.number, communes_text(row, t), respondents_text(row, t), row.text,
+                  row.count, *answer_cells(row, t)) for row in rows],
     })
 
 

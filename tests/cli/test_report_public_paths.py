@@ -95,6 +95,18 @@ async def test_a_consultation_made_through_the_public_paths(sessionmaker, servic
     book.save(tmp_path / "filled.xlsx")
     assert "5 answers read, 5 stored" in run(sessionmaker, tmp_path, "synthesis", "import",
                                              "filled.xlsx")
+    # The synthesis table says who commented, as drafting bodies' tables do.
+    run(sessionmaker, tmp_path, "synthesis", "table", "--draft", str(draft), "--out", "t.xlsx")
+    table = list(openpyxl.load_workbook(tmp_path / "t.xlsx").worksheets[0]
+                 .iter_rows(values_only=True))
+    assert table[0][6] == "Who commented"
+    assert {row[2]: row[6] for row in table[1:]} == {
+        "Nên họp chợ sớm hơn": "Individual 1",
+        "Cần chỗ để xe": "not said 1",
+        "Thu phí thấp": "Business 1",
+        "Hội nghị thôn đề nghị giữ giờ cũ": "Organisation 1\nVillage meeting 1",
+        "Phiếu góp ý: đồng ý": "not said 1\nPaper 1",
+    }
     run(sessionmaker, tmp_path, "draft", "close", str(draft))
     run(sessionmaker, tmp_path, "synthesis", "publish", str(draft), "--summary",
         "Giữ giờ họp chợ, thu phí thấp.")
