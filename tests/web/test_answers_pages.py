@@ -18,7 +18,7 @@ from bot.web.groups import job_of
 from storage.models import AuditEntry, Comment, CommentAnswer, Delivery, GroupMembership
 from storage.roles import Role
 from tests.results_data import Listening, comment, known_consultation
-from tests.web.workspace import workspace
+from tests.web.workspace import in_english, workspace
 
 
 @pytest.fixture
@@ -26,12 +26,6 @@ async def place(sessionmaker, database_url):
     async with workspace(sessionmaker, database_url) as opened:
         yield opened
 
-
-async def in_english(signing_in):
-    """The visitor signing in, with the pages in English."""
-    visitor = await signing_in
-    assert (await visitor.get("/language/en", next="/admin/")).status == 303
-    return visitor
 
 
 async def comment_ids(sessionmaker, draft_id: int) -> dict[str, int]:

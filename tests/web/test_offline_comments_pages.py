@@ -20,7 +20,7 @@ from storage.models import VIETNAM, AuditEntry, Comment, CommentAnswer, Delivery
 from storage.roles import Role
 from tests.chat import BA_DINH, CAM_TU, make_draft
 from tests.results_data import Listening, known_consultation
-from tests.web.workspace import Visitor, workspace
+from tests.web.workspace import Visitor, in_english, workspace
 
 KEY = re.compile(r'name="form_key" value="([^"]+)"')
 
@@ -30,11 +30,6 @@ async def place(sessionmaker, database_url):
     async with workspace(sessionmaker, database_url) as opened:
         yield opened
 
-
-async def in_english(signing_in) -> Visitor:
-    visitor = await signing_in
-    assert (await visitor.get("/language/en", next="/admin/")).status == 303
-    return visitor
 
 
 async def form_key(visitor: Visitor, draft_id: int) -> str:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from storage.models import AuditEntry
 from storage.roles import Role
 from tests.report_data import EXPECTED, known_year
-from tests.web.workspace import workspace
+from tests.web.workspace import in_english, workspace
 
 ROW = re.compile(r"<tr><td>([^<]*)</td><td class=\"number\">([^<]*)</td></tr>")
 
@@ -27,11 +27,6 @@ async def place(sessionmaker, database_url):
     async with workspace(sessionmaker, database_url) as opened:
         yield opened
 
-
-async def in_english(signing_in):
-    visitor = await signing_in
-    assert (await visitor.get("/language/en", next="/admin/")).status == 303
-    return visitor
 
 
 def totals(page_text: str) -> dict[str, str]:

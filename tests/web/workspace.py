@@ -121,3 +121,10 @@ async def workspace(sessionmaker: async_sessionmaker[AsyncSession], database_url
         for visitor in place.visitors:
             await visitor.http.close()
         await server.close()
+
+
+async def in_english(signing_in):
+    """The visitor signing in, with the pages in English."""
+    visitor = await signing_in
+    assert (await visitor.get("/language/en", next="/admin/")).status == 303
+    return visitor
