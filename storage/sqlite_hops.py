@@ -1,17 +1,25 @@
-"""aiosqlite with one trip to its thread per statement instead of four.
+"""SQLite statements run on the event loop itself, not in aiosqlite's thread.
 
 aiosqlite runs each cursor call in its connection's thread: SQLAlchemy's adapter makes a
-cursor, executes, fetches and closes, each a trip there and back. Under load every trip
-waits for the GIL (the event loop holds it while it parses requests), and a webhook update
-costs a dozen statements: the trips, not SQLite, were most of its time. Here a statement
-is executed and its first rows fetched in one trip; the rest of a long result (a streamed
-export) is fetched in chunks, as before. Plugged in through SQLAlchemy's `async_creator`.
+cursor, executes, fetches and closes, each a trip there and back, and every trip wakes the
+thread and waits for it (the GIL, and on a busy machine the scheduler: ~0.6 ms a trip
+measured under load, where the statement itself takes tens of microseconds). A webhook
+update costs a dozen statements, so the trips were most of its time. Here a statement is
+executed and its first rows fetched in one call (the rest of a long result, a streamed
+export, in chunks), and that call is made right on the event loop: a process has one SQLite
+connection anyway, so nothing else could use the database meanwhile.
+
+Only waiting for another process's write lock must not stall the loop: SQLite's own busy
+handler would sleep in it, so the connection has none (timeout 0) and a statement refused
+as busy is tried again after an asyncio sleep, backing off, for up to the busy timeout.
+Plugged in through SQLAlchemy's `async_creator` (storage.db.make_engine).
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import aiosqlite
@@ -112,17 +120,43 @@ class OneTripCursor:
 
 
 class OneTripConnection(aiosqlite.Connection):
-    """aiosqlite's connection whose cursors make one trip per statement."""
+    """aiosqlite's connection whose statements run on the event loop, one call each.
+
+    Its thread still opens and closes the connection (aiosqlite and SQLAlchemy's adapter
+    use it for that and for setting the isolation level)."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], busy_timeout: float) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self.busy_timeout = busy_timeout
 
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if not self._running or self._connection is None:
+            return await super()._execute(fn, *args, **kwargs)  # its error
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.busy_timeout
+        pause = 0.001
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except sqlite3.OperationalError as error:
+                # Plain SQLITE_BUSY only: another process holds the lock, and the same call
+                # may succeed later. (A stale snapshot, BUSY_SNAPSHOT, never would.)
+                if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or loop.time() > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
-def connect(database: str, **kwargs: Any) -> OneTripConnection:
-    """Like `aiosqlite.connect` (awaited, it opens the connection in its thread)."""
+
+def connect(database: str, *, timeout: float, **kwargs: Any) -> OneTripConnection:
+    """Like `aiosqlite.connect` (awaited, it opens the connection), waiting up to `timeout`
+    seconds for another process's lock without blocking the event loop."""
 
     def connector() -> sqlite3.Connection:
-        return sqlite3.connect(database, **kwargs)
+        # Opened in aiosqlite's thread, used on the event loop's; no busy handler (above).
+        return sqlite3.connect(database, **{**kwargs, "check_same_thread": False}, timeout=0)
 
-    return OneTripConnection(connector, iter_chunk_size=64)
+    return OneTripConnection(connector, timeout)
 
