@@ -63,14 +63,15 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
 
 def _one_trip_connector(url: str) -> Callable[[], Awaitable[sqlite_hops.OneTripConnection]]:
     """Connections as SQLAlchemy's aiosqlite dialect would open them (the URL's file and
-    options), making one trip to their thread per statement (storage.sqlite_hops)."""
+    options), running their statements on the event loop (storage.sqlite_hops)."""
     parsed = make_url(url)
     arguments, options = parsed.get_dialect()().create_connect_args(parsed)
 
     async def connect() -> sqlite_hops.OneTripConnection:
         connection = sqlite_hops.connect(*arguments, **options, timeout=SQLITE_BUSY_TIMEOUT)
         connection._thread.daemon = True  # as SQLAlchemy does: an exit never waits for it
-        return await connection
+        await connection  # opens it
+        return connection
 
     return connect
 
