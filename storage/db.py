@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import QueuePool
 
-from storage import DEFAULT_DATABASE_URL, sealed_rows, sealing
+from storage import DEFAULT_DATABASE_URL, sealed_rows, sealing, sqlite_hops
 
 SQLITE_BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's lock
 
@@ -49,7 +49,7 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
         # A database in memory lives in one connection already (SQLAlchemy's StaticPool).
         memory = in_memory(make_url(url).database)
         engine = create_async_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT}, hide_parameters=True,
+            url, hide_parameters=True, async_creator=_one_trip_connector(url),
             **({} if memory else {"pool_size": 1, "max_overflow": 0}),
         )
 
@@ -59,6 +59,21 @@ def make_engine(url: str = DEFAULT_DATABASE_URL) -> AsyncEngine:
 
         return engine
     return create_async_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def _one_trip_connector(url: str) -> Callable[[], Awaitable[sqlite_hops.OneTripConnection]]:
+    """Connections as SQLAlchemy's aiosqlite dialect would open them (the URL's file and
+    options), running their statements on the event loop (storage.sqlite_hops)."""
+    parsed = make_url(url)
+    arguments, options = parsed.get_dialect()().create_connect_args(parsed)
+
+    async def connect() -> sqlite_hops.OneTripConnection:
+        connection = sqlite_hops.connect(*arguments, **options, timeout=SQLITE_BUSY_TIMEOUT)
+        connection._thread.daemon = True  # as SQLAlchemy does: an exit never waits for it
+        await connection  # opens it
+        return connection
+
+    return connect
 
 
 def conversation_slots(engine: AsyncEngine) -> int:

@@ -10,10 +10,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Comment, Person, Resident
+
+# A person's latest comments, newest first: built once (every comment runs it; see
+# storage.queries._FIRST_TIME).
+_COMMENTS, _RESIDENTS = Comment.__table__, Resident.__table__
+_LATEST = (
+    select(_COMMENTS.c.created_at)
+    .join(_RESIDENTS, _RESIDENTS.c.id == _COMMENTS.c.resident_id)
+    .where(_RESIDENTS.c.person_id == bindparam("person"),
+           _COMMENTS.c.created_at > bindparam("since"))
+    .order_by(_COMMENTS.c.created_at.desc())
+    .limit(bindparam("most"))
+)
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
@@ -38,11 +50,9 @@ async def comments_allowed_from(
     # No autoflush: the resident's pending changes count for nothing here, and are written
     # once, by the caller's commit, rather than twice.
     with session.no_autoflush:
-        latest = (await session.scalars(
-            select(Comment.created_at).join(Resident, Resident.id == Comment.resident_id)
-            .where(Resident.person_id == person_id, Comment.created_at > now - HOUR)
-            .order_by(Comment.created_at.desc())
-            .limit(max(limits.per_hour, limits.per_minute)))).all()
+        latest = (await session.scalars(_LATEST, {
+            "person": person_id, "since": now - HOUR,
+            "most": max(limits.per_hour, limits.per_minute)})).all()
     waits = []
     if len(latest) >= limits.per_hour:
         waits.append(latest[limits.per_hour - 1] + HOUR)

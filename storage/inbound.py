@@ -23,7 +23,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select, text, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -235,16 +246,22 @@ async def finish(sessionmaker: Sessionmaker, row_id: int, attempt: int) -> None:
         await finish_many(session, [(row_id, attempt)])
 
 
+# Built once (one a batch of updates handled; see storage.queries._FIRST_TIME).
+_FINISH = (
+    update(InboundUpdate)
+    .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(
+        bindparam("claims", expanding=True)))
+    .values(handled_at=bindparam("at"), **_EMPTIED)
+    .execution_options(synchronize_session=False)
+)
+
+
 async def finish_many(session: AsyncSession, claims: Sequence[tuple[int, int]]) -> None:
     """`finish` for several claimed rows ((row id, attempt) each) in one UPDATE (the caller
     commits)."""
     if not claims:
         return
-    await session.execute(
-        update(InboundUpdate)
-        .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(list(claims)))
-        .values(handled_at=utcnow(), **_EMPTIED)
-    )
+    await session.execute(_FINISH, {"claims": list(claims), "at": utcnow()})
 
 
 async def give_up(sessionmaker: Sessionmaker, row_id: int) -> bool:

@@ -9,7 +9,18 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CursorResult, Table, delete, func, insert, inspect, literal, select, update
+from sqlalchemy import (
+    CursorResult,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload, raiseload
@@ -48,26 +59,45 @@ async def insert_unless_present(session: AsyncSession, model: type, **values: ob
     return affected(result) == 1
 
 
+def table_of(model: type) -> Table:
+    """The Core table of a model, for statements built once (see `_FIRST_TIME`)."""
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
+# The statements every update runs, built once: building a statement and its cache key costs
+# the event loop more than running it (0.67 ms against 0.2 ms a statement, on SQLite).
+_PROCESSED = table_of(ProcessedUpdate)
+_FIRST_TIME = {name: dialect.insert(_PROCESSED).on_conflict_do_nothing()
+               for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
+_KEEP_REPLIES = (
+    update(_PROCESSED)
+    .where(_PROCESSED.c.channel == bindparam("of_channel"),
+           _PROCESSED.c.update_id == bindparam("of_update"))
+    .values(replies=bindparam("given"))
+)
+
+
 async def first_time_update(
     session: AsyncSession, channel: str, update_id: str, platform_id: str, now: datetime
 ) -> bool:
     """Record an update of a chat; False when it was handled before (a retried webhook)."""
     if not update_id:
         return True
-    return await insert_unless_present(
-        session, ProcessedUpdate, channel=channel, update_id=update_id,
-        platform_id=platform_id, created_at=now,
+    result = await session.execute(
+        _FIRST_TIME[session.get_bind().dialect.name],
+        {"channel": channel, "update_id": update_id, "platform_id": platform_id,
+         "created_at": now, "replies": ""},
     )
+    return affected(result) == 1
 
 
 async def keep_replies(session: AsyncSession, channel: str, update_id: str, replies: str) -> None:
     """Note the replies an update was given (encoded), to give them again should the update
     come back before they were all sent."""
     await session.execute(
-        update(ProcessedUpdate)
-        .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id)
-        .values(replies=replies)
-    )
+        _KEEP_REPLIES, {"of_channel": channel, "of_update": update_id, "given": replies})
 
 
 async def replies_given(session: AsyncSession, channel: str, update_id: str) -> str:

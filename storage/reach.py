@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from types import ModuleType
+from typing import Any
 
 from sqlalchemy import delete, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import Delivery, DeliveryKind, Reach, ReachWay, Resident
-from storage.queries import dialect_insert
+from storage.queries import dialect_insert, table_of
 
 # The unique key: one row per draft and person.
 _KEY = ["draft_id", "person_id"]
@@ -63,22 +66,30 @@ async def record_sent(session: AsyncSession, delivery_ids: Sequence[int], now: d
     )
 
 
+def _taking_part(dialect: ModuleType) -> Any:
+    statement = dialect.insert(_REACHES)
+    return statement.on_conflict_do_update(
+        index_elements=_KEY,
+        set_={"took_part_at": statement.excluded.took_part_at},
+        where=_REACHES.c.took_part_at.is_(None),
+    )
+
+
+# Built once (every comment and vote runs it): see storage.queries._FIRST_TIME.
+_REACHES = table_of(Reach)
+_TAKING_PART = {"postgresql": _taking_part(postgresql), "sqlite": _taking_part(sqlite)}
+
+
 async def record_part(session: AsyncSession, draft_id: int, resident: Resident,
                       now: datetime) -> None:
     """The resident commented on or voted on the draft: their reach is marked as taking
     part (the first time only). Without an earlier reach, this is their reach."""
-    insert = dialect_insert(session)
-    statement = insert(Reach).values(
-        draft_id=draft_id, person_id=resident.person_id, way=ReachWay.TOOK_PART.value,
-        channel=resident.channel, commune_code=resident.commune_code, reached_at=now,
-        took_part_at=now,
-    )
-    with session.no_autoflush:
-        await session.execute(statement.on_conflict_do_update(
-            index_elements=_KEY,
-            set_={"took_part_at": statement.excluded.took_part_at},
-            where=Reach.took_part_at.is_(None),
-        ))
+    with session.no_autoflush:  # the resident's pending changes go in the turn's one UPDATE
+        await session.execute(_TAKING_PART[session.get_bind().dialect.name], {
+            "draft_id": draft_id, "person_id": resident.person_id,
+            "way": ReachWay.TOOK_PART.value, "channel": resident.channel,
+            "commune_code": resident.commune_code, "reached_at": now, "took_part_at": now,
+        })
 
 
 async def merge_reaches(session: AsyncSession, old_person: int, person_id: int) -> None:
