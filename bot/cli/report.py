@@ -51,9 +51,10 @@ def add_report_commands(commands: Subcommands, add: AddCommand, t: Translator) -
 
 def _day(t: Translator) -> Callable[[str], date]:
     """An argparse type: a day as 2026-10-31 or 31/10/2026."""
-    from storage.report import parse_day
 
     def parse(text: str) -> date:
+        from storage.report import parse_day  # when used: short commands start without it
+
         day = parse_day(text)
         if day is None:
             raise argparse.ArgumentTypeError(t(

@@ -138,7 +138,9 @@ async def test_messages_from_bots_are_ignored(channel, database_url, sessionmake
         await driver.expect(USER, "Received")
         await asyncio.sleep(0.3)
         sent = platforms.sent_to(channel, USER)[before:]
-    assert len(sent) == 1 and "Received" in sent[0]
+    # The receipt, then (a first comment) whom they comment for: nothing for the bot's text.
+    assert [("Received" in text, "One more question" in text) for text in sent] == [
+        (True, False), (False, True)]
     async with sessionmaker() as session:
         assert list(await session.scalars(select(Comment.text))) == ["Góp ý của tôi."]
     assert await count(sessionmaker, InboundUpdate, InboundUpdate.update_id.in_(["800"])) == 0

@@ -104,7 +104,12 @@ class ConsoleDriver:
         return terminal.screen.text[terminal.mark:]
 
     async def deliver(self, user: str) -> None:
-        self._type(user, "")  # a blank line is skipped, then the queue is delivered
+        # A blank line is skipped, then the queue is delivered. What arrived since the last
+        # line typed counts too: the console may have delivered it after that line already.
+        terminal = self._terminal(user)
+        mark = terminal.mark
+        self._type(user, "")
+        terminal.mark = mark
 
     async def close(self) -> None:
         for terminal in self.terminals.values():
