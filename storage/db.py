@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -74,6 +75,18 @@ def _one_trip_connector(url: str) -> Callable[[], Awaitable[sqlite_hops.OneTripC
         return connection
 
     return connect
+
+
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction was chosen to
+# give way to another one and may simply be run again.
+_GIVE_WAY = {"40P01", "40001"}
+
+
+def gave_way(error: BaseException) -> bool:
+    """Whether a transaction failed only because the database chose it to give way to a
+    concurrent one (PostgreSQL: a deadlock between two lock orders; running it again works)."""
+    return (isinstance(error, DBAPIError)
+            and getattr(error.orig, "sqlstate", None) in _GIVE_WAY)
 
 
 def conversation_slots(engine: AsyncEngine) -> int:

@@ -65,6 +65,7 @@ from handlers.i18n import translator
 from handlers.logref import chat_ref
 from handlers.payload import PayloadError, decode_reply
 from storage import outbox
+from storage.db import gave_way
 from storage.models import DeliveryKind, DeliveryStatus, utcnow
 from storage.outbox import Claim, ClaimedRow, Outcome, why_expired
 
@@ -76,6 +77,8 @@ BATCH = 500  # rows claimed at once per channel (fewer on a slow channel, see _b
 RECHECK_SECONDS = 1.0
 OUTAGE_ROWS = 5  # this many different rows failing in a row: the channel is down
 DISABLED_PAUSE = timedelta(minutes=1)  # a disabled channel is asked again this often
+# Tries at writing a batch's outcomes when PostgreSQL makes the write give way (a deadlock).
+OUTCOME_WRITES = 3
 LEASE_MARGIN = 0.25  # no send starts in the last quarter of its lease
 
 
@@ -540,19 +543,16 @@ class DeliveryWorker:
             return
         batch = results[:]
         results.clear()
-        async with self.sessionmaker() as session, session.begin():
-            if queue:
-                now = self.now()
-                verdicts = await outbox.recheck(session, token, [row.id for row, _ in queue], now)
-                if verdicts:
-                    kept = [(row, message) for row, message in queue if row.id not in verdicts]
-                    batch += [self._withdraw(row, verdicts[row.id], now)
-                              for row, _ in queue if row.id in verdicts]
-                    queue.clear()
-                    queue.extend(kept)
-            # Withdrawn rows go too: one an official cancelled is released (record).
-            recorded = await outbox.record(
-                session, token, [result.outcome for result in batch], self.now())
+        for attempt in range(1, OUTCOME_WRITES + 1):
+            try:
+                recorded = await self._write_outcomes(token, batch, queue)
+                break
+            except Exception as error:
+                # The messages were sent: writing their outcomes again beats sending them
+                # twice once the lease runs out.
+                if not gave_way(error) or attempt == OUTCOME_WRITES:
+                    raise
+                log.info("delivery outcomes gave way to another transaction; writing again")
         for result in batch:
             delivery_id = result.outcome.delivery_id
             if result.tally == _Tally.WITHDRAWN or delivery_id in recorded.cancelled:
@@ -566,3 +566,23 @@ class DeliveryWorker:
                     "delivery %s: another worker took the row over (lease ran out); "
                     "outcome %s not recorded", result.outcome.delivery_id, result.tally.value,
                 )
+
+    async def _write_outcomes(
+        self, token: str, batch: list[_Result],
+        queue: deque[tuple[ClaimedRow, Outgoing]] | None,
+    ) -> outbox.Recorded:
+        """One transaction: drop from `queue` what was withdrawn since the claim (its
+        outcome joins `batch`), and record the outcomes of `batch`."""
+        async with self.sessionmaker() as session, session.begin():
+            if queue:
+                now = self.now()
+                verdicts = await outbox.recheck(session, token, [row.id for row, _ in queue], now)
+                if verdicts:
+                    kept = [(row, message) for row, message in queue if row.id not in verdicts]
+                    batch += [self._withdraw(row, verdicts[row.id], now)
+                              for row, _ in queue if row.id in verdicts]
+                    queue.clear()
+                    queue.extend(kept)
+            # Withdrawn rows go too: one an official cancelled is released (record).
+            return await outbox.record(
+                session, token, [result.outcome for result in batch], self.now())
