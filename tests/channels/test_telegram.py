@@ -74,7 +74,9 @@ async def channel(fake: FakeTelegram, service: StubService) -> AsyncIterator[Tel
     telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=1)
     await telegram.start()
     yield telegram
-    async with asyncio.timeout(5):
+    # Only a guard against a hang, above the channel's own bounded stop: cut short, its
+    # teardown would leave HTTP sessions open (reported in whichever test runs next).
+    async with asyncio.timeout(TelegramChannel.stop_timeout * 3):
         await telegram.stop()
 
 
@@ -425,7 +427,7 @@ async def test_document_and_picture(channel: TelegramChannel, fake: FakeTelegram
 async def test_stop_is_prompt_and_idempotent(fake: FakeTelegram, service: StubService) -> None:
     telegram = TelegramChannel(fake.token, fake.url, service, poll_timeout=30)
     await telegram.start()
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(TelegramChannel.stop_timeout * 3):
         await telegram.stop()
         await telegram.stop()
 
@@ -522,7 +524,7 @@ async def test_a_chat_with_many_waiting_updates_leaves_room_for_others(
     finally:
         release.set()
         await fake.wait_for(lambda c: sent_to(ALICE)(c) and len(fake.messages_to(ALICE)) == 5)
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(TelegramChannel.stop_timeout * 3):
             await telegram.stop()
 
 
@@ -562,7 +564,7 @@ async def test_a_throttled_reply_waits_without_holding_up_other_chats(
         assert sent.at - throttled.at >= 1.0  # not before Telegram's retry_after
         assert [c.ok for c in fake.calls_to("sendMessage", ALICE)] == [False, True]
     finally:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(TelegramChannel.stop_timeout * 3):
             await telegram.stop()
 
 
@@ -645,7 +647,7 @@ async def test_logs_name_no_chat_and_quote_nothing(
             lambda c: sent_to(resident)(c) and c.params["text"] == "Đã nhận: Bí mật cuối"
         )
     finally:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(TelegramChannel.stop_timeout * 3):
             await telegram.stop()
 
     logged = caplog.text  # formatted, tracebacks included

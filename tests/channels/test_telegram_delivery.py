@@ -67,7 +67,7 @@ async def telegram(fake: FakeTelegram, service: ChatService) -> AsyncIterator[Te
     channel = TelegramChannel(fake.token, fake.url, service, poll_timeout=1)
     await channel.start()
     yield channel
-    async with asyncio.timeout(5):
+    async with asyncio.timeout(TelegramChannel.stop_timeout * 3):
         await channel.stop()
 
 

@@ -34,7 +34,7 @@ async def test_unreadable_updates_do_not_stop_polling(fake, caplog):
         await fake.wait_for(sent_to(ALICE))
         await asyncio.sleep(1.5)  # a poll or two more: nothing is read twice
     finally:
-        async with asyncio.timeout(5):
+        async with asyncio.timeout(TelegramChannel.stop_timeout * 3):
             await telegram.stop()
     warnings = [record.getMessage() for record in caplog.records
                 if record.levelno == logging.WARNING and "could not be read" in
