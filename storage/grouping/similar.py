@@ -8,6 +8,7 @@ without them `suggest` raises ExtraMissing, and the near-duplicate groups work t
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -52,12 +53,18 @@ def available() -> str | None:
     return None
 
 
+# underthesea loads its model on first use without a lock: two runs segmenting at once (two
+# drafts grouped together on one server) could see it half loaded. One at a time.
+_SEGMENTING = threading.Lock()
+
+
 def segmented(text: str) -> str:
     """The text as words (underthesea: "thu_gom rác"), each folded, so that typing without
     diacritics finds the same terms."""
     from underthesea import word_tokenize
 
-    words = word_tokenize(text)
+    with _SEGMENTING:
+        words = word_tokenize(text)
     return " ".join(fold(word).replace(" ", "_") for word in words if fold(word))
 
 
