@@ -5,6 +5,7 @@ None of them commits: the caller owns the transaction (one per update).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -77,6 +78,25 @@ _KEEP_REPLIES = (
            _PROCESSED.c.update_id == bindparam("of_update"))
     .values(replies=bindparam("given"))
 )
+_RESIDENT = (
+    select(Resident)
+    .where(Resident.channel == bindparam("of_channel"),
+           Resident.platform_id == bindparam("of_chat"))
+    .options(joinedload(Resident.person, innerjoin=True))
+)
+_DRAFT_FOR_COMMUNE = {
+    with_options: (
+        select(Draft)
+        .join(DraftCommune, DraftCommune.draft_id == Draft.id)
+        .where(Draft.id == bindparam("of_draft"),
+               DraftCommune.commune_code == bindparam("of_commune"))
+        # Drafts do not depend on the resident's pending changes: flushing them here would
+        # write the resident row twice in one update.
+        .execution_options(autoflush=False)
+        .options(*(() if with_options else (raiseload(Draft.options),)))  # a comment: none
+    )
+    for with_options in (False, True)
+}
 
 
 async def first_time_update(
@@ -142,10 +162,7 @@ async def forget_updates_before(session: AsyncSession, before: datetime) -> int:
 
 async def get_resident(session: AsyncSession, channel: str, platform_id: str) -> Resident | None:
     """The chat's resident with their person (whom they answer for), in one query."""
-    return await session.scalar(
-        select(Resident).where(Resident.channel == channel, Resident.platform_id == platform_id)
-        .options(joinedload(Resident.person, innerjoin=True))
-    )
+    return await session.scalar(_RESIDENT, {"of_channel": channel, "of_chat": platform_id})
 
 
 async def add_resident(
@@ -251,17 +268,8 @@ async def draft_for_commune(
     session: AsyncSession, draft_id: int, commune_code: int, with_options: bool = False
 ) -> Draft | None:
     """The draft if it exists and targets this commune, in one query (poll options on request)."""
-    query = (
-        select(Draft)
-        .join(DraftCommune, DraftCommune.draft_id == Draft.id)
-        .where(Draft.id == draft_id, DraftCommune.commune_code == commune_code)
-        # Drafts do not depend on the resident's pending changes: flushing them here would
-        # write the resident row twice in one update.
-        .execution_options(autoflush=False)
-    )
-    if not with_options:
-        query = query.options(raiseload(Draft.options))  # a comment does not need them
-    return await session.scalar(query)
+    return await session.scalar(_DRAFT_FOR_COMMUNE[with_options],
+                                {"of_draft": draft_id, "of_commune": commune_code})
 
 
 async def get_option(session: AsyncSession, option_id: int) -> PollOption | None:
@@ -299,14 +307,7 @@ async def add_numbered_comment(session: AsyncSession, draft_id: int,
     """Store a comment of the draft (its columns but the number: `values`) with the draft's
     next receipt number: its (id, number). See add_comment on the draft's counter; call this
     as the last step of a transaction too (comments gathered offline: storage.offline)."""
-    counter = (
-        update(Draft)
-        .where(Draft.id == draft_id)
-        .values(comment_count=Draft.comment_count + 1)
-        .returning(Draft.comment_count)
-        .execution_options(synchronize_session=False)
-    )
-    row = await _store_numbered(session, counter, {"draft_id": draft_id, **values})
+    row = await _store_numbered(session, {"draft_id": draft_id, **values})
     return row.id, row.number
 
 
@@ -319,21 +320,47 @@ def recorded_with(resident: Resident) -> dict[str, str]:
             "source": CommentSource.CHAT.value}
 
 
-async def _store_numbered(session: AsyncSession, counter: Any, values: dict[str, Any]) -> Any:
-    """The new comment's (id, number): the counter taken, the comment stored."""
-    table = Comment.__table__
-    assert isinstance(table, Table)
+async def _store_numbered(session: AsyncSession, values: dict[str, Any]) -> Any:
+    """The new comment's (id, number): the draft's counter taken, the comment stored."""
     if session.get_bind().dialect.name == "postgresql":
-        taken = counter.cte("taken")
-        storing = insert(table).from_select(
-            [*values, "number"],
-            select(*(literal(value, table.c[name].type) for name, value in values.items()),
-                   taken.c.comment_count),
-        )
-    else:
-        number = (await session.execute(counter)).scalar_one()
-        storing = insert(table).values(number=number, **values)
-    return (await session.execute(storing.returning(table.c.id, table.c.number))).one()
+        return (await session.execute(
+            _numbered_insert(tuple(values)),
+            {f"{_VALUE}{name}": value for name, value in values.items()})).one()
+    number = (await session.execute(_COUNTER, {"of_draft": values["draft_id"]})).scalar_one()
+    return (await session.execute(_INSERT_COMMENT, {**values, "number": number})).one()
+
+
+_COMMENTS, _DRAFTS = table_of(Comment), table_of(Draft)
+# Built once (see _FIRST_TIME): the draft's counter taken, and the comment stored with it.
+_COUNTER = (
+    update(_DRAFTS)
+    .where(_DRAFTS.c.id == bindparam("of_draft"))
+    .values(comment_count=_DRAFTS.c.comment_count + 1)
+    .returning(_DRAFTS.c.comment_count)
+)
+_INSERT_COMMENT = insert(_COMMENTS).returning(_COMMENTS.c.id, _COMMENTS.c.number)
+
+
+_VALUE = "value_"  # parameters named after no column: an UPDATE would set a column named so
+
+
+@functools.cache
+def _numbered_insert(columns: tuple[str, ...]) -> Any:
+    """PostgreSQL: the counter taken and the comment of these columns stored in one
+    statement, built once per set of columns (its parameters: _VALUE + column)."""
+    taken = (
+        update(_DRAFTS)
+        .where(_DRAFTS.c.id == bindparam(f"{_VALUE}draft_id", type_=_DRAFTS.c.id.type))
+        .values(comment_count=_DRAFTS.c.comment_count + 1)
+        .returning(_DRAFTS.c.comment_count)
+        .cte("taken")
+    )
+    return insert(_COMMENTS).from_select(
+        [*columns, "number"],
+        select(*(bindparam(f"{_VALUE}{name}", type_=_COMMENTS.c[name].type)
+                 for name in columns),
+               taken.c.comment_count),
+    ).returning(_COMMENTS.c.id, _COMMENTS.c.number)
 
 
 async def comments_of(

@@ -25,6 +25,7 @@ holds slots scheduled in 1 + tolerance seconds: the shared pace is (rate − b) 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import math
 import time
@@ -215,7 +216,9 @@ class ChannelLimiter:
     def _evict(self) -> None:
         # The least recently used first; a chat being acquired for stays (briefly over).
         excess = len(self._chats) - self._max_chats
-        for chat_id in list(self._chats)[: max(0, excess)]:
+        if excess <= 0:
+            return  # the usual case: no copy of every chat's key for each new chat
+        for chat_id in list(itertools.islice(self._chats, excess)):
             if self._chats[chat_id].users == 0:
                 del self._chats[chat_id]
 
