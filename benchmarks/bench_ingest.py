@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import environment, write_results  # noqa: E402
 from fake_bot_api import FakeBotApi  # noqa: E402
-from sqlalchemy import func, select, text  # noqa: E402
+from sqlalchemy import func, select, text, update  # noqa: E402
 
 from bot.channels.telegram.receiving import SECRET_HEADER, telegram_path  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
@@ -44,7 +44,7 @@ from handlers.i18n import translator  # noqa: E402
 from handlers.onboarding import CONSENT_VERSION  # noqa: E402
 from storage.db import open_database  # noqa: E402
 from storage.drafts import create_draft  # noqa: E402
-from storage.models import Comment, DraftStatus, InboundUpdate, utcnow  # noqa: E402
+from storage.models import Comment, DraftStatus, InboundUpdate, Person, utcnow  # noqa: E402
 from storage.queries import add_residents_in_bulk  # noqa: E402
 
 SECRET = "bench_Secret-1"
@@ -87,7 +87,7 @@ def updates(first_chat: int, count: int, text_of: str = "comment") -> list[dict]
 
 async def prepare(url: str, first_chat: int, count: int) -> None:
     """A draft open for comments, and `count` residents each in its Comment step (they
-    pressed Comment just now: seen now)."""
+    pressed Comment just now: seen now), who have commented before."""
     async with open_database(url) as sessionmaker, sessionmaker() as session:
         spec = load_draft_file(ROOT / "examples" / "draft.toml", translator("en"))
         draft = await create_draft(session, spec)
@@ -102,6 +102,10 @@ async def prepare(url: str, first_chat: int, count: int) -> None:
              "created_at": now}
             for i in range(count)
         ])
+        # They commented before, so they were asked whom they comment for (asked once, after
+        # a first comment): each update is one comment and one receipt, as for the PTB bot.
+        await session.execute(update(Person).where(Person.category_asked_at.is_(None))
+                              .values(category_asked_at=now))
         await session.commit()
 
 

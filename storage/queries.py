@@ -67,6 +67,8 @@ def table_of(model: type) -> Table:
     return table
 
 
+_VALUE = "value_"  # parameters named after no column: an UPDATE would set a column named so
+
 # The statements every update runs, built once: building a statement and its cache key costs
 # the event loop more than running it (0.67 ms against 0.2 ms a statement, on SQLite).
 _PROCESSED = table_of(ProcessedUpdate)
@@ -341,7 +343,6 @@ _COUNTER = (
 _INSERT_COMMENT = insert(_COMMENTS).returning(_COMMENTS.c.id, _COMMENTS.c.number)
 
 
-_VALUE = "value_"  # parameters named after no column: an UPDATE would set a column named so
 
 
 @functools.cache
