@@ -35,11 +35,11 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
 
 from storage.models import InboundUpdate, utcnow
-from storage.queries import affected, dialect_insert
+from storage.queries import affected, table_of
 
 # A row whose handling crashed this often is left alone (it would crash every process).
 MAX_ATTEMPTS = 5
@@ -99,18 +99,12 @@ async def store_many(
         firsts.setdefault((arrived.channel, arrived.update_id), arrived)
     if not firsts:
         return []
-    insert = dialect_insert(session)
-    stored = await session.execute(
-        insert(InboundUpdate)
-        .values([
-            {"channel": arrived.channel, "update_id": arrived.update_id,
-             "chat_key": arrived.chat_key, "payload": arrived.payload,
-             "received_at": arrived.received_at, "attempts": 0}
-            for arrived in firsts.values()
-        ])
-        .on_conflict_do_nothing(index_elements=["channel", "update_id"])
-        .returning(InboundUpdate.id, InboundUpdate.channel, InboundUpdate.update_id)
-    )
+    stored = await session.execute(_STORE[session.get_bind().dialect.name], [
+        {"channel": arrived.channel, "update_id": arrived.update_id,
+         "chat_key": arrived.chat_key, "payload": arrived.payload,
+         "received_at": arrived.received_at, "attempts": 0}
+        for arrived in firsts.values()
+    ])
     ids = {(channel, update_id): row_id for row_id, channel, update_id in stored}
     rows: list[StoredUpdate | None] = []
     for arrived in received:
@@ -126,16 +120,34 @@ def _free(now: datetime) -> ColumnElement[bool]:
     return or_(InboundUpdate.claimed_until.is_(None), InboundUpdate.claimed_until <= now)
 
 
-def _earlier_pending(now: datetime) -> ColumnElement[bool]:
-    """An earlier update of the row's chat is not handled yet (and still will be)."""
-    earlier = aliased(InboundUpdate)
-    return exists().where(
-        earlier.channel == InboundUpdate.channel,
-        earlier.chat_key == InboundUpdate.chat_key,
-        earlier.handled_at.is_(None),
-        earlier.id < InboundUpdate.id,
-        or_(earlier.attempts < MAX_ATTEMPTS, earlier.claimed_until > now),
+# The statements of every batch of updates, built once (see storage.queries._FIRST_TIME).
+_TABLE = table_of(InboundUpdate)
+_STORE = {
+    name: dialect.insert(_TABLE)
+    .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+    .returning(_TABLE.c.id, _TABLE.c.channel, _TABLE.c.update_id)
+    for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))
+}
+_EARLIER = _TABLE.alias("earlier")
+_CLAIM = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id.in_(bindparam("rows", expanding=True)),
+        _TABLE.c.handled_at.is_(None),
+        _TABLE.c.attempts < MAX_ATTEMPTS,
+        or_(_TABLE.c.claimed_until.is_(None), _TABLE.c.claimed_until <= bindparam("now")),
+        # Updates with no chat are not ordered; the others wait for the earlier of their chat.
+        or_(_TABLE.c.chat_key == "", ~exists().where(
+            _EARLIER.c.channel == _TABLE.c.channel,
+            _EARLIER.c.chat_key == _TABLE.c.chat_key,
+            _EARLIER.c.handled_at.is_(None),
+            _EARLIER.c.id < _TABLE.c.id,
+            or_(_EARLIER.c.attempts < MAX_ATTEMPTS, _EARLIER.c.claimed_until > bindparam("now")),
+        )),
     )
+    .values(attempts=_TABLE.c.attempts + 1, claimed_until=bindparam("until"))
+    .returning(_TABLE.c.id, _TABLE.c.attempts)
+)
 
 
 async def claim(
@@ -161,19 +173,8 @@ async def claim_many(
     commits); for each, the new attempt count or None."""
     if not rows:
         return []
-    claimed = await session.execute(
-        update(InboundUpdate)
-        .where(
-            InboundUpdate.id.in_(sorted({row.id for row in rows})),
-            InboundUpdate.handled_at.is_(None),
-            InboundUpdate.attempts < MAX_ATTEMPTS,
-            _free(now),
-            # Updates with no chat are not ordered.
-            or_(InboundUpdate.chat_key == "", ~_earlier_pending(now)),
-        )
-        .values(attempts=InboundUpdate.attempts + 1, claimed_until=now + lease)
-        .returning(InboundUpdate.id, InboundUpdate.attempts)
-    )
+    claimed = await session.execute(_CLAIM, {
+        "rows": sorted({row.id for row in rows}), "now": now, "until": now + lease})
     attempts: dict[int, int] = {row_id: attempt for row_id, attempt in claimed}
     # A row asked for twice is claimed once: the first asking gets it.
     return [attempts.pop(row.id, None) for row in rows]

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -510,6 +511,11 @@ class InboundUpdate(Base):
     __table_args__ = (
         UniqueConstraint("channel", "update_id"),
         Index("ix_inbound_updates_pending", "handled_at", "id"),
+        # An update is claimed only when no earlier one of its chat is pending: that check
+        # reads this small index, not every pending row (the backlog under load).
+        Index("ix_inbound_updates_chat_pending", "channel", "chat_key", "id",
+              sqlite_where=text("handled_at IS NULL"),
+              postgresql_where=text("handled_at IS NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -18,7 +18,6 @@ from sqlalchemy import (
     func,
     insert,
     inspect,
-    literal,
     select,
     update,
 )
