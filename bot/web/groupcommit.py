@@ -7,11 +7,17 @@ on SQLite's one connection) or while the previous write was under way go togethe
 write never waits for company, and under load each carries whatever arrived meanwhile: one
 transaction for many updates instead of one each. A write that fails fails every caller in
 it (none of their items was written).
+
+Unless told to `linger`: then a write waits that long for company first. For records
+nobody hurries for (an update handled: only its chat's next update waits for it), which on
+SQLite would otherwise alternate with the conversations on the one connection, one record a
+write.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -32,10 +38,14 @@ class GroupCommit(Generic[Item, Result]):
         sessionmaker: async_sessionmaker[AsyncSession],
         write: Callable[[AsyncSession, Sequence[Item]], Awaitable[Sequence[Result]]],
         max_batch: int = MAX_BATCH,
+        linger: float = 0.0,
     ) -> None:
         self.sessionmaker = sessionmaker
         self._write = write
         self.max_batch = max_batch
+        self.linger = linger  # seconds a write waits for more items before it starts
+        self._go = asyncio.Event()  # ends the lingering: a full batch, or closing
+        self._closing = False
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
         self.writes = 0  # writes so far, and the items they held (a log line at stop)
@@ -45,19 +55,30 @@ class GroupCommit(Generic[Item, Result]):
         """Write `item` with whatever else is waiting; its result once committed."""
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
+        if len(self._pending) >= self.max_batch:
+            self._go.set()
         if self._writer is None:
             self._writer = asyncio.create_task(self._drain())
         return await future
 
     async def close(self) -> None:
-        """Wait for the writes under way and waiting (nothing submitted is dropped)."""
-        while self._writer is not None:
-            await asyncio.shield(self._writer)
+        """Wait for the writes under way and waiting (nothing submitted is dropped), at once."""
+        self._closing = True
+        self._go.set()
+        try:
+            while self._writer is not None:
+                await asyncio.shield(self._writer)
+        finally:
+            self._closing = False
 
     async def _drain(self) -> None:
         batch: list[tuple[Item, asyncio.Future[Result]]] = []
         try:
             while self._pending:
+                if self.linger and not self._closing and len(self._pending) < self.max_batch:
+                    self._go.clear()
+                    with contextlib.suppress(TimeoutError):  # or until a batch is full
+                        await asyncio.wait_for(self._go.wait(), self.linger)
                 try:
                     async with self.sessionmaker() as session, session.begin():
                         await session.connection()  # first the connection, then the items

@@ -51,6 +51,9 @@ DEFAULT_BACKLOG = 1000
 DEFAULT_CHAT_BACKLOG = 20  # one chat's updates waiting (its replies go 1/s after 3 at once)
 FLOOD_PAUSE = timedelta(minutes=1)  # a chat over its bound is not read for this long
 READ_TIMEOUT = 15.0  # seconds for a request's headers (and idle connections), then its body
+# The records of updates handled wait this long to go together (a chat's next update waits
+# for its previous one's; a crash meanwhile gives those updates' replies again, not fewer).
+FINISH_LINGER = 0.02
 SERVER = "ykien"  # the Server header: no software version for anyone to look up
 
 
@@ -112,7 +115,7 @@ class WebhookReceiver:
         # for all that arrive (or finish) while the previous one is written.
         self.storing = GroupCommit(sessionmaker, inbound.store_many)
         self.claiming = GroupCommit(sessionmaker, self._claim)
-        self.finishing = GroupCommit(sessionmaker, self._finish)
+        self.finishing = GroupCommit(sessionmaker, self._finish, linger=FINISH_LINGER)
         self.unclaiming = GroupCommit(sessionmaker, self._unclaim)
         self._early: dict[int, int] = {}  # claimed on arrival, handling not begun: {id: attempt}
         self._background: list[asyncio.Task[None]] = []

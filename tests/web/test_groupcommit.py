@@ -33,6 +33,36 @@ async def test_what_is_submitted_together_is_one_write_with_a_result_each(databa
         assert batches[-1] == [7] and (commit.writes, commit.items) == (2, 6)
 
 
+async def test_a_lingering_write_takes_what_comes_one_at_a_time_meanwhile(database_url):
+    """Records of updates handled come one by one (each once its replies are sent): told to
+    linger, the write waits for them and takes them together; untold, each goes alone."""
+    async with open_database(database_url) as sessionmaker:
+        batches: list[list[int]] = []
+
+        async def write(session: AsyncSession, items: Sequence[int]) -> list[int]:
+            batches.append(list(items))
+            return list(items)
+
+        for linger, expected in ((BOUND, [[0, 1, 2, 3, 4]]), (0.0, [[n] for n in range(5)])):
+            batches.clear()
+            commit = GroupCommit(sessionmaker, write, linger=linger, max_batch=5)
+            submitted = []
+            for n in range(5):  # each after the previous one's write had its chance to start
+                submitted.append(asyncio.create_task(commit.submit(n)))
+                if not linger:
+                    await submitted[-1]
+                await asyncio.sleep(0)
+            async with asyncio.timeout(BOUND):  # the fifth fills the batch: no lingering on
+                assert await asyncio.gather(*submitted) == [0, 1, 2, 3, 4]
+            assert batches == expected
+        lingering = GroupCommit(sessionmaker, write, linger=BOUND)
+        left = asyncio.create_task(lingering.submit(9))
+        await asyncio.sleep(0)
+        async with asyncio.timeout(BOUND / 2):  # a stop writes it at once
+            await lingering.close()
+            assert await left == 9
+
+
 async def test_a_failed_write_fails_its_callers_only(database_url):
     async with open_database(database_url) as sessionmaker:
 
