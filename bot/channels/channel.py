@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 
 from bot.channels.pacing import ChannelLimiter
 from handlers.capabilities import Capabilities
@@ -115,14 +115,24 @@ class Channel(Protocol):
 Verdict = int | None
 
 
+class ReadUpdate(NamedTuple):
+    """A posted update as a webhook channel read it, once: where it is stored (its update id,
+    its chat's key, "" for none) and what `process_webhook_update` takes."""
+
+    update_id: str
+    chat_key: str
+    update: object
+
+
 @runtime_checkable
 class WebhookChannel(Channel, Protocol):
     """A channel that receives updates by webhook on `ykien serve` (bot.web.webhook).
 
-    The server reads the body once (at most 1 MB, nesting bounded), asks `verify`, stores the
-    update under `webhook_update_key` (a retried delivery is then a no-op), answers 200 and
-    hands the update to `process_webhook_update` in the background. Headers reach `verify`
-    only when their values are ASCII, as every platform's are.
+    The server reads the body once (at most 1 MB, nesting bounded), asks `verify`, has the
+    channel read it once (`read_webhook_update`), stores it under its update id (a retried
+    delivery is then a no-op), answers 200 and hands what the channel read to
+    `process_webhook_update` in the background. Headers reach `verify` only when their values
+    are ASCII, as every platform's are.
     """
 
     # Where the platform posts updates, under YKIEN_PUBLIC_URL (unguessable where possible).
@@ -133,17 +143,19 @@ class WebhookChannel(Channel, Protocol):
         (wrong secret or signature, replay) or 400 (logged)."""
         ...
 
-    def webhook_update_key(self, payload: object) -> tuple[str, str] | None:
-        """(update id, chat key) of a posted update; None for a genuine one the bot ignores
-        (not a resident's: a group's, a bot's, the platform's own echo; or one that cannot
-        be read, logged once), acknowledged and not stored; ValueError if it is no update."""
+    def read_webhook_update(self, payload: object) -> ReadUpdate | None:
+        """A posted update read (its update id, chat key, and the update as the channel
+        takes it); None for a genuine one the bot ignores (not a resident's: a group's, a
+        bot's, the platform's own echo; or one that cannot be read, logged once),
+        acknowledged and not stored; ValueError if it is no update."""
         ...
 
     async def process_webhook_update(
-        self, payload: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+        self, update: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
     ) -> None:
-        """Run `handle(process)` for the update, in order with the earlier ones of its chat;
-        `process` returns once the update's replies are sent (or failed for good)."""
+        """Run `handle(process)` for an update `read_webhook_update` read, in order with the
+        earlier ones of its chat; `process` returns once the update's replies are sent (or
+        failed for good)."""
         ...
 
     async def start_webhook(self) -> None:

@@ -31,6 +31,7 @@ import aiohttp
 from bot.channels.channel import (
     ChannelDisabled,
     PermanentFailure,
+    ReadUpdate,
     SendError,
     TemporaryFailure,
     Throttled,
@@ -530,25 +531,26 @@ class ZaloBotChannel:
             return 403
         return None
 
-    def webhook_update_key(self, payload: object) -> tuple[str, str] | None:
-        """(update id, chat id) of a posted update; None when it holds no resident's (a group
-        message, a bot's): acknowledged, not stored; ValueError if it is no update."""
+    def read_webhook_update(self, payload: object) -> ReadUpdate | None:
+        """A posted update read into its events, under its update id and chat id; None when
+        it holds no resident's (a group message, a bot's): acknowledged, not stored;
+        ValueError if it is no update."""
         events = events_of(payload)
         if not events:
             return None
         if len(events) == 1:
-            return events[0].update_id, events[0].user_id
+            return ReadUpdate(events[0].update_id, events[0].user_id, events)
         joined = "\n".join(event.update_id for event in events)
-        return update_key("batch", hashlib.sha256(joined.encode()).hexdigest()), events[0].user_id
+        return ReadUpdate(update_key("batch", hashlib.sha256(joined.encode()).hexdigest()),
+                          events[0].user_id, events)
 
     async def process_webhook_update(
-        self, payload: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+        self, update: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
     ) -> None:
         """Run `handle(process)` in the chat's lane, after its earlier updates."""
-        events = events_of(payload)
-        if not events:
-            await handle(_nothing)
-            return
+        if not isinstance(update, list) or not update:
+            raise ValueError("not a Zalo Bot update")
+        events: list[Incoming] = update
 
         async def process() -> None:
             for event in events:
@@ -571,9 +573,6 @@ class ZaloBotChannel:
             raise RuntimeError(f"Zalo Bot refused the webhook: {exc}") from None
         log.info("Zalo Bot: webhook registered")
 
-
-async def _nothing() -> None:
-    """Nothing to do for an update that is not a resident's."""
 
 
 def _ref(user_id: str) -> str:

@@ -149,18 +149,16 @@ class WebhookReceiver:
 
         Raises ValueError for what is not an update, SQLAlchemyError if it cannot be stored.
         """
-        key = self.channel.webhook_update_key(payload)
-        if key is None:
+        read = self.channel.read_webhook_update(payload)
+        if read is None:
             return Outcome.IGNORED
-        update_id, chat_key = key
-        if chat_key and self._silenced_now(chat_key):
+        if read.chat_key and self._silenced_now(read.chat_key):
             return Outcome.DROPPED
-        row = await self.storing.submit(
-            inbound.Received(self.channel.name, update_id, chat_key, payload_text, self.clock())
-        )
+        row = await self.storing.submit(inbound.Received(
+            self.channel.name, read.update_id, read.chat_key, payload_text, self.clock()))
         if row is None:
             return Outcome.AGAIN
-        self._schedule(row, payload)
+        self._schedule(row, read.update)
         return Outcome.STORED
 
     async def close(self, timeout: float = 15.0) -> None:
@@ -264,11 +262,17 @@ class WebhookReceiver:
             log.info("webhook: handling %d updates stored earlier", len(rows))
         for row in rows:
             try:
-                payload = json.loads(row.payload)
+                read = self.channel.read_webhook_update(json.loads(row.payload))
             except ValueError:  # stored by hand, or by a version that kept no body
                 await self._give_up(row, "it has no body")
                 continue
-            self._schedule(row, payload)
+            except Exception as exc:  # a field of a shape this version does not foresee
+                await self._give_up(row, type(exc).__name__)
+                continue
+            if read is None:  # nothing this version handles (an update kind no longer read)
+                await self._give_up(row, "it is not a resident's update")
+                continue
+            self._schedule(row, read.update)
 
     async def _sweep(self) -> None:
         while await _until(self._closing, self.sweep_seconds):
@@ -304,15 +308,15 @@ class WebhookReceiver:
             self._retry.clear()
             # In the order they came: the channel's lanes keep each chat in that order.
             for row_id in sorted(self._deferred.keys() - self._in_flight.keys()):
-                row, payload = self._deferred.pop(row_id)
-                self._schedule(row, payload)
+                row, update = self._deferred.pop(row_id)
+                self._schedule(row, update)
 
-    def _schedule(self, row: inbound.StoredUpdate, payload: object) -> None:
+    def _schedule(self, row: inbound.StoredUpdate, update: object) -> None:
         # Tasks start in the order they are created: the channel keeps each chat in order.
         if row.id not in self._chats:
             self._chats[row.id] = row.chat_key
             self._per_chat[row.chat_key] += 1
-        task = asyncio.create_task(self._process(row, payload))
+        task = asyncio.create_task(self._process(row, update))
         self._in_flight[row.id] = task
         task.add_done_callback(lambda _: self._done(row.id))
 
@@ -326,7 +330,7 @@ class WebhookReceiver:
             if self._per_chat[chat] <= 0:
                 del self._per_chat[chat]
 
-    async def _process(self, row: inbound.StoredUpdate, payload: object) -> None:
+    async def _process(self, row: inbound.StoredUpdate, update: object) -> None:
         # Claimed at once when its chat has nothing earlier to handle (the usual case): the
         # updates that arrived together are claimed together. Otherwise it is claimed in its
         # chat's lane, once the earlier ones are handled.
@@ -339,7 +343,7 @@ class WebhookReceiver:
             self._early[row.id] = early
         try:
             await self.channel.process_webhook_update(
-                payload, lambda process: self._handle(row, payload, process, early)
+                update, lambda process: self._handle(row, update, process, early)
             )
         except Exception as exc:
             # The channel could not even take it up (a malformed field from someone with the
@@ -369,7 +373,7 @@ class WebhookReceiver:
                         self.channel.name, reason)
 
     async def _handle(
-        self, row: inbound.StoredUpdate, payload: object,
+        self, row: inbound.StoredUpdate, update: object,
         process: Callable[[], Awaitable[None]], claimed: int | None,
     ) -> None:
         try:
@@ -380,7 +384,7 @@ class WebhookReceiver:
                 if await inbound.awaits_turn(self.sessionmaker, row, now=self.clock()):
                     # An earlier update of the chat is not handled yet (here or elsewhere):
                     # leave the lane free for it and try again later.
-                    self._deferred[row.id] = (row, payload)
+                    self._deferred[row.id] = (row, update)
                 return  # handled, or another process has it
         except SQLAlchemyError:
             log.exception("webhook: could not claim update row %d; it stays stored", row.id)

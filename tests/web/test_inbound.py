@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from bot.channels.channel import ReadUpdate
 from bot.channels.chatorder import ChatLanes
 from bot.web.webhook import WebhookReceiver
 from storage import inbound
@@ -43,9 +44,9 @@ class LaneChannel:
     def verify(self, headers: Mapping[str, str], body: bytes) -> int | None:
         return None
 
-    def webhook_update_key(self, payload: object) -> tuple[str, str]:
+    def read_webhook_update(self, payload: object) -> ReadUpdate:
         assert isinstance(payload, dict)
-        return str(payload["update_id"]), str(payload["chat"])
+        return ReadUpdate(str(payload["update_id"]), str(payload["chat"]), payload)
 
     async def process_webhook_update(
         self, payload: dict, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]

@@ -221,6 +221,33 @@ async def test_updates_stored_but_never_handled_are_handled_at_start(fake, datab
     assert all(row.handled_at is not None for row in await stored_rows(database_url))
 
 
+async def test_stored_updates_this_version_cannot_take_are_given_up_not_held(
+    fake, database_url
+):
+    """Rows left from before a restart that cannot be read again (no body, a body that is no
+    update, one that is no resident's) are recorded as failed and hold no chat back."""
+    fake.push_text(ALICE, "/start")
+    start = fake.take_update()
+    number = int(start["update_id"])
+    group = {"update_id": number - 1, "message": {
+        "message_id": 9, "date": 0, "text": "hi", "chat": {"id": -100, "type": "group"},
+        "from": {"id": ALICE, "is_bot": False, "first_name": "A"}}}
+    bodies = {str(number - 3): "", str(number - 2): json.dumps({"no": "update"}),
+              str(number - 1): json.dumps(group), str(number): json.dumps(start)}
+    async with open_database(database_url) as sessionmaker, sessionmaker() as session:
+        session.add_all(InboundUpdate(
+            channel="telegram", update_id=update_id, chat_key=str(ALICE), payload=body,
+            received_at=utcnow(),
+        ) for update_id, body in bodies.items())
+        await session.commit()
+    async with serving(fake, database_url):
+        await fake.wait_for(reply_to(ALICE, GREETING))
+    outcome = {row.update_id: (row.handled_at is not None, row.failed)
+               for row in await stored_rows(database_url)}
+    assert outcome == {str(number - 3): (True, True), str(number - 2): (True, True),
+                       str(number - 1): (True, True), str(number): (True, False)}
+
+
 async def test_chats_are_handled_concurrently_and_each_in_order(fake, database_url):
     released = fake.hold(reply_to(ALICE))  # Alice's replies hang on the way out
     async with serving(fake, database_url) as server:

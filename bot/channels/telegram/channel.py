@@ -29,7 +29,6 @@ from telegram import (
     Bot,
     BotCommand,
     CallbackQuery,
-    InlineKeyboardMarkup,
     InputFile,
     LinkPreviewOptions,
     Message,
@@ -53,6 +52,7 @@ from telegram.request import HTTPXRequest
 
 from bot.channels.channel import (
     PermanentFailure,
+    ReadUpdate,
     SendError,
     TemporaryFailure,
     Throttled,
@@ -77,6 +77,7 @@ from bot.channels.telegram.rendering import (
     MAX_TEXT,
     fit_caption,
     keyboard,
+    keyboard_json,
     split_text,
     utf16_len,
 )
@@ -274,15 +275,15 @@ class TelegramChannel:
             raise RuntimeError(f"Telegram refused the webhook: {self._redact(exc)}") from exc
         log.info("Telegram: webhook registered")
 
-    @staticmethod
-    def webhook_update_key(payload: object) -> tuple[str, str] | None:
-        """(update id, chat key) of an update as Telegram POSTs it; None for one that is not
-        a resident's (groups, channels, bots, service messages) or that python-telegram-bot
-        cannot read (logged once, with its kind); ValueError if it is no update at all."""
+    def read_webhook_update(self, payload: object) -> ReadUpdate | None:
+        """An update as Telegram POSTs it, read by python-telegram-bot (once: what follows
+        takes it as read); None for one that is not a resident's (groups, channels, bots,
+        service messages) or that python-telegram-bot cannot read (logged once, with its
+        kind); ValueError if it is no update at all."""
         if not isinstance(payload, dict) or type(payload.get("update_id")) is not int:
             raise ValueError("not a Telegram update")
         try:
-            update = Update.de_json(payload, None)
+            update = Update.de_json(payload, self.application.bot)
         except Exception as exc:  # PTB raises whatever fields it does not expect provoke
             log.warning("Telegram: a %s update could not be read (%s); acknowledged and "
                         "ignored", update_kind(payload), type(exc).__name__)
@@ -290,18 +291,17 @@ class TelegramChannel:
         if to_incoming(update) is None:
             return None
         chat_id = chat_id_of(update)
-        return str(update.update_id), "" if chat_id is None else str(chat_id)
+        return ReadUpdate(str(update.update_id), "" if chat_id is None else str(chat_id), update)
 
     async def process_webhook_update(
-        self, payload: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+        self, update: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
     ) -> None:
         """Handle a webhook update through PTB's update processing, after the earlier updates
         of its chat (`PerChatProcessor`). `handle` gets the processing to run, and may wrap it
         (claim the stored row before, record it after) or skip it."""
-        if not isinstance(payload, dict):
+        if not isinstance(update, Update):
             raise ValueError("not a Telegram update")
         app = self.application
-        update = Update.de_json(payload, app.bot)
         processing = handle(lambda: app.process_update(update))
         try:
             await app.update_processor.process_update(update, processing)
@@ -404,12 +404,13 @@ class TelegramChannel:
         secret = isinstance(message, Reply) and message.secret
         no_preview = {"link_preview_options": LinkPreviewOptions(is_disabled=True)}
 
-        def text(part: str, markup: InlineKeyboardMarkup | None = None) -> Step:
+        def text(part: str, buttons: Reply | None = None) -> Step:
             async def call() -> str:
                 if fast and not secret:
-                    as_json = markup.to_dict() if markup is not None else None
-                    return await self.sender.send_message(chat_id, part, as_json)
-                sent = await bot.send_message(chat_id, part, reply_markup=markup,
+                    return await self.sender.send_message(
+                        chat_id, part, keyboard_json(buttons) if buttons else None)
+                sent = await bot.send_message(chat_id, part,
+                                              reply_markup=keyboard(buttons) if buttons else None,
                                               **(no_preview if secret else {}))
                 return str(sent.message_id)
 
@@ -417,9 +418,9 @@ class TelegramChannel:
 
         if isinstance(message, Reply):
             parts = split_text(message.text)
-            markup = keyboard(message)
             last = len(parts)
-            return [text(part, markup if n == last else None) for n, part in enumerate(parts, 1)]
+            return [text(part, message if n == last else None)
+                    for n, part in enumerate(parts, 1)]
         if isinstance(message, Document):
             caption, rest = fit_caption(message.caption)
             upload = InputFile(message.data, filename=message.filename)

@@ -5,6 +5,8 @@ Telegram measures lengths in UTF-16 code units, so an emoji counts twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
@@ -27,6 +29,14 @@ def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
         if row
     ]
     return InlineKeyboardMarkup(rows) if rows else None
+
+
+def keyboard_json(reply: Reply) -> dict[str, Any] | None:
+    """The same keyboard as the Bot API's JSON, for the aiohttp sender (no PTB objects to
+    build and convert for every reply)."""
+    rows = [[{"text": button.label, "callback_data": button.id} for button in row]
+            for row in reply.buttons if row]
+    return {"inline_keyboard": rows} if rows else None
 
 
 def fit_caption(caption: str) -> tuple[str | None, str]:

@@ -1,7 +1,7 @@
 """The Zalo Official Account channel (Open API v3): signed webhooks in, OA messages out.
 
 An OA cannot be polled: Zalo POSTs events to `ykien serve` (bot.web.webhook), which asks
-`verify`, stores the event under `webhook_update_key` and hands it to
+`verify`, reads the event once (`read_webhook_update`), stores it and hands it to
 `process_webhook_update`. Replies and broadcasts go out as customer-service messages
 (`/v3.0/oa/message/cs`), which reach only residents who wrote in the last 7 days: the
 delivery worker holds the others (`messaging_window`) until they write again, or, with
@@ -26,6 +26,7 @@ from bot.channels.channel import (
     ChannelDisabled,
     OutsideWindow,
     PermanentFailure,
+    ReadUpdate,
     SendError,
     TemporaryFailure,
     Verdict,
@@ -361,21 +362,21 @@ class ZaloOAChannel:
             return 403
         return None
 
-    def webhook_update_key(self, payload: object) -> tuple[str, str] | None:
-        """(message id, resident) of a signed event; None for one that is not a resident's
-        doing (the OA's own echoes): acknowledged, nothing stored; ValueError if malformed."""
+    def read_webhook_update(self, payload: object) -> ReadUpdate | None:
+        """A signed event read, under its message id and resident; None for one that is not
+        a resident's doing (the OA's own echoes): acknowledged, nothing stored; ValueError if
+        malformed."""
         event = to_incoming(payload)
         if event is None:
             return None
-        return event.update_id, event.user_id
+        return ReadUpdate(event.update_id, event.user_id, event)
 
     async def process_webhook_update(
-        self, payload: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
+        self, update: object, handle: Callable[[Callable[[], Awaitable[None]]], Awaitable[None]]
     ) -> None:
-        event = to_incoming(payload)
-        if event is None:
-            await handle(_nothing)
-            return
+        event = update
+        if not isinstance(event, Incoming):
+            raise ValueError("not a Zalo OA event")
         await self.lanes.run(event.user_id, lambda: handle(lambda: self._answer(event)))
 
     async def _answer(self, event: Incoming) -> None:
@@ -403,9 +404,6 @@ class ZaloOAChannel:
         return [web.get(CALLBACK_PATH, callback_handler(self.service.sessionmaker, self._http,
                                                         app))]
 
-
-async def _nothing() -> None:
-    """Nothing to do for an event that is not a resident's."""
 
 
 def from_settings(settings: Settings, service: ChatService) -> ZaloOAChannel:
