@@ -91,7 +91,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings, t: Translator)
     if problem is not None:
         print(problem, file=sys.stderr)
         return 2
-    return await until_stopped(serve(settings, args.host, args.port), t)
+    return await until_stopped(serve(settings, args.host, args.port, own_process=True), t)
 
 
 async def until_stopped(running: Awaitable[None], t: Translator) -> int:

@@ -39,7 +39,8 @@ async def cmd_web_serve(args: argparse.Namespace, settings: Settings, t: Transla
                 "workspace is reached (through the reverse proxy); the sign-in links the bot "
                 "sends point there."), file=sys.stderr)
         return 2
-    return await until_stopped(serve(settings, args.host, args.port, receive=False), t)
+    return await until_stopped(serve(settings, args.host, args.port, receive=False,
+                                     own_process=True), t)
 
 
 async def cmd_login_link(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
