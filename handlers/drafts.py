@@ -161,7 +161,10 @@ async def submit_comment(
     wait_for(resident, None, turn.now)
     resident.held_text = ""
     await reach.record_part(turn.session, draft.id, resident, turn.now)
-    # Last: the draft's receipt counter stays locked until the commit.
+    # The resident's step written now, so that after the draft's receipt counter, which
+    # stays locked until the commit (every comment on the draft waits for it), only the
+    # replies kept are written.
+    await turn.session.flush()
     comment = await queries.add_comment(turn.session, draft, resident, text, turn.now,
                                         forwarded=forwarded)
     return [with_menu(turn, turn.t(

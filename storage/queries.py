@@ -296,8 +296,8 @@ async def add_comment(
               "commune_code": resident.commune_code, "text": text, "forwarded": forwarded,
               "created_at": now, "hidden_reason": "", "hidden_note": "",
               **recorded_with(resident)}
-    # No autoflush: the resident's pending changes are written by the caller's commit, in
-    # one UPDATE.
+    # No autoflush: writing pending changes is the caller's, before this (a row written now
+    # would be written while the counter is held).
     with session.no_autoflush:
         comment_id, number = await add_numbered_comment(session, draft.id, values)
     return Comment(id=comment_id, number=number, draft_id=draft.id, **values)
