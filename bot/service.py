@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.config import Settings
 from handlers.capabilities import Capabilities, PictureWay
-from handlers.conversation import apology, language_of, remember_draft_message, respond
+from handlers.conversation import (
+    UpdateHandledBefore,
+    apology,
+    language_of,
+    remember_draft_message,
+    respond,
+)
 from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.layout import lay_out, needs_numbers
 from handlers.logref import chat_ref
@@ -79,37 +85,67 @@ class ChatService:
         the whole update back (so a retried update is processed again) and apologises.
         Given the channel's `capabilities`, the replies come laid out within them, and a
         typed number or label of a choice shown as a numbered line counts as choosing it.
+        An update handled before gets the replies it was given (handlers.conversation.respond),
+        also when handling it again failed.
         """
         try:
-            async with self._transactions, self.sessionmaker() as session, session.begin():
-                now = utcnow()
-                can_reply = capabilities is not None and capabilities.replies_to_messages
-                files = capabilities is not None and capabilities.sends_files
-                pictures = capabilities.pictures if capabilities else PictureWay.NONE
-                if capabilities is None or not capabilities.numbers_choices:
-                    return await respond(session, event, now, self.conversation_timeout,
-                                         replies_to_messages=can_reply,
-                                         workspace=self.workspace, sends_files=files,
-                                         pictures=pictures, comment_limits=self.comment_limits)
-                numbering = await self._numbering(session, event.channel, event.user_id, now)
-                event = _chosen(event, numbering)
-                numbering.new_turn()
-                replies = await respond(session, event, now, self.conversation_timeout,
-                                        replies_to_messages=can_reply, workspace=self.workspace,
-                                        sends_files=files, pictures=pictures,
-                                        comment_limits=self.comment_limits)
-                if await queries.get_resident(session, event.channel, event.user_id) is None:
-                    numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
-                laid_out = [part for reply in replies
-                            for part in lay_out(reply, capabilities, numbering)]
-                await self._keep(session, event.channel, event.user_id, numbering, now)
-                return laid_out
+            return await self._turn(event, capabilities)
+        except UpdateHandledBefore:
+            pass
+        except Exception:
+            if not await self._handled_before(event):
+                log.exception(
+                    "failed to handle a %s event from %s", event.kind,
+                    chat_ref(event.channel, event.user_id),
+                )
+                return apology(await self._language(event))
+        try:
+            return await self._turn(event, capabilities, again=True)
         except Exception:
             log.exception(
-                "failed to handle a %s event from %s", event.kind,
+                "failed to give again the replies to a %s event from %s", event.kind,
                 chat_ref(event.channel, event.user_id),
             )
         return apology(await self._language(event))
+
+    async def _turn(
+        self, event: Incoming, capabilities: Capabilities | None, *, again: bool = False
+    ) -> list[Outgoing]:
+        """One transaction of `handle` (`again`: the update was handled before)."""
+        async with self._transactions, self.sessionmaker() as session, session.begin():
+            now = utcnow()
+            can_reply = capabilities is not None and capabilities.replies_to_messages
+            files = capabilities is not None and capabilities.sends_files
+            pictures = capabilities.pictures if capabilities else PictureWay.NONE
+            if capabilities is None or not capabilities.numbers_choices:
+                return await respond(session, event, now, self.conversation_timeout,
+                                     replies_to_messages=can_reply,
+                                     workspace=self.workspace, sends_files=files,
+                                     pictures=pictures, comment_limits=self.comment_limits,
+                                     again=again)
+            numbering = await self._numbering(session, event.channel, event.user_id, now)
+            event = _chosen(event, numbering)
+            numbering.new_turn()
+            replies = await respond(session, event, now, self.conversation_timeout,
+                                    replies_to_messages=can_reply, workspace=self.workspace,
+                                    sends_files=files, pictures=pictures,
+                                    comment_limits=self.comment_limits, again=again)
+            if await queries.get_resident(session, event.channel, event.user_id) is None:
+                numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
+            laid_out = [part for reply in replies
+                        for part in lay_out(reply, capabilities, numbering)]
+            await self._keep(session, event.channel, event.user_id, numbering, now)
+            return laid_out
+
+    async def _handled_before(self, event: Incoming) -> bool:
+        """Whether a failed update had been handled before (its second handling failed)."""
+        if not event.update_id:
+            return False
+        try:
+            async with self.sessionmaker() as session:
+                return await queries.handled_before(session, event.channel, event.update_id)
+        except Exception:  # the database itself may be what failed
+            return False
 
     async def _language(self, event: Incoming) -> str | None:
         try:

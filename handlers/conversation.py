@@ -294,7 +294,7 @@ async def respond(
     session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta = DEFAULT_TIMEOUT,
     *, replies_to_messages: bool = False, workspace: Workspace | None = None,
     sends_files: bool = False, pictures: PictureWay = PictureWay.NONE,
-    comment_limits: CommentLimits | None = None,
+    comment_limits: CommentLimits | None = None, again: bool = False,
 ) -> list[Outgoing]:
     """The replies to one event; the caller commits, or rolls back if this raises.
 
@@ -302,11 +302,32 @@ async def respond(
     replies are given again unless a later update of the chat was handled since: the
     process that handled it may have died before sending them all. The replies are kept
     with the update's id, so this holds for anyone (a stranger's greeting too).
+
+    The update is recorded as handled, with its replies, as the transaction's last write
+    (one statement): for one delivered again, that finds it recorded and raises
+    `UpdateHandledBefore`; the caller rolls back and asks `again`, which gives the replies
+    kept instead.
     """
-    if not await queries.first_time_update(
-        session, event.channel, event.update_id, event.user_id, now
-    ):
+    if again:
         return await _given_before(session, event)
+    replies = await _first_time(session, event, now, timeout, replies_to_messages, workspace,
+                                sends_files, pictures, comment_limits)
+    if event.update_id and not await queries.record_update(
+        session, event.channel, event.update_id, event.user_id, encode_replies(replies), now
+    ):
+        raise UpdateHandledBefore(event.update_id)
+    return replies
+
+
+class UpdateHandledBefore(Exception):
+    """The update was recorded as handled already: a platform delivered it again."""
+
+
+async def _first_time(
+    session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta,
+    replies_to_messages: bool, workspace: Workspace | None, sends_files: bool,
+    pictures: PictureWay, comment_limits: CommentLimits | None,
+) -> list[Outgoing]:
     resident = await queries.get_resident(session, event.channel, event.user_id)
     if event.kind in (Kind.BLOCKED, Kind.UNBLOCKED):
         if resident is not None:
@@ -334,9 +355,6 @@ async def respond(
     if (resident is not None
             and resident.notice_version != onboarding.notice_version(turn.workspace.periods)):
         replies.insert(0, onboarding.updated_notice(turn, resident))
-    if event.update_id:
-        await queries.keep_replies(session, event.channel, event.update_id,
-                                   encode_replies(replies))
     return replies
 
 

@@ -73,12 +73,7 @@ _VALUE = "value_"  # parameters named after no column: an UPDATE would set a col
 _PROCESSED = table_of(ProcessedUpdate)
 _FIRST_TIME = {name: dialect.insert(_PROCESSED).on_conflict_do_nothing()
                for name, dialect in (("postgresql", postgresql), ("sqlite", sqlite))}
-_KEEP_REPLIES = (
-    update(_PROCESSED)
-    .where(_PROCESSED.c.channel == bindparam("of_channel"),
-           _PROCESSED.c.update_id == bindparam("of_update"))
-    .values(replies=bindparam("given"))
-)
+_FORGOTTEN = "forgotten chats"  # session.info: the chats `forget_chat` forgot, this transaction
 _RESIDENT = (
     select(Resident)
     .where(Resident.channel == bindparam("of_channel"),
@@ -100,29 +95,34 @@ _DRAFT_FOR_COMMUNE = {
 }
 
 
-async def first_time_update(
-    session: AsyncSession, channel: str, update_id: str, platform_id: str, now: datetime
+async def record_update(
+    session: AsyncSession, channel: str, update_id: str, platform_id: str, replies: str,
+    now: datetime,
 ) -> bool:
-    """Record an update of a chat; False when it was handled before (a retried webhook)."""
-    if not update_id:
-        return True
+    """Record an update of a chat as handled, with the replies it was given (encoded), to
+    give them again should it come back before they were all sent; False, nothing written,
+    when it was recorded before (a retried webhook). One statement, the transaction's last:
+    a chat forgotten earlier in the transaction (`forget_chat`) is recorded without its id."""
+    if (channel, platform_id) in session.info.get(_FORGOTTEN, ()):
+        platform_id, replies = "", ""
     result = await session.execute(
         _FIRST_TIME[session.get_bind().dialect.name],
         {"channel": channel, "update_id": update_id, "platform_id": platform_id,
-         "created_at": now, "replies": ""},
+         "created_at": now, "replies": replies},
     )
     return affected(result) == 1
 
 
-async def keep_replies(session: AsyncSession, channel: str, update_id: str, replies: str) -> None:
-    """Note the replies an update was given (encoded), to give them again should the update
-    come back before they were all sent."""
-    await session.execute(
-        _KEEP_REPLIES, {"of_channel": channel, "of_update": update_id, "given": replies})
+async def handled_before(session: AsyncSession, channel: str, update_id: str) -> bool:
+    """Whether an update was recorded as handled (`record_update`)."""
+    return await session.scalar(
+        select(ProcessedUpdate.id)
+        .where(ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id)
+    ) is not None
 
 
 async def replies_given(session: AsyncSession, channel: str, update_id: str) -> str:
-    """The replies `keep_replies` noted for an update, unless a later update of its chat was
+    """The replies `record_update` kept for an update, unless a later update of its chat was
     handled since: a chat's updates are handled one after the other, each once the replies
     before it were sent, so those went out. "" then, or if none were kept or they were
     forgotten (a chat that declined or was erased is no longer known: its replies are)."""
@@ -145,7 +145,9 @@ async def replies_given(session: AsyncSession, channel: str, update_id: str) -> 
 
 async def forget_chat(session: AsyncSession, channel: str, platform_id: str) -> None:
     """Forget which updates were a chat's and what it was told (a decline, an erasure): the
-    update ids stay, so that a retry is still recognised."""
+    update ids stay, so that a retry is still recognised. The update being handled, recorded
+    last (`record_update`), is recorded so too."""
+    session.info.setdefault(_FORGOTTEN, set()).add((channel, platform_id))
     await session.execute(
         update(ProcessedUpdate)
         .where(ProcessedUpdate.channel == channel, ProcessedUpdate.platform_id == platform_id)

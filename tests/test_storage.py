@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from bot.service import ChatService
+from handlers import conversation
 from handlers.events import Incoming, Kind
 from storage.models import Base, Draft, Resident, Vote, utcnow
 from storage.queries import add_residents_in_bulk, forget_updates_before
@@ -59,6 +61,29 @@ async def test_old_update_ids_are_forgotten(sessionmaker):
         assert await forget_updates_before(session, utcnow() + timedelta(seconds=1)) == 1
     [afresh, *_] = await service.handle(event)  # no longer known: handled as new
     assert afresh.text.startswith("Your consent is already recorded.")
+
+
+@pytest.mark.allow_errors  # the new update's failure is rightly logged
+async def test_an_update_handled_before_gets_its_replies_even_if_handling_it_again_fails(
+    sessionmaker, monkeypatch, caplog
+):
+    """A platform delivers an update again after a crash: what it was answered is given
+    again, also when running it anew would fail (say, a row it would add is there already);
+    a new update failing so gets the apology."""
+    service = ChatService(sessionmaker)
+    event = Incoming("t", "1", Kind.CHOICE, choice="agree:en", update_id="5")
+    [first, *_] = await service.handle(event)
+
+    async def failing(*args: object, **kwargs: object) -> list[object]:
+        raise RuntimeError("fails whenever the update is handled anew")
+
+    monkeypatch.setattr(conversation, "_first_time", failing)
+    [again, *_] = await service.handle(event)
+    assert again.text == first.text == "Thank you. Your consent is recorded."
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    [sorry] = await service.handle(Incoming("t", "1", Kind.TEXT, text="hi", update_id="6"))
+    assert sorry.text.startswith("Sorry, something went wrong")
+    assert "failed to handle a text event" in caplog.text
 
 
 async def test_several_processes_migrate_a_fresh_database_at_once(

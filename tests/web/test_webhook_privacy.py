@@ -102,6 +102,9 @@ async def test_a_person_who_declines_leaves_nothing_of_theirs(
     assert not [update_id for update_id in await update_ids(sessionmaker) if USER in update_id]
     async with sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(Resident)) == 0
+        # Which updates were the chat's is forgotten, the decline's own too.
+        chats = set(await session.scalars(select(ProcessedUpdate.platform_id)))
+        assert chats == {""}, chats
 
 
 @pytest.mark.parametrize("channel", CHANNELS)
