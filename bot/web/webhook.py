@@ -262,12 +262,14 @@ class WebhookReceiver:
             log.info("webhook: handling %d updates stored earlier", len(rows))
         for row in rows:
             try:
-                read = self.channel.read_webhook_update(json.loads(row.payload))
+                payload = json.loads(row.payload)
             except ValueError:  # stored by hand, or by a version that kept no body
                 await self._give_up(row, "it has no body")
                 continue
-            except Exception as exc:  # a field of a shape this version does not foresee
-                await self._give_up(row, type(exc).__name__)
+            try:
+                read = self.channel.read_webhook_update(payload)
+            except Exception as exc:  # not an update, or one this version cannot read
+                await self._give_up(row, f"it cannot be read ({type(exc).__name__})")
                 continue
             if read is None:  # nothing this version handles (an update kind no longer read)
                 await self._give_up(row, "it is not a resident's update")
