@@ -512,8 +512,9 @@ def _data() -> _Data:
 
 
 def warm_up() -> None:
-    """Load and index the list now (a few hundred ms), rather than on the first search."""
-    _data()
+    """Load and index the list now, and make its Commune objects (which a short command
+    makes only for its hits), rather than on the first search."""
+    _data().by_province  # noqa: B018 (built on first access)
 
 
 def __getattr__(name: str) -> str:
