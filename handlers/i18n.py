@@ -1,37 +1,89 @@
-"""Translations (Babel .po catalogues in `locales/`) and locale-aware formatting."""
+"""Translations (Babel .po catalogues in `locales/`) and locale-aware formatting.
+
+A catalogue is compiled from its .po file on first use and kept in the user's cache folder
+(storage.usercache) with the few number symbols of its language, so that a short command
+neither parses the .po file nor loads Babel's locale data (together about 0.15 s).
+"""
 
 from __future__ import annotations
 
 import gettext
 import io
+import marshal
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from importlib.resources import files
-
-from babel.dates import format_datetime
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from importlib.util import find_spec
+from pathlib import Path
 
 from storage import VIETNAM
 from storage.text import N_
+from storage.usercache import cache_file, read_cached, save_cached
 
 __all__ = ["LANGUAGES", "N_", "VIETNAM", "Translator", "translator"]
 
 LANGUAGES = ("vi", "en")
 DEFAULT_LANGUAGE = "vi"
+# The decimal pattern whose whole numbers Python's own grouping writes as Babel does.
+GROUPED_BY_THOUSANDS = "#,##0.###"
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """A language's catalogue compiled to .mo, and how its whole numbers are written."""
+
+    mo: bytes
+    group: str  # "" when the language's pattern is not GROUPED_BY_THOUSANDS: Babel writes them
+    minus: str
+
+    def dumped(self) -> bytes:
+        return marshal.dumps((self.mo, self.group, self.minus))
+
+    @classmethod
+    def loaded(cls, content: bytes) -> _Compiled:
+        mo, group, minus = marshal.loads(content)
+        if not (isinstance(mo, bytes) and isinstance(group, str) and isinstance(minus, str)):
+            raise ValueError("not a compiled catalogue")
+        return cls(mo, group, minus)
+
+
+def _compile(language: str, po: bytes) -> _Compiled:
+    from babel import Locale
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+    from babel.numbers import get_group_symbol, get_minus_sign_symbol
+
+    buffer = io.BytesIO()
+    write_mo(buffer, read_po(io.BytesIO(po), locale=language))
+    grouped = Locale.parse(language).decimal_formats[None].pattern == GROUPED_BY_THOUSANDS
+    return _Compiled(buffer.getvalue(), get_group_symbol(language) if grouped else "",
+                     get_minus_sign_symbol(language))
 
 
 @cache
-def _catalogue(language: str) -> gettext.NullTranslations:
-    # Compiled in memory from the .po file, so no build step or committed .mo is needed.
-    po_file = files("locales") / language / "LC_MESSAGES" / "messages.po"
-    with po_file.open("rb") as handle:
-        catalogue = read_po(handle, locale=language)
-    buffer = io.BytesIO()
-    write_mo(buffer, catalogue)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
+def _catalogue(language: str) -> tuple[gettext.GNUTranslations, _Compiled]:
+    # Compiled from the .po file, so no build step or committed .mo is needed; the cache is
+    # named by the .po file, this module and Babel's version, which the compiled form depends on.
+    import locales  # the catalogues' package: its folder, without importlib.resources
+
+    po = (Path(locales.__file__).parent / language / "LC_MESSAGES" / "messages.po").read_bytes()
+    babel = find_spec("babel")
+    babel_version = Path(babel.origin).read_bytes() if babel and babel.origin else b""
+    target = cache_file(f"messages-{language}", ".marshal", po, Path(__file__).read_bytes(),
+                        babel_version)
+    cached = read_cached(target)
+    compiled = None
+    if cached is not None:
+        try:
+            compiled = _Compiled.loaded(cached)
+            translations = gettext.GNUTranslations(io.BytesIO(compiled.mo))
+        except Exception:  # a damaged or foreign cache file: compile again
+            compiled = None
+    if compiled is None:
+        compiled = _compile(language, po)
+        translations = gettext.GNUTranslations(io.BytesIO(compiled.mo))
+        save_cached(target, compiled.dumped())
+    return translations, compiled
 
 
 class Translator:
@@ -39,7 +91,7 @@ class Translator:
 
     def __init__(self, language: str) -> None:
         self.language = language if language in LANGUAGES else DEFAULT_LANGUAGE
-        self._translations = _catalogue(self.language)
+        self._translations, self._compiled = _catalogue(self.language)
 
     def __call__(self, message: str, **values: object) -> str:
         text = self._translations.gettext(message)
@@ -57,10 +109,18 @@ class Translator:
         return text.format(count=self.number(count), **values)
 
     def number(self, value: int | float) -> str:
+        group, minus = self._compiled.group, self._compiled.minus
+        if type(value) is int and group:  # as Babel writes it, without loading its locale data
+            digits = f"{abs(value):,}".replace(",", group)
+            return minus + digits if value < 0 else digits
+        from babel.numbers import format_decimal
+
         return format_decimal(value, locale=self.language)
 
     def datetime(self, value: datetime) -> str:
         """A date and time in Vietnam time, e.g. '17:00 ngày 30/11/2026'."""
+        from babel.dates import format_datetime
+
         return format_datetime(value, self(N_("HH:mm 'on' dd/MM/yyyy")), tzinfo=VIETNAM,
                                locale=self.language)
 

@@ -7,27 +7,23 @@ resident to choose from: names collide, so the caller always stores the numeric 
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
+import gc
 import json
-import logging
-import os
-import pickle
+import marshal
 import re
 import sys
-import tempfile
 import unicodedata
+from array import array
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import cache
-from importlib import resources
+from functools import cache, cached_property
 from pathlib import Path
+from typing import Any
 
 from storage.text import fold
-
-log = logging.getLogger(__name__)
+from storage.usercache import cache_file, read_cached, save_cached
 
 __all__ = [
     "DATA_DATE",
@@ -160,75 +156,199 @@ def _compact(folded: str) -> str:
     return folded.replace(" ", "")
 
 
+class _Rows:
+    """Rows of a table kept as one marshalled blob, each read back when first asked for:
+    reading all ~10,000 former communes as tuples took longer than the rest of the index."""
+
+    def __init__(self, blob: bytes, offsets: array[int]) -> None:
+        self.blob = memoryview(blob)
+        self.offsets = offsets  # row i is blob[offsets[i]:offsets[i + 1]]
+
+    @classmethod
+    def packed(cls, rows: Iterable[tuple]) -> _Rows:
+        offsets = array("q", [0])
+        parts = []
+        for row in rows:
+            parts.append(marshal.dumps(row))
+            offsets.append(offsets[-1] + len(parts[-1]))
+        return cls(b"".join(parts), offsets)
+
+    def __getitem__(self, index: int) -> Any:
+        return marshal.loads(self.blob[self.offsets[index] : self.offsets[index + 1]])
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
 class _Data:
-    """Everything loaded from the data file, plus the search indexes built from it."""
+    """Everything loaded from the data file, plus the search indexes built from it.
 
-    def __init__(self, raw: dict) -> None:
-        self.source: str = raw["source"]
-        self.date: str = raw["data_date"]
-        self.provinces = [Province(code, name) for code, name in raw["provinces"]]
-        self.province_by_code = {p.code: p for p in self.provinces}
-        self.communes = [
-            Commune(code, name, kind, self.province_by_code[pcode])
-            for code, name, kind, pcode in raw["communes"]
-        ]
-        self.commune_by_code = {c.code: c for c in self.communes}
-        self.by_province: dict[int, list[Commune]] = defaultdict(list)
-        for c in self.communes:
-            self.by_province[c.province.code].append(c)
+    The indexes are plain lists, dicts, frozensets and arrays of ints and strings, which
+    `marshal` writes and reads back several times faster than pickle reads ~30,000 objects;
+    the Province, Commune, FormerCommune and Match objects are made from them when first
+    asked for.
+    """
 
+    # What is kept in the cache file: everything but the objects made on demand.
+    KEPT = ("source", "date", "province_rows", "commune_rows", "former_rows", "pair_communes",
+            "pair_formers", "accented", "province_keys", "sorted_keys", "sorted_key_pids",
+            "exact", "compact", "words", "vocabulary", "kind_pids", "province_pids")
+    ARRAYS = ("pair_communes", "pair_formers", "sorted_key_pids")  # kept as their bytes
+    source: str
+    date: str
+    province_rows: list[tuple[int, str]]
+    commune_rows: list[tuple[int, str, str, int]]  # code, name, kind, province code
+    # code, name, district, province, codes of the communes it became
+    former_rows: _Rows
+    # Per pair (see _index_names): the commune's code, and the former commune's row (-1 for
+    # a current name).
+    pair_communes: array[int]
+    pair_formers: array[int]
+
+    @classmethod
+    def built(cls, raw: dict) -> _Data:
+        data = cls()
+        data.source = raw["source"]
+        data.date = raw["data_date"]
+        data.province_rows = [(code, name) for code, name in raw["provinces"]]
+        data.commune_rows = [(code, name, kind, pcode) for code, name, kind, pcode
+                             in raw["communes"]]
         old_provinces = {code: (name, new) for code, name, new in raw["former_provinces"]}
         old_districts = {code: (name, pcode) for code, name, pcode in raw["former_districts"]}
         formers = []
         for code, name, dcode, new_codes in raw["former_communes"]:
             district, pcode = old_districts[dcode]
-            province = old_provinces[pcode][0]
-            formers.append(FormerCommune(code, name, district, province, tuple(new_codes)))
+            formers.append((code, name, district, old_provinces[pcode][0], tuple(new_codes)))
+        data._index_provinces(old_provinces.values())
+        data._index_names(formers)
+        data.former_rows = _Rows.packed(formers)
+        return data
 
-        self._index_provinces(old_provinces.values())
-        self._index_names(formers)
+    def kept(self) -> bytes:
+        state = {name: getattr(self, name) for name in self.KEPT}
+        for name in self.ARRAYS:
+            state[name] = state[name].tobytes()
+        state["former_rows"] = (bytes(self.former_rows.blob),
+                                self.former_rows.offsets.tobytes())
+        return marshal.dumps(state)
+
+    @classmethod
+    def read_back(cls, content: bytes) -> _Data:
+        # Nothing read here is garbage: collecting while ~30,000 containers appear only
+        # slows the reading (by a quarter).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            state = marshal.loads(content)
+        finally:
+            if collecting:
+                gc.enable()
+        if not isinstance(state, dict) or set(state) != set(cls.KEPT):
+            raise ValueError("not a commune index of this version")
+        for name in cls.ARRAYS:
+            state[name] = array("q", state[name])
+        blob, offsets = state["former_rows"]
+        state["former_rows"] = _Rows(blob, array("q", offsets))
+        data = cls()
+        data.__dict__.update(state)
+        return data
+
+    def __init__(self) -> None:
+        # Filled on demand: building all ~4,000 word prefixes up front doubled the load time.
+        self.word_prefixes: dict[str, frozenset[int]] = {}
+        self.communes_made: dict[int, Commune] = {}
+
+    @cached_property
+    def provinces(self) -> list[Province]:
+        return [Province(code, name) for code, name in self.province_rows]
+
+    @cached_property
+    def province_by_code(self) -> dict[int, Province]:
+        return {p.code: p for p in self.provinces}
+
+    @cached_property
+    def commune_rows_by_code(self) -> dict[int, tuple[int, str, str, int]]:
+        return {row[0]: row for row in self.commune_rows}
+
+    def commune(self, code: int) -> Commune | None:
+        """The commune with this code, made once when first asked for (a search shows a few
+        of ~3,300)."""
+        made = self.communes_made.get(code)
+        if made is None:
+            row = self.commune_rows_by_code.get(code)
+            if row is None:
+                return None
+            made = self.communes_made[code] = Commune(
+                code, row[1], row[2], self.province_by_code[row[3]])
+        return made
+
+    @cached_property
+    def communes(self) -> list[Commune]:
+        return [self.commune(code) for code, *_ in self.commune_rows]  # type: ignore[misc]
+
+    @cached_property
+    def by_province(self) -> dict[int, list[Commune]]:
+        found: dict[int, list[Commune]] = defaultdict(list)
+        for c in self.communes:
+            found[c.province.code].append(c)
+        return found
+
+    def match(self, pid: int) -> Match:
+        """The commune a pair leads to, and the former commune it was found through."""
+        code, former = self.pair_communes[pid], self.pair_formers[pid]
+        commune = self.commune(code)
+        assert commune is not None  # pairs are made from the communes
+        if former < 0:
+            return Match(commune, None)
+        fcode, name, district, province, new_codes = self.former_rows[former]
+        return Match(commune,
+                     FormerCommune(fcode, name, district, province, new_codes))
+
+    def province_named(self, key: str) -> Province | None:
+        code = self.province_keys.get(key)
+        return None if code is None else self.province_by_code[code]
 
     def _index_provinces(self, old: Iterable[tuple[str, list[int]]]) -> None:
         # Current names win over aliases and former names, hence the setdefault order.
-        self.province_keys: dict[str, Province] = {}
-        for p in self.provinces:
-            bare = _province_bare(fold(p.name))
-            self.province_keys.setdefault(bare, p)
-            self.province_keys.setdefault(_compact(bare), p)
+        self.province_keys: dict[str, int] = {}
+        for code, name in self.province_rows:
+            bare = _province_bare(fold(name))
+            self.province_keys.setdefault(bare, code)
+            self.province_keys.setdefault(_compact(bare), code)
         for alias, code in _PROVINCE_ALIASES.items():
-            self.province_keys.setdefault(alias, self.province_by_code[code])
+            self.province_keys.setdefault(alias, code)
         for name, new_codes in old:
             # A former province narrows to the new province that took most of its communes.
             bare = _province_bare(fold(name))
-            p = self.province_by_code[new_codes[0]]
-            self.province_keys.setdefault(bare, p)
-            self.province_keys.setdefault(_compact(bare), p)
+            self.province_keys.setdefault(bare, new_codes[0])
+            self.province_keys.setdefault(_compact(bare), new_codes[0])
 
-    def _index_names(self, formers: list[FormerCommune]) -> None:
+    def _index_names(self, formers: list[tuple[int, str, str, str, tuple[int, ...]]]) -> None:
         # One "pair" per (name, commune it leads to); a split former commune gives several.
         # Pair ids are assigned in final display order (current before former, then province
         # name, then code), so ranking inside a quality tier is just sorting small ints.
-        province_order = {p.code: _province_bare(fold(p.name)) for p in self.provinces}
-        raw_pairs: list[tuple[int, str, int, int, Commune, FormerCommune | None, str]] = []
-        for c in self.communes:
-            raw_pairs.append((0, province_order[c.province.code], c.code, 0, c, None, c.name))
-        for f in formers:
-            for code in f.new_codes:
-                c = self.commune_by_code[code]
-                raw_pairs.append((1, province_order[c.province.code], code, f.code, c, f, f.name))
+        province_order = {code: _province_bare(fold(name)) for code, name in self.province_rows}
+        province_of = {code: pcode for code, _, _, pcode in self.commune_rows}
+        # (current 0 / former 1, province, commune code, former code, former row, name)
+        raw_pairs: list[tuple[int, str, int, int, int, str]] = []
+        for code, name, _, pcode in self.commune_rows:
+            raw_pairs.append((0, province_order[pcode], code, 0, -1, name))
+        for row, (fcode, name, _, _, new_codes) in enumerate(formers):
+            for code in new_codes:
+                raw_pairs.append((1, province_order[province_of[code]], code, fcode, row, name))
         raw_pairs.sort(key=lambda r: r[:4])
 
-        self.matches: list[Match] = []
-        self.commune_codes: list[int] = []
+        self.pair_communes = array("q")
+        self.pair_formers = array("q")
         # Per pair: name without prefix, lowercased, diacritics kept.
         self.accented: list[str] = [""] * len(raw_pairs)
         pids_of: dict[str, list[int]] = defaultdict(list)  # name as written -> pair ids
         provinces: dict[int, set[int]] = defaultdict(set)
-        for pid, (*_, commune, former, name) in enumerate(raw_pairs):
-            self.matches.append(Match(commune, former))
-            self.commune_codes.append(commune.code)
+        for pid, (_, _, code, _, former, name) in enumerate(raw_pairs):
+            self.pair_communes.append(code)
+            self.pair_formers.append(former)
             pids_of[name].append(pid)
-            provinces[commune.province.code].add(pid)
+            provinces[province_of[code]].add(pid)
 
         # Index each distinct name once: most former names recur as current names.
         exact: dict[str, list[int]] = defaultdict(list)
@@ -255,13 +375,11 @@ class _Data:
 
         keyed.sort()
         self.sorted_keys = [k for k, _ in keyed]
-        self.sorted_key_pids = [pid for _, pid in keyed]
+        self.sorted_key_pids = array("q", (pid for _, pid in keyed))
         self.exact = {k: frozenset(v) for k, v in exact.items()}
         self.compact = {k: frozenset(v) for k, v in compact.items()}
         self.words = {k: frozenset(v) for k, v in words.items()}
         self.vocabulary = sorted(self.words)
-        # Filled on demand: building all ~4,000 word prefixes up front doubled the load time.
-        self.word_prefixes: dict[str, frozenset[int]] = {}
         self.kind_pids = {k: frozenset(v) for k, v in kinds.items()}
         self.province_pids = {k: frozenset(v) for k, v in provinces.items()}
 
@@ -348,11 +466,11 @@ class _Data:
                         buckets[base + 1].update(group)
             for bucket in buckets:
                 for pid in sorted(bucket):
-                    code = self.commune_codes[pid]
+                    code = self.pair_communes[pid]
                     if code in seen:
                         continue
                     seen.add(code)
-                    results.append(self.matches[pid])
+                    results.append(self.match(pid))
                     best = min(best, tier)
                     if len(results) >= limit:
                         # A worse tier never outranks a better one: no need to look further.
@@ -363,66 +481,40 @@ class _Data:
         """Province for a folded name, with or without its "tỉnh"/"thành phố" prefix."""
         if not folded:
             return None
-        hit = self.province_keys.get(folded) or self.province_keys.get(_compact(folded))
+        hit = self.province_named(folded) or self.province_named(_compact(folded))
         if hit is None:
             bare = _province_bare(folded)
             if bare and bare != folded:
-                hit = self.province_keys.get(bare) or self.province_keys.get(_compact(bare))
+                hit = self.province_named(bare) or self.province_named(_compact(bare))
         return hit
 
 
 @cache
 def _data() -> _Data:
-    raw = resources.files("storage").joinpath("data", "communes.json").read_bytes()
-    cached = _cache_file(raw)
-    if cached is not None and cached.exists():
+    # Beside this module (package data), read without importlib.resources: importing it
+    # costs a short command more than reading the index.
+    raw = (Path(__file__).parent / "data" / "communes.json").read_bytes()
+    # Named by the data, this module's code and Python's (marshal's format follows it).
+    cached = cache_file("communes", ".marshal", raw, Path(__file__).read_bytes(),
+                        sys.version.encode())
+    content = read_cached(cached)
+    if content is not None:
         try:
-            with cached.open("rb") as handle:
-                loaded = pickle.load(handle)
-            if isinstance(loaded, _Data):
-                return loaded
+            return _Data.read_back(content)
         except Exception:  # a damaged or foreign cache file: build the index again
-            log.debug("commune index cache %s unreadable; rebuilding", cached, exc_info=True)
-    data = _Data(json.loads(raw.decode("utf-8")))
-    if cached is not None:
-        _save(data, cached)
+            import logging
+
+            logging.getLogger(__name__).debug(
+                "commune index cache %s unreadable; rebuilding", cached, exc_info=True)
+    data = _Data.built(json.loads(raw.decode("utf-8")))
+    save_cached(cached, data.kept())
     return data
 
 
-def _cache_file(raw: bytes) -> Path | None:
-    """Where the built index is kept between runs (building it takes twice as long as
-    reading it back): named by the data and this module's code, so a change to either is
-    never read stale. None when there is no home folder to keep it in."""
-    base = os.environ.get("XDG_CACHE_HOME") or (
-        str(Path.home() / ".cache") if Path.home().is_dir() else "")
-    if not base:
-        return None
-    key = hashlib.sha256(raw + Path(__file__).read_bytes() + sys.version.encode()).hexdigest()
-    return Path(base) / "ykien" / f"communes-{key[:24]}.pickle"
-
-
-def _save(data: _Data, target: Path) -> None:
-    """Write the index beside its final name and rename, so a reader never sees half of it.
-    A read-only or full disk only costs the next run the time to build it again."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=target.parent, delete=False)  # noqa: SIM115 (closed below)
-    except OSError:
-        log.debug("commune index cache %s not written", target, exc_info=True)
-        return
-    try:
-        with handle:
-            pickle.dump(data, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(handle.name, target)
-    except OSError:
-        log.debug("commune index cache %s not written", target, exc_info=True)
-        with contextlib.suppress(OSError):
-            os.unlink(handle.name)
-
-
 def warm_up() -> None:
-    """Load and index the list now (a few hundred ms), rather than on the first search."""
-    _data()
+    """Load and index the list now, and make its Commune objects (which a short command
+    makes only for its hits), rather than on the first search."""
+    _data().by_province  # noqa: B018 (built on first access)
 
 
 def __getattr__(name: str) -> str:
@@ -455,7 +547,7 @@ def communes_in_province(province_code: int) -> list[Commune]:
 
 def get_commune(code: int) -> Commune | None:
     """The current commune with this code, if any."""
-    return _data().commune_by_code.get(code)
+    return _data().commune(code)
 
 
 def get_province(code: int) -> Province | None:

@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
-from bot.config import Settings
 from handlers.i18n import VIETNAM, Translator
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from storage.audit import Actor
     from storage.models import AuditEntry
 

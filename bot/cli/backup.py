@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.outfile import database_files, export_refusal
-from bot.config import Settings
 from handlers.i18n import N_, Translator
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 def add_backup_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.draft import draft_or_say
 from bot.cli.parser import whole_number
-from bot.config import Settings
 from handlers.i18n import N_, Translator
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from storage.offline import OfflineRefused
 
 LARGEST_CODE = 99999  # commune codes have five digits

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from bot.cli.command import AddCommand, Subcommands
+from bot.cli.command import AddCommand, LanguageOnly, Subcommands
 from bot.cli.parser import whole_number
-from bot.config import Settings
 from handlers.i18n import Translator
-from storage import communes
+
+if TYPE_CHECKING:  # loaded by the search itself, not by every command's parser
+    from storage import communes
 
 SHOWN_AT_MOST = 5000  # more than any name shares (the most common, "phuong 1", has 89)
 
@@ -18,8 +20,8 @@ def add_communes_commands(commands: Subcommands, add: AddCommand, t: Translator)
     communes_parser = commands.add_parser("communes", help=t("the list of communes"))
     communes_commands = communes_parser.add_subparsers(
         dest="communes_command", required=True, metavar="COMMAND")
-    search = add("search", t("find communes by name, old names included"), cmd_communes_search,
-                 communes_commands)
+    search = add("search", t("find communes by name, old names included"),
+                 LanguageOnly(cmd_communes_search), communes_commands)
     search.add_argument("query", nargs="+", help=t("a commune name, with or without accents"))
     # Several words, so that `--province ho chi minh` needs no quotes.
     search.add_argument("--province", nargs="+", metavar="PROVINCE",
@@ -28,7 +30,9 @@ def add_communes_commands(commands: Subcommands, add: AddCommand, t: Translator)
                         help=t("how many to show (default 10)"))
 
 
-async def cmd_communes_search(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+def cmd_communes_search(args: argparse.Namespace, t: Translator) -> int:
+    from storage import communes
+
     province = " ".join(args.province) if args.province else None
     if province is not None and _province(province) is None:
         print(t("No province or city is called “{name}”. Write its name (with or without "
@@ -52,6 +56,8 @@ async def cmd_communes_search(args: argparse.Namespace, settings: Settings, t: T
 
 
 def _province(name: str) -> communes.Province | None:
+    from storage import communes
+
     if name.strip().isdigit():
         return communes.get_province(int(name))
     return communes.find_province(name)

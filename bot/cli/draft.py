@@ -11,7 +11,6 @@ queues the cancelled ones again on purpose.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import math
 import sys
 import time
@@ -20,12 +19,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from bot.cli.command import AddCommand, Subcommands
-from bot.config import Settings
 from handlers.i18n import Translator
 
 if TYPE_CHECKING:  # the database is imported by the commands that use it, for a fast start
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from bot.config import Settings
     from storage import outbox
     from storage.audit import AuditAction
     from storage.models import Draft
@@ -227,6 +226,8 @@ async def follow(
     out: TextIO | None = None,
 ) -> int:
     """Show a draft's progress until its queue is empty, or until nobody is sending it."""
+    import asyncio  # here, not at the top: every command's parser imports this module
+
     from storage import outbox
     from storage.models import Draft, utcnow
 
@@ -505,6 +506,8 @@ async def _settled(
 ) -> outbox.Settling:
     """Where the messages that were being sent stand once their workers let go of them (a
     second or two), or after SETTLE_SECONDS when one does not answer."""
+    import asyncio
+
     from storage import outbox
     from storage.models import utcnow
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from bot.config import Problem
+from typing import TYPE_CHECKING
+
 from bot.reasons import os_reason, reason_in_chain
 from handlers.i18n import Translator
+
+if TYPE_CHECKING:
+    from bot.config import Problem
 
 # The database drivers the package installs; another driver in the URL is not there.
 SUPPORTED_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")

@@ -17,11 +17,12 @@ from bot.cli.outfile import (
     export_refusal,
     say_written,
 )
-from bot.config import Settings
 from handlers.i18n import Translator
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from bot.config import Settings
 
 FORMATS = ("csv", "xlsx")
 

@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.parser import whole_number
 from bot.cli.role import scope_argument
-from bot.config import Settings
 from handlers.i18n import N_, Translator
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from bot.config import Settings
     from storage.audit import AuditAction
     from storage.groups import GroupError
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from bot.channels.registry import configured_entries
 from bot.cli.audit import add_audit_commands
 from bot.cli.backup import add_backup_commands
-from bot.cli.command import Command
+from bot.cli.command import Command, LanguageOnly
 from bot.cli.comment import add_comment_commands
 from bot.cli.communes import add_communes_commands
 from bot.cli.draft import add_draft_commands
@@ -26,6 +24,7 @@ from bot.cli.errors import (
 )
 from bot.cli.export import add_export_commands
 from bot.cli.groups import add_groups_commands
+from bot.cli.language import configured_language
 from bot.cli.parser import Parser, speak
 from bot.cli.privacy import add_privacy_commands
 from bot.cli.reminders import add_reminders_commands
@@ -38,12 +37,12 @@ from bot.cli.synthesis import add_synthesis_commands
 from bot.cli.web import add_web_commands
 from bot.cli.webhook import add_webhook_commands
 from bot.cli.zalo import add_zalo_commands
-from bot.config import ENV_FILE, PREFIX, ConfigError, Settings
-from handlers import logref
-from handlers.i18n import Translator, translator
+from handlers.i18n import LANGUAGES, Translator, translator
 
-log = logging.getLogger("ykien")
-
+# The settings (pydantic), the channels and the event loop are imported by the commands that
+# need them: `ykien communes search` and `--help` start without them.
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 def build_parser(t: Translator) -> argparse.ArgumentParser:
     speak(t)
@@ -53,7 +52,7 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name: str, help_text: str, handler: Command, parent=commands):
+    def add(name: str, help_text: str, handler: Command | LanguageOnly, parent=commands):
         sub = parent.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(handler=handler)
         return sub
@@ -69,36 +68,73 @@ def build_parser(t: Translator) -> argparse.ArgumentParser:
     return parser
 
 
-def configured_language() -> str:
-    """YKIEN_LANGUAGE as given (the environment first, then .env), or "" for the default."""
-    from dotenv import dotenv_values
-
-    name = PREFIX + "LANGUAGE"
-    value = os.environ.get(name) or dotenv_values(ENV_FILE).get(name) or ""
-    return value.strip().lower()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        settings = Settings.from_env()
+        language = configured_language()
+    except OSError as error:  # an unreadable .env file
+        print(file_problem(error, translator(None)), file=sys.stderr)
+        return 1
+    settings: Settings | None = None
+    if language and language not in LANGUAGES:  # the settings name it, with any other bad value
+        read = read_settings(language)
+        if isinstance(read, int):
+            return read
+        settings, language = read, read.language
+    t = translator(language)
+    args = build_parser(t).parse_args(argv)
+    if args.handler is None:  # a command group alone (`ykien`, `ykien draft`): its commands
+        args.listing.print_help()
+        return 2
+    if isinstance(args.handler, LanguageOnly):
+        return run_language_only(args.handler, args, t)
+    if settings is None:
+        read = read_settings(language)
+        if isinstance(read, int):
+            return read
+        settings = read
+    return run_with_settings(args.handler, args, settings, t)
+
+
+def read_settings(language: str) -> Settings | int:
+    """The settings from the environment and .env, or the exit code once their problems
+    are told (in `language` when it is a valid one, else the default)."""
+    from bot.config import ConfigError, Settings
+
+    try:
+        return Settings.from_env()
     except ConfigError as error:
-        # No valid settings, so no configured language yet: the default one, or the one
-        # asked for in the environment or .env when that part is valid.
-        early = translator(configured_language())
+        early = translator(language)
         for problem in error.problems:
             print(config_problem(problem, early), file=sys.stderr)
         return 2
     except OSError as error:  # an unreadable .env file
         print(file_problem(error, translator(None)), file=sys.stderr)
         return 1
-    t = translator(settings.language)
-    logref.configure(settings.pseudonym_key.encode())  # the same log references everywhere
-    args = build_parser(t).parse_args(argv)
-    if args.handler is None:  # a command group alone (`ykien`, `ykien draft`): its commands
-        args.listing.print_help()
-        return 2
+
+
+def run_language_only(command: LanguageOnly, args: argparse.Namespace, t: Translator) -> int:
+    try:
+        return command.run(args, t)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `ykien communes search phu | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def run_with_settings(handler: Command, args: argparse.Namespace, settings: Settings,
+                      t: Translator) -> int:
+    import asyncio
+    import logging
+
+    from bot.channels.registry import configured_entries
+    from handlers import logref
     from storage import sealing
 
+    if settings.language != t.language:  # read alike; should they differ, the settings win
+        t = translator(settings.language)
+        speak(t)
+    logref.configure(settings.pseudonym_key.encode())  # the same log references everywhere
     try:
         sealing.configure(settings.secret_key)  # the keys of secrets at rest, everywhere
     except sealing.BadSecretKey as bad:
@@ -114,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
     try:
-        return asyncio.run(args.handler(args, settings, t))
+        return asyncio.run(handler(args, settings, t))
     except KeyboardInterrupt:
         return 130
     except sealing.SecretKeyProblem as problem:
@@ -127,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error.filename is not None:  # a file, not the database connection
             print(file_problem(error, t), file=sys.stderr)
         else:  # refused or lost network connections to the database server
-            log.debug("database failure", exc_info=True)
+            logging.getLogger("ykien").debug("database failure", exc_info=True)
             print(database_problem(error, settings.database_url, t), file=sys.stderr)
         return 1
     except ModuleNotFoundError as error:
@@ -143,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         if not is_database_error(error):
             raise
-        log.debug("database failure", exc_info=True)
+        logging.getLogger("ykien").debug("database failure", exc_info=True)
         print(database_problem(error, settings.database_url, t), file=sys.stderr)
         return 1
 

@@ -9,7 +9,6 @@ import io
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -117,6 +116,8 @@ def bytes_replaced_on_success(target: Path, refusal: Callable[[], str | None]
 def _written_beside(target: Path, refusal: Callable[[], str | None]) -> Iterator[int]:
     """A temporary file's descriptor beside target, renamed over target once the caller
     has written and closed it, unless `refusal` now gives a reason."""
+    import tempfile  # here: every command's parser imports this module
+
     mode = target.stat().st_mode if target.exists() else 0o666 & ~_current_umask()
     try:
         descriptor, temporary = tempfile.mkstemp(

@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.cli.audit import moment
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.outfile import Refused, csv_output, export_refusal, say_written
-from bot.config import Settings
 from handlers.i18n import Translator
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 def add_privacy_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:

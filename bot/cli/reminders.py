@@ -7,11 +7,14 @@ Exit codes: 0 done, 1 no such draft, 2 bad input (argparse).
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.draft import draft_or_say
-from bot.config import Settings
 from handlers.i18n import Translator
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 def add_reminders_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.parser import whole_number
-from bot.config import Settings
 from handlers.i18n import VIETNAM, Translator
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from storage.report import Report
     from storage.report_table import ReportView
 

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
-from bot.config import Settings
 from handlers.i18n import N_, Translator
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from storage.results import CommuneFigures, DraftResults, Figures
 
 # With more communes than this, the table lists only those where something happened.

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.parser import whole_number
-from bot.config import Settings, chat_pair
 from handlers.i18n import N_, Translator
 
 if TYPE_CHECKING:
+    from bot.config import Settings
     from storage.roles import Chat, Scope
 
 ROLES = ("admin", "official", "staff")  # storage.models.Role, without importing the database
@@ -38,6 +38,8 @@ def chat_argument(t: Translator) -> Callable[[str], Chat]:
     """An argparse type: a chat written channel:user_id."""
 
     def parse(text: str) -> Chat:
+        from bot.config import chat_pair  # with the settings' pydantic: only when given
+
         pair = chat_pair(text)
         if pair is None:
             raise argparse.ArgumentTypeError(t(

@@ -6,15 +6,16 @@ Each imports what it starts only when it runs, so that the short commands start 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import sys
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
-from bot.channels.registry import configured_entries
 from bot.cli.command import AddCommand, Subcommands
-from bot.config import Settings
 from handlers.i18n import Translator
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 # What Telegram accepts as a webhook secret_token.
 SECRET_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -36,6 +37,7 @@ def add_run_commands(commands: Subcommands, add: AddCommand, t: Translator) -> N
 
 async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.app import run_channels
+    from bot.channels.registry import configured_entries
 
     entries = configured_entries(settings)
     if entries and not any(entry.can_poll for entry in entries):
@@ -57,6 +59,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings, t: Translator) -
 
 async def cmd_worker(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
     from bot.app import run_worker
+    from bot.channels.registry import configured_entries
 
     if not configured_entries(settings):
         print(t("No chat channel is configured, so there is nothing to send through. Set "
@@ -67,6 +70,8 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings, t: Translator
 
 
 async def cmd_console(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    import asyncio
+
     from bot.channels.console import ConsoleChannel
     from bot.sending.worker import DeliveryWorker
     from bot.service import ChatService
@@ -118,6 +123,8 @@ def add_listen_arguments(parser: argparse.ArgumentParser, t: Translator) -> None
 
 def webhook_problem(settings: Settings, t: Translator) -> str | None:
     """Why `ykien serve` cannot start with these settings (one line), or None."""
+    from bot.channels.registry import configured_entries
+
     if not configured_entries(settings):
         return t(
             "No chat channel is configured for the webhook server. For Telegram, set "

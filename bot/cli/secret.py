@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
-from bot.config import Settings
 from handlers.i18n import Translator
 from storage import sealing
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 def add_secret_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:

@@ -14,11 +14,10 @@ from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.draft import draft_or_say
-from bot.config import Settings
 from handlers.i18n import N_, Translator
 
 if TYPE_CHECKING:
-
+    from bot.config import Settings
     from handlers.publication import PublishRefused
     from storage.synthesis_xlsx import ImportIssue
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
 from bot.cli.role import chat_argument, chat_text, no_person
 from bot.cli.run import add_listen_arguments, until_stopped
-from bot.config import Settings
 from handlers.i18n import Translator
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 def add_web_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:

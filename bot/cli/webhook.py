@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from bot.channels.registry import configured_entries, remove_webhook
 from bot.cli.command import AddCommand, Subcommands
-from bot.config import Settings
 from handlers.i18n import Translator
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 
 def add_webhook_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
@@ -21,6 +23,8 @@ def add_webhook_commands(commands: Subcommands, add: AddCommand, t: Translator) 
 
 
 async def cmd_webhook_delete(args: argparse.Namespace, settings: Settings, t: Translator) -> int:
+    from bot.channels.registry import configured_entries, remove_webhook
+
     bots = [entry for entry in configured_entries(settings) if entry.webhook_removed]
     if not bots:
         print(t("Neither YKIEN_TELEGRAM_TOKEN nor YKIEN_ZALO_BOT_TOKEN is set: there is no "

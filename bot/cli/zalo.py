@@ -17,11 +17,11 @@ import sys
 from typing import TYPE_CHECKING
 
 from bot.cli.command import AddCommand, Subcommands
-from bot.config import Settings
 from handlers.i18n import Translator
 
 if TYPE_CHECKING:
     from bot.channels.zalo_oa.oauth import ZaloApp
+    from bot.config import Settings
 
 
 def add_zalo_commands(commands: Subcommands, add: AddCommand, t: Translator) -> None:
