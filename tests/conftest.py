@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import io
 import logging
 import os
@@ -11,7 +13,7 @@ import threading
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import pytest
@@ -29,6 +31,8 @@ from storage.db import open_database
 from storage.drafts import broadcast, create_draft
 from storage.flood import CommentLimits
 from storage.models import Draft, utcnow
+
+T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_DRAFT = ROOT / "examples" / "draft.toml"
@@ -167,6 +171,61 @@ def postgres_template() -> Iterator[str]:
         _run_aside(_drop_postgres_database(name))
 
 
+class PostgresCopies:
+    """Copies of the template made one ahead of the tests and dropped behind them, in a
+    thread with an event loop of its own: a test no longer waits for its CREATE DATABASE
+    (0.15-0.6 s) nor for its DROP DATABASE … WITH (FORCE) (up to 1.3 s: PostgreSQL polls
+    every 100 ms until the test's last connections have gone). A drop that fails fails the
+    session, naming the database."""
+
+    def __init__(self, template: str) -> None:
+        self.template = template
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="postgres-copies",
+                                       daemon=True)
+        self.thread.start()
+        self.drops: list[tuple[str, concurrent.futures.Future[None]]] = []
+        self.spare = self._aside(_postgres_database(template=self.template))
+
+    def _aside(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    async def take(self) -> tuple[str, str]:
+        """A copy of this test's own (its URL, its name); the next one is begun."""
+        ready, self.spare = self.spare, self._aside(_postgres_database(template=self.template))
+        return await asyncio.wrap_future(ready)
+
+    def drop(self, name: str) -> None:
+        self.drops.append((name, self._aside(_drop_postgres_database(name))))
+
+    def close(self) -> None:
+        """Drop the spare copy, wait for every drop, and stop the thread."""
+        try:
+            with contextlib.suppress(Exception):  # a spare that failed was never created
+                self.drop(self.spare.result()[1])
+            failed = []
+            for name, dropped in self.drops:
+                try:
+                    dropped.result()
+                except Exception as error:
+                    failed.append(f"{name}: {error!r}")
+            if failed:
+                raise RuntimeError(f"test databases not dropped: {failed}")
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join()
+            self.loop.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_copies(postgres_template: str) -> Iterator[PostgresCopies]:
+    copies = PostgresCopies(postgres_template)
+    try:
+        yield copies
+    finally:
+        copies.close()  # before the template is dropped: the spare is copied from it
+
+
 @pytest.fixture(params=BACKENDS)
 async def database_url(request, tmp_path) -> AsyncIterator[str]:
     """A new database of this test's own, migrated to the latest revision: an SQLite file, or
@@ -176,11 +235,12 @@ async def database_url(request, tmp_path) -> AsyncIterator[str]:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    url, name = await _postgres_database(template=request.getfixturevalue("postgres_template"))
+    copies = request.getfixturevalue("postgres_copies")
+    url, name = await copies.take()
     try:
         yield url
     finally:
-        await _drop_postgres_database(name)
+        copies.drop(name)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -190,11 +250,12 @@ async def empty_database_url(request, tmp_path) -> AsyncIterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'ykien.db'}"
         return
+    copies = request.getfixturevalue("postgres_copies")
     url, name = await _postgres_database()
     try:
         yield url
     finally:
-        await _drop_postgres_database(name)
+        copies.drop(name)
 
 
 @pytest.fixture

@@ -1,18 +1,19 @@
 """Forwarded texts and texts sent through an inline bot (issue 15, item 18): kept as the
 resident's comment, marked as forwarded in the database, and the mark shown in the export
-(its Forwarded column), through `ykien serve` and `ykien export` as a separate process."""
+(its Forwarded column), through `ykien serve` and `ykien export` as a separate process
+(started warm, tests/ykien_process.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import csv
 import io
-import sys
 
 import pytest
 from sqlalchemy import func, select
 
 from storage.models import Comment, Resident
+from tests import ykien_process
 from tests.channels.test_conformance import join, receive_draft
 from tests.conftest import cli_environment
 from tests.web.platforms import all_platforms
@@ -61,9 +62,9 @@ async def test_forwarded_texts_are_kept_marked_and_exported_with_the_mark(
                       "Chuyển tiếp từ nhóm: giữ nguyên mức phí.": True,
                       "Tin của kênh xã.": True, "Một ảnh động qua bot.": True,
                       "Chuyển tiếp lần nữa.": True}
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot", "export", "--out", "-", env=cli_environment(database_url),
-        cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    process = await ykien_process.start(
+        ["export", "--out", "-"], env=cli_environment(database_url), cwd=tmp_path,
+        stdout=ykien_process.PIPE, stderr=ykien_process.PIPE)
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
     rows = list(csv.DictReader(io.StringIO(out.decode("utf-8-sig"))))
