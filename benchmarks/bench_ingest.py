@@ -107,6 +107,12 @@ async def prepare(url: str, first_chat: int, count: int) -> None:
         await session.execute(update(Person).where(Person.category_asked_at.is_(None))
                               .values(category_asked_at=now))
         await session.commit()
+        if session.get_bind().dialect.name == "postgresql":
+            # Statistics as autovacuum keeps them within a minute of a change: right after
+            # thousands of rows written at once (and on a database every run adds to), the
+            # planner would scan whole tables for each comment's flood-control count.
+            await session.execute(text("ANALYZE"))
+            await session.commit()
 
 
 @dataclass
