@@ -310,8 +310,16 @@ async def respond(
     """
     if again:
         return await _given_before(session, event)
-    replies = await _first_time(session, event, now, timeout, replies_to_messages, workspace,
-                                sends_files, pictures, comment_limits)
+    resident = await queries.get_resident(session, event.channel, event.user_id)
+    if event.kind in (Kind.BLOCKED, Kind.UNBLOCKED):
+        if resident is not None:
+            _note_presence(resident, event.kind, now)
+        replies: list[Outgoing] = []  # nothing to answer, and nothing to store about a stranger
+    else:
+        replies = await _answer(Turn(
+            session, event, resident, translator(resident.language if resident else None),
+            now, timeout, replies_to_messages, workspace or Workspace(), sends_files, pictures,
+            comment_limits or CommentLimits()))
     if event.update_id and not await queries.record_update(
         session, event.channel, event.update_id, event.user_id, encode_replies(replies), now
     ):
@@ -323,29 +331,19 @@ class UpdateHandledBefore(Exception):
     """The update was recorded as handled already: a platform delivered it again."""
 
 
-async def _first_time(
-    session: AsyncSession, event: Incoming, now: datetime, timeout: timedelta,
-    replies_to_messages: bool, workspace: Workspace | None, sends_files: bool,
-    pictures: PictureWay, comment_limits: CommentLimits | None,
-) -> list[Outgoing]:
-    resident = await queries.get_resident(session, event.channel, event.user_id)
-    if event.kind in (Kind.BLOCKED, Kind.UNBLOCKED):
-        if resident is not None:
-            _note_presence(resident, event.kind, now)
-        return []  # nothing to answer, and nothing to store about a stranger
-    turn = Turn(session, event, resident, translator(resident.language if resident else None),
-                now, timeout, replies_to_messages, workspace or Workspace(), sends_files,
-                pictures, comment_limits or CommentLimits())
+async def _answer(turn: Turn) -> list[Outgoing]:
+    """The replies to what a person did (not a block or unblock), its changes made."""
+    resident, now = turn.resident, turn.now
     shared = linking_storage.settings_of(resident) if resident is not None else None
     if resident is not None:
         # Noted before the step: a comment takes its draft's receipt counter (a row every
-        # comment on the draft locks until commit) as the last write of the transaction.
+        # comment on the draft locks until commit) as late in the transaction as it can.
         silent_since = resident.last_seen_at
         if silent_since is None or silent_since <= now - HELD_AFTER_SILENCE:
             # Writing opens the channel's messaging window: what was held for it goes now.
             await outbox.release_held(turn.session, resident.id, now)
         # After that statement, so the resident row is written once, with the step's changes.
-        _note_presence(resident, event.kind, now)
+        _note_presence(resident, turn.event.kind, now)
     replies = await _dispatch(turn)
     if (resident is not None and turn.resident is resident
             and linking_storage.settings_of(resident) != shared):

@@ -291,8 +291,9 @@ async def add_comment(
 
     The draft's counter hands out the numbers: its row lock (PostgreSQL) or the write lock
     (SQLite) gives concurrent comments on one draft distinct numbers. Every comment on the
-    draft waits for that lock until the commit, so call this as the last step of a
-    transaction. On PostgreSQL, taking the number and storing the comment is one statement.
+    draft waits for that lock until the commit, so call this as late in a transaction as
+    possible (in a conversation only the update's record follows, `record_update`). On
+    PostgreSQL, taking the number and storing the comment is one statement.
     """
     values = {"resident_id": resident.id,
               "commune_code": resident.commune_code, "text": text, "forwarded": forwarded,

@@ -77,7 +77,7 @@ async def test_an_update_handled_before_gets_its_replies_even_if_handling_it_aga
     async def failing(*args: object, **kwargs: object) -> list[object]:
         raise RuntimeError("fails whenever the update is handled anew")
 
-    monkeypatch.setattr(conversation, "_first_time", failing)
+    monkeypatch.setattr(conversation, "_answer", failing)
     [again, *_] = await service.handle(event)
     assert again.text == first.text == "Thank you. Your consent is recorded."
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
