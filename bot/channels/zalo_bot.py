@@ -574,7 +574,6 @@ class ZaloBotChannel:
         log.info("Zalo Bot: webhook registered")
 
 
-
 def _ref(user_id: str) -> str:
     return chat_ref(CHANNEL, user_id)
 

@@ -405,7 +405,6 @@ class ZaloOAChannel:
                                                         app))]
 
 
-
 def from_settings(settings: Settings, service: ChatService) -> ZaloOAChannel:
     """The OA channel as configured (bot.channels.registry)."""
     from storage.budget import DatabaseBudget
