@@ -124,10 +124,10 @@ def run_language_only(command: LanguageOnly, args: argparse.Namespace, t: Transl
 
 def run_with_settings(handler: Command, args: argparse.Namespace, settings: Settings,
                       t: Translator) -> int:
-    import asyncio
     import logging
 
     from bot.channels.registry import configured_entries
+    from bot.cli import eventloop
     from handlers import logref
     from storage import sealing
 
@@ -150,7 +150,7 @@ def run_with_settings(handler: Command, args: argparse.Namespace, settings: Sett
     if settings.log_level != "DEBUG":
         logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step
     try:
-        return asyncio.run(handler(args, settings, t))
+        return eventloop.run(handler(args, settings, t))
     except KeyboardInterrupt:
         return 130
     except sealing.SecretKeyProblem as problem:
