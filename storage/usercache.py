@@ -3,8 +3,9 @@
 catalogues), so that short commands start quickly.
 
 Each file is named by a hash of everything it was built from, so a change to any of it is
-never read stale. A missing, unreadable or damaged file, or a folder that cannot be written,
-only costs the time to build it again.
+never read stale; writing one removes the files of the same name built from other sources
+(an upgrade, a new catalogue), so the folder holds one of each. A missing, unreadable or
+damaged file, or a folder that cannot be written, only costs the time to build it again.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import contextlib
 import hashlib
 import os
 from pathlib import Path
+
+_KEY_LENGTH = 24  # hexadecimal digits of the sources' hash in a file's name
 
 
 def cache_file(name: str, suffix: str, *sources: bytes) -> Path | None:
@@ -23,7 +26,7 @@ def cache_file(name: str, suffix: str, *sources: bytes) -> Path | None:
     if not base:
         return None
     key = hashlib.sha256(b"".join(hashlib.sha256(s).digest() for s in sources)).hexdigest()
-    return Path(base) / "ykien" / f"{name}-{key[:24]}{suffix}"
+    return Path(base) / "ykien" / f"{name}-{key[:_KEY_LENGTH]}{suffix}"
 
 
 def read_cached(target: Path | None) -> bytes | None:
@@ -60,3 +63,22 @@ def save_cached(target: Path | None, content: bytes) -> None:
         log.debug("cache file %s not written", target, exc_info=True)
         with contextlib.suppress(OSError):
             os.unlink(handle.name)
+        return
+    _remove_older_builds(target)
+
+
+def _remove_older_builds(target: Path) -> None:
+    """The files of `target`'s name built from other sources: never read again by this
+    installation. (Two installations of different versions sharing the folder would each
+    remove the other's file: that costs them only the time to build it again.)"""
+    stem, _, key = target.stem.rpartition("-")
+    for other in target.parent.glob(f"{stem}-*{target.suffix}"):
+        other_key = other.stem.rpartition("-")[2]
+        if (other != target and other.stem == f"{stem}-{other_key}"
+                and len(other_key) == len(key) and _is_hexadecimal(other_key)):
+            with contextlib.suppress(OSError):
+                other.unlink()
+
+
+def _is_hexadecimal(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)

@@ -95,6 +95,23 @@ def test_the_commune_index_cache_is_written_and_a_damaged_one_rebuilt(tmp_path):
     assert list((tmp_path / "ykien").glob("tmp*")) == []  # no half-written file left
 
 
+def test_a_new_build_removes_the_older_builds_of_its_file_and_nothing_else(tmp_path):
+    folder = tmp_path / "ykien"
+    folder.mkdir()
+    older = [folder / f"communes-{'0' * 24}.marshal", folder / f"messages-vi-{'a1' * 12}.marshal"]
+    kept = [folder / f"messages-en-{'b2' * 12}.marshal",  # another language's catalogue
+            folder / "communes-notes.marshal",  # not a build's name
+            folder / f"communes-{'0' * 24}.txt", folder / "README"]
+    for path in older + kept:
+        path.write_bytes(b"an earlier version's file")
+    assert "15148  Xã Cẩm Tú" in search_in_fresh_process(tmp_path, language="vi")["out"]
+    built = {path.name.rsplit("-", 1)[0] for path in folder.glob("*-*.marshal")
+             if path not in kept}
+    assert built == {"communes", "messages-vi"}
+    assert [path for path in older if path.exists()] == []
+    assert all(path.read_bytes() == b"an earlier version's file" for path in kept)
+
+
 def test_an_unwritable_cache_folder_costs_nothing_but_time(tmp_path):
     (tmp_path / "ykien").write_text("a file where the folder would go", encoding="utf-8")
     assert "15148  Xã Cẩm Tú" in search_in_fresh_process(tmp_path)["out"]
