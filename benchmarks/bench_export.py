@@ -34,9 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import environment, write_results  # noqa: E402
+from common import environment, postgres_database, write_results  # noqa: E402
 from sqlalchemy import insert, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncSession  # noqa: E402
@@ -147,31 +144,6 @@ async def build(session: AsyncSession, rows: int) -> None:
 
 
 # ---------------------------------------------------------------------------- databases
-
-
-@asynccontextmanager
-async def postgres_database(server: str) -> AsyncIterator[str]:
-    """A uniquely named database on the server, dropped afterwards; yields its URL."""
-    import asyncpg
-
-    url = make_url(server).set(drivername="postgresql+asyncpg")
-    name = f"ykien_bench_export_{uuid.uuid4().hex[:10]}"
-
-    async def admin(statement: str) -> None:
-        connection = await asyncpg.connect(
-            host=url.host, port=url.port, user=url.username, password=url.password,
-            database=url.database or "postgres",
-        )
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    await admin(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def prepare(url: str, rows: int) -> tuple[float, int, str]:
@@ -353,8 +325,8 @@ async def main() -> None:
             section = ["== postgresql: skipped (--no-postgres)"]
         else:
             try:
-                async with postgres_database(args.postgres) as small_url, \
-                        postgres_database(args.postgres) as url:
+                async with postgres_database(args.postgres, "export") as small_url, \
+                        postgres_database(args.postgres, "export") as url:
                     section = await backend(
                         "postgresql", url, args.rows, args.small_rows, args.repeat, args.impl,
                         folder, None, small_url,

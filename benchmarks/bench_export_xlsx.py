@@ -34,11 +34,10 @@ from bench_export import (  # noqa: E402
     KEY,
     Run,
     best,
-    postgres_database,
     prepare,
     rss_mb,
 )
-from common import environment, write_results  # noqa: E402
+from common import environment, postgres_database, write_results  # noqa: E402
 
 from storage.db import open_database  # noqa: E402
 
@@ -135,8 +134,8 @@ async def main() -> None:
             lines.append("== postgresql: skipped (--no-postgres)")
         else:
             try:
-                async with postgres_database(args.postgres) as small_url, \
-                        postgres_database(args.postgres) as url:
+                async with postgres_database(args.postgres, "export_xlsx") as small_url, \
+                        postgres_database(args.postgres, "export_xlsx") as url:
                     lines += await backend("postgresql", [(args.small_rows, small_url),
                                                           (args.rows, url)],
                                            args.repeat, folder)

@@ -21,20 +21,20 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_ingest import SECRET, all_handled, start_serve, stop  # noqa: E402
-from common import environment, write_results  # noqa: E402
+from common import environment, postgres_database, write_results  # noqa: E402
 from fake_bot_api import FakeBotApi  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
 
 from bot.channels.telegram.receiving import SECRET_HEADER, telegram_path  # noqa: E402
 from bot.draftfile import load_draft_file  # noqa: E402
@@ -169,25 +169,15 @@ async def run(url: str, api: FakeBotApi, chats: int, flood_count: int, concurren
     return lines
 
 
-async def on_server(server_url: str, statement: str) -> None:
-    server = make_url(server_url)
-    admin = await asyncpg.connect(host=server.host, port=server.port, user=server.username,
-                                  password=server.password, database=server.database)
-    try:
-        await admin.execute(statement)
-    finally:
-        await admin.close()
-
-
-async def fresh_database(name: str, target: str, folder: str) -> str:
+@asynccontextmanager
+async def fresh_database(name: str, target: str, folder: str) -> AsyncIterator[str]:
     """An empty database for one run: an SQLite file, or a PostgreSQL database made anew on
-    the server of YKIEN_BENCH_POSTGRES_URL."""
+    the server of YKIEN_BENCH_POSTGRES_URL (dropped afterwards)."""
     if name == "sqlite":
-        return f"sqlite+aiosqlite:///{folder}/bench.db"
-    await on_server(target, 'DROP DATABASE IF EXISTS "ykien_bench_flood" WITH (FORCE)')
-    await on_server(target, 'CREATE DATABASE "ykien_bench_flood"')
-    return make_url(target).set(database="ykien_bench_flood").render_as_string(
-        hide_password=False)
+        yield f"sqlite+aiosqlite:///{folder}/bench.db"
+        return
+    async with postgres_database(target, "flood") as url:
+        yield url
 
 
 async def main() -> None:
@@ -205,14 +195,13 @@ async def main() -> None:
         for name, target in targets.items():
             for with_flood in (0, flood_count):
                 with tempfile.TemporaryDirectory() as folder:
-                    url = await fresh_database(name, target, folder)
-                    first_chat = 10_000_000 + int(time.time()) % 1_000_000 * 10_000
-                    lines.append(f"{name}, {'with' if with_flood else 'without'} the flood:")
-                    lines += await run(url, api, chats, with_flood, concurrency, first_chat)
+                    async with fresh_database(name, target, folder) as url:
+                        first_chat = 10_000_000 + int(time.time()) % 1_000_000 * 10_000
+                        lines.append(f"{name}, {'with' if with_flood else 'without'} "
+                                     f"the flood:")
+                        lines += await run(url, api, chats, with_flood, concurrency,
+                                           first_chat)
                     print("\n".join(lines[-2:] if not with_flood else lines[-3:]), flush=True)
-        if "postgres" in targets:
-            await on_server(targets["postgres"],
-                            'DROP DATABASE IF EXISTS "ykien_bench_flood" WITH (FORCE)')
     print("\n".join(lines))
     print(f"written to {write_results('flood.txt', lines)}")
 

@@ -2,7 +2,7 @@
 through the fake Bot API in a third one), against what a user would write by hand (a
 minimal python-telegram-bot webhook bot, benchmarks/ptb_bot.py, on the same database) and a
 bare aiohttp handler that only parses the JSON (the physical ceiling), on SQLite (and
-PostgreSQL when YKIEN_BENCH_POSTGRES_URL is set).
+PostgreSQL when YKIEN_BENCH_POSTGRES_URL is set: a new database on its server, dropped after).
 
 Run by hand:  python benchmarks/bench_ingest.py [N] [CONCURRENCY] [--processes P]
 Comments: each of N residents is waiting to comment; a concurrent aiohttp client POSTs one
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import statistics
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import environment, write_results  # noqa: E402
+from common import environment, postgres_database, write_results  # noqa: E402
 from fake_bot_api import FakeBotApi  # noqa: E402
 from sqlalchemy import func, select, text, update  # noqa: E402
 
@@ -109,7 +110,7 @@ async def prepare(url: str, first_chat: int, count: int) -> None:
         await session.commit()
         if session.get_bind().dialect.name == "postgresql":
             # Statistics as autovacuum keeps them within a minute of a change: right after
-            # thousands of rows written at once (and on a database every run adds to), the
+            # thousands of rows written at once (each run of this benchmark adds its own), the
             # planner would scan whole tables for each comment's flood-control count.
             await session.execute(text("ANALYZE"))
             await session.commit()
@@ -349,10 +350,13 @@ async def main() -> None:
                  f"{percentiles(bare.latencies)}")
     print("\n".join(lines), flush=True)
     first_chat = 10_000_000 + int(time.time()) % 100_000 * 10_000
-    with tempfile.TemporaryDirectory() as folder, FakeBotApi() as api:
+    async with contextlib.AsyncExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory())
+        api = stack.enter_context(FakeBotApi())
         targets = {"sqlite": f"sqlite+aiosqlite:///{folder}/bench.db"}
         if os.environ.get("YKIEN_BENCH_POSTGRES_URL"):
-            targets["postgres"] = os.environ["YKIEN_BENCH_POSTGRES_URL"]
+            targets["postgres"] = await stack.enter_async_context(
+                postgres_database(os.environ["YKIEN_BENCH_POSTGRES_URL"], "ingest"))
         for name, url in targets.items():
             found = [f"{name}:"]
             for kind, what in (("comment", "comments"), ("start", "first messages (/start)")):

@@ -36,12 +36,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from common import environment, write_results  # noqa: E402
+from common import environment, postgres_database, write_results  # noqa: E402
 from null_channel import NullChannel  # noqa: E402
 from sqlalchemy import String, func, insert, literal, select, text, update  # noqa: E402
 from sqlalchemy import cast as sa_cast  # noqa: E402
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlalchemy.ext.asyncio import create_async_engine  # noqa: E402
 
 from bot.draftfile import load_draft_file  # noqa: E402
 from bot.sending.worker import DeliveryWorker  # noqa: E402
@@ -196,24 +194,6 @@ def in_child(work: str, url: str, count: int) -> dict:
 
 
 @asynccontextmanager
-async def postgres_database(server: str, residents: int) -> AsyncIterator[str]:
-    """A fresh database on the server of `server`, dropped afterwards; yields its URL."""
-    url = make_url(server).set(drivername="postgresql+asyncpg")
-    name = f"bench_memory_{os.getpid()}_{residents}"
-    admin = create_async_engine(url.set(database="test"), isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as connection:
-            await connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield url.set(database=name).render_as_string(hide_password=False)
-        finally:
-            async with admin.connect() as connection:
-                await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        await admin.dispose()
-
-
-@asynccontextmanager
 async def sqlite_database(folder: str, residents: int) -> AsyncIterator[str]:
     yield f"sqlite+aiosqlite:///{folder}/memory-{residents}.db"
 
@@ -297,7 +277,7 @@ async def main() -> None:
         server = os.environ["YKIEN_BENCH_POSTGRES_URL"]
 
         def postgres(_folder: str, residents: int):
-            return postgres_database(server, residents)
+            return postgres_database(server, f"memory_{residents}")
 
         targets["postgres"] = postgres
     with tempfile.TemporaryDirectory() as folder:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import platform
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -43,3 +46,31 @@ def write_results(name: str, lines: list[str]) -> Path:
     out = RESULTS / name
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
+
+
+@asynccontextmanager
+async def postgres_database(server: str, purpose: str) -> AsyncIterator[str]:
+    """A new, uniquely named database on the PostgreSQL server of the URL `server`, dropped
+    afterwards; yields its URL. A run never adds to a database another run or a person
+    uses, whose size would change the figures."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server).set(drivername="postgresql+asyncpg")
+    name = f"ykien_bench_{purpose}_{uuid.uuid4().hex[:10]}"
+
+    async def admin(statement: str) -> None:
+        connection = await asyncpg.connect(
+            host=url.host, port=url.port, user=url.username, password=url.password,
+            database=url.database or "postgres",
+        )
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    await admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
