@@ -247,13 +247,12 @@ async def finish(sessionmaker: Sessionmaker, row_id: int, attempt: int) -> None:
         await finish_many(session, [(row_id, attempt)])
 
 
-# Built once (one a batch of updates handled; see storage.queries._FIRST_TIME).
+# Built once (one a batch of updates handled; see storage.queries._FIRST_TIME), on the table:
+# an UPDATE of the mapped class would go through the ORM's bulk update for nothing.
 _FINISH = (
-    update(InboundUpdate)
-    .where(tuple_(InboundUpdate.id, InboundUpdate.attempts).in_(
-        bindparam("claims", expanding=True)))
+    update(_TABLE)
+    .where(tuple_(_TABLE.c.id, _TABLE.c.attempts).in_(bindparam("claims", expanding=True)))
     .values(handled_at=bindparam("at"), **_EMPTIED)
-    .execution_options(synchronize_session=False)
 )
 
 
