@@ -16,7 +16,7 @@ from handlers import conversation
 from handlers.events import Incoming, Kind
 from storage.models import Base, Draft, Resident, Vote, utcnow
 from storage.queries import add_residents_in_bulk, forget_updates_before
-from tests.conftest import add_draft
+from tests.conftest import BACKENDS, add_draft
 
 
 async def test_migrations_match_the_models(sessionmaker):
@@ -115,3 +115,71 @@ async def test_several_processes_migrate_a_fresh_database_at_once(
         finally:
             for engine in engines:
                 await engine.dispose()
+
+
+
+async def _backend_of(engine) -> int:
+    """The PostgreSQL server process behind the connection the engine's pool hands out."""
+    async with engine.connect() as connection:
+        return await connection.scalar(text("SELECT pg_backend_pid()"))
+
+
+async def _drop_connection(url: str, backend: int) -> None:
+    """End a connection from the server's side (as a restart or a firewall would), and wait
+    until its process is gone."""
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
+
+    admin = create_async_engine(url, poolclass=NullPool)
+    try:
+        async with admin.connect() as connection:
+            await connection.execute(text("SELECT pg_terminate_backend(:b)"), {"b": backend})
+            for _ in range(200):  # bounded: the process ends within moments
+                if not await connection.scalar(text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE pid = :b"), {"b": backend}):
+                    return
+                await asyncio.sleep(0.05)
+        raise AssertionError(f"server process {backend} did not end")
+    finally:
+        await admin.dispose()
+
+
+@pytest.mark.parametrize("database_url", [BACKENDS[1]], indirect=True)
+async def test_a_connection_dropped_while_idle_in_the_pool_is_replaced_unseen(
+    database_url, monkeypatch
+):
+    from storage import db
+
+    monkeypatch.setattr(db, "IDLE_BEFORE_CHECK_SECONDS", 0.0)  # every connection idle enough
+    engine = db.make_engine(database_url)
+    try:
+        dropped = await _backend_of(engine)
+        await _drop_connection(database_url, dropped)
+        assert await _backend_of(engine) != dropped  # checked, found gone, replaced
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", [BACKENDS[1]], indirect=True)
+async def test_a_connection_used_a_moment_ago_is_not_checked_and_a_drop_costs_one_error(
+    database_url, monkeypatch
+):
+    """Under load no transaction pays for the check; a server gone meanwhile fails the first
+    statement on each old connection, and SQLAlchemy then replaces the whole pool."""
+    from sqlalchemy.exc import DBAPIError
+
+    from storage import db
+
+    monkeypatch.setattr(db, "IDLE_BEFORE_CHECK_SECONDS", 3600.0)
+    engine = db.make_engine(database_url)
+    try:
+        dropped = await _backend_of(engine)
+        await _drop_connection(database_url, dropped)
+        with pytest.raises(DBAPIError) as failed:
+            await _backend_of(engine)  # handed out unchecked
+        assert failed.value.connection_invalidated
+        assert await _backend_of(engine) != dropped
+    finally:
+        await engine.dispose()
