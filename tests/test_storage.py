@@ -183,3 +183,30 @@ async def test_a_connection_used_a_moment_ago_is_not_checked_and_a_drop_costs_on
         assert await _backend_of(engine) != dropped
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", [BACKENDS[1]], indirect=True)
+async def test_the_connections_of_a_burst_are_kept_for_the_next_one(database_url):
+    """A burst of updates uses many connections at once; the next burst finds them open
+    rather than connecting again (a connection costs round trips and a server process)."""
+    import asyncio
+    from contextlib import AsyncExitStack
+
+    from storage.db import POSTGRES_CONNECTIONS, make_engine
+
+    engine = make_engine(database_url)
+
+    async def burst() -> set[int]:
+        async with AsyncExitStack() as stack:
+            connections = [await stack.enter_async_context(engine.connect())
+                           for _ in range(POSTGRES_CONNECTIONS)]
+            return set(await asyncio.gather(*(
+                connection.scalar(text("SELECT pg_backend_pid()"))
+                for connection in connections)))
+
+    try:
+        first = await burst()
+        assert len(first) == POSTGRES_CONNECTIONS
+        assert await burst() == first
+    finally:
+        await engine.dispose()
