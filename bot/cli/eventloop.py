@@ -1,9 +1,10 @@
 """The event loop every command runs on: uvloop's where it is installed, else asyncio's.
 
 uvloop's loop and transports are written in C (libuv): under a burst of webhook updates,
-`ykien serve` spends about a fifth less CPU on each (benchmarks/bench_ingest.py), and the
-sending and export commands gain alike. It is not made for Windows, where asyncio's own
-loop serves (pyproject.toml installs it elsewhere only).
+`ykien serve` spends about a fifth less CPU on each (benchmarks/bench_ingest.py). Every
+command runs on it, so that the test suite exercises the loop production uses. It is not
+made for Windows, where asyncio's own loop serves (pyproject.toml installs it elsewhere
+only).
 """
 
 from __future__ import annotations
