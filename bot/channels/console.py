@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -35,6 +36,40 @@ def _unused(path: Path) -> Path:
         number += 1
         candidate = path.with_name(f"{path.stem} ({number}){path.suffix}")
     return candidate
+
+
+class _Lines:
+    """The lines of a text stream, read by a daemon thread of their own. A read waiting for
+    the keyboard must not keep the process from ending on Ctrl-C: in asyncio's executor
+    (`asyncio.to_thread`) it did, until Enter was pressed, as the executor's threads are
+    waited for at exit."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[str | Exception] = asyncio.Queue()
+        threading.Thread(target=self._read, args=(stream,), name="console input",
+                         daemon=True).start()
+
+    def _read(self, stream: TextIO) -> None:
+        while True:
+            line: str | Exception
+            try:
+                line = stream.readline()
+            except Exception as error:  # undecodable bytes, a closed stream: said in the loop
+                line = error
+            try:
+                self._loop.call_soon_threadsafe(self._queue.put_nowait, line)
+            except RuntimeError:  # the loop is closed: the console has ended
+                return
+            if not isinstance(line, str) or not line:
+                return
+
+    async def next(self) -> str:
+        """The next line with its newline; "" at the end of the stream."""
+        line = await self._queue.get()
+        if isinstance(line, Exception):
+            raise line
+        return line
 
 
 class ConsoleChannel:
@@ -112,6 +147,7 @@ class ConsoleChannel:
             else None
         )
         await self.service.forget_choices(self.name, self.user_id)
+        lines = _Lines(self.stdin)
         try:
             await worker.run_once()
             while True:
@@ -119,7 +155,7 @@ class ConsoleChannel:
                     self.stdout.write("> ")
                     self.stdout.flush()
                 self._prompting = interactive
-                line = await asyncio.to_thread(self.stdin.readline)
+                line = await lines.next()
                 self._prompting = False
                 if not line:
                     break
