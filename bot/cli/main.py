@@ -152,6 +152,8 @@ def run_with_settings(handler: Command, args: argparse.Namespace, settings: Sett
     try:
         return eventloop.run(handler(args, settings, t))
     except KeyboardInterrupt:
+        if sys.stderr.isatty():  # the shell's prompt on a line of its own, not after "^C"
+            print(file=sys.stderr)
         return 130
     except sealing.SecretKeyProblem as problem:
         print(secret_problem(problem, t), file=sys.stderr)

@@ -64,6 +64,8 @@ def test_ctrl_c_at_the_prompt_ends_the_console_at_once(tmp_path, command):
         code = _exit_code(pid)
         assert code is not None, f"still running after Ctrl-C; it showed {bytes(seen)!r}"
         assert code == 130  # the shell's code for a program ended by Ctrl-C
+        _read_until(terminal, b"\xff", seen)  # the rest, until the terminal closes
+        assert seen.endswith(b"^C\r\n")  # the shell's prompt goes on a line of its own
     finally:
         if code is None:  # never leave it running
             os.kill(pid, signal.SIGKILL)
