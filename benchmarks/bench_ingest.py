@@ -9,9 +9,10 @@ Comments: each of N residents is waiting to comment; a concurrent aiohttp client
 comment update each, with the secret header (503s are retried, as Telegram does). A burst
 of first messages: N new chats send /start at once. Prints acknowledged/s (200 = stored),
 handled/s (every update handled and its reply sent), the acknowledgement's percentiles
-(first POST to 200) and the ratios to the PTB bot and the bare handler; `--processes P`
-adds a run of P `ykien serve` on PostgreSQL behind the client (round robin, as a load
-balancer would). Telegram's global pace is lifted (YKIEN_TELEGRAM_MESSAGES_PER_SECOND=0).
+(first POST to 200), the ratios to the PTB bot and the bare handler, and the server's CPU
+time per update (Linux) with its ratio to the PTB bot's (steadier than rates on a machine
+shared with other work); `--processes P` adds a run of P `ykien serve` on PostgreSQL behind
+the client (round robin, as a load balancer would). Telegram's global pace is lifted (YKIEN_TELEGRAM_MESSAGES_PER_SECOND=0).
 Writes benchmarks/results/ingest.txt.
 """
 
@@ -195,18 +196,40 @@ def percentiles(latencies: list[float]) -> str:
             f"p99 {cuts[98] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
 
 
+def cpu_seconds(servers: list[Server]) -> float | None:
+    """The CPU time the servers' processes have used so far (Linux's /proc; None elsewhere):
+    per update, a figure that moves far less than rates with what else the machine runs."""
+    try:
+        total = 0.0
+        for server in servers:
+            fields = Path(f"/proc/{server.process.pid}/stat").read_text().rsplit(")", 1)[1]
+            user, system = fields.split()[11:13]
+            total += (int(user) + int(system)) / os.sysconf("SC_CLK_TCK")
+        return total
+    except (OSError, ValueError):
+        return None
+
+
+def per_update_ms(before: float | None, after: float | None, updates: int) -> float | None:
+    return None if before is None or after is None else (after - before) * 1000 / updates
+
+
 @dataclass
 class Run:
     acknowledged: float  # updates/s
     handled: float  # updates/s, reply sent
     latencies: list[float]
     transactions: str = ""  # ykien's own writes per update, as its log says (or losses)
+    cpu_ms: float | None = None  # the server's CPU time per update
 
     def line(self, name: str, reference: Run | None, bare: float) -> str:
         versus = (f", {self.handled / reference.handled:.2f}x the PTB bot"
                   if reference is not None else "")
+        cpu = "" if self.cpu_ms is None else f", server CPU {self.cpu_ms:.2f} ms/update"
+        if cpu and reference is not None and reference.cpu_ms:
+            cpu += f" ({reference.cpu_ms / self.cpu_ms:.2f}x the PTB bot's)"
         return (f"  {name}: acknowledged {self.acknowledged:,.0f}/s, handled "
-                f"{self.handled:,.0f}/s{versus}, {self.handled / bare:.3f}x bare; "
+                f"{self.handled:,.0f}/s{versus}, {self.handled / bare:.3f}x bare{cpu}; "
                 f"{percentiles(self.latencies)}{self.transactions}")
 
 
@@ -257,6 +280,7 @@ async def measure_serve(url: str, api: FakeBotApi, count: int, concurrency: int,
     try:
         hooks = [f"http://127.0.0.1:{server.port}{telegram_path(SECRET)}" for server in servers]
         api.reset()
+        cpu_before = cpu_seconds(servers)
         started = time.perf_counter()
         posted = await post_all(hooks, updates(first_chat, count, kind), concurrency)
         async with open_database(url) as sessionmaker:
@@ -269,6 +293,7 @@ async def measure_serve(url: str, api: FakeBotApi, count: int, concurrency: int,
 
             await wait_for(all_handled, "ykien serve")
             handled = time.perf_counter() - started
+            cpu_after = cpu_seconds(servers)
             if kind == "comment":
                 async with sessionmaker() as session:
                     comments = await session.scalar(select(func.count()).select_from(Comment))
@@ -284,7 +309,8 @@ async def measure_serve(url: str, api: FakeBotApi, count: int, concurrency: int,
         transactions = (f"; {per_update:.2f} webhook transactions per update besides the "
                         f"conversation's one ({totals[0]} stored in {totals[1]} writes, "
                         f"claimed in {totals[2]}, recorded handled in {totals[3]})")
-    return Run(count / posted.seconds, count / handled, posted.latencies, transactions)
+    return Run(count / posted.seconds, count / handled, posted.latencies, transactions,
+               per_update_ms(cpu_before, cpu_after, count))
 
 
 async def measure_ptb(url: str, api: FakeBotApi, count: int, concurrency: int,
@@ -294,6 +320,7 @@ async def measure_ptb(url: str, api: FakeBotApi, count: int, concurrency: int,
     server = await start([sys.executable, str(ROOT / "benchmarks" / "ptb_bot.py")], env)
     try:
         api.reset()
+        cpu_before = cpu_seconds([server])
         started = time.perf_counter()
         posted = await post_all([f"http://127.0.0.1:{server.port}/hook"],
                                 updates(first_chat, count, kind), concurrency)
@@ -314,9 +341,11 @@ async def measure_ptb(url: str, api: FakeBotApi, count: int, concurrency: int,
                     break
                 await asyncio.sleep(0.05)
             handled = moved - started
+            cpu_after = cpu_seconds([server])
     finally:
         await stop(server)
-    run = Run(count / posted.seconds, progress[1] / handled, posted.latencies)
+    run = Run(count / posted.seconds, progress[1] / handled, posted.latencies,
+              cpu_ms=per_update_ms(cpu_before, cpu_after, max(progress[1], 1)))
     if progress[1] < count:
         run.transactions = f"; LOST {count - progress[1]} acknowledged updates"
     return run
