@@ -12,8 +12,8 @@ handled/s (every update handled and its reply sent), the acknowledgement's perce
 (first POST to 200), the ratios to the PTB bot and the bare handler, and the server's CPU
 time per update (Linux) with its ratio to the PTB bot's (steadier than rates on a machine
 shared with other work); `--processes P` adds a run of P `ykien serve` on PostgreSQL behind
-the client (round robin, as a load balancer would). Telegram's global pace is lifted (YKIEN_TELEGRAM_MESSAGES_PER_SECOND=0).
-Writes benchmarks/results/ingest.txt.
+the client (round robin, as a load balancer would). Telegram's global pace is lifted
+(YKIEN_TELEGRAM_MESSAGES_PER_SECOND=0). Writes benchmarks/results/ingest.txt.
 """
 
 from __future__ import annotations
