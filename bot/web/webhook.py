@@ -113,10 +113,12 @@ class WebhookReceiver:
         self._retry = asyncio.Event()
         # Updates stored, claimed and recorded as handled by group commit: one transaction
         # for all that arrive (or finish) while the previous one is written.
-        self.storing = GroupCommit(sessionmaker, inbound.store_many)
-        self.claiming = GroupCommit(sessionmaker, self._claim)
-        self.finishing = GroupCommit(sessionmaker, self._finish, linger=FINISH_LINGER)
-        self.unclaiming = GroupCommit(sessionmaker, self._unclaim)
+        # Each of these writes is one statement (a batch of at most MAX_BATCH rows).
+        self.storing = GroupCommit(sessionmaker, inbound.store_many, one_statement=True)
+        self.claiming = GroupCommit(sessionmaker, self._claim, one_statement=True)
+        self.finishing = GroupCommit(sessionmaker, self._finish, linger=FINISH_LINGER,
+                                     one_statement=True)
+        self.unclaiming = GroupCommit(sessionmaker, self._unclaim, one_statement=True)
         self._early: dict[int, int] = {}  # claimed on arrival, handling not begun: {id: attempt}
         self._background: list[asyncio.Task[None]] = []
         self._notices: set[asyncio.Task[None]] = set()

@@ -93,3 +93,25 @@ async def test_without_a_database_the_callers_fail_instead_of_waiting():
     finally:
         await engine.dispose()
 
+
+
+async def test_a_write_of_one_statement_goes_without_begin_and_commit_on_postgresql(
+    database_url
+):
+    """On PostgreSQL, one statement is its own transaction: BEGIN and COMMIT around it would
+    be two more round trips before the 200. Writes of several statements keep them."""
+    postgres = database_url.startswith("postgresql")
+    async with open_database(database_url) as sessionmaker:
+        seen: list[bool] = []
+
+        async def write(session: AsyncSession, items: Sequence[int]) -> list[int]:
+            assert await session.scalar(text("SELECT 1")) == 1
+            if postgres:
+                raw = await (await session.connection()).get_raw_connection()
+                seen.append(raw.driver_connection.is_in_transaction())
+            return list(items)
+
+        for one_statement in (False, True):
+            commit = GroupCommit(sessionmaker, write, one_statement=one_statement)
+            assert await asyncio.gather(*(commit.submit(n) for n in range(3))) == [0, 1, 2]
+        assert seen == ([True, False] if postgres else [])
