@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,6 +31,7 @@ from storage.flood import CommentLimits
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _chosen(event: Incoming, numbering: Numbering) -> Incoming:
@@ -117,19 +120,17 @@ class ChatService:
             can_reply = capabilities is not None and capabilities.replies_to_messages
             files = capabilities is not None and capabilities.sends_files
             pictures = capabilities.pictures if capabilities else PictureWay.NONE
-            if capabilities is None or not capabilities.numbers_choices:
-                return await respond(session, event, now, self.conversation_timeout,
-                                     replies_to_messages=can_reply,
-                                     workspace=self.workspace, sends_files=files,
-                                     pictures=pictures, comment_limits=self.comment_limits,
-                                     again=again)
-            numbering = await self._numbering(session, event.channel, event.user_id, now)
-            event = _chosen(event, numbering)
-            numbering.new_turn()
+            numbering = None
+            if capabilities is not None and capabilities.numbers_choices:
+                numbering = await self._numbering(session, event.channel, event.user_id, now)
+                event = _chosen(event, numbering)
+                numbering.new_turn()
             replies = await respond(session, event, now, self.conversation_timeout,
                                     replies_to_messages=can_reply, workspace=self.workspace,
                                     sends_files=files, pictures=pictures,
                                     comment_limits=self.comment_limits, again=again)
+            if capabilities is None or numbering is None:
+                return replies
             if await queries.get_resident(session, event.channel, event.user_id) is None:
                 numbering.forget_earlier_turns()  # declined, erased, or not yet agreed
             laid_out = [part for reply in replies
@@ -139,20 +140,22 @@ class ChatService:
 
     async def _handled_before(self, event: Incoming) -> bool:
         """Whether a failed update had been handled before (its second handling failed)."""
-        if not event.update_id:
-            return False
-        try:
-            async with self.sessionmaker() as session:
-                return await queries.handled_before(session, event.channel, event.update_id)
-        except Exception:  # the database itself may be what failed
-            return False
+        return bool(event.update_id) and await self._read_aside(
+            lambda session: queries.handled_before(session, event.channel, event.update_id),
+            failed=False)
 
     async def _language(self, event: Incoming) -> str | None:
+        return await self._read_aside(
+            lambda session: language_of(session, event.channel, event.user_id), failed=None)
+
+    async def _read_aside(self, read: Callable[[AsyncSession], Awaitable[T]], *, failed: T) -> T:
+        """A read after a turn failed, in a session of its own; `failed` when the database
+        itself is what failed."""
         try:
             async with self.sessionmaker() as session:
-                return await language_of(session, event.channel, event.user_id)
-        except Exception:  # the database itself may be what failed
-            return None
+                return await read(session)
+        except Exception:
+            return failed
 
     async def lay_out(
         self, channel: str, capabilities: Capabilities, user_id: str, message: Outgoing
