@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from telegram import InlineKeyboardButton, InlineKeyboardMarkup
+from telegram import InlineKeyboardMarkup
 from telegram.constants import MessageLimit
 
 from handlers import layout
@@ -21,22 +21,19 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
-    """Inline keyboard rows for a reply's buttons (callback data is the button id)."""
-    rows = [
-        [InlineKeyboardButton(button.label, callback_data=button.id) for button in row]
-        for row in reply.buttons
-        if row
-    ]
-    return InlineKeyboardMarkup(rows) if rows else None
-
-
 def keyboard_json(reply: Reply) -> dict[str, Any] | None:
-    """The same keyboard as the Bot API's JSON, for the aiohttp sender (no PTB objects to
-    build and convert for every reply)."""
+    """Inline keyboard rows for a reply's buttons (callback data is the button id), as the
+    Bot API's JSON: what the aiohttp sender posts, without PTB objects built and converted
+    for every reply."""
     rows = [[{"text": button.label, "callback_data": button.id} for button in row]
             for row in reply.buttons if row]
     return {"inline_keyboard": rows} if rows else None
+
+
+def keyboard(reply: Reply) -> InlineKeyboardMarkup | None:
+    """The same keyboard as python-telegram-bot's object, for its Bot's calls."""
+    rows = keyboard_json(reply)
+    return InlineKeyboardMarkup.de_json(rows, None) if rows else None
 
 
 def fit_caption(caption: str) -> tuple[str | None, str]:
