@@ -116,10 +116,23 @@ def run_language_only(command: LanguageOnly, args: argparse.Namespace, t: Transl
     try:
         return command.run(args, t)
     except KeyboardInterrupt:
-        return 130
+        return _interrupted()
     except BrokenPipeError:  # `ykien communes search phu | head`: the reader has gone
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return _reader_gone()
+
+
+def _interrupted() -> int:
+    """Ctrl-C: the shell's code for it, and the shell's prompt on a line of its own rather
+    than after "^C"."""
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    return 130
+
+
+def _reader_gone() -> int:
+    """Standard output's reader has gone (`| head`): nothing more is written, quietly."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 1
 
 
 def run_with_settings(handler: Command, args: argparse.Namespace, settings: Settings,
@@ -152,15 +165,12 @@ def run_with_settings(handler: Command, args: argparse.Namespace, settings: Sett
     try:
         return eventloop.run(handler(args, settings, t))
     except KeyboardInterrupt:
-        if sys.stderr.isatty():  # the shell's prompt on a line of its own, not after "^C"
-            print(file=sys.stderr)
-        return 130
+        return _interrupted()
     except sealing.SecretKeyProblem as problem:
         print(secret_problem(problem, t), file=sys.stderr)
         return 1
     except BrokenPipeError:  # `ykien export --out - | head`: the reader has gone
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return _reader_gone()
     except OSError as error:
         if error.filename is not None:  # a file, not the database connection
             print(file_problem(error, t), file=sys.stderr)
