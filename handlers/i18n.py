@@ -18,7 +18,7 @@ from pathlib import Path
 
 from storage import VIETNAM
 from storage.text import N_
-from storage.usercache import cache_file, read_cached, save_cached
+from storage.usercache import built_or_cached, cache_file
 
 __all__ = ["LANGUAGES", "N_", "VIETNAM", "Translator", "translator"]
 
@@ -71,19 +71,13 @@ def _catalogue(language: str) -> tuple[gettext.GNUTranslations, _Compiled]:
     babel_version = Path(babel.origin).read_bytes() if babel and babel.origin else b""
     target = cache_file(f"messages-{language}", ".marshal", po, Path(__file__).read_bytes(),
                         babel_version)
-    cached = read_cached(target)
-    compiled = None
-    if cached is not None:
-        try:
-            compiled = _Compiled.loaded(cached)
-            translations = gettext.GNUTranslations(io.BytesIO(compiled.mo))
-        except Exception:  # a damaged or foreign cache file: compile again
-            compiled = None
-    if compiled is None:
-        compiled = _compile(language, po)
-        translations = gettext.GNUTranslations(io.BytesIO(compiled.mo))
-        save_cached(target, compiled.dumped())
-    return translations, compiled
+    return built_or_cached(target, lambda content: _ready(_Compiled.loaded(content)),
+                           lambda: _ready(_compile(language, po)), lambda ready: ready[1].dumped())
+
+
+def _ready(compiled: _Compiled) -> tuple[gettext.GNUTranslations, _Compiled]:
+    """The translations of a compiled catalogue (ValueError, OSError if its .mo is damaged)."""
+    return gettext.GNUTranslations(io.BytesIO(compiled.mo)), compiled
 
 
 class Translator:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from storage.text import fold
-from storage.usercache import cache_file, read_cached, save_cached
+from storage.usercache import built_or_cached, cache_file
 
 __all__ = [
     "DATA_DATE",
@@ -497,18 +497,8 @@ def _data() -> _Data:
     # Named by the data, this module's code and Python's (marshal's format follows it).
     cached = cache_file("communes", ".marshal", raw, Path(__file__).read_bytes(),
                         sys.version.encode())
-    content = read_cached(cached)
-    if content is not None:
-        try:
-            return _Data.read_back(content)
-        except Exception:  # a damaged or foreign cache file: build the index again
-            import logging
-
-            logging.getLogger(__name__).debug(
-                "commune index cache %s unreadable; rebuilding", cached, exc_info=True)
-    data = _Data.built(json.loads(raw.decode("utf-8")))
-    save_cached(cached, data.kept())
-    return data
+    return built_or_cached(cached, _Data.read_back,
+                           lambda: _Data.built(json.loads(raw.decode("utf-8"))), _Data.kept)
 
 
 def warm_up() -> None:

@@ -13,7 +13,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _KEY_LENGTH = 24  # hexadecimal digits of the sources' hash in a file's name
 
@@ -27,6 +31,25 @@ def cache_file(name: str, suffix: str, *sources: bytes) -> Path | None:
         return None
     key = hashlib.sha256(b"".join(hashlib.sha256(s).digest() for s in sources)).hexdigest()
     return Path(base) / "ykien" / f"{name}-{key[:_KEY_LENGTH]}{suffix}"
+
+
+def built_or_cached(target: Path | None, read_back: Callable[[bytes], T],
+                    build: Callable[[], T], dump: Callable[[T], bytes]) -> T:
+    """What `build` makes, read back from the cache file `target` when it holds it, else
+    built and kept there. A file `read_back` refuses (damaged, from another version:
+    whatever it raises) is built again and replaced."""
+    content = read_cached(target)
+    if content is not None:
+        try:
+            return read_back(content)
+        except Exception:
+            import logging
+
+            logging.getLogger(__name__).debug("cache file %s unreadable; built again", target,
+                                              exc_info=True)
+    built = build()
+    save_cached(target, dump(built))
+    return built
 
 
 def read_cached(target: Path | None) -> bytes | None:
