@@ -30,28 +30,18 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_ingest import prepare  # noqa: E402
 from common import environment, postgres_database, write_results  # noqa: E402
-from sqlalchemy import bindparam, insert, select, update  # noqa: E402
-from sqlalchemy.dialects import postgresql, sqlite  # noqa: E402
+from sqlalchemy import bindparam, select, update  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
 
 from bot.service import ChatService  # noqa: E402
 from handlers.events import Incoming  # noqa: E402
+from storage import flood, queries, reach  # noqa: E402
 from storage.db import open_database  # noqa: E402
-from storage.models import (  # noqa: E402
-    Comment,
-    Draft,
-    DraftCommune,
-    Person,
-    ProcessedUpdate,
-    Reach,
-    Resident,
-    utcnow,
-)
+from storage.models import Draft, DraftCommune, Person, Resident, utcnow  # noqa: E402
 
 WARM_UP = 100
-RESIDENTS, PERSONS, DRAFTS, DRAFT_COMMUNES, COMMENTS, REACHES, PROCESSED = (
-    model.__table__ for model in  # type: ignore[attr-defined]
-    (Resident, Person, Draft, DraftCommune, Comment, Reach, ProcessedUpdate))
+RESIDENTS, PERSONS, DRAFTS, DRAFT_COMMUNES = (
+    queries.table_of(model) for model in (Resident, Person, Draft, DraftCommune))
 THE_RESIDENT = (
     select(RESIDENTS, PERSONS.c.respondent_category)
     .join(PERSONS, PERSONS.c.id == RESIDENTS.c.person_id)
@@ -63,39 +53,21 @@ THE_DRAFT = (
     .join(DRAFT_COMMUNES, DRAFT_COMMUNES.c.draft_id == DRAFTS.c.id)
     .where(DRAFTS.c.id == bindparam("draft"), DRAFT_COMMUNES.c.commune_code == bindparam("commune"))
 )
-LATEST = (
-    select(COMMENTS.c.created_at)
-    .join(RESIDENTS, RESIDENTS.c.id == COMMENTS.c.resident_id)
-    .where(RESIDENTS.c.person_id == bindparam("person"),
-           COMMENTS.c.created_at > bindparam("since"))
-    .order_by(COMMENTS.c.created_at.desc())
-    .limit(bindparam("most"))
-)
 STEP_DONE = (
     update(RESIDENTS).where(RESIDENTS.c.id == bindparam("resident"))
     .values(last_seen_at=bindparam("now"), awaiting="", awaiting_since=None, held_text="")
 )
-COUNTER = (
-    update(DRAFTS).where(DRAFTS.c.id == bindparam("draft"))
-    .values(comment_count=DRAFTS.c.comment_count + 1).returning(DRAFTS.c.comment_count)
-)
-STORE = insert(COMMENTS).returning(COMMENTS.c.id, COMMENTS.c.number)
-
-
-def dialect_statements(name: str) -> tuple[object, object]:
-    """The reach taking part and the update's record, in the database's dialect."""
-    dialect = postgresql if name == "postgresql" else sqlite
-    reach = dialect.insert(REACHES)
-    taking_part = reach.on_conflict_do_update(
-        index_elements=["draft_id", "person_id"],
-        set_={"took_part_at": reach.excluded.took_part_at},
-        where=REACHES.c.took_part_at.is_(None))
-    return taking_part, dialect.insert(PROCESSED).on_conflict_do_nothing()
+# The conversation's own Core statements, built once in storage: the flood-control count, the
+# reach taking part, the receipt counter, the comment, the update's record.
+LATEST, TAKING_PART, COUNTER = flood._LATEST, reach._TAKING_PART, queries._COUNTER
+STORE, RECORD = queries._INSERT_COMMENT, queries._FIRST_TIME
 
 
 def core_turn(engine: AsyncEngine, first_chat: int) -> Callable[[int], Awaitable[str]]:
-    """A comment's statements in Core, one transaction, as the conversation runs them."""
-    reach, record = dialect_statements(engine.dialect.name)
+    """A comment's statements in Core, one transaction, as the conversation runs them (on
+PostgreSQL 7, the counter and the comment in one, as storage.queries does; 8 on SQLite)."""
+    taking_part, record = TAKING_PART[engine.dialect.name], RECORD[engine.dialect.name]
+    numbered_in_one = engine.dialect.name == "postgresql"  # as storage.queries does
 
     async def turn(i: int) -> str:
         now, chat = utcnow(), str(first_chat + i)
@@ -107,19 +79,25 @@ def core_turn(engine: AsyncEngine, first_chat: int) -> Callable[[int], Awaitable
                 THE_DRAFT, {"draft": draft_id, "commune": resident.commune_code})).one()
             await connection.execute(LATEST, {
                 "person": resident.person_id, "since": now - timedelta(hours=1), "most": 30})
-            await connection.execute(reach, {  # type: ignore[call-overload]
+            await connection.execute(taking_part, {
                 "draft_id": draft_id, "person_id": resident.person_id, "way": "took_part",
                 "channel": "telegram", "commune_code": resident.commune_code,
                 "reached_at": now, "took_part_at": now})
             await connection.execute(STEP_DONE, {"resident": resident.id, "now": now})
-            number = (await connection.execute(COUNTER, {"draft": draft_id})).scalar_one()
-            stored = (await connection.execute(STORE, {
-                "draft_id": draft_id, "number": number, "resident_id": resident.id,
+            values = {
+                "draft_id": draft_id, "resident_id": resident.id,
                 "commune_code": resident.commune_code, "text": f"Góp ý số {i}",
                 "forwarded": False, "created_at": now, "hidden_reason": "", "hidden_note": "",
                 "channel": "telegram", "respondent_category": resident.respondent_category,
-                "source": "chat"})).one()
-            await connection.execute(record, {  # type: ignore[call-overload]
+                "source": "chat"}
+            if numbered_in_one:  # the counter taken and the comment stored in one statement
+                stored = (await connection.execute(
+                    queries._numbered_insert(tuple(values)),
+                    {f"{queries._VALUE}{name}": value for name, value in values.items()})).one()
+            else:
+                number = (await connection.execute(COUNTER, {"of_draft": draft_id})).scalar_one()
+                stored = (await connection.execute(STORE, {**values, "number": number})).one()
+            await connection.execute(record, {
                 "channel": "telegram", "update_id": chat, "platform_id": chat,
                 "replies": "", "created_at": now})
             return f"{draft_id}-{stored.number} {draft.title}"
