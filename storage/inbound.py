@@ -342,6 +342,23 @@ async def unhandled(
         ]
 
 
+async def unhandled_among(sessionmaker: Sessionmaker, ids: Sequence[int]) -> list[StoredUpdate]:
+    """The rows of `ids` still to handle, oldest first (a process that stored them beyond its
+    memory takes them up in their turn; the others were handled or given up meanwhile)."""
+    if not ids:
+        return []
+    async with sessionmaker() as session:
+        rows = await session.execute(
+            select(InboundUpdate.id, InboundUpdate.channel, InboundUpdate.chat_key,
+                   InboundUpdate.payload, InboundUpdate.attempts)
+            .where(InboundUpdate.id.in_(ids), InboundUpdate.handled_at.is_(None),
+                   InboundUpdate.attempts < MAX_ATTEMPTS)
+            .order_by(InboundUpdate.id)
+        )
+        return [StoredUpdate(row_id, channel, chat_key, payload, attempts)
+                for row_id, channel, chat_key, payload, attempts in rows]
+
+
 async def database_reachable(sessionmaker: Sessionmaker) -> bool:
     """Whether a trivial query succeeds."""
     async with sessionmaker() as session:

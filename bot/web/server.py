@@ -35,6 +35,7 @@ async def serve(
     on_listening: Callable[[str], None] | None = None,
     backlog: int | None = None,
     chat_backlog: int | None = None,
+    spill: int | None = None,
     read_timeout: float | None = None,
     receive: bool = True,
     own_process: bool = False,
@@ -42,8 +43,9 @@ async def serve(
     """Receive by webhook and deliver until `stop` is set (or SIGINT/SIGTERM).
 
     `on_listening` gets the server's own address (http://host:port) once the webhook is
-    registered; `backlog` bounds the updates waiting in memory (then 503), `chat_backlog`
-    those of one chat (then they are dropped, and the chat told to wait); `read_timeout` is
+    registered; `backlog` bounds the updates waiting in memory (then they wait in the
+    database, up to `spill` of them, then 503), `chat_backlog` those of one chat (then they
+    are dropped, and the chat told to wait); `read_timeout` is
     how long a request's headers, and then its body, may take (tests shorten them). Without
     `receive`, only the officials' workspace is served (`ykien web serve`): no channel is
     started, no webhook registered, nothing sent, so a bot that polls keeps polling.
@@ -61,6 +63,7 @@ async def serve(
     from bot.web.webhook import (
         DEFAULT_BACKLOG,
         DEFAULT_CHAT_BACKLOG,
+        DEFAULT_SPILL,
         READ_TIMEOUT,
         WebhookReceiver,
         make_app,
@@ -81,6 +84,7 @@ async def serve(
             WebhookReceiver(
                 sessionmaker, channel, backlog=backlog or DEFAULT_BACKLOG,
                 chat_backlog=chat_backlog or DEFAULT_CHAT_BACKLOG,
+                spill=DEFAULT_SPILL if spill is None else spill,
                 lease=timedelta(seconds=settings.webhook_lease_seconds),
             )
             for channel in hooked

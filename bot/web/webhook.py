@@ -10,6 +10,11 @@ or signature), 400 for what is not an update (or nests deeper than any update do
 a body that does not arrive in time, 413 over a megabyte. Genuine updates the bot ignores (a
 group's, a bot's, one the platform library cannot read) are acknowledged and not stored.
 
+Updates beyond what memory holds (`backlog`) are still stored and acknowledged at once, and
+taken up in the order they came as room frees (or by another process with room, once they
+have waited a lease): the database is the queue, so a burst is taken in without the
+platform's retries and their delays. Only beyond `spill` of those is the answer 503.
+
 One chat cannot take the server from the others: beyond `chat_backlog` of its updates waiting
 here, its updates are acknowledged and dropped for a minute, and it is told once when it can
 write again (a 429 would only make the platform send them again).
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import math
@@ -48,6 +54,10 @@ log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # the platforms' updates are far smaller; anything bigger is not one
 MAX_DEPTH = 32  # arrays and objects within each other: the platforms' updates nest ~6 deep
 DEFAULT_BACKLOG = 1000
+# Updates stored beyond the backlog, waiting in the database for their turn: each costs this
+# process only its row id and chat in memory. A burst of first messages from a campaign is
+# thousands; beyond this many, 503 and the platform retries later.
+DEFAULT_SPILL = 100_000
 DEFAULT_CHAT_BACKLOG = 20  # one chat's updates waiting (its replies go 1/s after 3 at once)
 FLOOD_PAUSE = timedelta(minutes=1)  # a chat over its bound is not read for this long
 READ_TIMEOUT = 15.0  # seconds for a request's headers (and idle connections), then its body
@@ -68,7 +78,9 @@ class Outcome(StrEnum):
 
 class WebhookReceiver:
     """Stored updates handed to a channel: at most `backlog` in memory (`chat_backlog` per
-    chat), each claimed first.
+    chat, those stored beyond the backlog counted), each claimed first. Beyond `backlog`, up
+    to `spill` more are stored and left in the database, taken up oldest first whenever the
+    updates in memory fall to half the backlog.
 
     On `start`, rows stored but never handled (a crash after the 200) are handled first, in
     the order they came. A claim holds a row for `lease` (renewed while the update is being
@@ -87,6 +99,7 @@ class WebhookReceiver:
         *,
         backlog: int = DEFAULT_BACKLOG,
         chat_backlog: int = DEFAULT_CHAT_BACKLOG,
+        spill: int = DEFAULT_SPILL,
         lease: timedelta = inbound.LEASE,
         stale_after: timedelta | None = None,
         sweep_seconds: float | None = None,
@@ -97,6 +110,7 @@ class WebhookReceiver:
         self.channel = channel
         self.backlog = backlog
         self.chat_backlog = chat_backlog
+        self.spill = spill
         self.lease = lease
         self.stale_after = stale_after if stale_after is not None else lease
         self.sweep_seconds = (
@@ -108,7 +122,9 @@ class WebhookReceiver:
         self._claims: dict[int, int] = {}  # rows this process is handling: {id: attempt}
         self._deferred: dict[int, tuple[inbound.StoredUpdate, object]] = {}  # not their turn
         self._chats: dict[int, str] = {}  # every row scheduled here and not done: its chat
-        self._per_chat: Counter[str] = Counter()  # the same, counted by chat
+        self._spilled: dict[int, str] = {}  # stored here beyond the backlog, in order: chat
+        self._refilling: asyncio.Task[None] | None = None  # taking spilled rows up
+        self._per_chat: Counter[str] = Counter()  # both, counted by chat
         self._silenced: dict[str, datetime] = {}  # chats over their bound: dropped until
         self._retry = asyncio.Event()
         # Updates stored, claimed and recorded as handled by group commit: one transaction
@@ -131,8 +147,14 @@ class WebhookReceiver:
         return len(self._chats)
 
     @property
+    def queued(self) -> int:
+        """Updates this process stored and has not handled yet: in memory or spilled."""
+        return len(self._chats) + len(self._spilled)
+
+    @property
     def full(self) -> bool:
-        return self.waiting >= self.backlog
+        """Nothing more can be taken: the backlog and the spill beyond it are both full."""
+        return self.waiting >= self.backlog and len(self._spilled) >= self.spill
 
     async def start(self) -> None:
         """Handle what was stored but never handled, then keep sweeping in the background."""
@@ -160,7 +182,13 @@ class WebhookReceiver:
             self.channel.name, read.update_id, read.chat_key, payload_text, self.clock()))
         if row is None:
             return Outcome.AGAIN
-        self._schedule(row, read.update)
+        if self._spilled or self.waiting >= self.backlog:
+            # Stored, and taken up in its turn (after those spilled before it).
+            self._spilled[row.id] = row.chat_key
+            self._per_chat[row.chat_key] += 1
+            self._refill_soon()  # when there is room after all (a refill failed meanwhile)
+        else:
+            self._schedule(row, read.update)
         return Outcome.STORED
 
     async def close(self, timeout: float = 15.0) -> None:
@@ -168,6 +196,8 @@ class WebhookReceiver:
         meanwhile; the rest stay stored. A database round under way is let finish, not
         cancelled."""
         self._closing.set()
+        if self._refilling is not None:
+            await asyncio.gather(self._refilling, return_exceptions=True)
         tasks = [*self._in_flight.values(), *self._notices]
         if tasks:
             _, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -194,6 +224,12 @@ class WebhookReceiver:
             log.info("webhook: %d updates waiting for their turn left for the next start",
                      len(self._deferred))
             self._deferred.clear()
+        if self._spilled:
+            log.info("webhook: %d updates stored beyond the backlog left for the next start",
+                     len(self._spilled))
+            for chat in self._spilled.values():
+                self._forget_chat_count(chat)
+            self._spilled.clear()
 
     # ---- group commit ------------------------------------------------------------------
 
@@ -262,6 +298,39 @@ class WebhookReceiver:
         rows = [row for row in rows if row.id not in known][:free]
         if rows:
             log.info("webhook: handling %d updates stored earlier", len(rows))
+        await self._schedule_stored(rows)
+
+    async def _refill(self) -> None:
+        """Take up the updates stored beyond the backlog, oldest first, while there is room
+        (those handled elsewhere meanwhile are let go)."""
+        try:
+            while self._spilled and not self._closing.is_set():
+                free = self.backlog - self.waiting
+                if free <= 0:
+                    return
+                ids = list(itertools.islice(self._spilled, free))
+                rows = await inbound.unhandled_among(self.sessionmaker, ids)
+                # Scheduling moves a row from the spill to memory (the sweep may have taken
+                # some meanwhile); what is left of `ids` was handled elsewhere, or given up.
+                await self._schedule_stored([row for row in rows if row.id in self._spilled])
+                for row_id in ids:
+                    chat = self._spilled.pop(row_id, None)
+                    if chat is not None:
+                        self._forget_chat_count(chat)
+        except Exception as exc:  # they stay stored: the next refill or the sweep takes them
+            log.warning("webhook: could not take up updates stored beyond the backlog (%s)",
+                        type(exc).__name__)
+        finally:
+            self._refilling = None
+
+    def _refill_soon(self) -> None:
+        if (self._spilled and self._refilling is None and not self._closing.is_set()
+                and self.waiting <= self.backlog // 2):
+            self._refilling = asyncio.create_task(self._refill())
+
+    async def _schedule_stored(self, rows: Sequence[inbound.StoredUpdate]) -> None:
+        """Schedule rows read back from the database, in their order; give up those that
+        cannot be read."""
         for row in rows:
             try:
                 payload = json.loads(row.payload)
@@ -289,6 +358,7 @@ class WebhookReceiver:
                 await self._recover(unclaimed=False)
             except Exception:
                 log.exception("webhook: looking for abandoned updates failed")
+            self._refill_soon()  # should a refill have failed with nothing in flight
 
     async def _renew(self) -> None:
         """Keep the leases of the updates being handled alive (a long reply, a slow API)."""
@@ -319,7 +389,8 @@ class WebhookReceiver:
         # Tasks start in the order they are created: the channel keeps each chat in order.
         if row.id not in self._chats:
             self._chats[row.id] = row.chat_key
-            self._per_chat[row.chat_key] += 1
+            if self._spilled.pop(row.id, None) is None:  # a spilled row is counted already
+                self._per_chat[row.chat_key] += 1
         task = asyncio.create_task(self._process(row, update))
         self._in_flight[row.id] = task
         task.add_done_callback(lambda _: self._done(row.id))
@@ -330,9 +401,13 @@ class WebhookReceiver:
             return  # scheduled again later
         chat = self._chats.pop(row_id, None)
         if chat is not None:
-            self._per_chat[chat] -= 1
-            if self._per_chat[chat] <= 0:
-                del self._per_chat[chat]
+            self._forget_chat_count(chat)
+        self._refill_soon()
+
+    def _forget_chat_count(self, chat: str) -> None:
+        self._per_chat[chat] -= 1
+        if self._per_chat[chat] <= 0:
+            del self._per_chat[chat]
 
     async def _process(self, row: inbound.StoredUpdate, update: object) -> None:
         # Claimed at once when its chat has nothing earlier to handle (the usual case): the
@@ -499,7 +574,7 @@ def make_app(
         status = "unavailable" if not database else "busy" if busy else "ok"
         return web.json_response(
             {"status": status, "database": database,
-             "backlog": sum(receiver.waiting for receiver in receivers)},
+             "backlog": sum(receiver.queued for receiver in receivers)},
             status=200 if status == "ok" else 503,
         )
 

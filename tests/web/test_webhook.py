@@ -9,6 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -27,7 +28,7 @@ from tests.web.serving import running_server
 # A chat's pace is tested in test_pacing; here it only made replies wait in real time.
 pytestmark = pytest.mark.usefixtures("brisk_chats")
 
-ALICE, BOB = 2001, 2002
+ALICE, BOB, CAROL = 2001, 2002, 2003
 SECRET = "s3cret_Token-for-tests"
 PUBLIC_URL = "https://ykien.example"
 GREETING, HELP = "Xin chào", "Cách tham gia"  # in the answers to /start and /help
@@ -62,15 +63,18 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def serving(
-    fake: FakeTelegram, database_url: str, backlog: int | None = None
+    fake: FakeTelegram, database_url: str, backlog: int | None = None, *,
+    lease_seconds: int = 10, **options: Any,
 ) -> AsyncIterator[Server]:
+    """`serve()` answering through `fake`; `options` go to serve() (spill...)."""
     settings = Settings(
         database_url=database_url, telegram_token=fake.token, telegram_api_url=fake.url,
         telegram_webhook_secret=SECRET, public_url=PUBLIC_URL,
         # Pacing is tested in test_pacing; here a held reply must hold its update.
-        telegram_messages_per_second=0,
+        telegram_messages_per_second=0, webhook_lease_seconds=lease_seconds,
     )
-    async with running_server(settings, backlog) as address, aiohttp.ClientSession() as http:
+    async with (running_server(settings, backlog, **options) as address,
+                aiohttp.ClientSession() as http):
         yield Server(fake, address, http)
 
 
@@ -267,17 +271,19 @@ async def test_chats_are_handled_concurrently_and_each_in_order(fake, database_u
     assert len(texts) == 2 and HELP not in texts[0] and HELP in texts[1]
 
 
-async def test_a_full_backlog_answers_503_so_telegram_retries(fake, database_url):
+async def test_a_full_backlog_and_spill_answer_503_so_telegram_retries(fake, database_url):
     released = fake.hold(reply_to(ALICE))
-    async with serving(fake, database_url, backlog=1) as server:
+    async with serving(fake, database_url, backlog=1, spill=1) as server:
         fake.push_text(ALICE, "/start")
         await server.deliver()
         await fake.wait_for(reply_to(ALICE), arrived=True)  # in memory until released
+        fake.push_text(CAROL, "/start")
+        await server.deliver()  # beyond the backlog: stored, waiting its turn
         fake.push_text(BOB, "/start")
         update = fake.take_update()
-        response = await server.post(update)
+        response = await server.post(update)  # beyond the spill too
         assert response.status == 503
-        assert len(await stored_rows(database_url)) == 1
+        assert len(await stored_rows(database_url)) == 2
         released.set()
         await fake.wait_for(reply_to(ALICE))
         # Telegram's retry, once there is room (the row of Alice's update is marked handled
@@ -289,6 +295,7 @@ async def test_a_full_backlog_answers_503_so_telegram_retries(fake, database_url
         response = await server.post(update)
         assert response.status == 200
         await fake.wait_for(reply_to(BOB, GREETING))
+        await fake.wait_for(reply_to(CAROL, GREETING))
 
 
 async def test_healthz_reports_the_database(fake, database_url):

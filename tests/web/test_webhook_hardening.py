@@ -92,7 +92,7 @@ async def _sent(fake, predicate, count: int) -> bool:
 
 
 async def test_healthz_says_when_the_server_cannot_take_work(database_url):
-    async with all_platforms(database_url, backlog=2) as platforms:
+    async with all_platforms(database_url, backlog=2, spill=0) as platforms:
         fake = platforms.telegram
         released = fake.hold(greeting_to(ALICE))
         for chat in (ALICE, ALICE):
