@@ -321,25 +321,9 @@ async def unhandled(
     never_claimed: ColumnElement[bool] = InboundUpdate.claimed_until.is_(None)
     if not unclaimed:
         never_claimed = and_(never_claimed, InboundUpdate.received_at < now - stale_after)
-    async with sessionmaker() as session:
-        rows = await session.execute(
-            select(
-                InboundUpdate.id, InboundUpdate.chat_key, InboundUpdate.payload,
-                InboundUpdate.attempts,
-            )
-            .where(
-                InboundUpdate.handled_at.is_(None),
-                InboundUpdate.channel == channel,
-                InboundUpdate.attempts < MAX_ATTEMPTS,
-                or_(never_claimed, InboundUpdate.claimed_until <= now),
-            )
-            .order_by(InboundUpdate.id)
-            .limit(limit)
-        )
-        return [
-            StoredUpdate(row_id, channel, chat_key, payload, attempts)
-            for row_id, chat_key, payload, attempts in rows
-        ]
+    return await _still_to_handle(
+        sessionmaker, InboundUpdate.channel == channel,
+        or_(never_claimed, InboundUpdate.claimed_until <= now), limit=limit)
 
 
 async def unhandled_among(sessionmaker: Sessionmaker, ids: Sequence[int]) -> list[StoredUpdate]:
@@ -347,13 +331,22 @@ async def unhandled_among(sessionmaker: Sessionmaker, ids: Sequence[int]) -> lis
     memory takes them up in their turn; the others were handled or given up meanwhile)."""
     if not ids:
         return []
+    return await _still_to_handle(sessionmaker, InboundUpdate.id.in_(ids))
+
+
+async def _still_to_handle(
+    sessionmaker: Sessionmaker, *where: ColumnElement[bool], limit: int | None = None
+) -> list[StoredUpdate]:
+    """The rows not handled, nor given up as crashing every process, that match `where`,
+    oldest first."""
     async with sessionmaker() as session:
         rows = await session.execute(
             select(InboundUpdate.id, InboundUpdate.channel, InboundUpdate.chat_key,
                    InboundUpdate.payload, InboundUpdate.attempts)
-            .where(InboundUpdate.id.in_(ids), InboundUpdate.handled_at.is_(None),
-                   InboundUpdate.attempts < MAX_ATTEMPTS)
+            .where(InboundUpdate.handled_at.is_(None), InboundUpdate.attempts < MAX_ATTEMPTS,
+                   *where)
             .order_by(InboundUpdate.id)
+            .limit(limit)
         )
         return [StoredUpdate(row_id, channel, chat_key, payload, attempts)
                 for row_id, channel, chat_key, payload, attempts in rows]

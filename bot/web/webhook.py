@@ -227,9 +227,7 @@ class WebhookReceiver:
         if self._spilled:
             log.info("webhook: %d updates stored beyond the backlog left for the next start",
                      len(self._spilled))
-            for chat in self._spilled.values():
-                self._forget_chat_count(chat)
-            self._spilled.clear()
+            self._let_go_of_spilled(list(self._spilled))
 
     # ---- group commit ------------------------------------------------------------------
 
@@ -313,15 +311,20 @@ class WebhookReceiver:
                 # Scheduling moves a row from the spill to memory (the sweep may have taken
                 # some meanwhile); what is left of `ids` was handled elsewhere, or given up.
                 await self._schedule_stored([row for row in rows if row.id in self._spilled])
-                for row_id in ids:
-                    chat = self._spilled.pop(row_id, None)
-                    if chat is not None:
-                        self._forget_chat_count(chat)
+                self._let_go_of_spilled(ids)
         except Exception as exc:  # they stay stored: the next refill or the sweep takes them
             log.warning("webhook: could not take up updates stored beyond the backlog (%s)",
                         type(exc).__name__)
         finally:
             self._refilling = None
+
+    def _let_go_of_spilled(self, ids: Sequence[int]) -> None:
+        """These rows are no longer this process's to take up (left stored, for another
+        process or the next start): their chats' counts go with them."""
+        for row_id in ids:
+            chat = self._spilled.pop(row_id, None)
+            if chat is not None:
+                self._forget_chat_count(chat)
 
     def _refill_soon(self) -> None:
         if (self._spilled and self._refilling is None and not self._closing.is_set()
