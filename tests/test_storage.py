@@ -127,21 +127,19 @@ async def _backend_of(engine) -> int:
 async def _drop_connection(url: str, backend: int) -> None:
     """End a connection from the server's side (as a restart or a firewall would), and wait
     until its process is gone."""
-    import asyncio
-
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
     admin = create_async_engine(url, poolclass=NullPool)
     try:
+        # The server waits for the process itself (PostgreSQL 14+). Polling pg_stat_activity
+        # instead read one snapshot per transaction, so a first look taken before the end
+        # was repeated until the bound ran out.
         async with admin.connect() as connection:
-            await connection.execute(text("SELECT pg_terminate_backend(:b)"), {"b": backend})
-            for _ in range(200):  # bounded: the process ends within moments
-                if not await connection.scalar(text(
-                        "SELECT count(*) FROM pg_stat_activity WHERE pid = :b"), {"b": backend}):
-                    return
-                await asyncio.sleep(0.05)
-        raise AssertionError(f"server process {backend} did not end")
+            ended = await connection.scalar(
+                text("SELECT pg_terminate_backend(:b, 10000)"), {"b": backend})
+        if not ended:
+            raise AssertionError(f"server process {backend} did not end")
     finally:
         await admin.dispose()
 
