@@ -6,7 +6,7 @@ from handlers import respondent
 from handlers.buttons import CommentOn, PlaceHeld, VoteFor
 from handlers.events import Outgoing, Reply
 from handlers.i18n import Translator
-from handlers.state import AwaitComment, wait_for
+from handlers.state import AwaitComment, AwaitDraftChoice, awaiting, wait_for
 from handlers.turn import COMMENT_LIMIT, Turn, button, with_menu
 from storage import flood, queries, reach
 from storage.models import Comment, Draft, DraftStatus, ReachWay, Resident
@@ -139,12 +139,15 @@ async def ask_comment(turn: Turn, resident: Resident, draft_id: int) -> list[Out
 
 
 async def submit_comment(
-    turn: Turn, resident: Resident, draft_id: int, text: str, *, forwarded: bool = False
+    turn: Turn, resident: Resident, draft_id: int, text: str, *, forwarded: bool = False,
+    held: bool = False,
 ) -> list[Outgoing]:
     """Store a comment, or say exactly why not (and keep waiting for a better one).
 
     `text` is already cleaned (handlers.conversation): NFC, no invisible characters.
     `forwarded`: someone else's words passed on, kept and marked so.
+    `held`: the text kept aside (Resident.held_text), let go of once stored; another
+    comment leaves it, for the question still on screen to place.
     """
     draft, refused = await _usable_draft(turn, resident, draft_id)
     if draft is None:
@@ -159,7 +162,8 @@ async def submit_comment(
     if (over := await _over_comment_limits(turn, resident)) is not None:
         return over
     wait_for(resident, None, turn.now)
-    resident.held_text = ""
+    if held:
+        resident.held_text = ""
     await reach.record_part(turn.session, draft.id, resident, turn.now)
     # The resident's step written now, so that after the draft's receipt counter, which
     # stays locked until the commit (every comment on the draft waits for it), only the
@@ -176,7 +180,8 @@ async def submit_comment(
 
 
 async def hold_comment(turn: Turn, resident: Resident, text: str) -> list[Outgoing]:
-    """Text sent outside any draft: keep it and ask which draft it is for."""
+    """Text sent outside any draft: keep it and ask which draft it is for. Text sent again
+    before the answer joins it: a comment typed in several messages stays whole."""
     if resident.commune_code is None:
         return []
     drafts = await queries.open_drafts(turn.session, resident.commune_code, turn.now)
@@ -189,10 +194,25 @@ async def hold_comment(turn: Turn, resident: Resident, text: str) -> list[Outgoi
         return [too_long(turn, text)]
     if (over := await _over_comment_limits(turn, resident)) is not None:
         return over
-    resident.held_text, resident.held_forwarded = text, turn.event.forwarded
+    joining = bool(resident.held_text) and isinstance(
+        awaiting(resident, turn.now, turn.timeout), AwaitDraftChoice)
+    if not joining:
+        resident.held_text, resident.held_forwarded = text, turn.event.forwarded
+        question = turn.t("Which draft is your comment about?")
+    elif len(joined := f"{resident.held_text}\n{text}") > COMMENT_LIMIT:
+        question = turn.t(
+            "With this message your comment would have {length} characters; the limit is "
+            "{limit}, so this message was not added. Choose the draft for what you sent "
+            "before, then send the rest as a new comment.",
+            length=turn.t.number(len(joined)), limit=turn.t.number(COMMENT_LIMIT))
+    else:
+        resident.held_text = joined
+        resident.held_forwarded = resident.held_forwarded or turn.event.forwarded
+        question = turn.t("Added to your message before. Which draft is your comment about?")
+    wait_for(resident, AwaitDraftChoice(), turn.now)
     buttons = [[button(PlaceHeld(d.id), d.title[:HELD_TITLE_LENGTH])] for d in drafts]
     buttons.append([button(PlaceHeld(None), turn.t("Cancel"))])
-    return [Reply(turn.t("Which draft is your comment about?"), buttons)]
+    return [Reply(question, buttons)]
 
 
 async def place_held_comment(
@@ -203,9 +223,10 @@ async def place_held_comment(
         return [with_menu(turn, turn.t("That button is no longer valid. Here is the menu."))]
     if draft_id is None:
         resident.held_text = ""
+        wait_for(resident, None, turn.now)
         return [with_menu(turn, turn.t("Cancelled: your message was not saved."))]
     return await submit_comment(turn, resident, draft_id, resident.held_text,
-                                forwarded=resident.held_forwarded)
+                                forwarded=resident.held_forwarded, held=True)
 
 
 async def vote(turn: Turn, resident: Resident, option_id: int) -> list[Outgoing]:

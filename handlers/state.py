@@ -1,6 +1,6 @@
 """What the conversation waits for from a resident, typed, with a time limit.
 
-Stored in `Resident.awaiting` as a short text ("commune", "comment:12") with the moment the
+Stored in `Resident.awaiting` as a short text ("commune", "comment:12", "held") with the moment the
 wait began; a wait left alone longer than the configured silence is over, so an abandoned
 step does not swallow later messages.
 """
@@ -27,18 +27,29 @@ class AwaitComment:
     draft_id: int
 
 
-Awaiting = AwaitCommune | AwaitComment
+@dataclass(frozen=True)
+class AwaitDraftChoice:
+    """Text sent outside any draft is kept aside (Resident.held_text) until the resident
+    chooses its draft; more text meanwhile joins it, as one comment typed in several
+    messages."""
+
+
+Awaiting = AwaitCommune | AwaitComment | AwaitDraftChoice
 
 
 def _encode(state: Awaiting) -> str:
     if isinstance(state, AwaitComment):
         return f"comment:{state.draft_id}"
+    if isinstance(state, AwaitDraftChoice):
+        return "held"
     return "commune"
 
 
 def _decode(raw: str) -> Awaiting | None:
     if raw == "commune":
         return AwaitCommune()
+    if raw == "held":
+        return AwaitDraftChoice()
     kind, _, argument = raw.partition(":")
     if kind == "comment" and argument.isascii() and argument.isdigit():
         return AwaitComment(int(argument))

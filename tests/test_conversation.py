@@ -133,6 +133,65 @@ async def test_an_old_held_button_after_the_text_was_placed(service, sessionmake
     assert await scalar_count(sessionmaker, Comment) == 1
 
 
+# ---- a comment typed in several messages ------------------------------------------------
+
+ASKED = "Which draft is your comment about?"
+ADDED = "Added to your message before. " + ASKED
+
+
+async def stored_texts(sessionmaker) -> list[str]:
+    async with sessionmaker() as session:
+        return list((await session.scalars(select(Comment.text).order_by(Comment.id))).all())
+
+
+async def test_messages_sent_before_choosing_the_draft_make_one_comment(
+        service, sessionmaker, draft):
+    assert joined(await service.handle(text("u1", "The bins are full"))) == ASKED
+    assert joined(await service.handle(text("u1", "every Monday"))) == ADDED
+    asked = await service.handle(text("u1", "since March"))
+    assert "Received" in joined(await service.handle(press("u1", button_for(asked, "Rubbish"))))
+    assert await stored_texts(sessionmaker) == ["The bins are full\nevery Monday\nsince March"]
+    # Placed: the next loose message starts a comment of its own.
+    assert joined(await service.handle(text("u1", "Thanks"))) == ASKED
+
+
+async def test_a_message_that_would_pass_the_limit_is_not_added(service, sessionmaker, draft):
+    first = "a" * (COMMENT_LIMIT - 10)
+    await service.handle(text("u1", first))
+    refused = joined(await service.handle(text("u1", "b" * 10)))
+    assert f"would have {COMMENT_LIMIT + 1:,} characters" in refused
+    assert "this message was not added" in refused
+    resident = await stored_resident(sessionmaker)
+    assert resident is not None and resident.held_text == first
+    asked = await service.handle(text("u1", "b" * 9))  # exactly the limit fits
+    await service.handle(press("u1", button_for(asked, "Rubbish")))
+    assert await stored_texts(sessionmaker) == [first + "\n" + "b" * 9]
+
+
+async def test_after_cancel_or_a_long_silence_a_message_is_not_added(
+        service, sessionmaker, draft):
+    asked = await service.handle(text("u1", "thrown away"))
+    await service.handle(press("u1", button_for(asked, "Cancel")))
+    assert joined(await service.handle(text("u1", "kept"))) == ASKED
+    await set_rows(sessionmaker, update(Resident).values(
+        awaiting_since=utcnow() - timedelta(minutes=31)))
+    asked = await service.handle(text("u1", "much later"))
+    assert joined(asked) == ASKED
+    await service.handle(press("u1", button_for(asked, "Rubbish")))
+    assert await stored_texts(sessionmaker) == ["much later"]
+
+
+async def test_a_message_after_pressing_comment_is_the_comment_not_an_addition(
+        service, sessionmaker, draft):
+    asked = await service.handle(text("u1", "loose"))
+    await service.handle(press("u1", f"comment:{draft.id}"))
+    assert "Received" in joined(await service.handle(text("u1", "meant")))
+    assert await stored_texts(sessionmaker) == ["meant"]
+    # The question still on screen places what it asked about.
+    assert "Received" in joined(await service.handle(press("u1", button_for(asked, "Rubbish"))))
+    assert await stored_texts(sessionmaker) == ["meant", "loose"]
+
+
 # ---- reachability ----------------------------------------------------------------------
 
 
