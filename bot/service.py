@@ -23,7 +23,7 @@ from handlers.conversation import (
 from handlers.events import Incoming, Kind, Outgoing, Reply
 from handlers.layout import lay_out, needs_numbers
 from handlers.logref import chat_ref
-from handlers.numbering import Numbering
+from handlers.numbering import Numbering, typed_number
 from handlers.state import DEFAULT_TIMEOUT
 from handlers.turn import Periods, Workspace
 from storage import choices, queries
@@ -40,7 +40,7 @@ def _chosen(event: Incoming, numbering: Numbering) -> Incoming:
         return event
     button = numbering.resolve(event.text)
     if button is None:
-        return event
+        return replace(event, unknown_choice=typed_number(event.text))
     return replace(event, kind=Kind.CHOICE, choice=button.id, text="")
 
 

@@ -240,6 +240,11 @@ async def _on_text(turn: Turn, text: str) -> list[Outgoing]:
         ))]
     if isinstance(state, AwaitCommune) or resident.commune_code is None:
         return onboarding.search_communes(turn, text)
+    if turn.event.unknown_choice is not None:
+        log.info("a number standing for no choice on %s", turn.event.channel)
+        return [with_menu(turn, turn.t(
+            "No choice has the number {number} now. Type a number from the latest list; "
+            "to comment, choose Comment first.", number=str(turn.event.unknown_choice)))]
     return await drafts.hold_comment(turn, resident, text)
 
 

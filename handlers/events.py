@@ -36,6 +36,9 @@ class Incoming:
     update_id: str = ""  # platform id of the update, so a retried webhook changes nothing
     language_hint: str = ""  # the chat app's language (the greeting is Vietnamese regardless)
     forwarded: bool = False  # someone else's words passed on (forwarded, via an inline bot)
+    # A number typed where choices are numbered lines, standing for none of them (a slip, or
+    # a list gone from the chat): answered as such unless a comment is awaited.
+    unknown_choice: int | None = None
 
 
 @dataclass(frozen=True)

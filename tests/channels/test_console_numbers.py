@@ -123,3 +123,31 @@ async def test_other_digits_and_long_numbers_are_text_not_buttons(sessionmaker, 
     assert "5,000" in out
     async with sessionmaker() as session:
         assert len((await session.scalars(select(Comment))).all()) == len(lines)
+
+
+NO_CHOICE = "No choice has the number {} now."
+
+
+async def test_a_number_standing_for_no_choice_is_said_so_not_kept_as_a_comment(
+    sessionmaker, console
+):
+    lan = await subscribed(console, "lan")
+    await add_draft(sessionmaker)
+    await lan.say()  # the broadcast arrives
+    drafts = await lan.say("/drafts")
+    missing = "42"
+    assert int(missing) not in dict(buttons_printed(drafts))
+    out = await lan.say("/drafts", missing, f" {missing}. ")  # the menu shown between: 1-6
+    assert out.count(NO_CHOICE.format(missing)) == 2
+    assert "Which draft is your comment about?" not in out
+    assert "My comments" in out.split(NO_CHOICE.format(missing))[-1]  # the menu follows
+    # A new console session: the numbers printed before choose nothing.
+    assert NO_CHOICE.format(1) in await lan.say("1")
+    async with sessionmaker() as session:
+        resident = await session.scalar(select(Resident))
+        assert resident is not None and resident.held_text == ""
+        assert (await session.scalars(select(Comment))).all() == []
+    # After Comment, a number is the comment (a score, an amount): not a choice.
+    await lan.say("/drafts", number_of(drafts, "💬 Comment"), missing)
+    async with sessionmaker() as session:
+        assert list(await session.scalars(select(Comment.text))) == [missing]
