@@ -11,9 +11,10 @@ superscripts ("²"), circled numbers ("①"), longer digit strings — is not a 
 matched against the labels and otherwise reaches the conversation as typed text.
 
 A number chooses what it was shown next to most recently, even in an earlier turn, as an old
-button on a chat platform can still be pressed. A typed label (folded: case, accents and
-punctuation do not matter) chooses the choice with that label; when several on screen carry
-it, the one shown last wins.
+button on a chat platform can still be pressed; one that stands for nothing kept reaches the
+conversation marked so (Incoming.unknown_choice), to be answered rather than taken as a
+comment. A typed label (folded: case, accents and punctuation do not matter) chooses the
+choice with that label; when several on screen carry it, the one shown last wins.
 
 The numbering is plain data (`to_json`/`from_json`) so it is stored with the chat
 (storage.choices): a typed "2" works on any process, and after a restart.
