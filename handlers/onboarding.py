@@ -6,13 +6,14 @@ import hashlib
 
 from handlers.buttons import Agree, Decline, Menu, MenuCommand, PickCommune
 from handlers.drafts import open_drafts_replies
-from handlers.events import Outgoing, Reply
+from handlers.events import Button, Outgoing, Reply
 from handlers.i18n import Translator, translator
 from handlers.state import AwaitCommune, wait_for
 from handlers.turn import Periods, Turn, button, language_switch, with_menu
 from storage import communes, consent, queries
 from storage.communes import Match
 from storage.models import ConsentEventKind, ReachWay, Resident
+from storage.text import fold
 
 # Bump when the notice text changes: each resident's consent records the version they saw,
 # and a resident who agreed to an earlier one is shown the new one once. At most 11
@@ -208,12 +209,21 @@ def search_communes(turn: Turn, query: str) -> list[Outgoing]:
             limit=turn.t.number(communes.QUERY_LIMIT),
         ))]
     matches = communes.search(query, limit=COMMUNE_CHOICES + 1)
+    province = communes.find_province(query)
+    if not matches and province is not None:
+        return [Reply(_province_hint(turn, query, province))]
     if not matches:
-        return [Reply(turn.t(
-            "I found no commune called “{query}”. Check the spelling and type it again, "
-            "for example: Cam Tu, or Phuong Ba Dinh.",
-            query=query[:60],
-        ))]
+        near = communes.near_misses(query, limit=COMMUNE_CHOICES)
+        if not near:
+            return [Reply(turn.t(
+                "I found no commune called “{query}”. Check the spelling and type it again, "
+                "for example: Cam Tu, or Phuong Ba Dinh.",
+                query=query[:60],
+            ))]
+        text = turn.t("I found no commune called “{query}”. Did you mean one of these?",
+                      query=query[:60])
+        return [Reply(text + "\n" + turn.t("Not in the list? Type the name again."),
+                      _commune_buttons(turn, near))]
     text = turn.t("Choose your commune:")
     if len(matches) > COMMUNE_CHOICES:
         matches = matches[:COMMUNE_CHOICES]
@@ -223,8 +233,22 @@ def search_communes(turn: Turn, query: str) -> list[Outgoing]:
         )
     else:
         text += "\n" + turn.t("Not in the list? Type the name again.")
-    buttons = [[button(PickCommune(m.commune.code), _choice_label(turn, m))] for m in matches]
-    return [Reply(text, buttons)]
+    if province is not None:  # "thanh hoa": a few communes, and a province of that name
+        text += "\n" + _province_hint(turn, query, province)
+    return [Reply(text, _commune_buttons(turn, matches))]
+
+
+def _commune_buttons(turn: Turn, matches: list[Match]) -> list[list[Button]]:
+    return [[button(PickCommune(m.commune.code), _choice_label(turn, m))] for m in matches]
+
+
+def _province_hint(turn: Turn, query: str, province: communes.Province) -> str:
+    """A province typed for a commune (perhaps a former one, "long an"): say so, with one of
+    its communes as an example."""
+    example = fold(communes.communes_in_province(province.code)[0].name).title()
+    return turn.t("“{query}” is a province or city ({province}). Type the name of your "
+                  "commune or ward, for example: {example}.",
+                  query=query[:60], province=province.name, example=example)
 
 
 async def pick_commune(turn: Turn, resident: Resident, code: int) -> list[Outgoing]:

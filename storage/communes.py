@@ -39,6 +39,7 @@ __all__ = [
     "find_province",
     "get_commune",
     "get_province",
+    "near_misses",
     "provinces",
     "search",
     "warm_up",
@@ -122,6 +123,11 @@ _PROVINCE_ALIASES = {
 # "thanh pho ho chi minh" is the longest province name a query can end with.
 _MAX_PROVINCE_WORDS = 5
 _NO_MATCH = 99
+# Typing slips a name may have and still be offered as "did you mean": none below 4 letters
+# (every short name is one slip from dozens), one, then two from 7 letters on (names fold to
+# a few short words; more would offer strangers).
+_ONE_SLIP_FROM = 4
+_TWO_SLIPS_FROM = 7
 _SEPARATORS = re.compile(r"[\W_]+")
 
 
@@ -303,6 +309,16 @@ class _Data:
         fcode, name, district, province, new_codes = self.former_rows[former]
         return Match(commune,
                      FormerCommune(fcode, name, district, province, new_codes))
+
+    @cached_property
+    def name_keys(self) -> list[str]:
+        """Every distinct folded name without its unit word, spaced and squeezed ("cam tu",
+        "camtu"), for typo-tolerant matching (their pairs: `named`)."""
+        return [*self.exact, *(key for key in self.compact if key not in self.exact)]
+
+    def named(self, key: str) -> frozenset[int]:
+        """The pair ids of a key of `name_keys`."""
+        return self.exact.get(key) or self.compact[key]
 
     def province_named(self, key: str) -> Province | None:
         code = self.province_keys.get(key)
@@ -607,3 +623,40 @@ def search(query: str, province: str | int | None = None, limit: int = 8) -> lis
     if tier <= 2 or not fallback:
         return results
     return fallback
+
+
+def near_misses(query: str, limit: int = 8) -> list[Match]:
+    """Communes whose names are a typing slip or two away from the query ("cam tuu", "ba
+    dnh"), closest first: offered when `search` finds nothing, for the resident to choose
+    from. A province may end the query ("cam tuu thanh hoa") and narrows them."""
+    from rapidfuzz.distance import Levenshtein
+    from rapidfuzz.process import extract
+
+    data = _data()
+    folded = fold(query) if len(query) <= QUERY_LIMIT else ""
+    name, _ = _strip_prefix(folded, _QUERY_PREFIXES)
+    allowed: frozenset[int] | None = None
+    words = name.split()
+    for n in range(min(len(words) - 1, _MAX_PROVINCE_WORDS), 0, -1):
+        province = data.province_for(" ".join(words[-n:]))
+        if province is not None:
+            name, allowed = " ".join(words[:-n]), data.province_pids.get(province.code)
+            break
+    if limit <= 0 or len(name) < _ONE_SLIP_FROM:
+        return []
+    slips = 2 if len(name) >= _TWO_SLIPS_FROM else 1
+    close = extract(name, data.name_keys, scorer=Levenshtein.distance, score_cutoff=slips,
+                    limit=None)
+    found: list[Match] = []
+    seen: set[int] = set()
+    # Closest first; among equally close names, the search's display order (pair ids).
+    ranked = sorted((distance, pid) for key, distance, _ in close for pid in data.named(key)
+                    if allowed is None or pid in allowed)
+    for _, pid in ranked:
+        match = data.match(pid)
+        if match.commune.code not in seen:
+            seen.add(match.commune.code)
+            found.append(match)
+            if len(found) >= limit:
+                break
+    return found

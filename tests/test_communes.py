@@ -256,3 +256,29 @@ def test_find_province(query: str, code: int) -> None:
 @pytest.mark.parametrize("query", ["", "  ", "cam tu", "atlantis"])
 def test_find_province_none(query: str) -> None:
     assert cm.find_province(query) is None
+
+
+# --- typing slips: "did you mean" ---------------------------------------------------------
+
+
+def near(query: str) -> list[str]:
+    return [m.commune.label for m in cm.near_misses(query)]
+
+
+@pytest.mark.parametrize("query", ["cam tuu", "Xa Cam Tuu", "camtuu", "cam tuu, thanh hoa"])
+def test_a_slip_in_the_name_offers_it_first(query: str) -> None:
+    assert cm.search(query) == []  # what the resident typed finds nothing as it is
+    assert near(query)[0] == CAM_TU
+
+
+def test_slips_are_offered_closest_first_and_within_the_province_named() -> None:
+    assert near("ba dnh")[:3] == [
+        "Phường Ba Đình — Thành phố Hà Nội", "Xã Ba Dinh — Tỉnh Quảng Ngãi",
+        "Xã Ba Đình — Tỉnh Thanh Hóa"]
+    assert all(label.endswith("Tỉnh Thanh Hóa") for label in near("cam tuu thanh hoa"))
+    assert len(near("cam tuu")) == 8  # limit
+
+
+@pytest.mark.parametrize("query", ["", "abc", "zzzzzz", "xyzzy qwerty", "cam tuu" * 20])
+def test_no_slip_offered_for_short_far_or_long_text(query: str) -> None:
+    assert near(query) == []

@@ -139,3 +139,25 @@ async def test_a_button_can_be_typed_by_its_label_without_accents(sessionmaker, 
     assert shown[6] == (1, "Phường Ba Đình — Thành phố Hà Nội")
     async with sessionmaker() as session:
         assert (await session.scalar(select(Resident))).language == "en"
+
+
+async def test_a_misspelt_commune_or_a_province_typed_for_it_is_answered(sessionmaker, console):
+    resident = console("lan")
+    await resident.say("/start", "3", "1")  # English, then agree: the commune is asked
+    # A province: said so, with an example, and no list to pick a wrong commune from.
+    out = await resident.say("ha noi")
+    assert "“ha noi” is a province or city (Thành phố Hà Nội)" in out
+    assert "for example: Phuong Ba Dinh." in out and buttons_printed(out) == []
+    # A name that is also a province's: its communes, and the hint below them.
+    out = await resident.say("thanh hoa")
+    assert "Choose your commune:" in out and "(Tỉnh Thanh Hóa). Type the name" in out
+    # A slip: the closest names offered, and the one chosen subscribes.
+    out = await resident.say("cam tuu")
+    assert "I found no commune called “cam tuu”. Did you mean one of these?" in out
+    assert buttons_printed(out)[0] == (1, "Xã Cẩm Tú — Tỉnh Thanh Hóa")
+    await resident.say("cam tuu", "1")
+    async with sessionmaker() as session:
+        assert (await session.scalar(select(Resident))).commune_code == 15148
+    # Nothing near: asked to check the spelling, as before.
+    out = await console("minh").say("/start", "3", "1", "xyzzy qwerty")
+    assert "I found no commune called “xyzzy qwerty”. Check the spelling" in out
