@@ -83,6 +83,7 @@ COMMAND_ALIASES = {"mine": MenuCommand.MY_COMMENTS, "menu": MenuCommand.HELP,
 TYPED_COMMANDS = {
     "stop": MenuCommand.STOP, "start": MenuCommand.START, "bat dau": MenuCommand.START,
     "help": MenuCommand.HELP, "tro giup": MenuCommand.HELP, "giup": MenuCommand.HELP,
+    "menu": MenuCommand.HELP, "huong dan": MenuCommand.HELP,
     linking.KEYWORD: MenuCommand.LINK,
     "du lieu cua toi": MenuCommand.MY_DATA,
 }

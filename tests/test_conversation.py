@@ -219,7 +219,16 @@ async def test_a_stranger_blocking_stores_nothing(service, sessionmaker):
 # ---- a keyword typed where a comment was expected ---------------------------------------
 
 
-@pytest.mark.parametrize("word", ["dung", "stop", "STOP", "dừng", "giúp", "help", "bat dau"])
+@pytest.mark.parametrize("word", ["Menu", "hướng dẫn", "huong dan", "tro giup"])
+async def test_the_help_and_its_menu_by_a_typed_word(service, sessionmaker, draft, word):
+    answer = await service.handle(text("u1", word))
+    assert joined(answer).startswith("How to take part:")
+    assert "My comments" in labels(answer)
+    assert await scalar_count(sessionmaker, Comment) == 0
+
+
+@pytest.mark.parametrize("word", ["dung", "stop", "STOP", "dừng", "giúp", "help", "bat dau",
+                                  "menu"])
 async def test_a_keyword_while_commenting_is_asked_about(service, sessionmaker, draft, word):
     await service.handle(press("u1", f"comment:{draft.id}"))
     asked = await service.handle(text("u1", word))
