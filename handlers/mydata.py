@@ -76,6 +76,9 @@ def summary(data: PersonalData, t: Translator, whole: bool) -> str:
         "{app}, account {account}: agreed to the privacy notice of {version} at {time}",
         app=_app(chat.channel, t), account=chat.chat_id, version=chat.notice_version,
         time=t.datetime(chat.agreed_at)) for chat in data.chats], True, t)
+    kept = [chat.kept_aside for chat in data.chats if chat.kept_aside]
+    if kept:
+        _section(lines, t("Kept until you choose its draft, not yet a comment:"), kept, True, t)
     _section(lines, t("Consent record:"), [
         f"{t.datetime(step.at)}: {_words(EVENT_WORDS, step.event, t)} ({_app(step.channel, t)}"
         + (f", {step.notice_version}" if step.event == ConsentEventKind.AGREED else "")

@@ -50,6 +50,8 @@ class Chat:
     last_seen_at: datetime | None
     reachable: bool
     since: datetime
+    # Text sent outside any draft, kept until they choose its draft or cancel ("" none).
+    kept_aside: str
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,7 @@ async def collect(session: AsyncSession, person_id: int) -> PersonalData | None:
         respondent_category=person.respondent_category,
         category_asked_at=person.category_asked_at,
         chats=[Chat(r.channel, r.platform_id, r.consent_at, r.consent_version,
-                    r.notice_version, r.last_seen_at, r.reachable, r.created_at)
+                    r.notice_version, r.last_seen_at, r.reachable, r.created_at, r.held_text)
                for r in residents],
         consents=[ConsentStep(c.event, c.channel, c.notice_version, c.at, c.detail)
                   for c in consents],

@@ -84,6 +84,23 @@ async def test_typed_words_and_a_comment_that_says_them(service, sessionmaker):
     assert await scalar_count(sessionmaker, Comment) == 0
 
 
+async def test_a_message_kept_aside_is_in_the_data_until_it_is_placed(service, sessionmaker):
+    from tests.chat import make_draft
+
+    await subscribe(service, "u1")
+    await make_draft(sessionmaker, title="Rubbish collection")
+    asked = await service.handle(say("u1", "Bins overflow in hamlet 3"))
+    shown = joined(await service.handle(say("u1", "/mydata"), FILES))
+    kept = "Kept until you choose its draft, not yet a comment:\n• Bins overflow in hamlet 3"
+    assert kept in shown
+    document = await service.handle(say("u1", "/mydata"), FILES)
+    assert isinstance(document[-1], Document)
+    assert b'"kept_aside": "Bins overflow in hamlet 3"' in document[-1].data
+    await service.handle(press("u1", button_for(asked, "Rubbish")))
+    shown = joined(await service.handle(say("u1", "/mydata"), FILES))
+    assert "Kept until" not in shown and "Bins overflow in hamlet 3" in shown  # a comment now
+
+
 async def test_without_files_or_address_the_whole_summary_comes_in_several_messages(
         sessionmaker):
     from tests.chat import make_draft
