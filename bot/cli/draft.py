@@ -49,7 +49,11 @@ def add_draft_commands(commands: Subcommands, add: AddCommand, t: Translator) ->
     drafts = draft.add_subparsers(dest="draft_command", required=True, metavar="COMMAND")
     create = add("create", t("create a draft from a TOML file (see examples/draft.toml)"),
                  cmd_draft_create, drafts)
-    create.add_argument("--file", required=True, help=t("the draft file"))
+    # The file as typed first, or named as the README and the example file write it.
+    source = create.add_mutually_exclusive_group(required=True)
+    source.add_argument("file", nargs="?", metavar="FILE", help=t("the draft file"))
+    source.add_argument("--file", dest="named_file", metavar="FILE",
+                        help=t("the draft file (another way to write FILE)"))
     add("list", t("list drafts with their progress"), cmd_draft_list, drafts)
     send = add("broadcast", t("queue a draft for every subscribed resident of its communes, "
                               "then show the progress while a bot sends it"),
@@ -78,13 +82,14 @@ async def cmd_draft_create(args: argparse.Namespace, settings: Settings, t: Tran
     from storage.db import open_database
     from storage.drafts import commune_code_text, create_draft
 
+    path = args.file or args.named_file
     try:
-        spec = load_draft_file(Path(args.file), t)
+        spec = load_draft_file(Path(path), t)
     except DraftFileError as error:
         print(t.plural(
             "Draft not created; {count} problem in {path}:",
             "Draft not created; {count} problems in {path}:",
-            len(error.problems), path=args.file,
+            len(error.problems), path=path,
         ), file=sys.stderr)
         for problem in error.problems:
             print(f"  - {problem}", file=sys.stderr)

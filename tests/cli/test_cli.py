@@ -100,6 +100,15 @@ def test_draft_file_mistakes_are_explained(ykien, tmp_path):
     assert "YKIEN_DATABASE_URL" not in done.stderr
 
 
+def test_the_draft_file_is_given_bare_or_named_once(ykien):
+    assert "Created draft no. 1" in ykien("draft", "create", str(EXAMPLE_DRAFT)).stdout
+    assert "Created draft no. 2" in ykien("draft", "create", "--file", str(EXAMPLE_DRAFT)).stdout
+    for wrong in ((), (str(EXAMPLE_DRAFT), "--file", str(EXAMPLE_DRAFT))):
+        done = ykien("draft", "create", *wrong, check=False)
+        assert done.returncode == 2 and "FILE" in done.stderr and "Traceback" not in done.stderr
+    assert "Created draft no. 3" not in ykien("draft", "list").stdout
+
+
 def test_run_without_a_channel_explains_and_falls_back_to_the_console(ykien):
     done = ykien("run", stdin="/start\n")
     assert "YKIEN_TELEGRAM_TOKEN" in done.stderr and "@BotFather" in done.stderr
