@@ -51,9 +51,9 @@ def add_draft_commands(commands: Subcommands, add: AddCommand, t: Translator) ->
                  cmd_draft_create, drafts)
     # The file as typed first, or named as the README and the example file write it.
     source = create.add_mutually_exclusive_group(required=True)
-    source.add_argument("file", nargs="?", metavar="FILE", help=t("the draft file"))
-    source.add_argument("--file", dest="named_file", metavar="FILE",
-                        help=t("the draft file (another way to write FILE)"))
+    source.add_argument("file", nargs="?", metavar=t("FILE"), help=t("the draft file"))
+    source.add_argument("--file", dest="named_file", metavar=t("FILE"),
+                        help=t("the draft file (another way to write {file})", file=t("FILE")))
     add("list", t("list drafts with their progress"), cmd_draft_list, drafts)
     send = add("broadcast", t("queue a draft for every subscribed resident of its communes, "
                               "then show the progress while a bot sends it"),
