@@ -15,11 +15,12 @@ OPEN_DRAFTS_SHOWN = 5
 HELD_TITLE_LENGTH = 60
 
 
-def render_draft(draft: Draft, t: Translator, *, reply_hint: bool = False) -> Reply:
+def render_draft(draft: Draft, t: Translator, *, reply_hint: bool = False,
+                 chosen: int | None = None) -> Reply:
     """The message that presents a draft, with a Comment button and one button per option.
 
     `reply_hint`: the channel lets residents reply to a message, and the message says that
-    a reply is a comment too."""
+    a reply is a comment too. `chosen`: the option the person votes for now, marked ✅."""
     parts = [f"📢 {draft.title}", draft.issuer, "", draft.summary, ""]
     if draft.poll_question:
         parts.append(f"❓ {draft.poll_question}")
@@ -29,7 +30,9 @@ def render_draft(draft: Draft, t: Translator, *, reply_hint: bool = False) -> Re
     parts.append(t("Tap Comment, or reply to this message, to send your opinion.") if reply_hint
                  else t("Tap Comment to send your opinion."))
     buttons = [[button(CommentOn(draft.id), "💬 " + t("Comment"))]]
-    buttons += [[button(VoteFor(option.id), f"🗳 {option.label}")] for option in draft.options]
+    for option in draft.options:
+        mark = "✅" if option.id == chosen else "🗳"
+        buttons.append([button(VoteFor(option.id), f"{mark} {option.label}")])
     return Reply("\n".join(parts), buttons, draft_id=draft.id)
 
 
@@ -54,7 +57,10 @@ async def open_drafts_replies(turn: Turn, resident: Resident, way: ReachWay
         "{count} draft is open for comments:", "{count} drafts are open for comments:",
         len(drafts),
     )
-    shown = [render_draft(draft, turn.t, reply_hint=turn.replies_to_messages)
+    chosen = await queries.options_chosen(turn.session, resident,
+                                          [draft.id for draft in drafts[:OPEN_DRAFTS_SHOWN]])
+    shown = [render_draft(draft, turn.t, reply_hint=turn.replies_to_messages,
+                          chosen=chosen.get(draft.id))
              for draft in drafts[:OPEN_DRAFTS_SHOWN]]
     await reach.record_shown(turn.session, [draft.id for draft in drafts[:OPEN_DRAFTS_SHOWN]],
                              resident, way, turn.now)

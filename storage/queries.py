@@ -444,6 +444,19 @@ async def _person_votes(session: AsyncSession, draft_id: int, resident: Resident
     )).all()
 
 
+async def options_chosen(session: AsyncSession, resident: Resident, draft_ids: Sequence[int]
+                         ) -> dict[int, int]:
+    """The option the resident's person votes for now on each of these drafts that has one
+    (draft id -> option id; the latest, should two chats have raced)."""
+    if not draft_ids:
+        return {}
+    rows = await session.execute(
+        select(Vote.draft_id, Vote.option_id)
+        .where(Vote.draft_id.in_(draft_ids), Vote.resident_id.in_(_identities(resident)))
+        .order_by(Vote.updated_at, Vote.id))
+    return {draft_id: option_id for draft_id, option_id in rows.all()}
+
+
 async def cast_vote(
     session: AsyncSession, draft: Draft, option: PollOption, resident: Resident, now: datetime
 ) -> tuple[int | None, bool]:

@@ -133,6 +133,23 @@ async def test_an_old_held_button_after_the_text_was_placed(service, sessionmake
     assert await scalar_count(sessionmaker, Comment) == 1
 
 
+# ---- the vote shown with the drafts ------------------------------------------------------
+
+
+async def test_open_drafts_mark_the_option_voted_for(service, sessionmaker, draft):
+    assert [label for label in labels(await service.handle(text("u1", "/drafts")))
+            if "Yes" in label or "No" in label] == ["🗳 Yes", "🗳 No"]
+    await service.handle(press("u1", f"vote:{draft.options[1].id}"))
+    shown = labels(await service.handle(text("u1", "/drafts")))
+    assert "✅ No" in shown and "🗳 Yes" in shown and "🗳 No" not in shown
+    await service.handle(press("u1", f"vote:{draft.options[0].id}"))  # changed
+    shown = labels(await service.handle(text("u1", "/drafts")))
+    assert "✅ Yes" in shown and "🗳 No" in shown
+    # Another person's vote marks nothing for them.
+    await subscribe(service, "u2")
+    assert "✅ Yes" not in labels(await service.handle(text("u2", "/drafts")))
+
+
 # ---- a comment typed in several messages ------------------------------------------------
 
 ASKED = "Which draft is your comment about?"

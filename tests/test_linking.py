@@ -172,6 +172,15 @@ async def test_votes_cast_on_both_chats_before_linking_keep_the_latest(service, 
         assert (await session.scalars(select(Vote.option_id))).all() == [no.id]
 
 
+async def test_the_vote_cast_on_one_chat_is_marked_on_the_other(service, sessionmaker):
+    draft = await make_draft(sessionmaker)
+    await linked(service)
+    await service.handle(press(TELEGRAM, f"vote:{draft.options[1].id}"))
+    shown = [button.label for reply in await service.handle(text(ZALO, "/drafts"))
+             for row in getattr(reply, "buttons", []) for button in row]
+    assert "✅ No" in shown and "🗳 Yes" in shown
+
+
 async def test_a_broadcast_queues_one_message_per_person_on_the_chat_used_last(
     service, sessionmaker
 ):
