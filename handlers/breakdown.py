@@ -10,7 +10,41 @@ from handlers.i18n import Translator
 from storage.models import CommentSource
 from storage.offline import CATEGORY_WORDS, SOURCE_WORDS
 from storage.respondents import CHANNEL_NAMES, NOT_SAID
-from storage.results import Breakdown
+from storage.results import Breakdown, Figures
+
+
+def percent(share: float, t: Translator) -> str:
+    from babel.numbers import format_percent  # here: the command line imports this module
+
+    return format_percent(share, "#,##0.#%", locale=t.language)
+
+
+def participation(figures: Figures, t: Translator) -> str:
+    """Participation as a percentage; "–" while nobody was reached."""
+    rate = figures.participation
+    return "–" if rate is None else percent(rate, t)
+
+
+def reached_line(total: Figures, t: Translator, ways: str = "") -> str:
+    """Persons reached (`ways`: how, in words, or ""), waiting and unreachable."""
+    return t.plural(
+        "Reached {count} person{ways}; waiting for Zalo's messaging window: {held}; "
+        "unreachable (blocked the bot): {unreachable}.",
+        "Reached {count} persons{ways}; waiting for Zalo's messaging window: {held}; "
+        "unreachable (blocked the bot): {unreachable}.",
+        total.reached, ways=f" ({ways})" if ways else "", held=t.number(total.held),
+        unreachable=t.number(total.unreachable))
+
+
+def took_part_line(total: Figures, t: Translator) -> str:
+    """Comments, votes, and the persons reached who took part."""
+    return t.plural(
+        "Comments: {comments}; votes: {votes}; took part: {participants} of {count} person "
+        "reached ({rate}).",
+        "Comments: {comments}; votes: {votes}; took part: {participants} of {count} persons "
+        "reached ({rate}).",
+        total.reached, comments=t.number(total.comments), votes=t.number(total.voters),
+        participants=t.number(total.participants), rate=participation(total, t))
 
 
 def _listed(counts: Mapping[str, int], words: Mapping[str, str], t: Translator) -> str:

@@ -16,9 +16,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 
-from babel.numbers import format_percent
-
-from handlers.breakdown import offline_line
+from handlers.breakdown import offline_line, percent, reached_line, took_part_line
 from handlers.buttons import MAX_ID
 from handlers.capabilities import PictureWay
 from handlers.commands import slash_name
@@ -152,28 +150,15 @@ async def _draft_in_scope(turn: Turn, authority: Authority, permission: Permissi
     return number, scope, authority.role_for(permission, targets)
 
 
-def _percent(share: float, t: Translator) -> str:
-    return format_percent(share, "#,##0.#%", locale=t.language)
-
-
 def results_summary(results: DraftResults, t: Translator) -> list[str]:
     """The figures in a few lines: the draft, reached, taking part (and the CLI's table
     follows these)."""
-    total = results.total
-    rate = total.participation
     lines = [
         t("Draft no. {id}: “{title}” — {state}, comments until {deadline}",
           id=results.draft_id, title=results.title, state=t(STATE_WORDS[results.state]),
           deadline=t.datetime(results.deadline)),
-        t("Reached {reached} persons{ways}; waiting for Zalo's messaging window: "
-          "{held}; unreachable (blocked the bot): {unreachable}.",
-          reached=t.number(total.reached), ways="", held=t.number(total.held),
-          unreachable=t.number(total.unreachable)),
-        t("Comments: {comments}; votes: {votes}; took part: {participants} of "
-          "{reached} persons reached ({rate}).",
-          comments=t.number(total.comments), votes=t.number(total.voters),
-          participants=t.number(total.participants), reached=t.number(total.reached),
-          rate="–" if rate is None else _percent(rate, t)),
+        reached_line(results.total, t),
+        took_part_line(results.total, t),
     ]
     if offline := offline_line(results.breakdown, t):
         lines.append(offline)
@@ -186,7 +171,7 @@ def _votes_lines(results: DraftResults, t: Translator) -> list[str]:
     total = results.total
     return [t("Votes per option:"), *(
         f"{option.label}: {t.number(count)}"
-        + (f" ({_percent(count / total.voters, t)})" if total.voters else "")
+        + (f" ({percent(count / total.voters, t)})" if total.voters else "")
         for option, count in zip(results.options, total.votes, strict=True))]
 
 

@@ -64,6 +64,19 @@ async def test_results_on_the_console_show_the_figures_of_the_scope_and_the_char
         ("chat", "console", "official", "results_read", known.draft.id)]
 
 
+async def test_one_person_reached_is_said_in_the_singular(sessionmaker, service, console,
+                                                          tmp_path, monkeypatch):
+    from tests.chat import make_draft, subscribe
+
+    monkeypatch.chdir(tmp_path)
+    draft = await make_draft(sessionmaker)
+    await subscribe(service, "resident")  # shown the open draft on subscribing: reached
+    await console_official(sessionmaker, "cb")
+    shown = await console("cb").say(f"/results {draft.id}")
+    assert "Reached 1 person; waiting" in shown
+    assert "took part: 0 of 1 person reached (0%)." in shown
+
+
 async def test_ket_qua_typed_without_diacritics_is_results(sessionmaker, service, console,
                                                            tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

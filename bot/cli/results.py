@@ -85,7 +85,7 @@ async def cmd_results(args: argparse.Namespace, settings: Settings, t: Translato
 def results_text(results: DraftResults, t: Translator) -> str:
     """The figures as an official reads them: a summary, the votes, a table by commune, then
     where the comments and votes came from."""
-    from handlers.breakdown import breakdown_lines
+    from handlers.breakdown import breakdown_lines, percent, reached_line, took_part_line
     from storage.drafts import STATE_WORDS
 
     total = results.total
@@ -94,20 +94,13 @@ def results_text(results: DraftResults, t: Translator) -> str:
                deadline=t.datetime(results.deadline))]
     ways = ", ".join(t(WAY_WORDS[way.value], count=t.number(count))
                      for way, count in total.reached_by_way.items() if count)
-    lines.append(t("Reached {reached} persons{ways}; waiting for Zalo's messaging window: "
-                   "{held}; unreachable (blocked the bot): {unreachable}.",
-                   reached=t.number(total.reached), ways=f" ({ways})" if ways else "",
-                   held=t.number(total.held), unreachable=t.number(total.unreachable)))
-    lines.append(t("Comments: {comments}; votes: {votes}; took part: {participants} of "
-                   "{reached} persons reached ({rate}).",
-                   comments=t.number(total.comments), votes=t.number(total.voters),
-                   participants=t.number(total.participants), reached=t.number(total.reached),
-                   rate=_rate(total, t)))
+    lines.append(reached_line(total, t, ways))
+    lines.append(took_part_line(total, t))
     if results.options:
         lines.append(t("Votes per option:"))
         width = max(len(option.label) for option in results.options)
         for option, count in zip(results.options, total.votes, strict=True):
-            share = _percent(count / total.voters, t) if total.voters else "–"
+            share = percent(count / total.voters, t) if total.voters else "–"
             lines.append(f"  {option.label.ljust(width)}  {t.number(count):>7}  {share:>6}")
     shown = list(results.communes)
     if len(shown) > TABLE_COMMUNES:
@@ -122,6 +115,7 @@ def results_text(results: DraftResults, t: Translator) -> str:
 
 
 def _table(results: DraftResults, shown: list[CommuneFigures], t: Translator) -> list[str]:
+    from handlers.breakdown import participation
     from storage.charts import commune_name
     from storage.drafts import commune_code_text
 
@@ -134,7 +128,7 @@ def _table(results: DraftResults, shown: list[CommuneFigures], t: Translator) ->
     def row(code: str, name: str, figures: Figures) -> list[str]:
         return [code, name, *(t.number(value) for value in (
             figures.reached, figures.held, figures.unreachable, figures.comments,
-            *figures.votes)), _rate(figures, t)]
+            *figures.votes)), participation(figures, t)]
 
     rows = [row(commune_code_text(entry.code) if entry.code is not None else "",
                 commune_name(entry.code, t), entry.figures) for entry in shown]
@@ -149,15 +143,3 @@ def _table(results: DraftResults, shown: list[CommuneFigures], t: Translator) ->
                          ).rstrip()
 
     return [line(headers), *(line(cells) for cells in rows)]
-
-
-def _percent(value: float, t: Translator) -> str:
-    from babel.numbers import format_percent
-
-    return format_percent(value, "#,##0.#%", locale=t.language)
-
-
-def _rate(figures: Figures, t: Translator) -> str:
-    """Participation as a percentage; "–" while nobody was reached."""
-    rate = figures.participation
-    return "–" if rate is None else _percent(rate, t)

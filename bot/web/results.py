@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from aiohttp import web
-from babel.numbers import format_percent
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.web.auth import WORKSPACE, page_translator, public
 from bot.web.moderation import moderation_context
 from bot.web.pages import InScope, draft_in_scope, page_number, render, session_of
-from handlers.breakdown import breakdown_lines, source_words
-from handlers.i18n import LANGUAGES, Translator, translator
+from handlers.breakdown import breakdown_lines, participation, percent, source_words
+from handlers.i18n import LANGUAGES, translator
 from handlers.officials import ADMIN_PATH, CHARTS_PATH
 from storage import chart_links, roles
 from storage.chart_links import ChartRefused
@@ -46,11 +45,6 @@ class Row:
     offline: int = 0  # of the comments, those received offline
 
 
-def _rate(figures: Figures, t: Translator) -> str:
-    rate = figures.participation
-    return "–" if rate is None else format_percent(rate, "#,##0.#%", locale=t.language)
-
-
 async def _results(session: AsyncSession, found: InScope) -> DraftResults:
     results = await draft_results(session, found.draft.id, found.scope)
     assert results is not None  # the draft was found in this session
@@ -63,15 +57,15 @@ async def results_page(request: web.Request) -> web.Response:
         found = await draft_in_scope(request, session)
         results = await _results(session, found)
     rows = [Row(commune_code_text(entry.code) if entry.code is not None else "",
-                commune_name(entry.code, t), entry.figures, _rate(entry.figures, t),
+                commune_name(entry.code, t), entry.figures, participation(entry.figures, t),
                 entry.breakdown.offline_comments)
             for entry in results.communes]
     total = results.total
-    shares = [format_percent(count / total.voters, "#,##0.#%", locale=t.language)
-              if total.voters else "–" for count in total.votes]
+    shares = [percent(count / total.voters, t) if total.voters else "–"
+              for count in total.votes]
     return render(request, "results.html", {
         "draft": found.draft, "results": results, "rows": rows,
-        "total": Row("", t("Total"), total, _rate(total, t),
+        "total": Row("", t("Total"), total, participation(total, t),
                      results.breakdown.offline_comments),
         "breakdown": breakdown_lines(results.breakdown, t),
         "votes": list(zip(results.options, total.votes, shares, strict=True)),
