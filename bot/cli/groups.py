@@ -158,12 +158,15 @@ async def cmd_list(args: argparse.Namespace, settings: Settings, t: Translator) 
         loose = await groups.ungrouped_count(session, args.draft, scope)
         suggested = await groups.suggestions_of(session, args.draft)
     for summary in listed:
-        print(t("Group {group} · {count} comments · {communes}", group=summary.id,
-                count=t.number(summary.size),
-                communes=groups.places_text(summary.communes, t)))
+        # Named before the call: the catalogue's extractor loses a plural that passes `t` on.
+        places = groups.places_text(summary.communes, t)
+        print(t.plural("Group {group} · {count} comment · {communes}",
+                       "Group {group} · {count} comments · {communes}", summary.size,
+                       group=summary.id, communes=places))
         print(f"  {summary.label}")
-    print(t("{shown} of {total} groups shown; {loose} comments not grouped yet.",
-            shown=t.number(len(listed)), total=t.number(total), loose=t.number(loose)))
+    print(t.plural("{shown} of {total} groups shown; {count} comment not grouped yet.",
+                   "{shown} of {total} groups shown; {count} comments not grouped yet.", loose,
+                   shown=t.number(len(listed)), total=t.number(total)))
     for suggestion in suggested:
         print(t("Suggestion: groups {groups} may make one point ({terms}): {label}",
                 groups=", ".join(str(ref.id) for ref in suggestion.groups),
@@ -236,8 +239,9 @@ async def cmd_merge(args: argparse.Namespace, settings: Settings, t: Translator)
         moved = await groups.merge(session, args.draft, args.group, args.others)
         others = " ".join(str(other) for other in args.others)
         return (AuditAction.GROUPS_MERGED, f"groups {others} into {args.group}",
-                t("Merged into group {group}: {count} comments moved.", group=args.group,
-                  count=t.number(moved)))
+                t.plural("Merged into group {group}: {count} comment moved.",
+                         "Merged into group {group}: {count} comments moved.", moved,
+                         group=args.group))
 
     return await _correct(args, settings, t, correction)
 
