@@ -25,6 +25,11 @@ def participation(figures: Figures, t: Translator) -> str:
     return "–" if rate is None else percent(rate, t)
 
 
+def vote_share(count: int, total: Figures, t: Translator) -> str:
+    """An option's share of the votes; "–" while nobody voted."""
+    return percent(count / total.voters, t) if total.voters else "–"
+
+
 def reached_line(total: Figures, t: Translator, ways: str = "") -> str:
     """Persons reached (`ways`: how, in words, or ""), waiting and unreachable."""
     return t.plural(

@@ -16,7 +16,7 @@ import unicodedata
 from array import array
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache, cached_property
 from pathlib import Path
@@ -493,6 +493,14 @@ class _Data:
                         return results, best
         return results, best
 
+    def trailing_provinces(self, words: list[str]) -> Iterator[tuple[int, Province]]:
+        """The provinces the last words of a query may name ("cam tu thanh hoa"), as (how
+        many words, province), the longest first; at least one word is left for the name."""
+        for n in range(min(len(words) - 1, _MAX_PROVINCE_WORDS), 0, -1):
+            province = self.province_for(" ".join(words[-n:]))
+            if province is not None:
+                yield n, province
+
     def province_for(self, folded: str) -> Province | None:
         """Province for a folded name, with or without its "tỉnh"/"thành phố" prefix."""
         if not folded:
@@ -610,9 +618,8 @@ def search(query: str, province: str | int | None = None, limit: int = 8) -> lis
     words = folded.split()
     accented_words = accented.split() if accented else None
     fallback: list[Match] = []
-    for n in range(min(len(words) - 1, _MAX_PROVINCE_WORDS), 0, -1):
-        p = data.province_for(" ".join(words[-n:]))
-        if p is None or narrow not in (None, p.code):
+    for n, p in data.trailing_provinces(words):
+        if narrow not in (None, p.code):
             continue
         head_accented = " ".join(accented_words[:-n]) if accented_words else None
         found_here, split_tier = data.run(" ".join(words[:-n]), head_accented, p.code, limit)
@@ -637,11 +644,9 @@ def near_misses(query: str, limit: int = 8) -> list[Match]:
     name, _ = _strip_prefix(folded, _QUERY_PREFIXES)
     allowed: frozenset[int] | None = None
     words = name.split()
-    for n in range(min(len(words) - 1, _MAX_PROVINCE_WORDS), 0, -1):
-        province = data.province_for(" ".join(words[-n:]))
-        if province is not None:
-            name, allowed = " ".join(words[:-n]), data.province_pids.get(province.code)
-            break
+    for n, province in data.trailing_provinces(words):
+        name, allowed = " ".join(words[:-n]), data.province_pids.get(province.code)
+        break
     if limit <= 0 or len(name) < _ONE_SLIP_FROM:
         return []
     slips = 2 if len(name) >= _TWO_SLIPS_FROM else 1

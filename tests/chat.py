@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from handlers.events import Incoming, Kind, Reply
 from storage.drafts import DraftSpec, create_draft
-from storage.models import Delivery, Draft, Resident, utcnow
+from storage.models import Comment, Delivery, Draft, Resident, utcnow
 
 CHANNEL = "test"
 CAM_TU = 15148
@@ -49,6 +49,12 @@ async def subscribe(service, user: str = "u1", commune: int = CAM_TU) -> None:
 async def scalar_count(sessionmaker, model, *where) -> int:
     async with sessionmaker() as session:
         return await session.scalar(select(func.count()).select_from(model).where(*where))
+
+
+async def stored_texts(sessionmaker) -> list[str]:
+    """The comments' texts, in the order they were stored."""
+    async with sessionmaker() as session:
+        return list((await session.scalars(select(Comment.text).order_by(Comment.id))).all())
 
 
 async def make_draft(

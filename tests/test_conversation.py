@@ -23,6 +23,7 @@ from tests.chat import (
     make_draft,
     press,
     scalar_count,
+    stored_texts,
     subscribe,
     text,
 )
@@ -154,11 +155,6 @@ async def test_open_drafts_mark_the_option_voted_for(service, sessionmaker, draf
 
 ASKED = "Which draft is your comment about?"
 ADDED = "Added to your message before. " + ASKED
-
-
-async def stored_texts(sessionmaker) -> list[str]:
-    async with sessionmaker() as session:
-        return list((await session.scalars(select(Comment.text).order_by(Comment.id))).all())
 
 
 async def test_messages_sent_before_choosing_the_draft_make_one_comment(

@@ -13,7 +13,7 @@ from bot.service import ChatService
 from storage.flood import CommentLimits
 from storage.models import Comment, Person, Resident, utcnow
 from tests import ykien_process
-from tests.chat import joined, make_draft, press, scalar_count, subscribe, text
+from tests.chat import joined, make_draft, press, scalar_count, stored_texts, subscribe, text
 from tests.conftest import EXAMPLE_DRAFT, cli_environment
 
 LIMITS = CommentLimits(per_minute=3, per_hour=5)
@@ -34,11 +34,6 @@ async def draft(sessionmaker, limited):
 async def comment(service: ChatService, draft_id: int, body: str, user: str = "u1") -> str:
     await service.handle(press(user, f"comment:{draft_id}"))
     return joined(await service.handle(text(user, body)))
-
-
-async def stored_texts(sessionmaker) -> list[str]:
-    async with sessionmaker() as session:
-        return list((await session.scalars(select(Comment.text).order_by(Comment.id))).all())
 
 
 async def age_everything(sessionmaker, by: timedelta) -> None:

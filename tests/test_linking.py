@@ -35,7 +35,7 @@ from storage.models import (
 )
 from storage.queries import cast_vote, get_resident
 from tests.channels.drivers.base import WAIT
-from tests.chat import BA_DINH, CAM_TU, button_for, joined, make_draft, scalar_count
+from tests.chat import BA_DINH, CAM_TU, button_for, joined, labels, make_draft, scalar_count
 from tests.sending.test_delivery import ScriptedChannel
 
 TELEGRAM = ("telegram", "1")
@@ -176,8 +176,7 @@ async def test_the_vote_cast_on_one_chat_is_marked_on_the_other(service, session
     draft = await make_draft(sessionmaker)
     await linked(service)
     await service.handle(press(TELEGRAM, f"vote:{draft.options[1].id}"))
-    shown = [button.label for reply in await service.handle(text(ZALO, "/drafts"))
-             for row in getattr(reply, "buttons", []) for button in row]
+    shown = labels(await service.handle(text(ZALO, "/drafts")))
     assert "✅ No" in shown and "🗳 Yes" in shown
 
 

@@ -85,7 +85,7 @@ async def cmd_results(args: argparse.Namespace, settings: Settings, t: Translato
 def results_text(results: DraftResults, t: Translator) -> str:
     """The figures as an official reads them: a summary, the votes, a table by commune, then
     where the comments and votes came from."""
-    from handlers.breakdown import breakdown_lines, percent, reached_line, took_part_line
+    from handlers.breakdown import breakdown_lines, reached_line, took_part_line, vote_share
     from storage.drafts import STATE_WORDS
 
     total = results.total
@@ -100,7 +100,7 @@ def results_text(results: DraftResults, t: Translator) -> str:
         lines.append(t("Votes per option:"))
         width = max(len(option.label) for option in results.options)
         for option, count in zip(results.options, total.votes, strict=True):
-            share = percent(count / total.voters, t) if total.voters else "–"
+            share = vote_share(count, total, t)
             lines.append(f"  {option.label.ljust(width)}  {t.number(count):>7}  {share:>6}")
     shown = list(results.communes)
     if len(shown) > TABLE_COMMUNES:

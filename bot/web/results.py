@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.web.auth import WORKSPACE, page_translator, public
 from bot.web.moderation import moderation_context
 from bot.web.pages import InScope, draft_in_scope, page_number, render, session_of
-from handlers.breakdown import breakdown_lines, participation, percent, source_words
+from handlers.breakdown import breakdown_lines, participation, source_words, vote_share
 from handlers.i18n import LANGUAGES, translator
 from handlers.officials import ADMIN_PATH, CHARTS_PATH
 from storage import chart_links, roles
@@ -61,8 +61,7 @@ async def results_page(request: web.Request) -> web.Response:
                 entry.breakdown.offline_comments)
             for entry in results.communes]
     total = results.total
-    shares = [percent(count / total.voters, t) if total.voters else "–"
-              for count in total.votes]
+    shares = [vote_share(count, total, t) for count in total.votes]
     return render(request, "results.html", {
         "draft": found.draft, "results": results, "rows": rows,
         "total": Row("", t("Total"), total, participation(total, t),

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from storage.flood import CommentLimits
 from storage.models import Comment, PollOption, Resident, Vote
+from tests.chat import stored_texts
 from tests.conftest import EXAMPLE_DRAFT, Console, add_draft
 
 POLL = ["Đồng ý", "Không đồng ý", "Ý kiến khác"]  # the example draft's options
@@ -116,8 +117,7 @@ async def test_other_digits_and_long_numbers_are_text_not_buttons(sessionmaker, 
     lines = ["²", "①", "١", "٣", "２", "12345"]
     for line in lines:
         await lan.say("/drafts", comment, line)
-    async with sessionmaker() as session:
-        assert list(await session.scalars(select(Comment.text).order_by(Comment.id))) == lines
+    assert await stored_texts(sessionmaker) == lines
     # 5,000 digits: too long for a comment, and said so; not a crash, not a button.
     out = await lan.say("/drafts", comment, "9" * 5000)
     assert "5,000" in out
@@ -149,5 +149,4 @@ async def test_a_number_standing_for_no_choice_is_said_so_not_kept_as_a_comment(
         assert (await session.scalars(select(Comment))).all() == []
     # After Comment, a number is the comment (a score, an amount): not a choice.
     await lan.say("/drafts", number_of(drafts, "💬 Comment"), missing)
-    async with sessionmaker() as session:
-        assert list(await session.scalars(select(Comment.text))) == [missing]
+    assert await stored_texts(sessionmaker) == [missing]
